@@ -1,0 +1,26 @@
+# The two commands a newcomer needs:
+#   make serve   set up and run the server with the chat demo on embedded LMDB (./data)
+#   make test    install everything the tests need, then run every test
+PY ?= .venv/bin/python
+
+.PHONY: setup serve test check fix bench
+setup:
+	bash scripts/setup.sh
+
+serve: setup
+	.venv/bin/performer serve --data ./data
+
+test:
+	bash scripts/test.sh
+
+check:
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+fix:
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+bench: setup
+	.venv/bin/performer bench

@@ -1,0 +1,41 @@
+"""When to write a snapshot, and what to keep after it: pure policy, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.storage.records import RoomMeta
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionPolicy:
+    """Snapshot every `every_updates` log entries, or sooner once the log since the last
+    snapshot outgrows the snapshot itself (and `min_bytes`), so loading a room replays a
+    bounded tail whatever the edit pattern.
+    """
+
+    every_updates: int = 1000
+    min_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What compaction may delete.
+
+    Args:
+        keep_log: keep every log entry (the default: the log is the audit trail and the
+            source of time travel). False trims entries a snapshot covers.
+        keep_snapshots: how many snapshots to keep per room; 0 keeps all.
+    """
+
+    keep_log: bool = True
+    keep_snapshots: int = 0
+
+
+def should_compact(meta: RoomMeta, policy: CompactionPolicy) -> bool:
+    """True when the tail since the last snapshot is long or heavy enough to fold."""
+    if meta.updates_since_snapshot == 0:
+        return False
+    if meta.updates_since_snapshot >= policy.every_updates:
+        return True
+    return meta.bytes_since_snapshot >= max(meta.snapshot_bytes, policy.min_bytes)

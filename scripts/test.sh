@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install what the tests need (Python, Node, Chromium, Redis) and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+bash scripts/install-system.sh
+for dir in tests/interop client_js; do
+  if [ -f "$dir/package.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+
+echo "== lint and types"
+.venv/bin/ruff format --check .
+.venv/bin/ruff check .
+.venv/bin/mypy
+
+echo "== python tests"
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+[ "$status" -eq 0 ] || exit "$status"
+
+if [ -f client_js/package.json ]; then
+  echo "== client_js tests"
+  (cd client_js && npm test)
+fi
