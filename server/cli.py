@@ -1,7 +1,212 @@
-"""`performer` command line (filled in by the server)."""
+"""`performer`: serve | token | verify | compact | export | import | chat | bench."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from engine.errors import EngineError
+from engine.storage import DocStore, LmdbKV
+from engine.storage.tools import export_room, import_room, verify
+from server.app import create_app
+from server.auth import issue_token
+from server.config import Config
+
+log = logging.getLogger("performer")
+
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("not yet")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("PERFORMER_LOG", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="performer", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the sync server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve.add_argument("--data", type=Path, default=Path("./data"))
+    serve.add_argument("--auth-secret", default=os.environ.get("PERFORMER_AUTH_SECRET"))
+    serve.add_argument(
+        "--idle-unload",
+        type=float,
+        default=30.0,
+        help="seconds a room without clients stays in memory",
+    )
+    serve.add_argument("--redis", default=None, help=argparse.SUPPRESS)
+    serve.set_defaults(func=_serve)
+
+    token = commands.add_parser("token", help="print a room token (JWT HS256)")
+    token.add_argument(
+        "--secret",
+        default=os.environ.get("PERFORMER_AUTH_SECRET"),
+        required="PERFORMER_AUTH_SECRET" not in os.environ,
+    )
+    token.add_argument("--room", required=True, help="room name, or a prefix ending in *")
+    token.add_argument("--read-only", action="store_true")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    token.add_argument("--user", default=None)
+    token.set_defaults(func=_token)
+
+    check = commands.add_parser("verify", help="replay every room; non-zero on mismatch")
+    check.add_argument("--data", type=Path, required=True)
+    check.set_defaults(func=_verify)
+
+    compact = commands.add_parser("compact", help="write snapshots now")
+    compact.add_argument("--data", type=Path, required=True)
+    compact.add_argument("--room", default=None)
+    compact.set_defaults(func=_compact)
+
+    export = commands.add_parser("export", help="write one room to a file")
+    export.add_argument("--data", type=Path, required=True)
+    export.add_argument("--room", required=True)
+    export.add_argument("-o", "--output", type=Path, required=True)
+    export.set_defaults(func=_export)
+
+    load = commands.add_parser("import", help="append an exported room to a store")
+    load.add_argument("--data", type=Path, required=True)
+    load.add_argument("--room", default=None, help="import under another name")
+    load.add_argument("input", type=Path)
+    load.set_defaults(func=_import)
+
+    chat = commands.add_parser("chat", help="terminal chat on the Python client")
+    chat.add_argument("--url", default="ws://127.0.0.1:8080/rooms")
+    chat.add_argument("--room", default="lobby")
+    chat.add_argument("--user", default=os.environ.get("USER", "guest"))
+    chat.add_argument("--token", default=None)
+    chat.add_argument("--store", default="./client-data")
+    chat.set_defaults(func=_chat)
+
+    bench = commands.add_parser("bench", help="run the benchmark suite", add_help=False)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+# ---------------------------------------------------------------------- serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.redis:
+        print("error: --redis is not available in this build", file=sys.stderr)
+        return 2
+    config = Config(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data,
+        auth_secret=args.auth_secret or None,
+        idle_unload_seconds=args.idle_unload,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(_run_server(config))
+    return int(uvloop.run(_run_server(config)))
+
+
+async def _run_server(config: Config) -> int:
+    app = create_app(config)
+    runner = web.AppRunner(
+        app, shutdown_timeout=config.shutdown_timeout_seconds, handle_signals=False, access_log=None
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    print(f"LISTENING http://{host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining rooms")
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+# ---------------------------------------------------------------------- tools
+
+
+def _open_store(data: Path) -> DocStore:
+    if not data.exists():
+        raise SystemExit(f"error: no data directory at {data}")
+    return DocStore(LmdbKV(data))
+
+
+def _token(args: argparse.Namespace) -> int:
+    print(
+        issue_token(args.secret, args.room, read_only=args.read_only, ttl=args.ttl, user=args.user)
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    report = verify(_open_store(args.data))
+    for problem in report.problems:
+        print(f"MISMATCH {problem}")
+    print(
+        f"verified {report.rooms} rooms, {report.records} records: "
+        f"{'ok' if report.ok else f'{len(report.problems)} problems'}"
+    )
+    return 0 if report.ok else 1
+
+
+def _compact(args: argparse.Namespace) -> int:
+    store = _open_store(args.data)
+    names = [args.room] if args.room else [m.name for m in store.rooms()]
+    for name in names:
+        snapshot = store.compact(name, force=True)
+        print(
+            f"{name}: "
+            + (
+                f"snapshot at seq {snapshot.seq}, {len(snapshot.update)} bytes"
+                if snapshot
+                else "already compact"
+            )
+        )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    data = export_room(_open_store(args.data), args.room)
+    args.output.write_bytes(data)
+    print(f"exported {args.room} ({len(data)} bytes) to {args.output}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    args.data.mkdir(parents=True, exist_ok=True)
+    name, count = import_room(DocStore(LmdbKV(args.data)), args.input.read_bytes(), args.room)
+    print(f"imported {count} updates into room {name}")
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from engine.chat import run_chat  # type: ignore[import-not-found,unused-ignore]
+
+    return int(asyncio.run(run_chat(args.url, args.room, args.user, args.token, args.store)))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.__main__ import main as bench_main  # type: ignore[import-not-found,unused-ignore]
+
+    return int(bench_main(args.rest))

@@ -233,6 +233,13 @@ class DocStore:
             raise CorruptRecord(room, "log", expected, "entry is missing")
         return records
 
+    def log_records(self, room: str, after: int = 0, upto: int | None = None) -> list[UpdateRecord]:
+        """Full log records after `after` (up to `upto`), checked for gaps."""
+        room_id = self.room_id(room)
+        if room_id is None:
+            raise RoomNotFound(f"room {room!r} does not exist")
+        return self._log_range(room, room_id, after, upto)
+
     def history(self, room: str, after: int = 0, limit: int = 100) -> list[HistoryEntry]:
         """The audit trail: who changed the room when, and how much."""
         room_id = self.room_id(room)

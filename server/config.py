@@ -1,0 +1,47 @@
+"""Every server setting and its default, in one frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.storage import CompactionPolicy, Retention
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one connection or room may cost the server."""
+
+    max_frame_bytes: int = 8 * MIB  # larger frames close the socket with 1009
+    max_update_bytes: int = 8 * MIB
+    max_doc_bytes: int = 512 * MIB
+    max_awareness_bytes: int = 64 * 1024
+    max_client_ids_per_connection: int = 8
+    max_state_vector_entries: int = 100_000
+    messages_per_second: float = 5_000.0  # token bucket per connection; excess is delayed
+    message_burst: int = 10_000
+    send_buffer_bytes: int = 16 * MIB  # a client that stops reading is closed past this
+    max_inbox: int = 10_000  # messages queued for one room before readers wait
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """How a server runs. `performer serve` builds one from its flags."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./data")
+    auth_secret: str | None = None
+    map_size: int = 256 * MIB
+    fsync: bool = True
+    idle_unload_seconds: float = 30.0
+    awareness_flush_seconds: float = 0.03
+    shutdown_timeout_seconds: float = 8.0
+    heartbeat_seconds: float = 30.0
+    token_recheck_seconds: float = 5.0
+    limits: Limits = field(default_factory=Limits)
+    compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
+    retention: Retention = field(default_factory=Retention)
+    static_dir: Path = Path(__file__).parent / "static"

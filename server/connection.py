@@ -1,0 +1,168 @@
+"""One client connection, independent of the WebSocket library.
+
+It decodes frames, throttles a client that sends too fast (by reading slower, so the
+flood backs up into TCP rather than into memory), routes sync messages to the room's
+actor, keeps only the newest awareness payload, and batches outgoing frames: everything
+queued in one event-loop tick leaves in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Protocol
+
+from engine.errors import ProtocolError
+from engine.protocol import (
+    AwarenessUpdate,
+    PermissionDeniedMessage,
+    QueryAwareness,
+    SyncStep1,
+    SyncStep2,
+    Update,
+    decode,
+    encode,
+)
+from server.auth import Grant
+from server.close_codes import Close, reason
+from server.config import Limits
+from server.metrics import Metrics
+from server.rooms import READ_ONLY_REASON, RoomActor
+
+log = logging.getLogger(__name__)
+_peer_ids = itertools.count(1)
+
+
+class Sink(Protocol):
+    """The transport under a connection (a WebSocket in production, a list in tests)."""
+
+    def write_frames(self, frames: list[bytes]) -> None: ...
+
+    def buffered_bytes(self) -> int: ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class Connection:
+    """A room member; implements `server.peer.Peer`."""
+
+    def __init__(
+        self,
+        room: RoomActor,
+        grant: Grant,
+        sink: Sink,
+        limits: Limits,
+        metrics: Metrics,
+        *,
+        wants_ack: bool,
+    ) -> None:
+        self.peer_id = next(_peer_ids)
+        self.room = room
+        self.user = grant.user
+        self.can_write = grant.can_write
+        self.wants_ack = wants_ack
+        self.received_updates = 0
+        self.closed = False
+        self.close_code: int | None = None
+        self._sink = sink
+        self._limits = limits
+        self._metrics = metrics
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+        self._awareness: bytes | None = None
+        self._tokens = float(limits.message_burst)
+        self._refilled = time.monotonic()
+
+    # ------------------------------------------------------------------ outgoing
+
+    def send(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        self._outbox.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._outbox:
+            return
+        frames, self._outbox = self._outbox, []
+        self._sink.write_frames(frames)
+        if not self.closed and self._sink.buffered_bytes() > self._limits.send_buffer_bytes:
+            self.close(Close.SLOW_CONSUMER)
+
+    def close(self, code: Close, detail: str | None = None) -> None:
+        """Flush what is queued, then close with a documented code (idempotent)."""
+        if self.closed:
+            return
+        if code not in (Close.GOING_AWAY,):
+            log.info(
+                "room %r: closing peer %d: %s", self.room.name, self.peer_id, reason(code, detail)
+            )
+        self._flush()
+        self.closed = True
+        self.close_code = int(code)
+        self._sink.close(int(code), reason(code, detail))
+
+    # ------------------------------------------------------------------ incoming
+
+    async def receive(self, frame: bytes) -> None:
+        """Handle one binary frame from the client."""
+        await self._throttle()
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            self._metrics.rejected.labels("malformed").inc()
+            self.close(Close.MALFORMED, exc.reason)
+            return
+        match message:
+            case SyncStep1() | SyncStep2() | Update():
+                self.room.submit(self, message)
+                await self.room.wait_for_space()
+            case AwarenessUpdate(payload):
+                self._receive_awareness(payload)
+            case QueryAwareness():
+                states = self.room.presence.states_frame()
+                if states is not None:
+                    self.send(states)
+            case _:
+                pass  # auth and saved messages flow server -> client only; ignore
+
+    def _receive_awareness(self, payload: bytes) -> None:
+        if not self.can_write:
+            self.send(encode(PermissionDeniedMessage(READ_ONLY_REASON)))
+            return
+        if len(payload) > self._limits.max_awareness_bytes:
+            self._metrics.rejected.labels("awareness_size").inc()
+            self.send(
+                encode(
+                    PermissionDeniedMessage(
+                        f"awareness state over {self._limits.max_awareness_bytes} bytes dropped"
+                    )
+                )
+            )
+            return
+        self._awareness = payload
+        self.room.presence.mark(self)
+
+    def take_awareness(self) -> bytes | None:
+        payload, self._awareness = self._awareness, None
+        return payload
+
+    async def _throttle(self) -> None:
+        """Token bucket: past the burst, wait until the rate allows the next message."""
+        now = time.monotonic()
+        rate = self._limits.messages_per_second
+        self._tokens = min(
+            float(self._limits.message_burst), self._tokens + (now - self._refilled) * rate
+        )
+        self._refilled = now
+        if self._tokens < 1.0:
+            self._metrics.rejected.labels("throttled").inc()
+            await asyncio.sleep((1.0 - self._tokens) / rate)
+            self._tokens = 1.0
+            self._refilled = time.monotonic()
+        self._tokens -= 1.0

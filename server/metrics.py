@@ -1,0 +1,44 @@
+"""Prometheus metrics, one registry per app (tests run several apps in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("performer_connections", "Open WebSocket connections", registry=r)
+        self.rooms_loaded = Gauge("performer_rooms_loaded", "Rooms in memory", registry=r)
+        self.updates = Counter("performer_updates", "Updates accepted and stored", registry=r)
+        self.update_bytes = Counter("performer_update_bytes", "Bytes of updates stored", registry=r)
+        self.commit_seconds = Histogram(
+            "performer_commit_seconds",
+            "Durable commit latency (one fsync)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commit_batch = Histogram(
+            "performer_commit_batch_size",
+            "Updates per group commit",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_failures = Counter("performer_commit_failures", "Failed commits", registry=r)
+        self.rejected = Counter(
+            "performer_rejected_messages", "Messages rejected, by reason", ["reason"], registry=r
+        )
+        self.compactions = Counter("performer_compactions", "Snapshots written", registry=r)
+
+    def observe_commit(self, seconds: float, updates: int, size: int) -> None:
+        self.commit_seconds.observe(seconds)
+        self.commit_batch.observe(updates)
+        self.updates.inc(updates)
+        self.update_bytes.inc(size)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,34 @@
+"""What a room needs from a connection, so rooms can be tested without sockets."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from server.close_codes import Close
+
+
+class Peer(Protocol):
+    """One client in a room.
+
+    `received_updates` counts the update-carrying messages (SyncStep2 and Update) the
+    client sent, in order; the "saved" acknowledgement echoes it once they are durable.
+    """
+
+    peer_id: int
+    user: str | None
+    can_write: bool
+    wants_ack: bool
+    received_updates: int
+    closed: bool
+
+    def send(self, frame: bytes) -> None:
+        """Queue one frame; never blocks. A peer whose buffer is full closes itself."""
+        ...
+
+    def close(self, code: Close, detail: str | None = None) -> None:
+        """Close the connection with a documented code; idempotent."""
+        ...
+
+    def take_awareness(self) -> bytes | None:
+        """The newest awareness payload received since the last call (coalesced)."""
+        ...

@@ -1,0 +1,107 @@
+"""A room's presence relay: coalesced, owned, never persisted.
+
+Each connection may speak only for the Yjs client ids it announced first (at most a few);
+its awareness messages are coalesced to the newest one, and the room relays all changes
+of a short window as ONE awareness message to everybody. So 500 users moving cursors cost
+O(users) frames per window instead of O(users^2) frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from engine.awareness import Presence
+from engine.errors import ProtocolError
+from engine.protocol import (
+    AwarenessEntry,
+    AwarenessUpdate,
+    decode_awareness,
+    encode,
+    encode_awareness,
+)
+from server.close_codes import Close
+from server.peer import Peer
+
+log = logging.getLogger(__name__)
+
+
+class PresenceRelay:
+    def __init__(
+        self, room: str, peers: dict[int, Peer], *, flush_seconds: float, max_ids_per_peer: int
+    ) -> None:
+        self.room = room
+        self.peers = peers
+        self.presence = Presence()
+        self.owners: dict[int, Peer] = {}
+        self.flush_seconds = flush_seconds
+        self.max_ids_per_peer = max_ids_per_peer
+        self._dirty: dict[int, Peer] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def states_frame(self) -> bytes | None:
+        """Every known state, for a client that joins or asks (query awareness)."""
+        payload = self.presence.encode_all()
+        return None if payload is None else encode(AwarenessUpdate(payload))
+
+    def mark(self, peer: Peer) -> None:
+        """The peer has a new awareness payload; relay it with the next window."""
+        self._dirty[peer.peer_id] = peer
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            self._handle = loop.call_later(self.flush_seconds, self.flush)
+
+    def flush(self) -> None:
+        self._handle = None
+        dirty, self._dirty = self._dirty, {}
+        accepted: list[AwarenessEntry] = []
+        for peer in dirty.values():
+            payload = peer.take_awareness()
+            if payload is None or peer.closed:
+                continue
+            try:
+                entries = decode_awareness(payload)
+            except ProtocolError as exc:
+                peer.close(Close.MALFORMED, f"awareness: {exc.reason}")
+                continue
+            accepted += self.presence.apply(self._owned_by(peer, entries))
+        if accepted:
+            frame = encode(AwarenessUpdate(encode_awareness(accepted)))
+            for peer in self.peers.values():
+                peer.send(frame)
+
+    def _owned_by(self, peer: Peer, entries: list[AwarenessEntry]) -> list[AwarenessEntry]:
+        """Keep the entries for client ids this peer owns, claiming new ones up to a cap."""
+        mine = []
+        for entry in entries:
+            owner = self.owners.get(entry.client_id)
+            if owner is None:
+                owned = sum(1 for p in self.owners.values() if p is peer)
+                if owned >= self.max_ids_per_peer:
+                    log.debug(
+                        "room %r: peer %d claims too many client ids", self.room, peer.peer_id
+                    )
+                    continue
+                self.owners[entry.client_id] = peer
+            elif owner is not peer:
+                continue
+            mine.append(entry)
+        return mine
+
+    def remove_peer(self, peer: Peer) -> None:
+        """Drop a departed peer's states and tell everybody else."""
+        ids = [cid for cid, owner in self.owners.items() if owner is peer]
+        for cid in ids:
+            del self.owners[cid]
+        self._dirty.pop(peer.peer_id, None)
+        payload = self.presence.remove(ids)
+        if payload is not None:
+            frame = encode(AwarenessUpdate(payload))
+            for other in self.peers.values():
+                if other is not peer:
+                    other.send(frame)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

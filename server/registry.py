@@ -1,0 +1,120 @@
+"""RoomRegistry: which rooms are in memory, loaded once however many clients race.
+
+A room that fails to load is refused (RoomUnavailable), never replaced by an empty
+document that a later save could write over the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from engine.document import RoomDocument
+from engine.errors import EngineError
+from engine.names import validate_room_name
+from engine.storage import DocStore
+from server.close_codes import Close
+from server.committer import GroupCommitter
+from server.config import Config
+from server.metrics import Metrics
+from server.rooms import RoomActor, RoomState
+
+log = logging.getLogger(__name__)
+
+
+class RoomUnavailable(EngineError):
+    """The room could not be loaded from storage; clients should retry later."""
+
+
+class RoomRegistry:
+    def __init__(
+        self, store: DocStore, committer: GroupCommitter, config: Config, metrics: Metrics
+    ) -> None:
+        self.store = store
+        self.committer = committer
+        self.config = config
+        self.metrics = metrics
+        self.rooms: dict[str, RoomActor] = {}
+        self._loading: dict[str, asyncio.Future[RoomActor]] = {}
+        self.closing = False
+
+    async def acquire(self, name: str) -> RoomActor:
+        """The running actor for `name`, loading it (once) if needed.
+
+        Raises:
+            RoomNameError: the name is not allowed.
+            RoomUnavailable: loading failed, or the server is shutting down.
+        """
+        validate_room_name(name)
+        if self.closing:
+            raise RoomUnavailable("server is shutting down")
+        actor = self.rooms.get(name)
+        if actor is not None and actor.state is RoomState.RUNNING:
+            return actor
+        pending = self._loading.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[RoomActor] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._loading[name] = future
+        try:
+            actor = await self._load(name)
+        except Exception as exc:
+            log.exception("room %r failed to load", name)
+            error = RoomUnavailable(f"room {name!r} failed to load: {exc}")
+            future.set_exception(error)
+            raise error from exc
+        finally:
+            del self._loading[name]
+        self.rooms[name] = actor
+        self.metrics.rooms_loaded.set(len(self.rooms))
+        future.set_result(actor)
+        return actor
+
+    async def _load(self, name: str) -> RoomActor:
+        loaded = await asyncio.to_thread(self.store.load, name)
+        limits = self.config.limits
+        doc = RoomDocument(
+            max_update_bytes=limits.max_update_bytes, max_doc_bytes=limits.max_doc_bytes
+        )
+        for update in loaded.updates:  # pycrdt documents belong to the loop's thread
+            doc.apply(update, "storage")
+        return RoomActor(
+            name,
+            doc,
+            loaded.last_seq,
+            store=self.store,
+            committer=self.committer,
+            config=self.config,
+            metrics=self.metrics,
+            on_close=self._forget,
+        )
+
+    def _forget(self, actor: RoomActor) -> None:
+        if self.rooms.get(actor.name) is actor:
+            del self.rooms[actor.name]
+            self.metrics.rooms_loaded.set(len(self.rooms))
+
+    async def delete(self, name: str) -> bool:
+        """Close the room's clients and remove everything stored for it."""
+        actor = self.rooms.get(name)
+        if actor is not None:
+            await actor.drain()
+            for peer in list(actor.peers.values()):
+                peer.close(Close.UNAVAILABLE, "room deleted")
+            actor.close()
+        return await self.committer.run_in_writer(self.store.delete_room, name)
+
+    async def close(self, drain_seconds: float) -> None:
+        """Shutdown: finish queued work in every room, then close every client."""
+        self.closing = True
+        actors = list(self.rooms.values())
+        try:
+            async with asyncio.timeout(drain_seconds):
+                await asyncio.gather(*(a.drain() for a in actors))
+        except TimeoutError:
+            log.error("shutdown: rooms still busy after %.1f s", drain_seconds)
+        for actor in actors:
+            for peer in list(actor.peers.values()):
+                peer.close(Close.GOING_AWAY)
+            actor.close()

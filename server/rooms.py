@@ -1,0 +1,366 @@
+"""RoomActor: one owner per room that serializes all work on its document.
+
+The actor drains its inbox in batches: it applies every update of the batch, commits them
+in one group commit, and only then lets anything out (broadcasts, SyncStep2 answers,
+"saved" acks, REST replies). That is the output rule: no client can see an edit that a
+crash could still lose. While one batch is being committed, the next one gathers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pycrdt import merge_updates
+
+from engine.document import RoomDocument
+from engine.errors import EngineError, ProtocolError, QuotaExceeded, StorageError, UpdateRejected
+from engine.protocol import (
+    Message,
+    PermissionDeniedMessage,
+    Saved,
+    SyncStep1,
+    SyncStep2,
+    Update,
+    encode,
+    encode_update,
+)
+from engine.storage import Append, DocStore, should_compact
+from engine.yjs import EMPTY_UPDATE, decode_state_vector
+from server.close_codes import Close
+from server.committer import GroupCommitter
+from server.config import Config
+from server.metrics import Metrics
+from server.peer import Peer
+from server.presence import PresenceRelay
+
+log = logging.getLogger(__name__)
+
+READ_ONLY_REASON = "read-only token: updates and awareness are not accepted"
+
+
+class RoomState(Enum):
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+class RoomClosed(EngineError):
+    """The room was unloaded, deleted or failed while the request waited."""
+
+
+@dataclass(slots=True)
+class _HttpUpdate:
+    update: bytes
+    user: str | None
+    future: asyncio.Future[int] = field(repr=False)
+
+
+_Work = tuple[Peer, Message] | _HttpUpdate
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one round produced, held back until its commit is durable."""
+
+    appends: list[Append] = field(default_factory=list)
+    updates: list[tuple[Peer | None, bytes]] = field(default_factory=list)
+    replies: list[tuple[Peer, bytes]] = field(default_factory=list)
+    acks: dict[int, Peer] = field(default_factory=dict)
+    http: list[tuple[_HttpUpdate, int]] = field(default_factory=list)
+
+
+class RoomActor:
+    """Owns one RoomDocument; see the module docstring for the output rule."""
+
+    def __init__(
+        self,
+        name: str,
+        doc: RoomDocument,
+        last_seq: int,
+        *,
+        store: DocStore,
+        committer: GroupCommitter,
+        config: Config,
+        metrics: Metrics,
+        on_close: Callable[[RoomActor], None],
+    ) -> None:
+        self.name = name
+        self.doc = doc
+        self.last_seq = last_seq
+        self.store = store
+        self.committer = committer
+        self.config = config
+        self.metrics = metrics
+        self.state = RoomState.RUNNING
+        self.peers: dict[int, Peer] = {}
+        self.presence = PresenceRelay(
+            name,
+            self.peers,
+            flush_seconds=config.awareness_flush_seconds,
+            max_ids_per_peer=config.limits.max_client_ids_per_connection,
+        )
+        self._inbox: deque[_Work] = deque()
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._busy = False
+        self._compacting = False
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
+        self._on_close = on_close
+
+    # ------------------------------------------------------------------ peers
+
+    def join(self, peer: Peer) -> None:
+        """Start syncing a peer: our state vector, then everyone's presence."""
+        self._require_running()
+        self._cancel_idle()
+        self.peers[peer.peer_id] = peer
+        peer.send(encode(SyncStep1(self.doc.state_vector())))
+        states = self.presence.states_frame()
+        if states is not None:
+            peer.send(states)
+
+    def leave(self, peer: Peer) -> None:
+        if self.peers.pop(peer.peer_id, None) is None:
+            return
+        self.presence.remove_peer(peer)
+        if not self.peers:
+            self._schedule_idle()
+
+    def submit(self, peer: Peer, message: Message) -> None:
+        """Queue a sync message from a peer (processed in arrival order)."""
+        self._inbox.append((peer, message))
+        self._wake()
+
+    async def wait_for_space(self) -> None:
+        """Readers call this when the inbox is long, so a flood backs up into TCP."""
+        while len(self._inbox) >= self.config.limits.max_inbox and self.state is RoomState.RUNNING:
+            self._space.clear()
+            await self._space.wait()
+
+    async def post_update(self, update: bytes, user: str | None) -> int:
+        """Apply an update from the REST API; returns its seq once durable and broadcast."""
+        self._require_running()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._inbox.append(_HttpUpdate(update, user, future))
+        self._wake()
+        return await future
+
+    def _wake(self) -> None:
+        self._settled.clear()
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    def _require_running(self) -> None:
+        if self.state is not RoomState.RUNNING:
+            raise RoomClosed(f"room {self.name!r} is {self.state.value}")
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        while self.state is RoomState.RUNNING:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._inbox and self.state is RoomState.RUNNING:
+                work = list(self._inbox)
+                self._inbox.clear()
+                self._space.set()
+                self._busy = True
+                try:
+                    await self._process(work)
+                finally:
+                    self._busy = False
+            self._settled.set()
+            if not self.peers:
+                self._schedule_idle()
+
+    async def _process(self, work: list[_Work]) -> None:
+        batch = _Batch()
+        for item in work:
+            if isinstance(item, _HttpUpdate):
+                self._apply_http(item, batch)
+            else:
+                self._apply_message(item[0], item[1], batch)
+        if batch.appends:
+            try:
+                seqs = await self.committer.commit(batch.appends)
+            except StorageError as exc:
+                self.fail(f"storage failed: {exc}")
+                for request, _ in batch.http:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                return
+            self.last_seq = seqs[-1]
+            for request, index in batch.http:
+                request.future.set_result(seqs[index])
+            self._maybe_compact()
+        self._release(batch)
+
+    def _apply_message(self, peer: Peer, message: Message, batch: _Batch) -> None:
+        if peer.closed and not isinstance(message, (SyncStep2, Update)):
+            return
+        match message:
+            case SyncStep1(state_vector):
+                self._answer_step1(peer, state_vector, batch)
+            case SyncStep2(update) | Update(update):
+                if not peer.can_write:
+                    if update != EMPTY_UPDATE:
+                        peer.send(encode(PermissionDeniedMessage(READ_ONLY_REASON)))
+                    return
+                peer.received_updates += 1
+                if self._apply(peer, update, peer.user, batch) is not None:
+                    batch.acks[peer.peer_id] = peer
+
+    def _answer_step1(self, peer: Peer, state_vector: bytes, batch: _Batch) -> None:
+        try:
+            decode_state_vector(
+                state_vector, max_entries=self.config.limits.max_state_vector_entries
+            )
+            diff = self.doc.diff(state_vector)
+        except (ProtocolError, UpdateRejected) as exc:
+            peer.close(Close.MALFORMED, f"state vector: {exc}")
+            return
+        batch.replies.append((peer, encode(SyncStep2(diff))))
+
+    def _apply_http(self, request: _HttpUpdate, batch: _Batch) -> None:
+        try:
+            index = self._apply(None, request.update, request.user, batch)
+        except (UpdateRejected, ProtocolError) as exc:
+            request.future.set_exception(exc)
+            return
+        if index is None or index < 0:
+            request.future.set_result(self.last_seq)
+        else:
+            batch.http.append((request, index))
+
+    def _apply(
+        self, peer: Peer | None, update: bytes, user: str | None, batch: _Batch
+    ) -> int | None:
+        """Apply one update; returns its index in the commit batch (None: rejected).
+
+        An empty update is applied (as a no-op) and index -1 means "nothing to store".
+        """
+        try:
+            clients = self.doc.apply(update, "client")
+        except QuotaExceeded as exc:
+            self.metrics.rejected.labels("quota").inc()
+            if peer is None:
+                raise
+            peer.close(Close.TOO_LARGE, str(exc))
+            return None
+        except UpdateRejected as exc:
+            self.metrics.rejected.labels("malformed").inc()
+            if peer is None:
+                raise
+            peer.close(Close.MALFORMED, str(exc))
+            return None
+        if update == EMPTY_UPDATE:
+            return -1
+        batch.appends.append(Append(self.name, update, user, clients))
+        batch.updates.append((peer, update))
+        return len(batch.appends) - 1
+
+    def _release(self, batch: _Batch) -> None:
+        """The batch is durable: broadcast, answer, acknowledge."""
+        self._broadcast(batch.updates)
+        for peer, frame in batch.replies:
+            peer.send(frame)
+        for peer in batch.acks.values():
+            if peer.wants_ack and not peer.closed:
+                peer.send(encode(Saved(peer.received_updates, self.last_seq)))
+
+    def _broadcast(self, updates: list[tuple[Peer | None, bytes]]) -> None:
+        """One frame per recipient per batch: a lone update goes to everyone but its
+        sender; several are merged once and sent to all (a client applying its own
+        update again is a no-op)."""
+        if not updates:
+            return
+        if len(updates) == 1:
+            sender, update = updates[0]
+            frame = encode_update(update)
+            for peer in self.peers.values():
+                if peer is not sender:
+                    peer.send(frame)
+            return
+        frame = encode_update(merge_updates(*(update for _, update in updates)))
+        for peer in self.peers.values():
+            peer.send(frame)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _maybe_compact(self) -> None:
+        meta = self.store.meta(self.name)
+        if self._compacting or meta is None or not should_compact(meta, self.store.policy):
+            return
+        self._compacting = True
+        task = asyncio.get_running_loop().create_task(self._compact())
+        task.add_done_callback(lambda _: None)
+
+    async def _compact(self) -> None:
+        try:
+            snapshot = await self.committer.run_in_writer(self.store.compact, self.name)
+            if snapshot is not None:
+                self.metrics.compactions.inc()
+        except Exception:
+            log.exception("room %r: compaction failed; the log is intact", self.name)
+        finally:
+            self._compacting = False
+
+    @property
+    def idle(self) -> bool:
+        return not self.peers and not self._inbox and not self._busy
+
+    def _schedule_idle(self) -> None:
+        if self._idle_handle is None and self.state is RoomState.RUNNING:
+            loop = asyncio.get_running_loop()
+            self._idle_handle = loop.call_later(self.config.idle_unload_seconds, self._idle_check)
+
+    def _cancel_idle(self) -> None:
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+
+    def _idle_check(self) -> None:
+        self._idle_handle = None
+        if self.idle:
+            log.info("room %r: idle, unloading", self.name)
+            self.close()
+
+    def fail(self, detail: str) -> None:
+        """Storage failed: the in-memory doc may hold updates that are not durable, so it
+        must not serve anyone. Close every client (they keep their edits and resend on
+        reconnect) and let the next join load the room from disk again."""
+        log.error("room %r: %s; closing its clients so they resend", self.name, detail)
+        for peer in list(self.peers.values()):
+            peer.close(Close.UNAVAILABLE, "storage failed, reconnect")
+        self.close()
+
+    def close(self) -> None:
+        if self.state is RoomState.CLOSED:
+            return
+        self.state = RoomState.CLOSED
+        self._on_close(self)
+        self._cancel_idle()
+        self.presence.close()
+        self._wakeup.set()
+        self._space.set()
+        self._settled.set()
+        while self._inbox:
+            item = self._inbox.popleft()
+            if isinstance(item, _HttpUpdate) and not item.future.done():
+                item.future.set_exception(RoomClosed(f"room {self.name!r} closed"))
+
+    async def drain(self) -> None:
+        """Let queued work finish (used at shutdown, before closing clients)."""
+        if self.state is RoomState.RUNNING:
+            await self._settled.wait()
+
+    async def wait_closed(self) -> None:
+        await asyncio.wait({self._task})

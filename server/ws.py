@@ -1,0 +1,141 @@
+"""The aiohttp WebSocket adapter: the only module that knows aiohttp's WebSocket types.
+
+Outgoing frames are written straight to the transport, several per write: permessage-
+deflate is off, so a binary frame from server to client is just a 2-10 byte header and
+the payload, and one `transport.write` per tick replaces one per frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+
+from aiohttp import WSMsgType, web
+
+from engine.errors import RoomNameError
+from server.auth import AuthError, Authorizer, RoomForbidden, bearer_token
+from server.close_codes import Close, reason
+from server.config import Config
+from server.connection import Connection
+from server.metrics import Metrics
+from server.registry import RoomRegistry, RoomUnavailable
+
+log = logging.getLogger(__name__)
+
+_BINARY_FIN = 0x82
+
+
+def binary_frame_header(size: int) -> bytes:
+    """RFC 6455 header of an unmasked, final binary frame."""
+    if size < 126:
+        return bytes((_BINARY_FIN, size))
+    if size < 65536:
+        return struct.pack("!BBH", _BINARY_FIN, 126, size)
+    return struct.pack("!BBQ", _BINARY_FIN, 127, size)
+
+
+class WebSocketSink:
+    """Connection's transport: raw binary frames to the socket, closes through aiohttp."""
+
+    def __init__(self, ws: web.WebSocketResponse, transport: asyncio.Transport) -> None:
+        self._ws = ws
+        self._transport = transport
+        self._closing = False
+        self.close_task: asyncio.Task[bool] | None = None
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        if self._closing or self._transport.is_closing():
+            return
+        parts = []
+        for frame in frames:
+            parts.append(binary_frame_header(len(frame)))
+            parts.append(frame)
+        self._transport.write(b"".join(parts))
+
+    def buffered_bytes(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.close_task = asyncio.get_running_loop().create_task(
+            self._ws.close(code=code, message=reason.encode("utf-8"))
+        )
+
+
+async def refuse(ws: web.WebSocketResponse, code: Close, detail: str | None = None) -> None:
+    await ws.close(code=int(code), message=reason(code, detail).encode("utf-8"))
+
+
+async def handle_websocket(
+    request: web.Request,
+    *,
+    config: Config,
+    authorizer: Authorizer,
+    registry: RoomRegistry,
+    metrics: Metrics,
+) -> web.WebSocketResponse:
+    """`/rooms/{room}`: the y-websocket protocol for one client."""
+    ws = web.WebSocketResponse(
+        heartbeat=config.heartbeat_seconds,
+        compress=False,
+        max_msg_size=config.limits.max_frame_bytes,
+    )
+    await ws.prepare(request)
+    room_name = request.match_info["room"]
+    token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
+    try:
+        grant = authorizer.grant(token, room_name)
+        actor = await registry.acquire(room_name)
+    except RoomNameError as exc:
+        await refuse(ws, Close.MALFORMED, str(exc))
+        return ws
+    except AuthError as exc:
+        await refuse(ws, Close.UNAUTHORIZED, str(exc))
+        return ws
+    except RoomForbidden as exc:
+        await refuse(ws, Close.FORBIDDEN, str(exc))
+        return ws
+    except RoomUnavailable:
+        await refuse(ws, Close.UNAVAILABLE)
+        return ws
+    transport = request.transport
+    assert transport is not None  # the request is live: it was just upgraded
+    sink = WebSocketSink(ws, transport)
+    conn = Connection(
+        actor, grant, sink, config.limits, metrics, wants_ack=request.query.get("ack") == "1"
+    )
+    expiry = None
+    if grant.expires_at is not None:
+        delay = max(0.0, grant.expires_at - time.time())
+        expiry = asyncio.get_running_loop().call_later(
+            delay, conn.close, Close.UNAUTHORIZED, "token expired"
+        )
+    metrics.connections.inc()
+    try:
+        actor.join(conn)
+        await _read_loop(ws, conn)
+    finally:
+        metrics.connections.dec()
+        if expiry is not None:
+            expiry.cancel()
+        actor.leave(conn)
+        conn.closed = True
+        if sink.close_task is not None:
+            await sink.close_task
+    return ws
+
+
+async def _read_loop(ws: web.WebSocketResponse, conn: Connection) -> None:
+    async for message in ws:
+        if message.type is WSMsgType.BINARY:
+            await conn.receive(message.data)
+        elif message.type is WSMsgType.TEXT:
+            conn.close(Close.MALFORMED, "text frames are not part of the protocol")
+        elif message.type is WSMsgType.ERROR:
+            log.info("room %r: peer %d: %s", conn.room.name, conn.peer_id, ws.exception())
+        if conn.closed:
+            break
