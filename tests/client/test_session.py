@@ -71,11 +71,12 @@ def test_handshake_exchanges_what_each_side_lacks() -> None:
 
 def test_phase_is_opening_until_the_server_answers_and_asks() -> None:
     session = SyncSession(DocReplica())
-    assert session.phase is Phase.OPENING
+    phases = [session.phase]
     session.receive(SyncStep2(bytes(Doc().get_update())), mark=0)
-    assert session.phase is Phase.OPENING  # we have not answered the server's step 1 yet
+    phases.append(session.phase)  # we have not answered the server's step 1 yet
     session.receive(SyncStep1(bytes(Doc().get_state())), mark=0)
-    assert session.phase is Phase.SYNCED
+    phases.append(session.phase)
+    assert phases == [Phase.OPENING, Phase.OPENING, Phase.SYNCED]
 
 
 def test_edits_before_the_answer_travel_in_step2_not_one_by_one() -> None:
