@@ -1,0 +1,137 @@
+"""The SDK against a real `performer serve` process."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from pycrdt import Array
+
+from engine.client import AuthError, Backoff, Status, connect
+from tests.client.conftest import ROOT, LiveServer, StartServer, make_token
+from tests.client.helpers import DEADLINE, items, server_doc, wait_for_doc
+
+FAST = Backoff(initial=0.05, maximum=0.5)
+
+
+async def test_two_clients_converge(live_server: LiveServer, tmp_path: Path) -> None:
+    url = live_server.ws_url
+    async with (
+        connect(url, "lobby", store_path=tmp_path / "a", backoff=FAST) as alice,
+        connect(url, "lobby", store_path=tmp_path / "b", backoff=FAST) as bob,
+    ):
+        await asyncio.wait_for(asyncio.gather(alice.synced(), bob.synced()), DEADLINE)
+        alice.doc.get("items", type=Array).append("from alice")
+        bob.doc.get("items", type=Array).append("from bob")
+
+        both = {"from alice", "from bob"}
+        await wait_for_doc(alice.doc, lambda: set(items(alice.doc)) == both)
+        await wait_for_doc(bob.doc, lambda: set(items(bob.doc)) == both)
+        assert items(alice.doc) == items(bob.doc)
+
+
+async def test_saved_means_the_edit_survives_a_server_crash(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    async with connect(live_server.ws_url, "crash", store_path=tmp_path, backoff=FAST) as client:
+        await asyncio.wait_for(client.synced(), DEADLINE)
+        client.doc.get("items", type=Array).append("durable")
+        await asyncio.wait_for(client.saved(), DEADLINE)
+        assert client.status == "saved"
+        live_server.kill()  # SIGKILL right after the acknowledgement
+
+    live_server.start()
+    assert items(await server_doc(live_server.http_url, "crash")) == ["durable"]
+
+
+async def test_status_reports_synced_then_saved_for_an_edit(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    seen: list[Status] = []
+    async with connect(live_server.ws_url, "status", store_path=tmp_path, backoff=FAST) as client:
+        await asyncio.wait_for(client.synced(), DEADLINE)
+        client.on_status(seen.append)
+        client.doc.get("items", type=Array).append("x")
+        await asyncio.wait_for(client.saved(), DEADLINE)
+    assert seen[:2] == ["synced", "saved"]
+
+
+async def test_edits_made_while_the_server_is_down_arrive_after_it_returns(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    async with connect(live_server.ws_url, "outage", store_path=tmp_path, backoff=FAST) as client:
+        await asyncio.wait_for(client.synced(), DEADLINE)
+        live_server.stop()
+        client.doc.get("items", type=Array).extend(["while", "down"])
+        live_server.start()  # same port: the client reconnects by itself
+        await asyncio.wait_for(client.saved(), DEADLINE)
+
+    assert items(await server_doc(live_server.http_url, "outage")) == ["while", "down"]
+
+
+async def test_offline_edits_from_an_exited_process_reach_the_server_from_a_new_one(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "store")
+    live_server.stop()
+    edited = await run_client("edit", live_server.ws_url, "later", store, "one", "two")
+    assert edited.strip() in ("offline", "connecting")
+
+    live_server.start()
+    saved = await run_client("save", live_server.ws_url, "later", store)
+
+    assert saved.strip() == "saved"
+    assert items(await server_doc(live_server.http_url, "later")) == ["one", "two"]
+
+
+async def run_client(*args: str) -> str:
+    """Run tests/client/client_process.py; returns its stdout, fails on a non-zero exit."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.client.client_process",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+@pytest.mark.parametrize(
+    ("token_room", "code"), [(None, 4401), ("not-a-jwt", 4401), ("other", 4403)]
+)
+async def test_a_bad_token_raises_and_is_not_retried(
+    start_server: StartServer, tmp_path: Path, token_room: str | None, code: int
+) -> None:
+    server = start_server("--auth-secret", "s3cret")
+    token = None
+    if token_room == "not-a-jwt":
+        token = "not-a-jwt"
+    elif token_room is not None:
+        token = make_token("s3cret", token_room)
+    seen: list[Status] = []
+    client = connect(server.ws_url, "guarded", token=token, store_path=tmp_path, backoff=FAST)
+    client.on_status(seen.append)
+    async with client:
+        with pytest.raises(AuthError) as caught:
+            await asyncio.wait_for(client.synced(), DEADLINE)
+        client.doc.get("items", type=Array).append("kept locally")
+        with pytest.raises(AuthError):
+            await asyncio.wait_for(client.saved(), DEADLINE)
+    assert caught.value.code == code
+    assert client.error is caught.value
+    assert seen == ["connecting", "offline"]  # one attempt, no retry loop
+
+
+async def test_a_valid_token_syncs(start_server: StartServer, tmp_path: Path) -> None:
+    server = start_server("--auth-secret", "s3cret")
+    token = make_token("s3cret", "guarded")
+    async with connect(server.ws_url, "guarded", token=token, store_path=tmp_path) as client:
+        client.doc.get("items", type=Array).append("allowed")
+        await asyncio.wait_for(client.saved(), DEADLINE)
+    assert items(await server_doc(server.http_url, "guarded", token)) == ["allowed"]
