@@ -1,0 +1,87 @@
+// Small measurement helpers shared by the workloads.
+import { readFileSync } from 'node:fs'
+
+/** Deterministic PRNG (mulberry32) so every run makes the same edits. */
+export function rng (seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** Growable sample buffer for latencies (milliseconds). */
+export class Samples {
+  constructor (capacity = 1024) {
+    this.buf = new Float64Array(capacity)
+    this.n = 0
+  }
+
+  push (v) {
+    if (this.n === this.buf.length) {
+      const bigger = new Float64Array(this.buf.length * 2)
+      bigger.set(this.buf)
+      this.buf = bigger
+    }
+    this.buf[this.n++] = v
+  }
+
+  summary () {
+    if (this.n === 0) return { n: 0, p50_ms: null, p99_ms: null, max_ms: null }
+    const s = this.buf.slice(0, this.n).sort()
+    const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))]
+    return { n: this.n, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: s[s.length - 1] }
+  }
+}
+
+/** user+sys CPU seconds of a process, from /proc/<pid>/stat (fields 14 and 15). */
+export function cpuSeconds (pid, clkTck) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / clkTck
+}
+
+/** Resident set size of a process in MiB, from /proc/<pid>/status. */
+export function rssMiB (pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = status.match(/VmRSS:\s+(\d+) kB/)
+  return m ? Number(m[1]) / 1024 : null
+}
+
+/** CPU meter over a phase: the server's and this load generator's own. */
+export class CpuMeter {
+  constructor (pid, clkTck) {
+    this.pid = pid
+    this.clkTck = clkTck
+  }
+
+  start () {
+    this.server0 = cpuSeconds(this.pid, this.clkTck)
+    this.self0 = process.cpuUsage()
+    this.t0 = performance.now()
+  }
+
+  stop () {
+    const self = process.cpuUsage(this.self0)
+    return {
+      server_cpu_s: cpuSeconds(this.pid, this.clkTck) - this.server0,
+      loadgen_cpu_s: (self.user + self.system) / 1e6,
+      wall_s: (performance.now() - this.t0) / 1000
+    }
+  }
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Poll `done()` every few ms until true or the deadline passes; returns whether it became true. */
+export async function waitUntil (done, timeoutMs, everyMs = 5) {
+  const deadline = performance.now() + timeoutMs
+  while (!done()) {
+    if (performance.now() > deadline) return false
+    await sleep(everyMs)
+  }
+  return true
+}
