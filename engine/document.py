@@ -13,8 +13,8 @@ from pycrdt import Doc
 
 from engine.awareness import Presence
 from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
-from engine.update_scan import scan_update
-from engine.yjs import EMPTY_UPDATE
+from engine.update_scan import UpdateShape, scan_update
+from engine.yjs import EMPTY_UPDATE, decode_state_vector
 
 Origin = Literal["client", "storage", "local"]
 
@@ -37,15 +37,17 @@ class RoomDocument:
         self.max_update_bytes = max_update_bytes
         self.max_doc_bytes = max_doc_bytes
         self.size_bytes = 0
+        self._clocks: dict[int, int] = {}  # our own copy of the state vector
+        self._pending: list[tuple[bytes, UpdateShape]] = []
 
     def apply(self, update: bytes, origin: Origin = "client") -> tuple[int, ...]:
         """Validate and apply one Yjs update (v1).
 
-        Storage-origin updates skip the quotas and the structure walk: what is stored is
-        the room, whatever the limits are today.
+        Storage-origin updates skip the quotas: what is stored is the room, whatever the
+        limits are today.
 
         Returns:
-            The Yjs client ids that authored the update (empty for storage updates).
+            The Yjs client ids that authored the update.
 
         Raises:
             QuotaExceeded: the update or the resulting room is too large; nothing applied.
@@ -53,20 +55,32 @@ class RoomDocument:
         """
         size = len(update)
         if origin != "storage":
-            if self.max_update_bytes is not None and size > self.max_update_bytes:
-                raise QuotaExceeded(
-                    f"update of {size} bytes exceeds the limit of {self.max_update_bytes}"
-                )
-            if self.max_doc_bytes is not None and self.size_bytes + size > self.max_doc_bytes:
-                raise QuotaExceeded(f"room would grow past its limit of {self.max_doc_bytes} bytes")
-        clients: tuple[int, ...] = ()
-        if origin != "storage":
-            try:
-                clients = scan_update(update)
-            except ProtocolError as exc:
-                raise UpdateRejected(f"update does not decode: {exc.reason}") from exc
+            self._check_quota(size)
+        try:
+            shape = scan_update(update)
+        except ProtocolError as exc:
+            raise UpdateRejected(f"update does not decode: {exc.reason}") from exc
         if update == EMPTY_UPDATE:
-            return clients
+            return shape.clients
+        self._apply_raw(update)
+        self.size_bytes += size
+        if not self._pending and shape.integrates_after(self._clocks):
+            for client, (_start, end) in shape.ranges.items():
+                if end > self._clocks.get(client, 0):
+                    self._clocks[client] = end
+        else:
+            self._pending.append((update, shape))
+            self._settle_pending()
+        return shape.clients
+
+    def _check_quota(self, size: int) -> None:
+        if self.max_update_bytes is not None and size > self.max_update_bytes:
+            raise QuotaExceeded(
+                f"update of {size} bytes exceeds the limit of {self.max_update_bytes}")
+        if self.max_doc_bytes is not None and self.size_bytes + size > self.max_doc_bytes:
+            raise QuotaExceeded(f"room would grow past its limit of {self.max_doc_bytes} bytes")
+
+    def _apply_raw(self, update: bytes) -> None:
         try:
             self.doc.apply_update(update)
         except BaseException as exc:
@@ -75,8 +89,33 @@ class RoomDocument:
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
                 raise
             raise UpdateRejected(f"update does not apply: {exc}") from exc
-        self.size_bytes += size
-        return clients
+
+    def _settle_pending(self) -> None:
+        """Re-apply updates that were waiting for a dependency until none makes progress.
+
+        Yrs can leave a pending update unintegrated when several wait for the same
+        missing one (three updates of one client applied in the order 2, 3, 1 keep 2
+        pending); applying it again integrates it. Updates are idempotent, so retrying
+        is always safe; the loop is bounded by the number of pending updates.
+        """
+        for _ in range(len(self._pending) + 1):
+            self._clocks = decode_state_vector(self.state_vector())
+            waiting = [(u, shape) for u, shape in self._pending
+                       if any(end > self._clocks.get(c, 0)
+                              for c, (_s, end) in shape.ranges.items())]
+            progressed = len(waiting) < len(self._pending)
+            self._pending = waiting
+            if not waiting:
+                return
+            for update, _shape in waiting:
+                self.doc.apply_update(update)
+            if not progressed and decode_state_vector(self.state_vector()) == self._clocks:
+                return
+
+    @property
+    def pending(self) -> int:
+        """How many applied updates still wait for a missing dependency."""
+        return len(self._pending)
 
     def state_vector(self) -> bytes:
         return bytes(self.doc.get_state())

@@ -8,39 +8,84 @@ value cannot exhaust a stack anywhere. Layout as in Yjs `UpdateDecoderV1` /
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from engine.errors import ProtocolError
 from engine.protocol import Reader
 
 MAX_NESTING = 256
 
 _BITS5 = 0x1F
+_SKIP = 10
 _HAS_ORIGIN = 0x80
 _HAS_RIGHT_ORIGIN = 0x40
 _HAS_PARENT_SUB = 0x20
 _TYPE_REFS_WITH_KEY = (3, 5)  # YXmlElement, YXmlHook carry a node name
 
 
-def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> tuple[int, ...]:
-    """Walk every struct and the delete set of `update`; return the authoring client ids.
+@dataclass(frozen=True, slots=True)
+class UpdateShape:
+    """What an update contains, without building it.
+
+    Attributes:
+        ranges: per authoring client, the clock range [start, end) of its structs.
+        deps: per client, the highest clock the structs refer to (origins, parents).
+        deletes: whether the update carries a delete set.
+        gaps: whether a client's range has holes (Skip structs, from merged updates).
+    """
+
+    ranges: dict[int, tuple[int, int]]
+    deps: dict[int, int]
+    deletes: bool
+    gaps: bool = False
+
+    @property
+    def clients(self) -> tuple[int, ...]:
+        return tuple(self.ranges)
+
+    def integrates_after(self, clocks: dict[int, int]) -> bool:
+        """True when a document at state `clocks` has everything this update needs, so
+        applying it leaves nothing pending."""
+        if self.gaps:
+            return False
+        for client, (start, _end) in self.ranges.items():
+            if start > clocks.get(client, 0):
+                return False
+        for client, clock in self.deps.items():
+            own = self.ranges.get(client)
+            if clock >= clocks.get(client, 0) and not (own and clock < own[1]):
+                return False
+        return True
+
+
+def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape:
+    """Walk every struct and the delete set of `update`.
 
     Raises:
         ProtocolError: the update is malformed or nested deeper than `max_nesting`.
     """
     reader = Reader(update)
-    clients = []
+    ranges: dict[int, tuple[int, int]] = {}
+    deps: dict[int, int] = {}
+    gaps = False
     for _ in range(_count(reader)):
         structs = reader.varuint()
-        clients.append(reader.varuint())
-        reader.varuint()  # first clock
+        client = reader.varuint()
+        clock = start = reader.varuint()
         for _ in range(min(structs, len(update))):
-            _skip_struct(reader, max_nesting)
+            if reader.pos < len(update) and reader.buf[reader.pos] & _BITS5 == _SKIP:
+                gaps = True
+            clock += _skip_struct(reader, max_nesting, deps)
+        ranges[client] = (start, clock)
+    deletes = False
     for _ in range(_count(reader)):  # delete set: client, n x (clock, len)
         reader.varuint()
         for _ in range(_count(reader)):
+            deletes = True
             reader.varuint()
             reader.varuint()
     reader.expect_end()
-    return tuple(clients)
+    return UpdateShape(ranges, deps, deletes, gaps)
 
 
 def _count(reader: Reader) -> int:
@@ -65,51 +110,76 @@ def _skip(reader: Reader, size: int) -> None:
     reader.pos += size
 
 
-def _skip_struct(reader: Reader, max_nesting: int) -> None:
+def _dep(reader: Reader, deps: dict[int, int]) -> None:
+    client = reader.varuint()
+    clock = reader.varuint()
+    if clock > deps.get(client, -1):
+        deps[client] = clock
+
+
+def _skip_struct(reader: Reader, max_nesting: int, deps: dict[int, int]) -> int:
+    """Skip one struct; returns its length in clock ticks."""
     info = _byte(reader)
     kind = info & _BITS5
     if kind in (0, 10):  # GC or Skip: a length
-        reader.varuint()
-        return
+        return reader.varuint()
     if info & _HAS_ORIGIN:
-        reader.varuint()
-        reader.varuint()
+        _dep(reader, deps)
     if info & _HAS_RIGHT_ORIGIN:
-        reader.varuint()
-        reader.varuint()
+        _dep(reader, deps)
     if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
         if reader.varuint() == 1:
             reader.varbytes()  # root type name
         else:
-            reader.varuint()
-            reader.varuint()  # parent item id
+            _dep(reader, deps)  # parent item id
         if info & _HAS_PARENT_SUB:
             reader.varbytes()
-    _skip_content(reader, kind, max_nesting)
+    return _skip_content(reader, kind, max_nesting)
 
 
-def _skip_content(reader: Reader, kind: int, max_nesting: int) -> None:
+def _skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
+    """Skip an item's content; returns its length (UTF-16 units for strings, as Yjs)."""
     if kind == 1:  # deleted: length
-        reader.varuint()
-    elif kind == 2:  # JSON: n strings
-        for _ in range(_count(reader)):
+        return reader.varuint()
+    if kind == 2:  # JSON: n strings
+        count = _count(reader)
+        for _ in range(count):
             reader.varbytes()
-    elif kind in (3, 4, 5):  # binary, string, embed
+        return count
+    if kind == 4:  # string
+        return _utf16_length(reader.varbytes())
+    if kind in (3, 5):  # binary, embed
         reader.varbytes()
-    elif kind == 6:  # format: key, JSON value
+        return 1
+    if kind == 6:  # format: key, JSON value
         reader.varbytes()
         reader.varbytes()
-    elif kind == 7:  # type
+        return 1
+    if kind == 7:  # type
         if reader.varuint() in _TYPE_REFS_WITH_KEY:
             reader.varbytes()
-    elif kind == 8:  # any: n values
-        for _ in range(_count(reader)):
+        return 1
+    if kind == 8:  # any: n values
+        count = _count(reader)
+        for _ in range(count):
             _skip_any(reader, max_nesting)
-    elif kind == 9:  # subdocument: guid, options
+        return count
+    if kind == 9:  # subdocument: guid, options
         reader.varbytes()
         _skip_any(reader, max_nesting)
-    else:
-        raise ProtocolError(reader.pos, f"unknown content type {kind}")
+        return 1
+    raise ProtocolError(reader.pos, f"unknown content type {kind}")
+
+
+def _utf16_length(raw: bytes) -> int:
+    if raw.isascii():
+        return len(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Yjs writes lone surrogates of split emoji as replacement bytes; count as is.
+        text = raw.decode("utf-8", "replace")
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
 
 
 def _skip_any(reader: Reader, max_nesting: int) -> None:

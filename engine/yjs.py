@@ -37,7 +37,7 @@ def decode_state_vector(state_vector: bytes, *, max_entries: int | None = None) 
 def update_clients(update: bytes) -> tuple[int, ...]:
     """The Yjs client ids that authored structs in `update` (for the audit trail)."""
     try:
-        return scan_update(update)
+        return scan_update(update).clients
     except ProtocolError:
         return ()
 

@@ -139,9 +139,10 @@ class DocStore:
         next_id = None
         seqs: list[int] = []
         for item in batch:
-            room_id = self.room_id(item.room) or new_ids.get(item.room)
+            room_id = self._ids.get(item.room) or new_ids.get(item.room)
             if room_id is None:
-                validate_room_name(item.room)
+                room_id = self.room_id(validate_room_name(item.room))
+            if room_id is None:
                 if next_id is None:
                     next_id = self._next_room_id()
                 room_id = next_id
