@@ -1,0 +1,41 @@
+"""How the numbers are made; printed into every report."""
+
+TEXT = """## How it is measured
+
+- **Clients:** real Yjs documents (yjs 13.6, y-protocols, lib0, ws) in one Node
+  process, speaking the plain y-websocket protocol (Hocuspocus: the same
+  messages in its framing, document name first, an empty auth token first).
+  Every server is driven by the same client code (`benchmarks/node`).
+- **Edits:** each edit inserts 2 characters at a seeded random position in one
+  shared `Y.Text`. Arrival at every other client is read from the receiving
+  transaction's state vector, so every (edit, receiver) pair is accounted for:
+  **latency** = send to apply at the receiver (same clock, same process);
+  **lost** = pairs never delivered within the deadline. Every edit run also
+  checks that all clients end with the same text and that a late joiner gets
+  exactly that text; any loss, divergence or unexpected close marks the run
+  FAILED instead of giving a number.
+- **Full speed** is closed loop: each writer keeps at most 4 edits (8 in E)
+  not yet seen by its observer (the next client; in E a dedicated reader), so
+  the server is saturated without unbounded queues. updates/s = edits /
+  (first send to last delivery); deliveries/s counts (edit, receiver) pairs.
+  Each run is bounded by an edit count and a time window.
+- **Server CPU** = user+sys ticks of the server process (`/proc/PID/stat`) over
+  the run, divided by the edits. The load generator shares the machine and
+  its own CPU time is in the JSON lines (`loadgen_cpu_s`).
+- **C cold sync:** one writer logs N single edits, a reader keeps the room
+  open (the peers drop a room when its last client leaves), then a new client
+  joins: time from opening the socket to applying the server's SyncStep2, and
+  bytes received by then. Then the server restarts and a client joins again.
+- **D memory:** one client per room, 20 edits, a round trip to make sure the
+  server applied them; RSS with every client connected, then after all leave
+  and the idle period passes (ours runs with `--idle-unload` 2 s). "content
+  kept" = a client rejoining the last room after the idle period finds its text.
+- **E ingest:** ours is connected with `?ack=1` and the run ends only when every
+  writer's updates are acknowledged as durably committed (fsync); the peers
+  only apply in memory, so their number is the upper bound of an in-memory
+  relay, not a durable ingest rate.
+- **F presence:** awareness states, rooms of 10. "1:1 relay would deliver" =
+  sends x 9; a server that coalesces (ours flushes presence every 30 ms) or
+  echoes to the sender (Hocuspocus, pycrdt-websocket) delivers a different
+  count; "final states seen" checks every client ends with every peer's last state.
+"""

@@ -1,0 +1,83 @@
+"""Sample our server with py-spy while workload A runs, and list the hot spots.
+
+A separate run from the measured ones: sampling slows the server a little.
+py-spy lives in the peers venv; it attaches to the running server by pid.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.paths import PEERS_VENV
+from benchmarks.servers import KINDS, RunningServer
+from benchmarks.workloads import Sizes, fanout
+
+_SAMPLE = re.compile(r"^(.*) (\d+)$")
+_SITE = re.compile(r"/(?:site-packages|lib/python3\.\d+)/")
+
+
+def profile_ours(sizes: Sizes, seed: int, out_dir: Path, top: int = 15) -> str:
+    """Run A against ours under py-spy; return a Markdown section with the top frames."""
+    spy = PEERS_VENV / "bin" / "py-spy"
+    raw = out_dir / "profile-ours.raw.txt"
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        server = RunningServer(KINDS["ours"], Path(tmp) / "data", out_dir / "profile-ours.log")
+        with server:
+            cmd = [str(spy), "record", "--pid", str(server.pid), "--rate", "200", "--format", "raw"]
+            cmd += ["--output", str(raw), "--nonblocking"]
+            spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                cases = fanout(server, sizes, seed)
+            finally:
+                spy_proc.send_signal(signal.SIGINT)
+                _, err = spy_proc.communicate(timeout=60)
+    if not raw.exists():
+        return f"py-spy wrote no profile: {err.decode(errors='replace')[-500:]}"
+    self_time, inclusive, total = _tally(raw.read_text())
+    ok = all(not c["failures"] for c in cases)
+    lines = [
+        (
+            f"py-spy, 200 Hz, {total:,} samples of the server process during workload A "
+            f"({'all cases passed' if ok else 'some cases FAILED'}); idle samples included.\n"
+        ),
+        "| self % | function (file:line) |",
+        "|---:|---|",
+    ]
+    lines += [f"| {100 * n / total:.1f} | `{_short(f)}` |" for f, n in self_time.most_common(top)]
+    lines += ["", "| inclusive % | function |", "|---:|---|"]
+    lines += [f"| {100 * n / total:.1f} | `{_short(f)}` |" for f, n in inclusive.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
+def _tally(text: str) -> tuple[Counter[str], Counter[str], int]:
+    """Self and inclusive sample counts per frame from py-spy's raw (collapsed) output."""
+    self_time: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        frames = [f for f in m.group(1).split(";") if f and not f.startswith("process ")]
+        frames = [f for f in frames if not f.startswith("thread ")]
+        count = int(m.group(2))
+        total += count
+        if frames:
+            self_time[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    return self_time, inclusive, max(total, 1)
+
+
+def _short(frame: str) -> str:
+    """Drop the interpreter / venv prefix of a frame's file path."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    parts = _SITE.split(where, maxsplit=1)
+    where = parts[-1] if len(parts) > 1 else "/".join(Path(where).parts[-2:])
+    return f"{name} ({where})"

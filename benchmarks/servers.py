@@ -1,0 +1,183 @@
+"""Start, restart and stop the servers under test, each as its own process.
+
+Every server prints ``LISTENING http://HOST:PORT`` when ready (ours natively,
+the peers through the small wrappers in ``benchmarks/peers``), binds
+127.0.0.1:0, and stops on SIGTERM. The process id is what the load generator
+reads CPU time and RSS from, so each command runs the server directly, with no
+shell or launcher in between.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from benchmarks.paths import BENCH, NODE_PEERS, peers_python, performer_executable
+
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 12.0
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """What the harness needs to know about one server implementation."""
+
+    name: str
+    flavor: str  # "path": room in the URL path (y-websocket); "hocuspocus": room in each frame
+    ws_path: str  # prefix before the room name
+    persists: str  # what survives a restart, for the report
+    label: str
+
+
+KINDS: dict[str, ServerKind] = {
+    "ours": ServerKind("ours", "path", "/rooms", "yes: LMDB log, fsync group commit", "Performer"),
+    "y-websocket": ServerKind(
+        "y-websocket",
+        "path",
+        "",
+        "no (YPERSISTENCE unset: memory only)",
+        "@y/websocket-server 0.1.1",
+    ),
+    "hocuspocus": ServerKind(
+        "hocuspocus", "hocuspocus", "", "no (no storage extension: memory only)", "Hocuspocus 3.4"
+    ),
+    "pycrdt": ServerKind(
+        "pycrdt", "path", "", "no (no YStore: memory only)", "pycrdt-websocket 0.16 + uvicorn"
+    ),
+}
+
+
+def _command(kind: ServerKind, data_dir: Path, idle_unload_s: float | None) -> list[str]:
+    if kind.name == "ours":
+        cmd = [str(performer_executable()), "serve", "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--data", str(data_dir)]
+        if idle_unload_s is not None:
+            cmd += ["--idle-unload", str(idle_unload_s)]
+        return cmd
+    if kind.name == "y-websocket":
+        return ["node", str(NODE_PEERS / "y_websocket_server.mjs")]
+    if kind.name == "hocuspocus":
+        return ["node", str(NODE_PEERS / "hocuspocus_server.mjs")]
+    if kind.name == "pycrdt":
+        return [str(peers_python()), str(BENCH / "peers" / "pycrdt_server.py")]
+    raise ValueError(f"unknown server {kind.name}")
+
+
+def _drain(stream: IO[bytes]) -> None:
+    """Keep reading stdout after the LISTENING line so the server never blocks on it."""
+    for _ in iter(lambda: stream.read(65536), b""):
+        pass
+
+
+class RunningServer:
+    """One server process; ``restart`` keeps the same data directory."""
+
+    def __init__(
+        self, kind: ServerKind, data_dir: Path, log_path: Path, idle_unload_s: float | None = None
+    ) -> None:
+        self.kind = kind
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.idle_unload_s = idle_unload_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        """Launch and wait (bounded) for the LISTENING line."""
+        env = {k: v for k, v in os.environ.items() if k not in ("YPERSISTENCE", "CALLBACK_URL")}
+        cwd = (
+            NODE_PEERS
+            if self.kind.flavor == "hocuspocus" or self.kind.name == "y-websocket"
+            else None
+        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                _command(self.kind, self.data_dir, self.idle_unload_s),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                cwd=cwd,
+            )
+        assert self.proc.stdout is not None
+        self.port = _read_port(self.proc, self.proc.stdout)
+        threading.Thread(target=_drain, args=(self.proc.stdout,), daemon=True).start()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within the deadline."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(STOP_TIMEOUT_S)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def loadgen_server(self) -> dict[str, Any]:
+        """The ``server`` block of a load generator config."""
+        return {
+            "flavor": self.kind.flavor,
+            "base": f"ws://127.0.0.1:{self.port}{self.kind.ws_path}",
+            "pid": self.pid,
+            "clkTck": os.sysconf("SC_CLK_TCK"),
+        }
+
+    def metrics_text(self) -> str | None:
+        """Prometheus text from ``/metrics`` (ours only), or None."""
+        if self.kind.name != "ours":
+            return None
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body: bytes = resp.read()
+        return body.decode()
+
+    def __enter__(self) -> RunningServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _read_port(proc: subprocess.Popen[bytes], stdout: IO[bytes]) -> int:
+    """Read stdout lines until ``LISTENING http://HOST:PORT`` or the deadline."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    sel = selectors.DefaultSelector()
+    sel.register(stdout, selectors.EVENT_READ)
+    buf = b""
+    try:
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=0.5):
+                if proc.poll() is not None:
+                    break
+                continue
+            chunk = os.read(stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+            for line in buf.decode(errors="replace").splitlines():
+                if line.startswith("LISTENING "):
+                    return int(line.rsplit(":", 1)[1])
+    finally:
+        sel.close()
+    proc.kill()
+    raise RuntimeError(f"server did not print LISTENING in {START_TIMEOUT_S:.0f} s: {buf!r}")
