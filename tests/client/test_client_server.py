@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pycrdt import Array
 
-from engine.client import AuthError, Backoff, Status, connect
+from engine.client import AuthError, Backoff, Status, WriteDenied, connect
 from tests.client.conftest import ROOT, LiveServer, StartServer, make_token
 from tests.client.helpers import DEADLINE, items, server_doc, wait_for_doc
 
@@ -135,3 +135,33 @@ async def test_a_valid_token_syncs(start_server: StartServer, tmp_path: Path) ->
         client.doc.get("items", type=Array).append("allowed")
         await asyncio.wait_for(client.saved(), DEADLINE)
     assert items(await server_doc(server.http_url, "guarded", token)) == ["allowed"]
+
+
+async def test_a_read_only_token_makes_saved_raise_instead_of_hanging(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server("--auth-secret", "s3cret")
+    token = make_token("s3cret", "guarded", "--read-only")
+    async with connect(server.ws_url, "guarded", token=token, store_path=tmp_path) as client:
+        await asyncio.wait_for(client.synced(), DEADLINE)
+        client.doc.get("items", type=Array).append("not allowed")
+        with pytest.raises(WriteDenied, match="read-only"):
+            await asyncio.wait_for(client.saved(), DEADLINE)
+        assert client.status == "synced"  # connected, but the edit is not on the server
+
+
+async def test_what_others_wrote_is_readable_offline_after_a_restart(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    url = live_server.ws_url
+    async with connect(url, "news", store_path=tmp_path / "writer", backoff=FAST) as writer:
+        writer.doc.get("items", type=Array).append("headline")
+        await asyncio.wait_for(writer.saved(), DEADLINE)
+    async with connect(url, "news", store_path=tmp_path / "reader", backoff=FAST) as reader:
+        await asyncio.wait_for(reader.synced(), DEADLINE)
+        assert items(reader.doc) == ["headline"]
+    live_server.stop()
+
+    async with connect(url, "news", store_path=tmp_path / "reader", backoff=FAST) as offline:
+        assert offline.status in ("offline", "connecting")
+        assert items(offline.doc) == ["headline"]
