@@ -105,7 +105,10 @@ export class SimClient {
       case MSG_HOCUS_SYNC_REPLY: {
         const enc = this._encoder(MSG_SYNC)
         const sub = syncProtocol.readSyncMessage(dec, enc, this.doc, this)
-        if (sub === syncProtocol.messageYjsSyncStep1) this._send(enc)
+        if (sub === syncProtocol.messageYjsSyncStep1) {
+          this.updatesSent++ // our SyncStep2 reply: the saved ack counts it as an update message
+          this._send(enc)
+        }
         if (sub === syncProtocol.messageYjsSyncStep2 && !this.synced) {
           this.synced = true
           this.syncedAt = performance.now()
