@@ -240,6 +240,7 @@ class Client:
         self.awareness.unobserve(self._awareness_subscription)
         self._store.close()
         self._set_status("offline")
+        self._notify()  # waiters raise ClientClosed
 
     async def __aenter__(self) -> Client:
         await self.start()
@@ -266,6 +267,10 @@ class Client:
         self._applying_remote = True
         try:
             self.doc.apply_update(update)
+        except ExceptionGroup as group:
+            # Applied; only some observer failed. That is the observer's bug: keep the
+            # update and the connection.
+            log.error("room %r: a document observer failed", self.room, exc_info=group)
         except BaseException as exc:
             # pyo3 panics are BaseExceptions; they still mean "bad update", not "exit".
             if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
@@ -307,6 +312,16 @@ class Client:
 
     async def _run(self) -> None:
         """Connect, serve, and reconnect with backoff until closed or refused for good."""
+        try:
+            await self._reconnect_loop()
+        except Exception as exc:
+            log.exception("room %r: sync stopped by an unexpected error", self.room)
+            self._error = EngineError(f"sync stopped by an unexpected error: {exc!r}")
+            self._error.__cause__ = exc
+            self._set_status("offline")
+            self._notify()
+
+    async def _reconnect_loop(self) -> None:
         rng = random.Random()
         attempt = 0
         async with aiohttp.ClientSession() as http:
@@ -422,7 +437,10 @@ class Client:
             return
         self._status = status
         for callback in list(self._status_callbacks):
-            callback(status)
+            try:
+                callback(status)
+            except Exception:
+                log.exception("room %r: status callback failed", self.room)
         self._notify()
 
     def _notify(self) -> None:

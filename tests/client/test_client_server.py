@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pycrdt import Array
 
-from engine.client import AuthError, Backoff, Status, WriteDenied, connect
+from engine.client import AuthError, Backoff, Status, WriteDenied, connect, edit_and_save
 from tests.client.conftest import ROOT, LiveServer, StartServer, make_token
 from tests.client.helpers import DEADLINE, items, server_doc, wait_for_doc
 
@@ -58,12 +58,16 @@ async def test_status_reports_synced_then_saved_for_an_edit(
     assert seen[:2] == ["synced", "saved"]
 
 
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_edits_made_while_the_server_is_down_arrive_after_it_returns(
-    live_server: LiveServer, tmp_path: Path
+    live_server: LiveServer, tmp_path: Path, how: str
 ) -> None:
     async with connect(live_server.ws_url, "outage", store_path=tmp_path, backoff=FAST) as client:
         await asyncio.wait_for(client.synced(), DEADLINE)
-        live_server.stop()
+        if how == "sigterm":
+            live_server.stop()
+        else:
+            live_server.kill()
         client.doc.get("items", type=Array).extend(["while", "down"])
         live_server.start()  # same port: the client reconnects by itself
         await asyncio.wait_for(client.saved(), DEADLINE)
@@ -165,3 +169,13 @@ async def test_what_others_wrote_is_readable_offline_after_a_restart(
     async with connect(url, "news", store_path=tmp_path / "reader", backoff=FAST) as offline:
         assert offline.status in ("offline", "connecting")
         assert items(offline.doc) == ["headline"]
+
+
+def test_edit_and_save_is_a_one_call_script_helper(live_server: LiveServer, tmp_path: Path) -> None:
+    edit_and_save(
+        live_server.ws_url,
+        "script",
+        lambda doc: doc.get("items", type=Array).append("from a script"),
+        store_path=tmp_path,
+    )
+    assert items(asyncio.run(server_doc(live_server.http_url, "script"))) == ["from a script"]
