@@ -17,9 +17,10 @@ from engine.storage import DocStore, LmdbKV
 from engine.storage.tools import export_room, import_room, verify
 from server.app import create_app
 from server.auth import issue_token
-from server.config import Config
+from server.config import Config, Limits
 
 log = logging.getLogger("performer")
+DEFAULT_LIMITS = Limits()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds a room without clients stays in memory",
+    )
+    serve.add_argument("--max-frame-bytes", type=int, default=DEFAULT_LIMITS.max_frame_bytes)
+    serve.add_argument("--max-update-bytes", type=int, default=DEFAULT_LIMITS.max_update_bytes)
+    serve.add_argument("--max-doc-bytes", type=int, default=DEFAULT_LIMITS.max_doc_bytes)
+    serve.add_argument(
+        "--rate",
+        type=float,
+        default=DEFAULT_LIMITS.messages_per_second,
+        help="messages per second per connection before reading slows down",
     )
     serve.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
@@ -108,12 +118,20 @@ def _serve(args: argparse.Namespace) -> int:
     if args.redis:
         print("error: --redis is not available in this build", file=sys.stderr)
         return 2
+    limits = Limits(
+        max_frame_bytes=args.max_frame_bytes,
+        max_update_bytes=args.max_update_bytes,
+        max_doc_bytes=args.max_doc_bytes,
+        messages_per_second=args.rate,
+        message_burst=max(1, int(args.rate * 2)),
+    )
     config = Config(
         host=args.host,
         port=args.port,
         data_dir=args.data,
         auth_secret=args.auth_secret or None,
         idle_unload_seconds=args.idle_unload,
+        limits=limits,
     )
     try:
         import uvloop

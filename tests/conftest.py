@@ -34,11 +34,21 @@ class ServerProcess:
         return self.url.replace("http://", "ws://") + "/rooms"
 
     def start(self) -> None:
-        args = [*PERFORMER, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--data", str(self.data_dir), *self.extra_args]
+        args = [
+            *PERFORMER,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data",
+            str(self.data_dir),
+            *self.extra_args,
+        ]
         env = {**os.environ, "PERFORMER_LOG": "WARNING", **self.env}
-        self.process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
-                                        stderr=None, text=True, env=env)
+        self.process = subprocess.Popen(
+            args, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, text=True, env=env
+        )
         line = _read_line(self.process, START_DEADLINE)
         if not line.startswith("LISTENING "):
             self.kill()
@@ -51,15 +61,21 @@ class ServerProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(timeout=timeout)
-        self.process = None
+        self._release()
         return code
+
+    def _release(self) -> None:
+        assert self.process is not None
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
 
     def kill(self) -> None:
         """SIGKILL: the crash a durable server must survive."""
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=10)
-            self.process = None
+            self._release()
 
     def restart(self) -> None:
         """Start again on the same data directory and the same port (clients reconnect)."""
@@ -85,10 +101,12 @@ def server_factory(tmp_path: Path) -> Iterator[StartServer]:
     """Start servers with extra flags; all are stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def start(*extra_args: str, data_dir: Path | None = None,
-              env: dict[str, str] | None = None) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / f"data{len(started)}", list(extra_args),
-                               env or {})
+    def start(
+        *extra_args: str, data_dir: Path | None = None, env: dict[str, str] | None = None
+    ) -> ServerProcess:
+        server = ServerProcess(
+            data_dir or tmp_path / f"data{len(started)}", list(extra_args), env or {}
+        )
         server.start()
         started.append(server)
         return server

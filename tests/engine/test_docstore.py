@@ -46,8 +46,9 @@ def text_of(updates: list[bytes]) -> str:
 
 def test_append_assigns_per_room_sequence_numbers(kv: KV) -> None:
     store = DocStore(kv)
-    seqs = store.append_many([Append("a", b"\x00\x00"), Append("b", b"\x00\x00"),
-                              Append("a", b"\x00\x00")])
+    seqs = store.append_many(
+        [Append("a", b"\x00\x00"), Append("b", b"\x00\x00"), Append("a", b"\x00\x00")]
+    )
     assert seqs == [1, 1, 2]
     assert store.append("a", b"\x00\x00") == 3
 
@@ -97,8 +98,10 @@ def test_history_records_who_when_and_how_much(kv: KV) -> None:
     store.append_many([Append("r", updates[1], "bob"), Append("r", updates[2], None)])
     entries = store.history("r")
     assert [(e.seq, e.user, e.bytes, e.clients) for e in entries] == [
-        (1, "alice", len(updates[0]), (77,)), (2, "bob", len(updates[1]), (77,)),
-        (3, None, len(updates[2]), (77,))]
+        (1, "alice", len(updates[0]), (77,)),
+        (2, "bob", len(updates[1]), (77,)),
+        (3, None, len(updates[2]), (77,)),
+    ]
     assert entries[0].ts < entries[1].ts == entries[2].ts
     assert [e.seq for e in store.history("r", after=1, limit=1)] == [2]
 

@@ -36,9 +36,15 @@ def test_scan_from_start_and_reverse(kv: KV) -> None:
     assert [k[1] for k, _ in kv.scan("log", b"\x01", start=b"\x01\x07")] == [7, 8, 9]
     assert [k[1] for k, _ in kv.scan("log", b"\x01", reverse=True, limit=3)] == [9, 8, 7]
     assert [k[1] for k, _ in kv.scan("log", b"\x01", start=b"\x01\x04", reverse=True)] == [
-        4, 3, 2, 1, 0]
-    assert [k[1] for k, _ in kv.scan("log", b"\x01", start=b"\x01\x04\x00", reverse=True,
-                                     limit=1)] == [4]
+        4,
+        3,
+        2,
+        1,
+        0,
+    ]
+    assert [
+        k[1] for k, _ in kv.scan("log", b"\x01", start=b"\x01\x04\x00", reverse=True, limit=1)
+    ] == [4]
     assert kv.scan("log", b"\x03", reverse=True) == []
     assert kv.scan("log", b"\x00\x00", reverse=True) == []
 

@@ -14,13 +14,20 @@ from tests.engine.helpers import content, recording_doc, snapshot_of
 
 # An edit: (peer, kind, position seed, value)
 edits = st.lists(
-    st.tuples(st.integers(0, 2), st.sampled_from(["text", "delete", "array", "map"]),
-              st.integers(0, 1000), st.text(alphabet="abcxyz", min_size=1, max_size=3)),
-    min_size=1, max_size=25)
+    st.tuples(
+        st.integers(0, 2),
+        st.sampled_from(["text", "delete", "array", "map"]),
+        st.integers(0, 1000),
+        st.text(alphabet="abcxyz", min_size=1, max_size=3),
+    ),
+    min_size=1,
+    max_size=25,
+)
 
 
-def make_updates(script: list[tuple[int, str, int, str]], sync_every: int = 4
-                 ) -> tuple[list[bytes], dict[str, Any]]:
+def make_updates(
+    script: list[tuple[int, str, int, str]], sync_every: int = 4
+) -> tuple[list[bytes], dict[str, Any]]:
     """Three peers edit concurrently, syncing now and then; returns every update made
     (in creation order) and the content all peers agree on after a full sync."""
     peers = [recording_doc(client_id=i + 1) for i in range(3)]
@@ -57,7 +64,8 @@ def _edit(doc: Doc[Any], kind: str, seed: int, value: str) -> None:
 @given(edits, st.randoms(use_true_random=False), st.integers(0, 3))
 @settings(max_examples=60, deadline=None)
 def test_peers_converge_under_any_order_with_duplicates(
-        script: list[tuple[int, str, int, str]], rng: Any, duplicates: int) -> None:
+    script: list[tuple[int, str, int, str]], rng: Any, duplicates: int
+) -> None:
     updates, expected = make_updates(script)
     replicas = []
     for _ in range(3):
@@ -76,7 +84,8 @@ def test_peers_converge_under_any_order_with_duplicates(
 @given(edits, st.randoms(use_true_random=False), st.lists(st.booleans(), max_size=40))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_load_after_appends_and_compactions_equals_the_live_document(
-        script: list[tuple[int, str, int, str]], rng: Any, compact_after: list[bool]) -> None:
+    script: list[tuple[int, str, int, str]], rng: Any, compact_after: list[bool]
+) -> None:
     updates, expected = make_updates(script)
     rng.shuffle(updates)  # out of order: some updates wait for their dependencies
     store = DocStore(MemoryKV(), policy=CompactionPolicy(every_updates=3, min_bytes=10**9))
@@ -92,7 +101,8 @@ def test_load_after_appends_and_compactions_equals_the_live_document(
 @given(edits)
 @settings(max_examples=40, deadline=None)
 def test_state_at_seq_equals_the_document_of_the_first_seq_updates(
-        script: list[tuple[int, str, int, str]]) -> None:
+    script: list[tuple[int, str, int, str]],
+) -> None:
     updates, _ = make_updates(script)
     assume(updates)
     store = DocStore(MemoryKV(), policy=CompactionPolicy(every_updates=4))

@@ -109,8 +109,11 @@ states = st.one_of(
 )
 
 
-@given(st.lists(st.builds(AwarenessEntry, st.integers(0, 2**53), st.integers(0, 2**32), states),
-                max_size=5))
+@given(
+    st.lists(
+        st.builds(AwarenessEntry, st.integers(0, 2**53), st.integers(0, 2**32), states), max_size=5
+    )
+)
 def test_awareness_round_trips_with_utf8_lengths(entries: list[AwarenessEntry]) -> None:
     assert decode_awareness(encode_awareness(entries)) == entries
 
