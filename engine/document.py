@@ -76,7 +76,8 @@ class RoomDocument:
     def _check_quota(self, size: int) -> None:
         if self.max_update_bytes is not None and size > self.max_update_bytes:
             raise QuotaExceeded(
-                f"update of {size} bytes exceeds the limit of {self.max_update_bytes}")
+                f"update of {size} bytes exceeds the limit of {self.max_update_bytes}"
+            )
         if self.max_doc_bytes is not None and self.size_bytes + size > self.max_doc_bytes:
             raise QuotaExceeded(f"room would grow past its limit of {self.max_doc_bytes} bytes")
 
@@ -100,9 +101,11 @@ class RoomDocument:
         """
         for _ in range(len(self._pending) + 1):
             self._clocks = decode_state_vector(self.state_vector())
-            waiting = [(u, shape) for u, shape in self._pending
-                       if any(end > self._clocks.get(c, 0)
-                              for c, (_s, end) in shape.ranges.items())]
+            waiting = [
+                (u, shape)
+                for u, shape in self._pending
+                if any(end > self._clocks.get(c, 0) for c, (_s, end) in shape.ranges.items())
+            ]
             progressed = len(waiting) < len(self._pending)
             self._pending = waiting
             if not waiting:
