@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_LIMITS.messages_per_second,
         help="messages per second per connection before reading slows down",
     )
+    serve.add_argument(
+        "--send-buffer-bytes",
+        type=int,
+        default=DEFAULT_LIMITS.send_buffer_bytes,
+        help="a client that stops reading is disconnected once this much is queued for it",
+    )
     serve.add_argument("--redis", default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
 
@@ -124,6 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_doc_bytes=args.max_doc_bytes,
         messages_per_second=args.rate,
         message_burst=max(1, int(args.rate * 2)),
+        send_buffer_bytes=args.send_buffer_bytes,
     )
     config = Config(
         host=args.host,
