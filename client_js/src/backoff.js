@@ -1,0 +1,26 @@
+/**
+ * Reconnect delays: exponential backoff with jitter.
+ *
+ * y-websocket's own backoff is deterministic, so after a server restart every client would come
+ * back in the same millisecond. Spreading reconnects ("equal jitter": half fixed, half random)
+ * keeps the herd from hitting the server at once while still bounding the wait.
+ * @module backoff
+ */
+
+/**
+ * @typedef {object} BackoffOptions
+ * @property {number} [minDelay] delay before the first retry, ms
+ * @property {number} [maxDelay] cap, ms
+ * @property {() => number} [random] source of randomness in [0, 1), injectable for tests
+ */
+
+/**
+ * @param {number} attempt 0 for the first retry after a failure
+ * @param {BackoffOptions} [options]
+ * @returns {number} delay in ms, within [cap/2, cap] where cap = min(maxDelay, minDelay * 2^attempt)
+ */
+export function backoffDelay (attempt, { minDelay = 250, maxDelay = 10000, random = Math.random } = {}) {
+  const exp = Math.min(maxDelay, minDelay * Math.pow(2, Math.max(0, Math.min(attempt, 30))))
+  const half = exp / 2
+  return Math.round(half + random() * half)
+}

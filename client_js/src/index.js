@@ -1,0 +1,9 @@
+/**
+ * Performer Sync browser client: a thin layer over yjs, y-websocket and y-indexeddb.
+ * @module performer-sync-client
+ */
+export { connectRoom } from './connect.js'
+export { Status } from './status.js'
+export { backoffDelay } from './backoff.js'
+export { PendingTracker, isUpdateMessage, MESSAGE_SAVED } from './ack.js'
+export { fetchHistory, fetchDocAt } from './history.js'

@@ -1,0 +1,25 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Status } from '../../src/status.js'
+
+test('subscribers get the current value at once and every real change, not repeats', () => {
+  const status = new Status()
+  /** @type {string[]} */
+  const seen = []
+  const unsubscribe = status.subscribe((s) => seen.push(`${s.state}/${s.pending}`))
+  status.set({ state: 'connecting' })
+  status.set({ state: 'connecting' })
+  status.set({ pending: 2 })
+  unsubscribe()
+  status.set({ state: 'saved' })
+  assert.deepEqual(seen, ['offline/0', 'connecting/0', 'connecting/2'])
+})
+
+test('until resolves on the first matching value and rejects at its deadline', async () => {
+  const status = new Status()
+  const saved = status.until((s) => s.state === 'saved', 1000)
+  status.set({ state: 'synced' })
+  status.set({ state: 'saved' })
+  assert.equal((await saved).state, 'saved')
+  await assert.rejects(status.until((s) => s.state === 'offline' && s.pending > 5, 30), /timed out/)
+})
