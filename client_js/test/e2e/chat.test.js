@@ -1,0 +1,241 @@
+/**
+ * The chat demo in real headless Chromium against the real server process.
+ *
+ * One server (fresh data directory) and one browser for the file; every test uses its own room. Waits poll the page
+ * under a deadline (playwright-core has no `expect`), never sleep-then-assert.
+ */
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import * as Y from 'yjs'
+import { launchBrowser } from '../helpers/browser.js'
+import { startServer, makeDataDir, removeDataDir, repoRoot } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
+import { readMessages } from '../../demo/model.js'
+
+/** @typedef {import('playwright-core').Page} Page */
+/** @typedef {import('playwright-core').BrowserContext} BrowserContext */
+
+const DEADLINE = 20000
+/** @type {import('../helpers/server.js').RunningServer} */
+let server
+/** @type {string} */
+let dataDir
+/** @type {import('playwright-core').Browser} */
+let browser
+/** @type {Error[]} */
+const pageErrors = []
+
+before(async () => {
+  dataDir = await makeDataDir()
+  server = await startServer({ dataDir })
+  browser = await launchBrowser()
+})
+
+after(async () => {
+  await browser?.close()
+  await server?.stop()
+  if (dataDir) await removeDataDir(dataDir)
+})
+
+/**
+ * A page for `user` in `room`, with the service worker in control (so it can reload offline).
+ * @param {string} room
+ * @param {string} user
+ * @returns {Promise<{ context: BrowserContext, page: Page }>}
+ */
+async function openChat (room, user) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 }, colorScheme: 'light' })
+  context.setDefaultTimeout(DEADLINE)
+  const page = await context.newPage()
+  page.on('pageerror', (error) => pageErrors.push(error))
+  await page.goto(`${server.httpUrl}/?room=${encodeURIComponent(room)}&user=${encodeURIComponent(user)}`)
+  await page.evaluate(() => navigator.serviceWorker.ready.then(() => undefined))
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null, undefined, { timeout: DEADLINE })
+  await waitForStatus(page, 'saved')
+  return { context, page }
+}
+
+/**
+ * @param {Page} page
+ * @param {string} word one of offline / connecting / synced / saved
+ */
+async function waitForStatus (page, word) {
+  const status = page.getByTestId('connection-status')
+  await waitFor(async () => (await status.textContent())?.includes(word), { timeoutMs: DEADLINE, what: `status "${word}" (now "${await status.textContent()}")` })
+}
+
+/** @param {Page} page */
+function messageTexts (page) {
+  return page.getByTestId('message').locator('.bubble').allTextContents()
+}
+
+/**
+ * @param {Page} page
+ * @param {string[]} expected
+ * @param {string} what
+ */
+async function waitForMessages (page, expected, what) {
+  await waitFor(async () => {
+    const texts = await messageTexts(page)
+    return expected.every((text) => texts.includes(text))
+  }, { timeoutMs: DEADLINE, what: `${what}: ${expected.join(' | ')} (have ${(await messageTexts(page)).join(' | ')})` })
+}
+
+/**
+ * @param {Page} page
+ * @param {string} text
+ */
+async function send (page, text, { withEnter = false } = {}) {
+  const input = page.getByTestId('message-input')
+  await input.fill(text)
+  if (withEnter) await input.press('Enter')
+  else await page.getByTestId('send-button').click()
+  await waitFor(async () => (await input.inputValue()) === '', { timeoutMs: DEADLINE, what: 'input cleared after send' })
+}
+
+/** @param {Page} page */
+function presenceNames (page) {
+  return page.getByTestId('presence-user').locator('.presence-name').allTextContents()
+}
+
+/**
+ * @param {Page} page
+ * @param {string} text
+ */
+function messageWith (page, text) {
+  return page.getByTestId('message').filter({ hasText: text })
+}
+
+/**
+ * Count on the first reaction button (👍) of the message with `text`.
+ * @param {Page} page
+ * @param {string} text
+ */
+async function thumbsUp (page, text) {
+  return Number(await messageWith(page, text).getByTestId('reaction-count').first().textContent())
+}
+
+/** @param {string} room */
+async function serverMessages (room) {
+  const response = await fetch(`${server.httpUrl}/v1/rooms/${encodeURIComponent(room)}/state`)
+  assert.equal(response.status, 200)
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, new Uint8Array(await response.arrayBuffer()))
+  return readMessages(doc)
+}
+
+test('two people chat both ways, see presence, typing and merged reactions', async () => {
+  const room = 'lobby'
+  const alice = await openChat(room, 'alice')
+  const bob = await openChat(room, 'bob')
+
+  await waitFor(async () => (await presenceNames(alice.page)).includes('bob'), { timeoutMs: DEADLINE, what: 'bob in alice\'s presence' })
+  await waitFor(async () => (await presenceNames(bob.page)).includes('alice'), { timeoutMs: DEADLINE, what: 'alice in bob\'s presence' })
+
+  await send(alice.page, 'Hi Bob! Did the build pass?')
+  await waitForMessages(bob.page, ['Hi Bob! Did the build pass?'], 'bob receives')
+  await send(bob.page, 'Yes, all green. Shipping offline mode today.', { withEnter: true })
+  await send(bob.page, 'Try going offline and typing.')
+  await waitForMessages(alice.page, ['Yes, all green. Shipping offline mode today.', 'Try going offline and typing.'], 'alice receives')
+
+  const own = messageWith(alice.page, 'Hi Bob!')
+  assert.match(await own.getAttribute('class') ?? '', /\bown\b/, 'own message is marked')
+  assert.doesNotMatch(await messageWith(alice.page, 'all green').getAttribute('class') ?? '', /\bown\b/)
+
+  await messageWith(alice.page, 'Hi Bob!').getByTestId('reaction-button').first().click()
+  await messageWith(bob.page, 'Hi Bob!').getByTestId('reaction-button').first().click()
+  await waitFor(async () => await thumbsUp(alice.page, 'Hi Bob!') === 2 && await thumbsUp(bob.page, 'Hi Bob!') === 2,
+    { timeoutMs: DEADLINE, what: 'both reactions counted on both sides' })
+
+  await bob.page.getByTestId('message-input').pressSequentially('typing a reply')
+  await waitFor(async () => (await alice.page.getByTestId('typing-indicator').textContent())?.includes('bob is typing'),
+    { timeoutMs: DEADLINE, what: 'typing indicator at alice' })
+
+  await mkdir(path.join(repoRoot, 'docs'), { recursive: true })
+  await alice.page.screenshot({ path: path.join(repoRoot, 'docs', 'screenshot.png') })
+
+  await bob.context.close()
+  await waitFor(async () => !(await presenceNames(alice.page)).includes('bob'), { timeoutMs: DEADLINE, what: 'bob gone from presence after closing' })
+  await alice.context.close()
+  assert.deepEqual(pageErrors, [])
+})
+
+test('offline: messages and a reaction survive a reload without network and arrive when back online', async () => {
+  const room = 'offline-room'
+  const alice = await openChat(room, 'alice')
+  const bob = await openChat(room, 'bob')
+  await send(bob.page, 'anyone there?')
+  await waitForMessages(alice.page, ['anyone there?'], 'alice sees bob')
+
+  await alice.context.setOffline(true)
+  await waitForStatus(alice.page, 'offline')
+  const offlineTexts = ['offline one', 'offline two', 'offline three']
+  for (const text of offlineTexts) await send(alice.page, text)
+  await messageWith(alice.page, 'anyone there?').getByTestId('reaction-button').first().click()
+  await waitFor(async () => (await alice.page.getByTestId('connection-status').textContent())?.includes('4 queued'),
+    { timeoutMs: DEADLINE, what: 'three messages and a reaction queued' })
+
+  await alice.page.reload()
+  await waitForMessages(alice.page, offlineTexts, 'offline messages after an offline reload')
+  assert.equal(await thumbsUp(alice.page, 'anyone there?'), 1)
+  await waitForStatus(alice.page, 'offline')
+  await waitFor(async () => (await alice.page.getByTestId('connection-status').textContent())?.includes('4 queued'),
+    { timeoutMs: DEADLINE, what: 'queued count restored after reload' })
+  assert.deepEqual(await messageTexts(bob.page), ['anyone there?'], 'nothing leaked while offline')
+
+  await alice.context.setOffline(false)
+  await waitForMessages(bob.page, offlineTexts, 'bob receives the offline messages')
+  await waitFor(async () => await thumbsUp(bob.page, 'anyone there?') === 1, { timeoutMs: DEADLINE, what: 'bob sees the offline reaction' })
+  await waitForStatus(alice.page, 'saved')
+  assert.deepEqual((await serverMessages(room)).map((m) => m.text), ['anyone there?', ...offlineTexts])
+  await alice.context.close()
+  await bob.context.close()
+  assert.deepEqual(pageErrors, [])
+})
+
+test('a server restart in the middle of a chat loses nothing', async () => {
+  const room = 'restart-room'
+  const alice = await openChat(room, 'alice')
+  const bob = await openChat(room, 'bob')
+  await send(alice.page, 'before the restart')
+  await waitForMessages(bob.page, ['before the restart'], 'bob before restart')
+  await waitForStatus(alice.page, 'saved')
+
+  const port = Number(new URL(server.httpUrl).port)
+  await server.stop()
+  await waitFor(async () => !(await alice.page.getByTestId('connection-status').textContent())?.includes('saved'),
+    { timeoutMs: DEADLINE, what: 'alice notices the server is gone' })
+  await send(alice.page, 'while the server is down')
+  server = await startServer({ dataDir, port })
+
+  await waitForMessages(bob.page, ['before the restart', 'while the server is down'], 'bob after restart')
+  await send(bob.page, 'after the restart')
+  await waitForMessages(alice.page, ['after the restart'], 'alice after restart')
+  await waitForStatus(alice.page, 'saved')
+  await waitForStatus(bob.page, 'saved')
+  assert.deepEqual((await serverMessages(room)).map((m) => m.text), ['before the restart', 'while the server is down', 'after the restart'])
+  await alice.context.close()
+  await bob.context.close()
+})
+
+test('history view shows the chat as it was at an earlier log position', async () => {
+  const room = 'history-room'
+  const alice = await openChat(room, 'alice')
+  for (const text of ['first', 'second', 'third']) {
+    await send(alice.page, text)
+    await waitForStatus(alice.page, 'saved')
+  }
+  await alice.page.getByTestId('history-toggle').click()
+  const past = alice.page.getByTestId('history-message')
+  await waitFor(async () => (await past.count()) === 3, { timeoutMs: DEADLINE, what: 'history opens at the latest position' })
+  const slider = alice.page.getByTestId('history-slider')
+  await slider.fill('0')
+  await waitFor(async () => (await past.count()) < 3, { timeoutMs: DEADLINE, what: 'an earlier position shows fewer messages' })
+  const earlier = await past.locator('.bubble').allTextContents()
+  assert.deepEqual(earlier, ['first', 'second', 'third'].slice(0, earlier.length))
+  await alice.page.getByTestId('history-toggle').click()
+  assert.deepEqual(await messageTexts(alice.page), ['first', 'second', 'third'], 'the live chat is untouched')
+  await alice.context.close()
+})
