@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pycrdt import Doc
+from pycrdt import Doc, merge_updates
 
 from engine.awareness import Presence
 from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
@@ -99,21 +99,31 @@ class RoomDocument:
         pending); applying it again integrates it. Updates are idempotent, so retrying
         is always safe; the loop is bounded by the number of pending updates.
         """
-        for _ in range(len(self._pending) + 1):
+        retried = False
+        while True:
             self._clocks = decode_state_vector(self.state_vector())
             waiting = [
-                (u, shape)
-                for u, shape in self._pending
-                if any(end > self._clocks.get(c, 0) for c, (_s, end) in shape.ranges.items())
+                (u, shape) for u, shape in self._pending if not shape.covered_by(self._clocks)
             ]
             progressed = len(waiting) < len(self._pending)
             self._pending = waiting
-            if not waiting:
+            if not waiting or (retried and not progressed):
                 return
             for update, _shape in waiting:
                 self.doc.apply_update(update)
-            if not progressed and decode_state_vector(self.state_vector()) == self._clocks:
-                return
+            retried = True
+
+    def encode_snapshot(self) -> bytes:
+        """The whole room as one update, including updates still waiting for a
+        dependency (a Doc's own encoding leaves those out).
+
+        The Doc's encoding squashes runs of typing into single items, so a snapshot
+        applies in milliseconds where a merge of raw updates takes seconds.
+        """
+        state = self.encode_state()
+        if not self._pending:
+            return state
+        return bytes(merge_updates(state, *(update for update, _ in self._pending)))
 
     @property
     def pending(self) -> int:

@@ -30,14 +30,19 @@ class UpdateShape:
     Attributes:
         ranges: per authoring client, the clock range [start, end) of its structs.
         deps: per client, the highest clock the structs refer to (origins, parents).
-        deletes: whether the update carries a delete set.
+        deleted: per client, the end of the highest clock range the update deletes.
         gaps: whether a client's range has holes (Skip structs, from merged updates).
     """
 
     ranges: dict[int, tuple[int, int]]
     deps: dict[int, int]
-    deletes: bool
+    deleted: dict[int, int]
     gaps: bool = False
+
+    @property
+    def deletes(self) -> bool:
+        """Whether the update carries a non-empty delete set."""
+        return bool(self.deleted)
 
     @property
     def clients(self) -> tuple[int, ...]:
@@ -55,7 +60,19 @@ class UpdateShape:
             own = self.ranges.get(client)
             if clock >= clocks.get(client, 0) and not (own and clock < own[1]):
                 return False
+        for client, end in self.deleted.items():
+            own = self.ranges.get(client)
+            if end > clocks.get(client, 0) and not (own and end <= own[1]):
+                return False
         return True
+
+    def covered_by(self, clocks: dict[int, int]) -> bool:
+        """True when a document at state `clocks` holds all of this update's structs and
+        every item it deletes (so nothing of it can still be pending)."""
+        for client, (_start, end) in self.ranges.items():
+            if end > clocks.get(client, 0):
+                return False
+        return all(end <= clocks.get(client, 0) for client, end in self.deleted.items())
 
 
 def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape:
@@ -77,15 +94,15 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
                 gaps = True
             clock += _skip_struct(reader, max_nesting, deps)
         ranges[client] = (start, clock)
-    deletes = False
+    deleted: dict[int, int] = {}
     for _ in range(_count(reader)):  # delete set: client, n x (clock, len)
-        reader.varuint()
+        client = reader.varuint()
         for _ in range(_count(reader)):
-            deletes = True
-            reader.varuint()
-            reader.varuint()
+            end = reader.varuint() + reader.varuint()
+            if end > deleted.get(client, 0):
+                deleted[client] = end
     reader.expect_end()
-    return UpdateShape(ranges, deps, deletes, gaps)
+    return UpdateShape(ranges, deps, deleted, gaps)
 
 
 def _count(reader: Reader) -> int:

@@ -22,16 +22,28 @@ from dataclasses import dataclass, replace
 
 from pycrdt import get_state
 
+from engine.document import RoomDocument
 from engine.errors import CorruptRecord, RoomNotFound, StorageError
 from engine.names import validate_room_name
 from engine.storage.compaction import CompactionPolicy, Retention, should_compact
 from engine.storage.kv import KV, Delete, Put
 from engine.storage.records import RoomMeta, Snapshot, UpdateRecord, pack, unpack
-from engine.yjs import EMPTY_UPDATE, merge_chunked, update_clients
+from engine.yjs import EMPTY_UPDATE, update_clients
 
 log = logging.getLogger(__name__)
 
 _U64 = struct.Struct(">Q")
+
+
+def rebuild(updates: list[bytes]) -> bytes:
+    """Fold updates into one compact update, keeping any that still wait for a
+    dependency (see `RoomDocument.encode_snapshot`)."""
+    room = RoomDocument()
+    for update in updates:
+        room.apply(update, "storage")
+    return room.encode_snapshot()
+
+
 _ROOM_SEQ = struct.Struct(">QQ")
 _NEXT_ROOM_ID = b"next-room-id"
 
@@ -63,6 +75,16 @@ class HistoryEntry:
     user: str | None
     bytes: int
     clients: tuple[int, ...]
+
+
+def _grown(meta: RoomMeta, last_seq: int, updates: int, size: int) -> RoomMeta:
+    return replace(
+        meta,
+        last_seq=last_seq,
+        updates_since_snapshot=meta.updates_since_snapshot + updates,
+        bytes_since_snapshot=meta.bytes_since_snapshot + size,
+        log_bytes=meta.log_bytes + size,
+    )
 
 
 def _key(room_id: int, seq: int) -> bytes:
@@ -134,7 +156,8 @@ class DocStore:
         """
         now = self.clock()
         puts: list[Put] = []
-        metas: dict[int, RoomMeta] = {}
+        base: dict[int, RoomMeta] = {}
+        growth: dict[int, list[int]] = {}  # room id -> [last seq, updates, bytes]
         new_ids: dict[str, int] = {}
         next_id = None
         seqs: list[int] = []
@@ -148,22 +171,22 @@ class DocStore:
                 room_id = next_id
                 next_id += 1
                 new_ids[item.room] = room_id
-                metas[room_id] = RoomMeta(name=item.room, created=now)
+                base[room_id] = RoomMeta(name=item.room, created=now)
                 puts.append(("rooms", item.room.encode("utf-8"), _U64.pack(room_id)))
-            meta = metas.get(room_id) or self._meta(room_id)
-            seq = meta.last_seq + 1
-            size = len(item.update)
-            metas[room_id] = replace(
-                meta,
-                last_seq=seq,
-                updates_since_snapshot=meta.updates_since_snapshot + 1,
-                bytes_since_snapshot=meta.bytes_since_snapshot + size,
-                log_bytes=meta.log_bytes + size,
-            )
+            counters = growth.get(room_id)
+            if counters is None:
+                meta = base.get(room_id) or self._meta(room_id)
+                base[room_id] = meta
+                counters = growth[room_id] = [meta.last_seq, 0, 0]
+            counters[0] += 1
+            counters[1] += 1
+            counters[2] += len(item.update)
+            seq = counters[0]
             clients = item.clients if item.clients is not None else update_clients(item.update)
             record = UpdateRecord(seq, now, item.user, clients, item.update)
             puts.append(("log", _key(room_id, seq), pack(record.to_map())))
             seqs.append(seq)
+        metas = {room_id: _grown(base[room_id], *counters) for room_id, counters in growth.items()}
         for room_id, meta in metas.items():
             puts.append(("meta", _U64.pack(room_id), pack(meta.to_map())))
         if next_id is not None:
@@ -272,7 +295,7 @@ class DocStore:
         base_seq = snapshot.seq if snapshot else 0
         tail = self._log_range(room, room_id, base_seq, seq)
         updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
-        return merge_chunked(updates)
+        return rebuild(updates)
 
     def rooms(self) -> list[RoomMeta]:
         """Every stored room's metadata."""
@@ -299,7 +322,7 @@ class DocStore:
         if not force and not should_compact(meta, self.policy):
             return None
         loaded = self.load(room)
-        merged = merge_chunked(loaded.updates)
+        merged = rebuild(loaded.updates)
         snapshot = Snapshot(loaded.last_seq, self.clock(), merged, get_state(merged))
         new_meta = replace(
             meta,

@@ -67,6 +67,7 @@ def test_peers_converge_under_any_order_with_duplicates(
     script: list[tuple[int, str, int, str]], rng: Any, duplicates: int
 ) -> None:
     updates, expected = make_updates(script)
+    assume(updates)
     replicas = []
     for _ in range(3):
         delivery = updates + [rng.choice(updates) for _ in range(duplicates)]
