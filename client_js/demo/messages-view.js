@@ -91,7 +91,8 @@ function renderMessage (message, self, continued, testId, onReact) {
     h('span', { class: 'author', text: own ? `${message.user} (you)` : message.user }),
     h('time', { text: formatTime(message.ts) })
   ])
-  const reactions = h('div', { class: 'reactions' }, message.reactions.map((reaction) => {
+  const anyReaction = message.reactions.some((reaction) => reaction.count > 0)
+  const reactions = h('div', { class: 'reactions', 'data-any': String(anyReaction) }, message.reactions.map((reaction) => {
     const mine = reaction.users.includes(self)
     const button = h('button', {
       type: 'button',

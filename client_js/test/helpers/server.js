@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 
 const clientRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const repoRoot = path.resolve(clientRoot, '..')
-const performerBin = process.env.PERFORMER_BIN ?? path.join(repoRoot, '.venv', 'bin', 'performer')
+export const performerBin = process.env.PERFORMER_BIN ?? path.join(repoRoot, '.venv', 'bin', 'performer')
 
 /**
  * @typedef {object} RunningServer
