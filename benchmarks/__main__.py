@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import install, report
+from benchmarks import install, report, servers
 from benchmarks.paths import REPO, RESULTS, peers_python
 from benchmarks.servers import KINDS, RunningServer
 from benchmarks.workloads import SIZES, WORKLOADS, Case, Sizes
@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="output dir (default benchmarks/results[/quick])")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--profile", action="store_true", help="also py-spy our server under A")
+    p.add_argument(
+        "--ours-ref", help="measure our server as of this git ref (default: the work tree)"
+    )
     args = p.parse_args(argv)
     args.server_list = _pick(args.servers, KINDS, "server")
     args.workload_list = _pick(args.workloads.upper(), WORKLOADS, "workload")
@@ -148,6 +151,7 @@ def _document(
         f"Command: `{cmd.strip()}`  ",
         f"Mode: {args.mode}, {args.repeats} repeat(s), seed {args.seed}  ",
         f"Date: {header['date']}  ",
+        f"Performer measured: {header['ours']}  ",
         (
             f"Machine: {header['cores']} cores, {header['cpu']}, {header['memory_gib']} GiB RAM, "
             f"Linux {header['kernel']}, Python {header['python']}, Node {header['node']}. "
@@ -166,6 +170,15 @@ def _document(
     return "\n".join(parts)
 
 
+def _pin_ours(ref: str | None) -> str:
+    """Export our server at ``ref`` (if given); say which version is measured."""
+    if ref:
+        target, sha = install.ours_snapshot(ref)
+        servers.OURS_SNAPSHOT[:] = [target]
+        return f"commit {sha[:12]}"
+    return "work tree at " + report.git_head()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -174,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     want_tools = args.profile or (not args.no_plots and args.mode != "quick")
     install.ensure_for(args.server_list, want_tools)
     header = report.machine()
+    header["ours"] = _pin_ours(args.ours_ref)
     raw = run_all(args, out)
     profile_md = None
     if args.profile:

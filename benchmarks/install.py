@@ -8,12 +8,14 @@ second run skip the install.
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
-from benchmarks.paths import NODE_CLIENTS, NODE_PEERS, NODE_PEERS_SRC, PEERS, PEERS_VENV
+from benchmarks.paths import NODE_CLIENTS, NODE_PEERS, NODE_PEERS_SRC, PEERS, PEERS_VENV, REPO
 
 INSTALL_TIMEOUT_S = 900
 PEERS_PIP = [
@@ -86,3 +88,31 @@ def ensure_for(servers: list[str], want_tools: bool) -> None:
         ensure_node_peers()
     if "pycrdt" in servers or want_tools:
         ensure_peers_venv()
+
+
+def ours_snapshot(ref: str) -> tuple[Path, str]:
+    """Export ``engine/`` and ``server/`` at a git ref into ``.peers/ours-<sha>``.
+
+    Other work in the tree keeps changing while a long comparison runs; measuring
+    a fixed commit makes the numbers belong to one version. Returns (dir, sha).
+    """
+    git = ["git", "-C", str(REPO)]
+    sha = subprocess.run(
+        [*git, "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    target = PEERS / f"ours-{sha[:12]}"
+    if not (target / "server").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            [*git, "archive", "--format=tar", sha, "engine", "server"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")
+    return target, sha

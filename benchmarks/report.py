@@ -79,6 +79,22 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_head() -> str:
+    """HEAD's short sha, with "+ local changes" when engine/ or server/ differ from it."""
+    repo = Path(__file__).resolve().parents[1]
+    git = ["git", "-C", str(repo)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "engine", "server"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return head + (" + local changes" if dirty else "")
+
+
 def aggregate(raw: list[Row]) -> list[Row]:
     """One row per (workload, case, server): median/min/max over repeats."""
     groups: dict[tuple[str, str, str], list[Row]] = {}

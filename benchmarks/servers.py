@@ -13,6 +13,7 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -55,9 +56,16 @@ KINDS: dict[str, ServerKind] = {
 }
 
 
+# Set by --ours-ref: a directory holding engine/ and server/ exported at one commit.
+OURS_SNAPSHOT: list[Path] = []
+_RUN_SNAPSHOT = "import sys; from server.cli import main; sys.exit(main())"
+
+
 def _command(kind: ServerKind, data_dir: Path, idle_unload_s: float | None) -> list[str]:
     if kind.name == "ours":
-        cmd = [str(performer_executable()), "serve", "--host", "127.0.0.1", "--port", "0"]
+        launcher = [sys.executable, "-c", _RUN_SNAPSHOT] if OURS_SNAPSHOT else []
+        launcher = launcher or [str(performer_executable())]
+        cmd = [*launcher, "serve", "--host", "127.0.0.1", "--port", "0"]
         cmd += ["--data", str(data_dir)]
         if idle_unload_s is not None:
             cmd += ["--idle-unload", str(idle_unload_s)]
@@ -93,11 +101,12 @@ class RunningServer:
     def start(self) -> None:
         """Launch and wait (bounded) for the LISTENING line."""
         env = {k: v for k, v in os.environ.items() if k not in ("YPERSISTENCE", "CALLBACK_URL")}
-        cwd = (
-            NODE_PEERS
-            if self.kind.flavor == "hocuspocus" or self.kind.name == "y-websocket"
-            else None
-        )
+        cwd: Path | None = None
+        if self.kind.name in ("hocuspocus", "y-websocket"):
+            cwd = NODE_PEERS
+        if self.kind.name == "ours" and OURS_SNAPSHOT:
+            cwd = OURS_SNAPSHOT[0]
+            env["PYTHONPATH"] = str(cwd)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 _command(self.kind, self.data_dir, self.idle_unload_s),
