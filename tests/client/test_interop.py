@@ -85,8 +85,9 @@ async def test_sdk_and_yjs_client_converge_on_chat_messages(
         await wait_for_doc(client.doc, lambda: "from node" in texts(messages))
         client.awareness.set_local_state({"user": {"name": "py", "color": "#f00"}, "typing": False})
 
-        messages.append(new_message("py", "from python"))
-        toggle_reaction(messages[0], "👍", "py")
+        with client.doc.transaction():  # one update: the peer stops once it sees the text
+            messages.append(new_message("py", "from python"))
+            toggle_reaction(messages[0], "👍", "py")
         seen_by_node = await node_result(node)
         await asyncio.wait_for(client.saved(), DEADLINE)
         ours = messages.to_py() or []
