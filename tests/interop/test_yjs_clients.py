@@ -86,11 +86,12 @@ async def test_an_offline_client_and_an_online_client_both_end_with_the_union(
 ) -> None:
     scenario = await start_node("offline.mjs", url=server.ws_url, room="offline")
     result = await scenario.result(CLIENT_DEADLINE)
-    during = result["b_while_a_offline"]["json"]
-    assert "a" not in during["map"], "B saw A's edit while A was disconnected"
-    a, b = result["a"], result["b"]
-    assert a["json"] == b["json"]
-    assert a["state_vector"] == b["state_vector"]
+    during = result["while_a_offline"]["json"]
+    assert during["map"].get("b") == "online 🌐"
+    assert "a" not in during["map"], "A's edit went out while A was disconnected"
+    a, b, c = result["a"], result["b"], result["c"]
+    assert a["json"] == b["json"] == c["json"]
+    assert a["state_vector"] == b["state_vector"] == c["state_vector"]
     assert sorted(a["json"]["list"]) == ["from A while offline", "from B"]
     assert a["json"]["map"] == {"base": True, "a": "offline ✈", "b": "online 🌐"}
     assert "B online: " in a["json"]["text"] and " +A offline" in a["json"]["text"]

@@ -1,5 +1,6 @@
 // Two clients of one room: A goes offline (provider.disconnect()), both edit, A reconnects,
-// and both must end with the union. Prints both snapshots plus what B held while A was away.
+// and both must end with the union. A third client C watches: it must get B's edit but not
+// A's while A is away. Prints the three snapshots and C's view while A was away.
 //
 // args: --url=ws://HOST:PORT/rooms --room=R
 import { args, connect, emit, run, snapshot, waitDoc, waitFor, waitSynced } from './lib.mjs'
@@ -12,7 +13,8 @@ run(async () => {
   const { url, room } = args()
   const a = connect(url, room)
   const b = connect(url, room)
-  await Promise.all([waitSynced(a.provider, DEADLINE_MS), waitSynced(b.provider, DEADLINE_MS)])
+  const c = connect(url, room) // a bystander: what the server relays while A is away
+  await Promise.all([a, b, c].map(({ provider }) => waitSynced(provider, DEADLINE_MS)))
 
   a.doc.getText('text').insert(0, 'base')
   a.doc.getMap('map').set('base', true)
@@ -31,7 +33,10 @@ run(async () => {
     b.doc.getArray('list').push(['from B'])
     b.doc.getMap('map').set('b', 'online 🌐')
   })
-  const bWhileAOffline = snapshot(b.doc)
+  // A edited first; had its socket still been open, its update would reach C no later than
+  // B's did.
+  await waitDoc('C to see B\'s edit', c.doc, () => has(c.doc, 'b'), DEADLINE_MS)
+  const whileAOffline = snapshot(c.doc)
 
   a.provider.connect()
   const union = (doc) => has(doc, 'a') && has(doc, 'b') && doc.getArray('list').length === 2
@@ -39,5 +44,6 @@ run(async () => {
     waitDoc('A to receive B\'s edits', a.doc, () => union(a.doc), DEADLINE_MS),
     waitDoc('B to receive A\'s offline edits', b.doc, () => union(b.doc), DEADLINE_MS)
   ])
-  emit({ a: snapshot(a.doc), b: snapshot(b.doc), b_while_a_offline: bWhileAOffline })
+  await waitDoc('C to see A\'s offline edits', c.doc, () => union(c.doc), DEADLINE_MS)
+  emit({ a: snapshot(a.doc), b: snapshot(b.doc), c: snapshot(c.doc), while_a_offline: whileAOffline })
 })
