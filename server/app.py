@@ -1,6 +1,6 @@
 """create_app(config): routes, typed state, and the startup/shutdown order.
 
-Startup: open the store, start the group committer, then accept connections.
+Startup: open the backend (LMDB + group committer, or Redis), then accept connections.
 Shutdown: stop accepting, let every room finish its queued work and close its clients
 (1001), finish the last commits, close LMDB.
 """
@@ -14,10 +14,10 @@ from aiohttp import web
 
 from engine.storage import DocStore, LmdbKV
 from server.auth import Authorizer
-from server.committer import GroupCommitter
+from server.backend import Backend, LmdbBackend
 from server.config import Config
 from server.http_api import add_routes, engine_errors
-from server.keys import AUTHORIZER, COMMITTER, CONFIG, METRICS, REGISTRY, STORE
+from server.keys import AUTHORIZER, BACKEND, CONFIG, METRICS, REGISTRY
 from server.metrics import Metrics
 from server.registry import RoomRegistry
 from server.ws import handle_websocket
@@ -42,20 +42,27 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-async def _storage(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
+def open_backend(config: Config, metrics: Metrics) -> Backend:
+    """Embedded LMDB by default; Redis Streams when several processes share rooms."""
+    if config.redis_url:
+        from server.redis_backend import RedisBackend
+
+        return RedisBackend(config.redis_url, metrics, policy=config.compaction)
     kv = LmdbKV(config.data_dir, map_size=config.map_size, sync=config.fsync)
     store = DocStore(kv, policy=config.compaction, retention=config.retention)
-    committer = GroupCommitter(store, app[METRICS])
-    committer.start()
-    app[STORE] = store
-    app[COMMITTER] = committer
-    app[REGISTRY] = RoomRegistry(store, committer, config, app[METRICS])
+    return LmdbBackend(store, metrics)
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    backend = open_backend(config, app[METRICS])
+    await backend.start()
+    app[BACKEND] = backend
+    app[REGISTRY] = RoomRegistry(backend, config, app[METRICS])
     try:
         yield
     finally:
-        await committer.close()
-        kv.close()
+        await backend.close()
 
 
 async def _drain_rooms(app: web.Application) -> None:

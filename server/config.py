@@ -34,6 +34,7 @@ class Config:
     port: int = 8080
     data_dir: Path = Path("./data")
     auth_secret: str | None = None
+    redis_url: str | None = None  # share rooms between processes through Redis Streams
     map_size: int = 256 * MIB
     fsync: bool = True
     idle_unload_seconds: float = 30.0

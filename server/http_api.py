@@ -6,7 +6,6 @@ and never build error responses themselves.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,9 +22,8 @@ from engine.errors import (
     UpdateRejected,
 )
 from engine.names import validate_room_name
-from engine.storage import DocStore
 from server.auth import AuthError, Authorizer, Grant, RoomForbidden, bearer_token, room_matches
-from server.keys import AUTHORIZER, METRICS, REGISTRY, STORE
+from server.keys import AUTHORIZER, BACKEND, METRICS, REGISTRY
 from server.registry import RoomUnavailable
 from server.rooms import RoomClosed
 
@@ -112,9 +110,8 @@ async def list_rooms(request: web.Request) -> web.Response:
     if not authorizer.open:
         token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
         pattern = authorizer.pattern(token)
-    store: DocStore = request.app[STORE]
     loaded = request.app[REGISTRY].rooms
-    metas = await asyncio.to_thread(store.rooms)
+    metas = await request.app[BACKEND].rooms()
     rooms = [
         {
             "name": m.name,
@@ -135,12 +132,12 @@ async def room_state(request: web.Request) -> web.Response:
     """The durable state as one Yjs update; `?at=SEQ` rewinds to that log position."""
     room = request.match_info["room"]
     _grant(request, room)
-    store: DocStore = request.app[STORE]
-    meta = await asyncio.to_thread(store.meta, room)
+    backend = request.app[BACKEND]
+    meta = await backend.meta(room)
     if meta is None:
         raise RoomNotFound(f"room {room!r} does not exist")
     at = _int_query(request, "at", meta.last_seq)
-    state = await asyncio.to_thread(store.state_at, room, at)
+    state = await backend.state_at(room, at)
     return web.Response(
         body=state,
         content_type="application/octet-stream",
@@ -162,9 +159,9 @@ async def history(request: web.Request) -> web.Response:
     _grant(request, room)
     after = _int_query(request, "after", 0)
     limit = min(_int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
-    store: DocStore = request.app[STORE]
-    entries = await asyncio.to_thread(store.history, room, after, limit)
-    meta = store.meta(room)
+    backend = request.app[BACKEND]
+    entries = await backend.history(room, after, limit)
+    meta = await backend.meta(room)
     return web.json_response(
         {
             "room": room,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from engine.awareness import Presence
 from engine.errors import ProtocolError
@@ -28,9 +29,16 @@ log = logging.getLogger(__name__)
 
 class PresenceRelay:
     def __init__(
-        self, room: str, peers: dict[int, Peer], *, flush_seconds: float, max_ids_per_peer: int
+        self,
+        *,
+        room: str,
+        peers: dict[int, Peer],
+        flush_seconds: float,
+        max_ids_per_peer: int,
+        publish: Callable[[bytes], None],
     ) -> None:
         self.room = room
+        self.publish = publish
         self.peers = peers
         self.presence = Presence()
         self.owners: dict[int, Peer] = {}
@@ -66,8 +74,24 @@ class PresenceRelay:
                 continue
             accepted += self.presence.apply(self._owned_by(peer, entries))
         if accepted:
-            frame = encode(AwarenessUpdate(encode_awareness(accepted)))
-            for peer in self.peers.values():
+            payload = encode_awareness(accepted)
+            self._relay(payload)
+            self.publish(payload)
+
+    def apply_remote(self, payload: bytes) -> None:
+        """States from another server process's clients (it checked their ownership)."""
+        try:
+            accepted = self.presence.apply(decode_awareness(payload))
+        except ProtocolError:
+            log.warning("room %r: undecodable awareness from another node", self.room)
+            return
+        if accepted:
+            self._relay(encode_awareness(accepted))
+
+    def _relay(self, payload: bytes, skip: Peer | None = None) -> None:
+        frame = encode(AwarenessUpdate(payload))
+        for peer in self.peers.values():
+            if peer is not skip:
                 peer.send(frame)
 
     def _owned_by(self, peer: Peer, entries: list[AwarenessEntry]) -> list[AwarenessEntry]:
@@ -96,10 +120,8 @@ class PresenceRelay:
         self._dirty.pop(peer.peer_id, None)
         payload = self.presence.remove(ids)
         if payload is not None:
-            frame = encode(AwarenessUpdate(payload))
-            for other in self.peers.values():
-                if other is not peer:
-                    other.send(frame)
+            self._relay(payload, skip=peer)
+            self.publish(payload)
 
     def close(self) -> None:
         if self._handle is not None:

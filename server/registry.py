@@ -12,9 +12,8 @@ import logging
 from engine.document import RoomDocument
 from engine.errors import EngineError
 from engine.names import validate_room_name
-from engine.storage import DocStore
+from server.backend import Backend
 from server.close_codes import Close
-from server.committer import GroupCommitter
 from server.config import Config
 from server.metrics import Metrics
 from server.rooms import RoomActor, RoomState
@@ -27,11 +26,8 @@ class RoomUnavailable(EngineError):
 
 
 class RoomRegistry:
-    def __init__(
-        self, store: DocStore, committer: GroupCommitter, config: Config, metrics: Metrics
-    ) -> None:
-        self.store = store
-        self.committer = committer
+    def __init__(self, backend: Backend, config: Config, metrics: Metrics) -> None:
+        self.backend = backend
         self.config = config
         self.metrics = metrics
         self.rooms: dict[str, RoomActor] = {}
@@ -72,27 +68,29 @@ class RoomRegistry:
         return actor
 
     async def _load(self, name: str) -> RoomActor:
-        loaded = await asyncio.to_thread(self.store.load, name)
+        loaded = await self.backend.load(name)
         limits = self.config.limits
         doc = RoomDocument(
             max_update_bytes=limits.max_update_bytes, max_doc_bytes=limits.max_doc_bytes
         )
         for update in loaded.updates:  # pycrdt documents belong to the loop's thread
             doc.apply(update, "storage")
-        return RoomActor(
+        actor = RoomActor(
             name,
             doc,
             loaded.last_seq,
-            store=self.store,
-            committer=self.committer,
+            backend=self.backend,
             config=self.config,
             metrics=self.metrics,
             on_close=self._forget,
         )
+        self.backend.follow(name, loaded.last_seq, actor)
+        return actor
 
     def _forget(self, actor: RoomActor) -> None:
         if self.rooms.get(actor.name) is actor:
             del self.rooms[actor.name]
+            self.backend.unfollow(actor.name)
             self.metrics.rooms_loaded.set(len(self.rooms))
 
     async def delete(self, name: str) -> bool:
@@ -103,7 +101,7 @@ class RoomRegistry:
             for peer in list(actor.peers.values()):
                 peer.close(Close.UNAVAILABLE, "room deleted")
             actor.close()
-        return await self.committer.run_in_writer(self.store.delete_room, name)
+        return await self.backend.delete_room(name)
 
     async def close(self, drain_seconds: float) -> None:
         """Shutdown: finish queued work in every room, then close every client."""

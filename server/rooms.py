@@ -29,10 +29,10 @@ from engine.protocol import (
     encode,
     encode_update,
 )
-from engine.storage import Append, DocStore, should_compact
+from engine.storage import Append
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
+from server.backend import Backend
 from server.close_codes import Close
-from server.committer import GroupCommitter
 from server.config import Config
 from server.metrics import Metrics
 from server.peer import Peer
@@ -82,8 +82,7 @@ class RoomActor:
         doc: RoomDocument,
         last_seq: int,
         *,
-        store: DocStore,
-        committer: GroupCommitter,
+        backend: Backend,
         config: Config,
         metrics: Metrics,
         on_close: Callable[[RoomActor], None],
@@ -91,15 +90,15 @@ class RoomActor:
         self.name = name
         self.doc = doc
         self.last_seq = last_seq
-        self.store = store
-        self.committer = committer
+        self.backend = backend
         self.config = config
         self.metrics = metrics
         self.state = RoomState.RUNNING
         self.peers: dict[int, Peer] = {}
         self.presence = PresenceRelay(
-            name,
-            self.peers,
+            publish=lambda payload: backend.publish_awareness(name, payload),
+            room=name,
+            peers=self.peers,
             flush_seconds=config.awareness_flush_seconds,
             max_ids_per_peer=config.limits.max_client_ids_per_connection,
         )
@@ -110,7 +109,6 @@ class RoomActor:
         self._settled = asyncio.Event()
         self._settled.set()
         self._busy = False
-        self._compacting = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._on_close = on_close
@@ -153,6 +151,25 @@ class RoomActor:
         self._wake()
         return await future
 
+    def remote_updates(self, updates: list[bytes], last_seq: int) -> None:
+        """Updates another server process committed: already durable, so they are
+        applied and relayed to this process's clients at once."""
+        if self.state is not RoomState.RUNNING:
+            return
+        for update in updates:
+            try:
+                self.doc.apply(update, "storage")
+            except UpdateRejected:
+                log.exception(
+                    "room %r: a committed update from another node does not apply", self.name
+                )
+        self.last_seq = max(self.last_seq, last_seq)
+        self._broadcast([(None, update) for update in updates])
+
+    def remote_awareness(self, payload: bytes) -> None:
+        if self.state is RoomState.RUNNING:
+            self.presence.apply_remote(payload)
+
     def _wake(self) -> None:
         self._settled.clear()
         if not self._wakeup.is_set():
@@ -190,7 +207,7 @@ class RoomActor:
                 self._apply_message(item[0], item[1], batch)
         if batch.appends:
             try:
-                seqs = await self.committer.commit(batch.appends)
+                seqs = await self.backend.commit(batch.appends)
             except StorageError as exc:
                 self.fail(f"storage failed: {exc}")
                 for request, _ in batch.http:
@@ -200,7 +217,7 @@ class RoomActor:
             self.last_seq = seqs[-1]
             for request, index in batch.http:
                 request.future.set_result(seqs[index])
-            self._maybe_compact()
+            self.backend.after_commit(self.name)
         self._release(batch)
 
     def _apply_message(self, peer: Peer, message: Message, batch: _Batch) -> None:
@@ -277,41 +294,23 @@ class RoomActor:
                 peer.send(encode(Saved(peer.received_updates, self.last_seq)))
 
     def _broadcast(self, updates: list[tuple[Peer | None, bytes]]) -> None:
-        """One frame per recipient per batch: a lone update goes to everyone but its
-        sender; several are merged once and sent to all (a client applying its own
-        update again is a no-op)."""
+        """One frame per recipient per batch. The batch's updates are merged once; when
+        they all come from one sender (a lone edit, or one client typing fast) that
+        sender is skipped, otherwise everyone gets the merge (applying one's own update
+        again is a no-op, and one shared frame beats a merge per recipient)."""
         if not updates:
             return
+        senders = {id(sender) for sender, _ in updates}
+        only_sender = updates[0][0] if len(senders) == 1 else None
         if len(updates) == 1:
-            sender, update = updates[0]
-            frame = encode_update(update)
-            for peer in self.peers.values():
-                if peer is not sender:
-                    peer.send(frame)
-            return
-        frame = encode_update(merge_updates(*(update for _, update in updates)))
+            frame = encode_update(updates[0][1])
+        else:
+            frame = encode_update(merge_updates(*(update for _, update in updates)))
         for peer in self.peers.values():
-            peer.send(frame)
+            if peer is not only_sender:
+                peer.send(frame)
 
     # ------------------------------------------------------------------ lifecycle
-
-    def _maybe_compact(self) -> None:
-        meta = self.store.meta(self.name)
-        if self._compacting or meta is None or not should_compact(meta, self.store.policy):
-            return
-        self._compacting = True
-        task = asyncio.get_running_loop().create_task(self._compact())
-        task.add_done_callback(lambda _: None)
-
-    async def _compact(self) -> None:
-        try:
-            snapshot = await self.committer.run_in_writer(self.store.compact, self.name)
-            if snapshot is not None:
-                self.metrics.compactions.inc()
-        except Exception:
-            log.exception("room %r: compaction failed; the log is intact", self.name)
-        finally:
-            self._compacting = False
 
     @property
     def idle(self) -> bool:

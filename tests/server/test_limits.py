@@ -33,7 +33,10 @@ async def test_a_client_that_stops_reading_is_disconnected_with_4408(
     server_factory: StartServer,
 ) -> None:
     server = server_factory("--send-buffer-bytes", "200000")
-    async with connect(server.url, "slow") as sleeper, connect(server.url, "slow") as writer:
+    async with (
+        connect(server.url, "slow") as sleeper,
+        connect(server.url, "slow", ack=True) as writer,
+    ):
         await sleeper.sync()
         await writer.sync()
         author: Doc[object] = Doc()
@@ -42,6 +45,7 @@ async def test_a_client_that_stops_reading_is_disconnected_with_4408(
             await writer.send(Update(edit(author, "z" * 100_000)))
         assert await sleeper.wait_closed(timeout=30) == 4408
         await writer.send(Update(edit(author, "!")))
+        await writer.wait_saved(81, timeout=30)
         async with connect(server.url, "slow") as fresh:
             await fresh.sync()
             assert fresh.text().endswith("!")

@@ -15,8 +15,8 @@ from engine.errors import StorageError
 from engine.protocol import Saved, SyncStep1, SyncStep2, Update, decode
 from engine.storage import DocStore, MemoryKV
 from engine.storage.kv import Delete, Put
+from server.backend import LmdbBackend
 from server.close_codes import Close
-from server.committer import GroupCommitter
 from server.config import Config
 from server.metrics import Metrics
 from server.registry import RoomRegistry, RoomUnavailable
@@ -90,14 +90,14 @@ async def rig() -> AsyncIterator[Rig]:
     kv = FaultyKV()
     store = DocStore(kv)
     metrics = Metrics()
-    committer = GroupCommitter(store, metrics)
-    committer.start()
+    backend = LmdbBackend(store, metrics)
+    await backend.start()
     config = Config(idle_unload_seconds=0.05)
-    registry = RoomRegistry(store, committer, config, metrics)
+    registry = RoomRegistry(backend, config, metrics)
     yield Rig(kv, store, registry)
     await registry.close(1.0)
     kv.gate.set()
-    await committer.close()
+    await backend.close()
 
 
 def state_of(room: RoomActor) -> RoomState:
