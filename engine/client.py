@@ -46,6 +46,9 @@ Status = Literal["offline", "connecting", "synced", "saved"]
 _AUTH_CLOSES = {4401: "token missing, invalid or expired", 4403: "token is for another room"}
 _FATAL_CLOSES = {4400: "the server could not decode a message", 4413: "update too large"}
 _HTTP_TO_CLOSE = {401: 4401, 403: 4403}
+# The server asks us to slow down (rate limited, slow consumer, room failed to load): keep
+# backing off even if that connection had synced.
+_SLOW_DOWN_CLOSES = {4429, 4408, 4503}
 
 _CONFIRMED_KEY = b"client-confirmed:"  # + room name; in the KV's "meta" space
 _U64 = struct.Struct(">Q")
@@ -335,7 +338,7 @@ class Client:
                     self._error = fatal
                     self._notify()
                     return
-                attempt = 0 if was_synced else attempt + 1
+                attempt = 0 if was_synced and code not in _SLOW_DOWN_CLOSES else attempt + 1
                 delay = self.backoff.delay(attempt, rng)
                 log.info(
                     "room %r: disconnected (%s %s); retry in %.2fs", self.room, code, reason, delay
