@@ -177,7 +177,8 @@ test('offline: messages and a reaction survive a reload without network and arri
   await waitFor(async () => (await alice.page.getByTestId('connection-status').textContent())?.includes('4 queued'),
     { timeoutMs: DEADLINE, what: 'three messages and a reaction queued' })
 
-  await alice.page.reload()
+  const reloaded = await alice.page.reload()
+  assert.ok(reloaded?.fromServiceWorker(), 'the offline reload is answered by the service worker cache')
   await waitForMessages(alice.page, offlineTexts, 'offline messages after an offline reload')
   assert.equal(await thumbsUp(alice.page, 'anyone there?'), 1)
   await waitForStatus(alice.page, 'offline')
