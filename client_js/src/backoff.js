@@ -24,3 +24,26 @@ export function backoffDelay (attempt, { minDelay = 250, maxDelay = 10000, rando
   const half = exp / 2
   return Math.round(half + random() * half)
 }
+
+/** 44xx codes that mean "slow down", not "never": rate limited, slow consumer. */
+const SLOW_DOWN_44XX = new Set([4408, 4429])
+
+/**
+ * Whether a server close means retrying cannot help (bad token, wrong room, malformed or too
+ * large input). 44xx mirrors HTTP 4xx, except the two that ask the client to slow down.
+ * @param {number} code WebSocket close code
+ * @returns {boolean}
+ */
+export function isPermanentClose (code) {
+  return code >= 4400 && code < 4500 && !SLOW_DOWN_44XX.has(code)
+}
+
+/**
+ * Whether the server asked us to back off (rate limit, slow consumer, room unavailable): the
+ * backoff then keeps growing even if the next connection syncs.
+ * @param {number} code WebSocket close code
+ * @returns {boolean}
+ */
+export function isSlowDownClose (code) {
+  return SLOW_DOWN_44XX.has(code) || code === 4503
+}

@@ -14,7 +14,7 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 import { Awareness, removeAwarenessStates } from 'y-protocols/awareness'
 import { Status } from './status.js'
 import { PendingTracker, MESSAGE_SAVED, isUpdateMessage, readSaved } from './ack.js'
-import { backoffDelay } from './backoff.js'
+import { backoffDelay, isPermanentClose, isSlowDownClose } from './backoff.js'
 
 /** Key in y-indexeddb's custom store holding the number of changes the server has not confirmed. */
 const PENDING_KEY = 'performer:pending'
@@ -84,7 +84,8 @@ export function connectRoom (options) {
     awareness,
     params,
     WebSocketPolyfill: Socket,
-    maxBackoffTime: backoff.maxDelay ?? 10000
+    maxBackoffTime: backoff.maxDelay ?? 10000,
+    shouldReconnect: (event) => !isPermanentClose(event.code)
   })
   provider = ws
   ws.messageHandlers[MESSAGE_SAVED] = (_encoder, decoder) => {
@@ -97,6 +98,7 @@ export function connectRoom (options) {
 
   let wanted = false
   let attempt = 0
+  let holdBackoff = false
   /** @type {ReturnType<typeof setTimeout> | null} */
   let timer = null
   let restored = persistence === null
@@ -128,11 +130,12 @@ export function connectRoom (options) {
 
   ws.on('connection-close', (event) => {
     if (!wanted) return
-    if (event && event.code >= 4400 && event.code < 4500) {
+    if (event && isPermanentClose(event.code)) {
       // The server decided (bad token, wrong room, too large...): retrying cannot help.
       wanted = false
       status.set({ error: `closed by server: ${event.code} ${event.reason}`.trim() })
     } else {
+      if (event && isSlowDownClose(event.code)) holdBackoff = true
       ws.shouldConnect = false // cancels the retry y-websocket schedules right after this event
       scheduleReconnect()
     }
@@ -140,7 +143,8 @@ export function connectRoom (options) {
   })
   ws.on('status', () => refresh())
   ws.on('sync', (synced) => {
-    if (synced) attempt = 0
+    if (synced && !holdBackoff) attempt = 0
+    if (synced) holdBackoff = false
     refresh()
   })
 

@@ -4,6 +4,6 @@
  */
 export { connectRoom } from './connect.js'
 export { Status } from './status.js'
-export { backoffDelay } from './backoff.js'
+export { backoffDelay, isPermanentClose, isSlowDownClose } from './backoff.js'
 export { PendingTracker, isUpdateMessage, MESSAGE_SAVED } from './ack.js'
 export { fetchHistory, fetchDocAt } from './history.js'

@@ -3,7 +3,7 @@
  * is handled here; documents live in IndexedDB and the WebSocket is never intercepted. */
 // @ts-check
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self))
-const CACHE = 'performer-shell-3b35f73b8120'
+const CACHE = 'performer-shell-b3cbde6acdc6'
 const SHELL = ['/', '/static/app.js', '/static/app.css']
 const NETWORK_TIMEOUT_MS = 4000
 

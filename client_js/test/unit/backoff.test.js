@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { backoffDelay } from '../../src/backoff.js'
+import { backoffDelay, isPermanentClose, isSlowDownClose } from '../../src/backoff.js'
 
 test('delay doubles per attempt between half and all of the exponential step', () => {
   const low = () => 0
@@ -22,4 +22,11 @@ test('jitter spreads clients that failed at the same moment', () => {
   const delays = new Set()
   for (let i = 0; i < 50; i++) delays.add(backoffDelay(4, { minDelay: 250 }))
   assert.ok(delays.size > 10, `only ${delays.size} distinct delays`)
+})
+
+test('auth, malformed and too-large closes are final; slow-down and transient ones are retried', () => {
+  for (const code of [4400, 4401, 4403, 4413]) assert.equal(isPermanentClose(code), true, String(code))
+  for (const code of [1000, 1001, 1006, 1009, 4408, 4429, 4500, 4503]) assert.equal(isPermanentClose(code), false, String(code))
+  for (const code of [4408, 4429, 4503]) assert.equal(isSlowDownClose(code), true, String(code))
+  for (const code of [1001, 1006, 4401]) assert.equal(isSlowDownClose(code), false, String(code))
 })
