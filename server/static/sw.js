@@ -3,7 +3,7 @@
  * is handled here; documents live in IndexedDB and the WebSocket is never intercepted. */
 // @ts-check
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self))
-const CACHE = 'performer-shell-b3cbde6acdc6'
+const CACHE = 'performer-shell-61950b61fba5'
 const SHELL = ['/', '/static/app.js', '/static/app.css']
 const NETWORK_TIMEOUT_MS = 4000
 

@@ -240,3 +240,19 @@ test('history view shows the chat as it was at an earlier log position', async (
   assert.deepEqual(await messageTexts(alice.page), ['first', 'second', 'third'], 'the live chat is untouched')
   await alice.context.close()
 })
+
+test('the message list follows new messages from others when the reader is at the bottom', async () => {
+  const room = 'scroll-room'
+  const alice = await openChat(room, 'alice')
+  const bob = await openChat(room, 'bob')
+  const count = 25
+  for (let i = 0; i < count; i++) await send(alice.page, `line ${i}`, { withEnter: true })
+  await waitFor(async () => (await bob.page.getByTestId('message').count()) === count, { timeoutMs: DEADLINE, what: 'bob has every line' })
+  const distanceFromBottom = () => bob.page.evaluate(() => {
+    const list = /** @type {HTMLElement} */ (document.getElementById('messages'))
+    return list.scrollHeight > list.clientHeight ? list.scrollHeight - list.scrollTop - list.clientHeight : -1
+  })
+  await waitFor(async () => { const d = await distanceFromBottom(); return d >= 0 && d < 2 }, { timeoutMs: DEADLINE, what: `bob's list scrolled to the newest line (distance ${await distanceFromBottom()})` })
+  await alice.context.close()
+  await bob.context.close()
+})
