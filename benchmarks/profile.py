@@ -43,7 +43,9 @@ def profile_ours(sizes: Sizes, seed: int, out_dir: Path, top: int = 15) -> str:
     lines = [
         (
             f"py-spy, 200 Hz, {total:,} samples of the server process during workload A "
-            f"({'all cases passed' if ok else 'some cases FAILED'}); idle samples included.\n"
+            f"({'all cases passed' if ok else 'some cases FAILED'}); "
+            "py-spy's default idle filter; time in native code (uvloop, LMDB, fsync) "
+            "counts for the Python frame that called it.\n"
         ),
         "| self % | function (file:line) |",
         "|---:|---|",

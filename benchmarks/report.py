@@ -158,7 +158,8 @@ def markdown(rows: list[Row], titles: dict[str, str]) -> str:
                 cells = [_cell(r["metrics"].get(key), dec) for key, _, dec in cols]
             else:
                 notes.append(
-                    f"- {workload} / {r['case']} / {label}: " + "; ".join(r["failures"][:3])
+                    f"- {workload} / {r['case']} / {label}: "
+                    + "; ".join(f.splitlines()[0] for f in r["failures"][:3])
                 )
                 cells = [f"FAILED [{len(notes)}]"] + [""] * (len(cols) - 1)
             out.append(f"| {r['case']} | {label} | " + " | ".join(cells) + " |")
