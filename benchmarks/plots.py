@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def _bars(
             hi.append(stat["max"] - stat["median"])
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2)
     ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(cases))])
-    ax.set_xticklabels([c.split(",")[0] for c in cases], rotation=15)
+    ax.set_xticklabels([textwrap.fill(c, 22) for c in cases], fontsize=6)
 
 
 def main(argv: list[str]) -> int:
