@@ -47,7 +47,12 @@ def open_backend(config: Config, metrics: Metrics) -> Backend:
     if config.redis_url:
         from server.redis_backend import RedisBackend
 
-        return RedisBackend(config.redis_url, metrics, policy=config.compaction)
+        return RedisBackend(
+            config.redis_url,
+            metrics,
+            policy=config.compaction,
+            trim_log=not config.retention.keep_log,
+        )
     kv = LmdbKV(config.data_dir, map_size=config.map_size, sync=config.fsync)
     store = DocStore(kv, policy=config.compaction, retention=config.retention)
     return LmdbBackend(store, metrics)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from engine.storage import Append, DocStore, HistoryEntry, LoadedRoom, should_compact
 from engine.storage.records import RoomMeta
-from server.committer import GroupCommitter
+from server.committer import GroupCommitter, writer_thread
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RemoteSink(Protocol):
@@ -71,7 +73,8 @@ class LmdbBackend:
     def __init__(self, store: DocStore, metrics: Metrics) -> None:
         self.store = store
         self.metrics = metrics
-        self.committer = GroupCommitter(store, metrics)
+        self._writer = writer_thread()
+        self.committer = GroupCommitter(self._write_batch, metrics)
         self._compacting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,7 +85,15 @@ class LmdbBackend:
         if self._tasks:
             await asyncio.wait(self._tasks)
         await self.committer.close()
+        self._writer.shutdown(wait=True)
         self.store.kv.close()
+
+    async def _in_writer(self, func: Callable[..., T], *args: Any) -> T:
+        """Storage writes run in order on the one writer thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._writer, func, *args)
+
+    async def _write_batch(self, batch: list[Append]) -> list[int]:
+        return await self._in_writer(self.store.append_many, batch)
 
     async def load(self, room: str) -> LoadedRoom:
         return await asyncio.to_thread(self.store.load, room)
@@ -103,7 +114,7 @@ class LmdbBackend:
 
     async def _compact(self, room: str) -> None:
         try:
-            if await self.committer.run_in_writer(self.store.compact, room) is not None:
+            if await self._in_writer(self.store.compact, room) is not None:
                 self.metrics.compactions.inc()
         except Exception:
             log.exception("room %r: compaction failed; the log is intact", room)
@@ -132,4 +143,4 @@ class LmdbBackend:
         return await asyncio.to_thread(self.store.rooms)
 
     async def delete_room(self, room: str) -> bool:
-        return await self.committer.run_in_writer(self.store.delete_room, room)
+        return await self._in_writer(self.store.delete_room, room)

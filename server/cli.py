@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from engine.errors import EngineError
-from engine.storage import DocStore, LmdbKV
+from engine.storage import DocStore, LmdbKV, Retention
 from engine.storage.tools import export_room, import_room, verify
 from server.app import create_app
 from server.auth import issue_token
@@ -67,7 +67,17 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_LIMITS.send_buffer_bytes,
         help="a client that stops reading is disconnected once this much is queued for it",
     )
-    serve.add_argument("--redis", default=None, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--redis",
+        default=os.environ.get("PERFORMER_REDIS"),
+        help="redis://HOST:PORT/DB: share rooms with other processes",
+    )
+    serve.add_argument(
+        "--trim-log",
+        action="store_true",
+        help="drop log entries once a snapshot covers them (no time travel "
+        "before the newest snapshot)",
+    )
     serve.set_defaults(func=_serve)
 
     token = commands.add_parser("token", help="print a room token (JWT HS256)")
@@ -103,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("input", type=Path)
     load.set_defaults(func=_import)
 
+    migrate = commands.add_parser("migrate", help="copy LMDB rooms into Redis (idempotent)")
+    migrate.add_argument("--data", type=Path, required=True)
+    migrate.add_argument("--redis", required=True)
+    migrate.set_defaults(func=_migrate)
+
     chat = commands.add_parser("chat", help="terminal chat on the Python client")
     chat.add_argument("--url", default="ws://127.0.0.1:8080/rooms")
     chat.add_argument("--room", default="lobby")
@@ -121,9 +136,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if args.redis:
-        print("error: --redis is not available in this build", file=sys.stderr)
-        return 2
     limits = Limits(
         max_frame_bytes=args.max_frame_bytes,
         max_update_bytes=args.max_update_bytes,
@@ -139,6 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
         auth_secret=args.auth_secret or None,
         idle_unload_seconds=args.idle_unload,
         limits=limits,
+        redis_url=args.redis,
+        retention=Retention(keep_log=not args.trim_log),
     )
     try:
         import uvloop
@@ -222,6 +236,14 @@ def _import(args: argparse.Namespace) -> int:
     args.data.mkdir(parents=True, exist_ok=True)
     name, count = import_room(DocStore(LmdbKV(args.data)), args.input.read_bytes(), args.room)
     print(f"imported {count} updates into room {name}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from server.migrate import migrate
+
+    for room, copied in asyncio.run(migrate(_open_store(args.data), args.redis)):
+        print(f"{room}: copied {copied} updates")
     return 0
 
 

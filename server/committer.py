@@ -1,8 +1,8 @@
 """Group commit: every update that arrives while one commit is in flight goes into the
-next transaction, so N concurrent writers cost one fsync, not N.
+next transaction, so N concurrent writers cost one fsync (or one Redis round trip), not N.
 
-All storage writes (appends, compaction, deletes) run on ONE writer thread, which is
-what the DocStore requires and what keeps LMDB's single-writer lock uncontended.
+For LMDB, all storage writes (appends, compaction, deletes) run on ONE writer thread,
+which is what the DocStore requires and what keeps LMDB's single-writer lock uncontended.
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from engine.errors import StorageError
-from engine.storage import Append, DocStore
+from engine.storage import Append
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -29,13 +27,23 @@ class _Job:
     future: asyncio.Future[list[int]] = field(repr=False)
 
 
-class GroupCommitter:
-    """Batches appends from every room into one durable `append_many` per round."""
+WriteBatch = Callable[[list[Append]], Awaitable[list[int]]]
 
-    def __init__(self, store: DocStore, metrics: Metrics) -> None:
-        self.store = store
+
+def writer_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+
+
+class GroupCommitter:
+    """Batches appends from every room into one durable write per round.
+
+    Args:
+        write: durably appends a batch and returns one seq per append, in order.
+    """
+
+    def __init__(self, write: WriteBatch, metrics: Metrics) -> None:
+        self._write = write
         self.metrics = metrics
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._jobs: list[_Job] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -57,12 +65,7 @@ class GroupCommitter:
         self._wakeup.set()
         return await future
 
-    async def run_in_writer(self, func: Callable[..., T], *args: Any) -> T:
-        """Run other storage writes (compaction, deletion) in order with the commits."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, func, *args)
-
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while not (self._closing and not self._jobs):
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -72,7 +75,7 @@ class GroupCommitter:
             batch = [append for job in jobs for append in job.appends]
             started = time.perf_counter()
             try:
-                seqs = await loop.run_in_executor(self._writer, self.store.append_many, batch)
+                seqs = await self._write(batch)
             except Exception as exc:
                 log.exception("commit of %d updates failed", len(batch))
                 error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
@@ -92,9 +95,8 @@ class GroupCommitter:
                 offset += count
 
     async def close(self) -> None:
-        """Finish the commits already queued, then stop the writer thread."""
+        """Finish the commits already queued."""
         self._closing = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        self._writer.shutdown(wait=True)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from engine.errors import ProtocolError
 from engine.protocol import (
+    AwarenessEntry,
     AwarenessUpdate,
     PermissionDeniedMessage,
     QueryAwareness,
@@ -23,6 +24,7 @@ from engine.protocol import (
     SyncStep2,
     Update,
     decode,
+    decode_awareness,
     encode,
 )
 from server.auth import Grant
@@ -71,7 +73,7 @@ class Connection:
         self._metrics = metrics
         self._outbox: list[bytes] = []
         self._flush_scheduled = False
-        self._awareness: bytes | None = None
+        self._awareness: dict[int, AwarenessEntry] = {}
         self._tokens = float(limits.message_burst)
         self._refilled = time.monotonic()
 
@@ -145,12 +147,24 @@ class Connection:
                 )
             )
             return
-        self._awareness = payload
+        try:
+            entries = decode_awareness(payload)
+        except ProtocolError as exc:
+            self.close(Close.MALFORMED, f"awareness: {exc.reason}")
+            return
+        # Merge by client id, newest clock wins: y-websocket re-broadcasts states it
+        # received, so the client's own state must not be replaced by those echoes.
+        pending = self._awareness
+        for entry in entries:
+            known = pending.get(entry.client_id)
+            if known is None or entry.clock >= known.clock:
+                pending[entry.client_id] = entry
         self.room.presence.mark(self)
 
-    def take_awareness(self) -> bytes | None:
-        payload, self._awareness = self._awareness, None
-        return payload
+    def take_awareness(self) -> list[AwarenessEntry]:
+        entries = list(self._awareness.values())
+        self._awareness = {}
+        return entries
 
     async def _throttle(self) -> None:
         """Token bucket: past the burst, wait until the rate allows the next message."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from engine.protocol import AwarenessEntry
 from server.close_codes import Close
 
 
@@ -29,6 +30,6 @@ class Peer(Protocol):
         """Close the connection with a documented code; idempotent."""
         ...
 
-    def take_awareness(self) -> bytes | None:
-        """The newest awareness payload received since the last call (coalesced)."""
+    def take_awareness(self) -> list[AwarenessEntry]:
+        """Awareness entries received since the last call, newest per client id."""
         ...

@@ -21,7 +21,6 @@ from engine.protocol import (
     encode,
     encode_awareness,
 )
-from server.close_codes import Close
 from server.peer import Peer
 
 log = logging.getLogger(__name__)
@@ -42,6 +41,7 @@ class PresenceRelay:
         self.peers = peers
         self.presence = Presence()
         self.owners: dict[int, Peer] = {}
+        self.remote_ids: set[int] = set()
         self.flush_seconds = flush_seconds
         self.max_ids_per_peer = max_ids_per_peer
         self._dirty: dict[int, Peer] = {}
@@ -64,15 +64,9 @@ class PresenceRelay:
         dirty, self._dirty = self._dirty, {}
         accepted: list[AwarenessEntry] = []
         for peer in dirty.values():
-            payload = peer.take_awareness()
-            if payload is None or peer.closed:
-                continue
-            try:
-                entries = decode_awareness(payload)
-            except ProtocolError as exc:
-                peer.close(Close.MALFORMED, f"awareness: {exc.reason}")
-                continue
-            accepted += self.presence.apply(self._owned_by(peer, entries))
+            entries = peer.take_awareness()
+            if entries and not peer.closed:
+                accepted += self.presence.apply(self._owned_by(peer, entries))
         if accepted:
             payload = encode_awareness(accepted)
             self._relay(payload)
@@ -85,6 +79,11 @@ class PresenceRelay:
         except ProtocolError:
             log.warning("room %r: undecodable awareness from another node", self.room)
             return
+        for entry in accepted:
+            if entry.removed:
+                self.remote_ids.discard(entry.client_id)
+            else:
+                self.remote_ids.add(entry.client_id)
         if accepted:
             self._relay(encode_awareness(accepted))
 
@@ -99,6 +98,8 @@ class PresenceRelay:
         mine = []
         for entry in entries:
             owner = self.owners.get(entry.client_id)
+            if owner is None and entry.client_id in self.remote_ids:
+                continue  # a client on another server process owns it
             if owner is None:
                 owned = sum(1 for p in self.owners.values() if p is peer)
                 if owned >= self.max_ids_per_peer:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 from pycrdt import Doc
 
@@ -39,7 +41,7 @@ async def test_a_client_that_stops_reading_is_disconnected_with_4408(
     ):
         await sleeper.sync()
         await writer.sync()
-        author: Doc[object] = Doc()
+        author: Doc[Any] = Doc()
         # The sleeper reads nothing while 8 MB of updates are broadcast to it.
         for _ in range(80):
             await writer.send(Update(edit(author, "z" * 100_000)))

@@ -12,7 +12,7 @@ import pytest
 from pycrdt import Doc, Text
 
 from engine.errors import StorageError
-from engine.protocol import Saved, SyncStep1, SyncStep2, Update, decode
+from engine.protocol import AwarenessEntry, Saved, SyncStep1, SyncStep2, Update, decode
 from engine.storage import DocStore, MemoryKV
 from engine.storage.kv import Delete, Put
 from server.backend import LmdbBackend
@@ -71,8 +71,8 @@ class FakePeer:
         self.closed = True
         self.close_code = int(code)
 
-    def take_awareness(self) -> bytes | None:
-        return None
+    def take_awareness(self) -> list[AwarenessEntry]:
+        return []
 
     def messages(self) -> list[Any]:
         return [decode(f) for f in self.frames]
