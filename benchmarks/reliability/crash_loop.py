@@ -94,8 +94,11 @@ class CrashLoop:
         generation = trial // self.trials_per_room
         return [f"crash-{generation}-{r}" for r in range(self.rooms)]
 
-    async def trial(self, trial: int, *, verify: bool, run_for: float | None = None) -> TrialResult:
-        """One run: connect, edit for `run_for` seconds (random by default), kill, check."""
+    async def trial(
+        self, trial: int, *, verify: bool, run_for: float | None = None, graceful: bool = False
+    ) -> TrialResult:
+        """One run: connect, edit for `run_for` seconds (random by default), then SIGKILL
+        (or SIGTERM with `graceful`: exit 0, every client closed with 1001), restart, check."""
         if run_for is None:
             run_for = self.rng.uniform(0.05, self.max_run_seconds)
         result = TrialResult(trial, run_for)
@@ -111,17 +114,28 @@ class CrashLoop:
                     writers.append(Writer(room, f"t{trial}w{k}", client))
                 client = await stack.enter_async_context(connect(self.server.url, room))
                 observers.append(Observer(room, client))
-            for peer in [w.client for w in writers] + [o.client for o in observers]:
+            peers = [w.client for w in writers] + [o.client for o in observers]
+            for peer in peers:
                 await peer.sync()
             tasks = [asyncio.create_task(_write(w, stop)) for w in writers]
             tasks += [asyncio.create_task(_read_acks(w)) for w in writers]
             tasks += [asyncio.create_task(_observe(o)) for o in observers]
             await asyncio.sleep(run_for)
             result.compactions = await _compactions(self.server.url)
-            self.server.kill()
+            if graceful:
+                stopping = asyncio.create_task(asyncio.to_thread(self.server.stop))
+            else:
+                self.server.kill()
             stop.set()
             async with asyncio.timeout(TRIAL_DEADLINE):
                 await asyncio.gather(*tasks)
+                if graceful:
+                    code = await stopping
+                    if code != 0:
+                        result.lost.append(f"SIGTERM: exit code {code}")
+                    codes = {peer.close_code for peer in peers}
+                    if codes != {1001}:
+                        result.lost.append(f"SIGTERM: clients closed with {codes}, not 1001")
         if verify:
             code, output = await asyncio.to_thread(verify_store, self.server.data_dir)
             if code != 0:
