@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 import * as Y from 'yjs'
 import { launchBrowser } from '../helpers/browser.js'
@@ -153,8 +154,11 @@ test('two people chat both ways, see presence, typing and merged reactions', asy
   await waitFor(async () => (await alice.page.getByTestId('typing-indicator').textContent())?.includes('bob is typing'),
     { timeoutMs: DEADLINE, what: 'typing indicator at alice' })
 
-  await mkdir(path.join(repoRoot, 'docs'), { recursive: true })
-  await alice.page.screenshot({ path: path.join(repoRoot, 'docs', 'screenshot.png') })
+  // The README's picture: refreshed with SCREENSHOT=1, otherwise written to a temp dir
+  // so a test run never modifies tracked files.
+  const shots = process.env.SCREENSHOT ? path.join(repoRoot, 'docs') : path.join(os.tmpdir(), 'performer-e2e')
+  await mkdir(shots, { recursive: true })
+  await alice.page.screenshot({ path: path.join(shots, 'screenshot.png') })
 
   await bob.context.close()
   await waitFor(async () => !(await presenceNames(alice.page)).includes('bob'), { timeoutMs: DEADLINE, what: 'bob gone from presence after closing' })
