@@ -1,15 +1,22 @@
 // Presence roles, driven line by line from Python.
 //
-// --role=holder: sets a local awareness state, prints {"event": "ready"}, then on the stdin
-//   line "disconnect" (y-websocket's goodbye) or "close-socket" (a bare close frame) closes
-//   and prints {"event": "closed"}; otherwise it stays until killed.
-// --role=watcher --name=N: prints {"event": "seen"} when a peer with user.name N appears and
-//   {"event": "removed"} when that peer's state is gone, then exits.
+// --role=holder: sets a local awareness state, prints {"event": "ready"}, then obeys stdin:
+//   "disconnect"   y-websocket's own goodbye (provider.disconnect())     -> {"event": "closed"}
+//   "close-socket" a bare close frame, no goodbye, no reconnect          -> {"event": "closed"}
+//   "drop"         a bare close frame; the provider reconnects by itself -> {"event": "reconnected"}
+//   "stop-typing"  changes the local state (typing: false)               -> {"event": "updated"}
+// --role=watcher --name=N [--reappear=1]: prints {"event": "seen"} when a peer with user.name N
+//   appears and {"event": "removed"} when its state is gone; with --reappear, then waits for
+//   that peer to come back with typing false and prints {"event": "seen again"}. Then exits.
 // args: --url=ws://HOST:PORT/rooms --room=R --name=N
 import readline from 'node:readline'
 import { args, connect, emit, run, waitFor, waitSynced } from './lib.mjs'
 
 const DEADLINE_MS = 20000
+// Shorter than the 15 s after which y-protocols renews a local state by itself (and the 30 s
+// after which it drops a silent peer), so what the watcher sees comes from the server relaying
+// the holder's own changes, not from timers.
+const PRESENCE_DEADLINE_MS = 10000
 
 const holder = async (url, room, name) => {
   const { doc, provider, awareness } = connect(url, room)
@@ -19,21 +26,26 @@ const holder = async (url, room, name) => {
   for await (const line of readline.createInterface({ input: process.stdin })) {
     const command = line.trim()
     if (command === 'disconnect') {
-      // y-websocket's own goodbye: a null awareness state, then the close.
       provider.disconnect()
+      emit({ event: 'closed' })
     } else if (command === 'close-socket') {
-      // Only a WebSocket close frame, no goodbye message: the server must clear the state.
       provider.shouldConnect = false
       provider.ws.close(1000)
-    } else {
-      continue
+      emit({ event: 'closed' })
+    } else if (command === 'drop') {
+      provider.ws.close(1000)
+      await waitFor('the dropped socket to close', () => !provider.wsconnected, DEADLINE_MS,
+        [[provider, 'status']])
+      await waitSynced(provider, DEADLINE_MS)
+      emit({ event: 'reconnected' })
+    } else if (command === 'stop-typing') {
+      awareness.setLocalStateField('typing', false)
+      emit({ event: 'updated' })
     }
-    emit({ event: 'closed' })
-    await new Promise(() => {}) // stay alive: the close alone must clear the state
   }
 }
 
-const watcher = async (url, room, name) => {
+const watcher = async (url, room, name, reappear) => {
   const { provider, awareness } = connect(url, room)
   await waitSynced(provider, DEADLINE_MS)
   const peerWithName = () => {
@@ -46,14 +58,17 @@ const watcher = async (url, room, name) => {
   await waitFor(`a peer named ${name}`, () => peerWithName() !== null, DEADLINE_MS, sources)
   const [client, state] = peerWithName()
   emit({ event: 'seen', client_id: client, state })
-  // Long enough for a slow CI machine, shorter than the 30 s after which y-protocols itself
-  // drops states that are not renewed: the removal must come from the server.
-  await waitFor(`${name}'s state to be removed`, () => peerWithName() === null, 15000, sources)
+  await waitFor(`${name}'s state to be removed`, () => peerWithName() === null, PRESENCE_DEADLINE_MS, sources)
   emit({ event: 'removed', client_id: client })
+  if (reappear) {
+    const back = () => peerWithName() !== null && peerWithName()[1].typing === false
+    await waitFor(`${name} to come back with a new state`, back, PRESENCE_DEADLINE_MS, sources)
+    emit({ event: 'seen again', client_id: peerWithName()[0], state: peerWithName()[1] })
+  }
 }
 
 run(async () => {
-  const { url, room, role, name } = args()
+  const { url, room, role, name, reappear } = args()
   if (role === 'holder') await holder(url, room, name)
-  else await watcher(url, room, name)
+  else await watcher(url, room, name, reappear === '1')
 })
