@@ -11,7 +11,6 @@ import random
 from typing import Any
 
 import aiohttp
-import pytest
 from pycrdt import Array, Doc, Map, Text
 
 from engine.yjs import decode_state_vector
@@ -153,19 +152,16 @@ async def test_a_killed_client_presence_is_removed_for_its_peers(
     assert removed == {"event": "removed", "client_id": client_id}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="two presence bugs: (1) stock y-websocket peers echo the removal of a departed "
-    "client, and server.presence.PresenceRelay._owned_by lets the echoing peer claim that "
-    "client id, so the client's own states are dropped after it reconnects; (2) "
-    "engine.awareness.Presence.remove announces removals at clock+1 where y-protocols keeps "
-    "the clock, so peers ignore the client's next state",
-)
 async def test_a_peer_sees_the_holder_again_after_its_connection_drops_and_comes_back(
     server: ServerProcess, start_node: StartNode
 ) -> None:
     """A network drop: the provider reconnects by itself and then changes its state once;
-    with the stock @y/websocket-server the peer shows it right away."""
+    with the stock @y/websocket-server the peer shows it right away.
+
+    Regression: the peer's y-websocket echoed the departed client's removal and the server
+    let the echo claim that client id, dropping the client's later states; and removals
+    went out at clock+1, so peers ignored the client's next state (same clock).
+    """
     holder, watcher, client_id = await _presence_pair(
         server, start_node, "presence-drop", reappear=1
     )
