@@ -40,12 +40,17 @@ class Presence:
         return accepted
 
     def remove(self, client_ids: Iterable[int]) -> bytes | None:
-        """Forget these clients; returns the awareness update that tells the others."""
+        """Forget these clients; returns the awareness update that tells the others.
+
+        The removal keeps the state's clock, as y-protocols' `removeAwarenessStates`
+        does for remote clients: peers accept a null state at the same clock, and a
+        client that reconnects is shown again at its next renewal.
+        """
         removed = []
         for client_id in client_ids:
             known = self.states.pop(client_id, None)
             if known is not None:
-                removed.append(AwarenessEntry(client_id, known.clock + 1, "null"))
+                removed.append(AwarenessEntry(client_id, known.clock, "null"))
         return encode_awareness(removed) if removed else None
 
     def encode_all(self) -> bytes | None:

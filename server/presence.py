@@ -100,6 +100,8 @@ class PresenceRelay:
             owner = self.owners.get(entry.client_id)
             if owner is None and entry.client_id in self.remote_ids:
                 continue  # a client on another server process owns it
+            if owner is None and entry.removed:
+                continue  # a removal claims nothing (clients echo others' departures)
             if owner is None:
                 owned = sum(1 for p in self.owners.values() if p is peer)
                 if owned >= self.max_ids_per_peer:

@@ -102,13 +102,6 @@ async def test_sdk_and_yjs_client_converge_on_chat_messages(
     assert from_node["reactions"] == {"👍\tpy": True}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="server bug: the presence relay keeps only a connection's newest awareness "
-    "message; y-websocket echoes the states it receives right after announcing its own, so "
-    "a stock client joining a room where someone is present loses its own announcement "
-    "until its 15 s renewal",
-)
 async def test_presence_flows_both_ways_when_a_yjs_client_joins_a_busy_room(
     live_server: LiveServer, tmp_path: Path
 ) -> None:

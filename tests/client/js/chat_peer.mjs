@@ -28,8 +28,9 @@ const check = () => {
   if (texts.includes(waitText) && peers().includes(waitPeer)) {
     clearTimeout(deadline)
     console.log(JSON.stringify({ messages: messages.toJSON(), peers: peers() }))
-    provider.destroy()
-    process.exit(0)
+    // Stay present a moment: presence is relayed in short windows, and a peer that
+    // leaves within one is never announced.
+    setTimeout(() => { provider.destroy(); process.exit(0) }, 1000)
   }
 }
 
