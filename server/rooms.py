@@ -40,6 +40,7 @@ from server.presence import PresenceRelay
 
 log = logging.getLogger(__name__)
 
+MAX_BATCHES_IN_FLIGHT = 64  # a slow disk backs up into the inbox, then into TCP
 READ_ONLY_REASON = "read-only token: updates and awareness are not accepted"
 
 
@@ -69,7 +70,7 @@ class _Batch:
     appends: list[Append] = field(default_factory=list)
     updates: list[tuple[Peer | None, bytes]] = field(default_factory=list)
     replies: list[tuple[Peer, bytes]] = field(default_factory=list)
-    acks: dict[int, Peer] = field(default_factory=dict)
+    acks: dict[int, tuple[Peer, int]] = field(default_factory=dict)  # peer, count to ack
     http: list[tuple[_HttpUpdate, int]] = field(default_factory=list)
 
 
@@ -108,7 +109,8 @@ class RoomActor:
         self._space.set()
         self._settled = asyncio.Event()
         self._settled.set()
-        self._busy = False
+        self._in_flight = 0  # batches applied whose outputs are not released yet
+        self._releasing: asyncio.Task[None] | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._on_close = on_close
@@ -182,6 +184,10 @@ class RoomActor:
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
+        """Apply each batch and start its commit at once, without waiting for the
+        previous batch's commit: batches of one room ride the same group commit when
+        they can. Their outputs are released strictly in order (see `_settle`)."""
+        loop = asyncio.get_running_loop()
         while self.state is RoomState.RUNNING:
             await self._wakeup.wait()
             self._wakeup.clear()
@@ -189,36 +195,65 @@ class RoomActor:
                 work = list(self._inbox)
                 self._inbox.clear()
                 self._space.set()
-                self._busy = True
-                try:
-                    await self._process(work)
-                finally:
-                    self._busy = False
-            self._settled.set()
+                batch = self._apply_all(work)
+                commit = (
+                    asyncio.ensure_future(self.backend.commit(batch.appends))
+                    if batch.appends
+                    else None
+                )
+                self._in_flight += 1
+                self._releasing = loop.create_task(self._settle(batch, commit, self._releasing))
+                if self._in_flight >= MAX_BATCHES_IN_FLIGHT:
+                    await asyncio.wait({self._releasing})
             if not self.peers:
                 self._schedule_idle()
 
-    async def _process(self, work: list[_Work]) -> None:
+    def _apply_all(self, work: list[_Work]) -> _Batch:
         batch = _Batch()
         for item in work:
             if isinstance(item, _HttpUpdate):
                 self._apply_http(item, batch)
             else:
                 self._apply_message(item[0], item[1], batch)
-        if batch.appends:
-            try:
-                seqs = await self.backend.commit(batch.appends)
-            except StorageError as exc:
-                self.fail(f"storage failed: {exc}")
+        return batch
+
+    async def _settle(
+        self,
+        batch: _Batch,
+        commit: asyncio.Future[list[int]] | None,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Wait for every earlier batch, then this one's commit; only then release."""
+        try:
+            if previous is not None:
+                await asyncio.wait({previous})
+            seqs: list[int] = []
+            if commit is not None:
+                try:
+                    seqs = await commit
+                except StorageError as exc:
+                    self.fail(f"storage failed: {exc}")
+                    for request, _ in batch.http:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
+                    return
+            if self.state is not RoomState.RUNNING:
                 for request, _ in batch.http:
                     if not request.future.done():
-                        request.future.set_exception(exc)
+                        request.future.set_exception(RoomClosed(f"room {self.name!r} closed"))
                 return
-            self.last_seq = seqs[-1]
-            for request, index in batch.http:
-                request.future.set_result(seqs[index])
-            self.backend.after_commit(self.name)
-        self._release(batch)
+            if seqs:
+                self.last_seq = seqs[-1]
+                for request, index in batch.http:
+                    request.future.set_result(seqs[index])
+                self.backend.after_commit(self.name)
+            self._release(batch)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and not self._inbox:
+                self._settled.set()
+                if not self.peers:
+                    self._schedule_idle()
 
     def _apply_message(self, peer: Peer, message: Message, batch: _Batch) -> None:
         if peer.closed and not isinstance(message, (SyncStep2, Update)):
@@ -233,7 +268,7 @@ class RoomActor:
                     return
                 peer.received_updates += 1
                 if self._apply(peer, update, peer.user, batch) is not None:
-                    batch.acks[peer.peer_id] = peer
+                    batch.acks[peer.peer_id] = (peer, peer.received_updates)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes, batch: _Batch) -> None:
         try:
@@ -289,9 +324,10 @@ class RoomActor:
         self._broadcast(batch.updates)
         for peer, frame in batch.replies:
             peer.send(frame)
-        for peer in batch.acks.values():
+        for peer, count in batch.acks.values():
             if peer.wants_ack and not peer.closed:
-                peer.send(encode(Saved(peer.received_updates, self.last_seq)))
+                # the count as of this batch: later batches may be applied already
+                peer.send(encode(Saved(count, self.last_seq)))
 
     def _broadcast(self, updates: list[tuple[Peer | None, bytes]]) -> None:
         """One frame per recipient per batch. The batch's updates are merged once; when
@@ -314,7 +350,7 @@ class RoomActor:
 
     @property
     def idle(self) -> bool:
-        return not self.peers and not self._inbox and not self._busy
+        return not self.peers and not self._inbox and not self._in_flight
 
     def _schedule_idle(self) -> None:
         if self._idle_handle is None and self.state is RoomState.RUNNING:

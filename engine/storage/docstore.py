@@ -264,6 +264,21 @@ class DocStore:
             raise RoomNotFound(f"room {room!r} does not exist")
         return self._log_range(room, room_id, after, upto)
 
+    def check_records(self, room: str) -> list[str]:
+        """Decode every log and snapshot record of a room; a description per bad one."""
+        room_id = self.room_id(room)
+        if room_id is None:
+            raise RoomNotFound(f"room {room!r} does not exist")
+        problems = []
+        for db, kind in (("log", UpdateRecord), ("snapshots", Snapshot)):
+            for key, value in self.kv.scan(db, _U64.pack(room_id)):
+                seq = _ROOM_SEQ.unpack(key)[1]
+                try:
+                    kind.from_map(unpack(value))
+                except (StorageError, KeyError, TypeError, ValueError) as exc:
+                    problems.append(f"room {room!r}: {db} record at seq {seq}: {exc}")
+        return problems
+
     def history(self, room: str, after: int = 0, limit: int = 100) -> list[HistoryEntry]:
         """The audit trail: who changed the room when, and how much."""
         room_id = self.room_id(room)

@@ -13,7 +13,6 @@ import resource
 from typing import Any
 
 import aiohttp
-import pytest
 from pycrdt import Doc, Text
 
 from benchmarks.reliability.common import durable_doc, health, missing_clocks, verify_store
@@ -107,10 +106,6 @@ async def test_torn_newest_snapshot_falls_back_to_the_previous_one_and_the_log(
     server.kill()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="performer verify skips an unreadable snapshot with a log warning and exits 0",
-)
 async def test_verify_reports_a_torn_snapshot(server: ServerProcess) -> None:
     await write_tokens(server, "torn", 1100)
     assert server.stop() == 0
