@@ -1,0 +1,53 @@
+"""RoomDocument: validation, quotas and origins."""
+
+from __future__ import annotations
+
+import pytest
+from pycrdt import Text
+
+from engine.document import RoomDocument
+from engine.errors import QuotaExceeded, UpdateRejected
+from engine.update_scan import scan_update
+from tests.engine.helpers import typing_updates
+
+
+def text(room: RoomDocument) -> str:
+    return str(room.doc.get("t", type=Text))
+
+
+def test_an_update_that_does_not_decode_is_rejected_and_changes_nothing() -> None:
+    room = RoomDocument()
+    for update in typing_updates("ok"):
+        room.apply(update)
+    before = room.state_vector()
+    for garbage in (b"\xff", b"\x01\x01\x05\x00\x04", b"\x00\x00\x07"):
+        with pytest.raises(UpdateRejected):
+            room.apply(garbage)
+    assert room.state_vector() == before and text(room) == "ok"
+
+
+def test_update_and_document_quotas_reject_before_applying() -> None:
+    updates = typing_updates("abcdef")
+    small = RoomDocument(max_update_bytes=16)
+    with pytest.raises(QuotaExceeded, match="exceeds the limit"):
+        small.apply(b"\x00" * 17)
+    room = RoomDocument(max_doc_bytes=sum(len(u) for u in updates[:3]))
+    for update in updates[:3]:
+        room.apply(update)
+    with pytest.raises(QuotaExceeded, match="grow past"):
+        room.apply(updates[3])
+    assert text(room) == "abc"
+    room.apply(updates[3], "storage")  # what is stored loads whatever today's limits
+    assert text(room) == "abcd"
+
+
+def test_nesting_deeper_than_the_limit_is_rejected_before_pycrdt_sees_it() -> None:
+    nested = b"\x75\x01" * 1000 + b"\x7e"
+    update = b"\x01\x01\x07\x00" + b"\x08" + b"\x01\x01m" + b"\x01" + nested + b"\x00"
+    with pytest.raises(UpdateRejected, match="nested deeper"):
+        RoomDocument().apply(update)
+
+
+def test_apply_reports_the_authoring_clients() -> None:
+    update = typing_updates("x", client_id=424242)[0]
+    assert RoomDocument().apply(update) == (424242,) == scan_update(update).clients
