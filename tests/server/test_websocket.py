@@ -211,3 +211,19 @@ async def test_oversized_awareness_is_dropped_with_a_reason(server: ServerProces
         denied = await client.wait_for(PermissionDeniedMessage)
         assert isinstance(denied, PermissionDeniedMessage)
         assert "awareness" in denied.reason
+
+
+async def test_document_over_its_size_limit_rejects_the_update_with_4413(
+    server_factory: StartServer,
+) -> None:
+    server = server_factory("--max-doc-bytes", "300")
+    async with connect(server.url, "full", ack=True) as client:
+        await client.sync()
+        await client.send(Update(edit(client.doc, "a" * 100)))
+        await client.wait_saved(1)
+        await client.send(Update(edit(client.doc, "b" * 250)))
+        assert await client.wait_closed() == 4413
+        assert "limit" in client.close_reason
+    async with connect(server.url, "full") as reader:
+        await reader.sync()
+        assert reader.text() == "a" * 100
