@@ -50,12 +50,16 @@ async def test_full_disk_fails_the_commit_acks_nothing_and_the_client_resends(
         watching = asyncio.create_task(read_until_closed(eye, []))
         sent = 20
         for i in range(2000):  # 1 MB of edits cannot fit in 16 KB
+            if reading.done():
+                break
             try:
                 await writer.send(Update(edit(writer.doc, f"[{i}]" + "x" * 500)))
             except (aiohttp.ClientError, ConnectionError):
                 break
             sent += 1
-        assert await asyncio.wait_for(reading, 30) == 4503
+        # The writer may still be sending when the server closes, and the server then
+        # drops the TCP connection: its close frame can be lost to the reset (1006).
+        assert await asyncio.wait_for(reading, 30) in (4503, 1006)
         assert await asyncio.wait_for(watching, 30) == 4503
     acked = max(saved, default=20)
     assert acked < sent, "every edit was acknowledged although the disk was full"
