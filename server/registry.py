@@ -15,6 +15,7 @@ from engine.names import validate_room_name
 from server.backend import Backend
 from server.close_codes import Close
 from server.config import Config
+from server.memory import MemoryReleaser
 from server.metrics import Metrics
 from server.rooms import RoomActor, RoomState
 
@@ -33,6 +34,7 @@ class RoomRegistry:
         self.rooms: dict[str, RoomActor] = {}
         self._loading: dict[str, asyncio.Future[RoomActor]] = {}
         self.closing = False
+        self._memory = MemoryReleaser()
 
     async def acquire(self, name: str) -> RoomActor:
         """The running actor for `name`, loading it (once) if needed.
@@ -91,6 +93,8 @@ class RoomRegistry:
         if self.rooms.get(actor.name) is actor:
             del self.rooms[actor.name]
             self.backend.unfollow(actor.name)
+            if not self.closing:
+                self._memory.soon()
             self.metrics.rooms_loaded.set(len(self.rooms))
 
     async def delete(self, name: str) -> bool:
@@ -106,6 +110,7 @@ class RoomRegistry:
     async def close(self, drain_seconds: float) -> None:
         """Shutdown: finish queued work in every room, then close every client."""
         self.closing = True
+        self._memory.cancel()
         actors = list(self.rooms.values())
         try:
             async with asyncio.timeout(drain_seconds):
