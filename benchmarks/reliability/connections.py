@@ -106,16 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--rooms", type=int, default=100)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="repeat on the same server: a leak grows every round, allocator reuse does not",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="connections-") as tmp:
         server = ServerProcess(Path(tmp) / "data", ["--idle-unload", "1"])
         server.start()
         try:
-            report = asyncio.run(hold_connections(server, args.connections, args.rooms))
+            for round_ in range(1, args.rounds + 1):
+                report = asyncio.run(hold_connections(server, args.connections, args.rooms))
+                print(report.line() + f" round={round_}", flush=True)
             code = server.stop()
         finally:
             server.kill()
-    print(report.line() + f" sigterm_exit={code}")
+    print(f"RESULT connections sigterm_exit={code}")
     return 0 if code == 0 else 1
 
 

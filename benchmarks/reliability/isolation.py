@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pycrdt import Doc
+from pycrdt import Doc, Map
 
 from benchmarks.reliability.common import Server
 from engine.protocol import Update
@@ -49,12 +49,23 @@ class Latencies:
         )
 
 
-async def probe(writer: WireClient, reader: WireClient, token: str, times: Latencies) -> None:
-    """Send one token and wait until the reader has it."""
+async def probe(
+    writer: WireClient, reader: WireClient, n: int, times: Latencies, padding: int = 0
+) -> None:
+    """Set probe number `n` (with `padding` bytes alongside) and wait until the reader
+    has it. A map entry, not appended text, so checking costs the same at any length."""
     started = time.perf_counter()
-    await writer.send(Update(edit(writer.doc, token)))
+    updates: list[bytes] = []
+    subscription = writer.doc.observe(lambda event: updates.append(bytes(event.update)))
+    with writer.doc.transaction():
+        probes = writer.doc.get("probe", type=Map)
+        probes["n"] = n
+        if padding:
+            probes["pad"] = "z" * padding
+    writer.doc.unobserve(subscription)
+    await writer.send(Update(updates[0]))
     async with asyncio.timeout(DEADLINE):
-        while token not in reader.text():
+        while reader.doc.get("probe", type=Map).get("n") != n:
             if await reader.recv(DEADLINE) is None:
                 raise AssertionError(f"reader closed with {reader.close_code}")
     times.samples.append(time.perf_counter() - started)
@@ -75,7 +86,7 @@ async def slow_consumer(
             if not sleeper:
                 await idle.ws.close()
             for i in range(updates):
-                await probe(writer, reader, f"<{i}>" + "z" * size, times)
+                await probe(writer, reader, i, times, padding=size)
             code = None
             if sleeper:
                 code = await _close_code_if_closed(idle)
@@ -110,7 +121,7 @@ async def flood(
         frames = [Update(edit(author, f"{i};")) for i in range(flood_updates)]
         flooding = asyncio.create_task(_send_all(flooder, frames))
         for i in range(probes):
-            await probe(writer, reader, f"<{i}>", times)
+            await probe(writer, reader, i, times)
         await asyncio.wait_for(flooding, DEADLINE)
         if not flood_updates:
             return times, 0
