@@ -126,6 +126,11 @@ class RoomDocument:
         return bytes(merge_updates(state, *(update for update, _ in self._pending)))
 
     @property
+    def client_count(self) -> int:
+        """How many Yjs clients have authored this document (as far as integrated)."""
+        return len(self._clocks)
+
+    @property
     def pending(self) -> int:
         """How many applied updates still wait for a missing dependency."""
         return len(self._pending)

@@ -240,10 +240,11 @@ class RoomActor:
                     batch.acks[peer.peer_id] = (peer, peer.received_updates)
 
     def _answer_step1(self, peer: Peer, state_vector: bytes, batch: _Batch) -> None:
+        # The cap counts clients the room does not know: a room may legitimately hold
+        # more authors than the cap, and its own clients must always be able to sync.
+        cap = self.doc.client_count + self.config.limits.max_state_vector_entries
         try:
-            decode_state_vector(
-                state_vector, max_entries=self.config.limits.max_state_vector_entries
-            )
+            decode_state_vector(state_vector, max_entries=cap)
             diff = self.doc.diff(state_vector)
         except (ProtocolError, UpdateRejected) as exc:
             peer.close(Close.MALFORMED, f"state vector: {exc}")

@@ -236,12 +236,6 @@ async def test_a_hundred_thousand_client_ids_in_one_room_stay_syncable(
     assert (await health(server.url))["status"] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server stores an update that takes a room past max_state_vector_entries "
-    "(100,000) client ids, then refuses (4400) the SyncStep1 of every client that holds "
-    "the room: one writer makes the room unsyncable for everybody",
-)
 async def test_more_client_ids_than_the_state_vector_cap_do_not_lock_clients_out(
     server: ServerProcess,
 ) -> None:
