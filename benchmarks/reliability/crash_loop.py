@@ -121,7 +121,7 @@ class CrashLoop:
             tasks += [asyncio.create_task(_read_acks(w)) for w in writers]
             tasks += [asyncio.create_task(_observe(o)) for o in observers]
             await asyncio.sleep(run_for)
-            result.compactions = await _compactions(self.server.url)
+            result.compactions = await compactions(self.server.url)
             if graceful:
                 stopping = asyncio.create_task(asyncio.to_thread(self.server.stop))
             else:
@@ -224,7 +224,7 @@ async def _observe(observer: Observer) -> None:
         pass
 
 
-async def _compactions(url: str) -> int:
+async def compactions(url: str) -> int:
     """Snapshots the running server has written (its /metrics), read just before a kill."""
     try:
         async with aiohttp.ClientSession() as http, asyncio.timeout(5):

@@ -20,14 +20,22 @@ _U64 = struct.Struct(">Q")
 _ROOM_SEQ = struct.Struct(">QQ")
 
 
-async def resync(client: WireClient, doc: Doc[Any]) -> None:
+async def resync(client: WireClient, doc: Doc[Any], *, saved: bool = False) -> None:
     """What a real client does on (re)connect: answer the server's SyncStep1 with
-    everything `doc` has that the server lacks, and ask for what it lacks."""
+    everything `doc` has that the server lacks, and ask for what it lacks. With `saved`,
+    also wait until that resend is acknowledged (the ack may come before or after the
+    SyncStep2 answer)."""
     greeting = await client.wait_for(SyncStep1)
     assert isinstance(greeting, SyncStep1)
     await client.send(SyncStep2(bytes(doc.get_update(greeting.state_vector))))
     await client.send(SyncStep1(bytes(doc.get_state())))
-    await client.wait_for(SyncStep2)
+    answered = acknowledged = False
+    async with asyncio.timeout(30):
+        while not (answered and (acknowledged or not saved)):
+            message = await client.recv()
+            assert message is not None, f"closed with {client.close_code}"
+            answered = answered or isinstance(message, SyncStep2)
+            acknowledged = acknowledged or (isinstance(message, Saved) and message.count >= 1)
 
 
 async def read_until_closed(client: WireClient, saved: list[int]) -> int | None:

@@ -16,6 +16,7 @@ import aiohttp
 from pycrdt import Doc, Text
 
 from benchmarks.reliability.common import durable_doc, health, missing_clocks, verify_store
+from benchmarks.reliability.crash_loop import compactions
 from engine.protocol import Update
 from tests.conftest import ServerProcess
 from tests.reliability.helpers import (
@@ -24,7 +25,7 @@ from tests.reliability.helpers import (
     resync,
     room_records,
 )
-from tests.server.wire import connect, edit
+from tests.server.wire import WireClient, connect, edit
 
 
 def limit_file_size(server: ServerProcess, soft: int) -> None:
@@ -69,8 +70,7 @@ async def test_full_disk_fails_the_commit_acks_nothing_and_the_client_resends(
     assert str(stored.get("t", type=Text)).count(";") == 20
     limit_file_size(server, resource.RLIM_INFINITY)
     async with connect(server.url, "disk", ack=True) as again:
-        await resync(again, writer.doc)
-        await again.wait_saved(1)
+        await resync(again, writer.doc, saved=True)
     stored = await durable_doc(server.url, "disk")
     assert str(stored.get("t", type=Text)) == str(writer.doc.get("t", type=Text))
     assert server.stop() == 0
@@ -87,6 +87,13 @@ async def write_tokens(server: ServerProcess, room: str, count: int) -> str:
         return client.text()
 
 
+async def append_tokens(client: WireClient, count: int) -> None:
+    start = client.text().count(";")
+    for i in range(start, start + count):
+        await client.send(Update(edit(client.doc, f"{i};")))
+    await client.wait_saved(client.text().count(";"), timeout=60)
+
+
 async def synced_text(server: ServerProcess, room: str) -> str:
     async with connect(server.url, room) as client:
         await client.sync()
@@ -96,7 +103,15 @@ async def synced_text(server: ServerProcess, room: str) -> str:
 async def test_torn_newest_snapshot_falls_back_to_the_previous_one_and_the_log(
     server: ServerProcess,
 ) -> None:
-    expected = await write_tokens(server, "torn", 2600)  # snapshots near seq 1000 and 2000
+    async with connect(server.url, "torn", ack=True) as client:
+        await client.sync()
+        for wanted in (1, 2):  # compaction runs after 1,000 updates, in the background
+            await append_tokens(client, 1100)
+            async with asyncio.timeout(30):
+                while await compactions(server.url) < wanted:
+                    await asyncio.sleep(0.05)
+        await append_tokens(client, 100)  # a log tail after the newest snapshot
+        expected = client.text()
     assert server.stop() == 0
     snapshots = room_records(server.data_dir, "torn", "snapshots")
     assert len(snapshots) >= 2, f"expected two snapshots, found {[s for s, _ in snapshots]}"
