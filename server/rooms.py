@@ -111,6 +111,7 @@ class RoomActor:
         self._busy = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
+        self._schedule_idle()  # a room loaded for a client that never joins still unloads
         self._on_close = on_close
 
     # ------------------------------------------------------------------ peers

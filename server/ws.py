@@ -103,7 +103,8 @@ async def handle_websocket(
         await refuse(ws, Close.UNAVAILABLE)
         return ws
     transport = request.transport
-    assert transport is not None  # the request is live: it was just upgraded
+    if transport is None or transport.is_closing():
+        return ws  # the client left while its room loaded; the room unloads when idle
     sink = WebSocketSink(ws, transport)
     conn = Connection(
         actor, grant, sink, config.limits, metrics, wants_ack=request.query.get("ack") == "1"

@@ -25,11 +25,14 @@ class Retention:
     Args:
         keep_log: keep every log entry (the default: the log is the audit trail and the
             source of time travel). False trims entries a snapshot covers.
-        keep_snapshots: how many snapshots to keep per room; 0 keeps all.
+        keep_snapshots: how many snapshots to keep per room; 0 keeps all. Two by default:
+            the newest and one to fall back on if the newest is ever torn. Older ones only
+            speed up time travel (the log rebuilds any past state), and keeping every one
+            would grow the store quadratically in a long-lived room.
     """
 
     keep_log: bool = True
-    keep_snapshots: int = 0
+    keep_snapshots: int = 2
 
 
 def should_compact(meta: RoomMeta, policy: CompactionPolicy) -> bool:

@@ -41,6 +41,9 @@ class LmdbKV:
     ) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
         self.path = Path(path)
+        existing = self.path / "data.mdb"
+        if existing.exists():  # reopen with room to grow, not full at the file's size
+            map_size = max(map_size, 2 * existing.stat().st_size)
         try:
             self._env = lmdb.open(
                 str(path),

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from pycrdt import Doc, Text
 
 from benchmarks.reliability.common import durable_doc, health
@@ -144,12 +143,6 @@ async def _upgrade_then_abort(server: ServerProcess, room: str) -> None:
     writer.transport.abort()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a client gone while its room loads trips `assert transport is not None` in "
-    "server/ws.py; the loaded room is never joined, so its idle timer never starts and it "
-    "stays in memory for good",
-)
 async def test_a_client_gone_during_the_room_load_does_not_pin_the_room(
     server_factory: StartServer, tmp_path: Path
 ) -> None:
