@@ -18,20 +18,11 @@ from engine.protocol import (
 )
 from tests.conftest import ServerProcess, StartServer
 from tests.scaleout.conftest import RedisProcess
-from tests.server.wire import connect, edit
+from tests.server.wire import connect, durable_text, edit
 
 
 def nodes(start: StartServer, redis: RedisProcess, count: int) -> list[ServerProcess]:
     return [start("--redis", redis.url) for _ in range(count)]
-
-
-async def state_text(server: ServerProcess, room: str) -> str:
-    async with aiohttp.ClientSession() as http:
-        response = await http.get(f"{server.url}/v1/rooms/{room}/state")
-        assert response.status == 200
-        doc: Doc[Any] = Doc()
-        doc.apply_update(await response.read())
-        return str(doc.get("t", type=Text))
 
 
 async def test_clients_on_three_processes_edit_one_room_and_converge(
@@ -57,7 +48,7 @@ async def test_clients_on_three_processes_edit_one_room_and_converge(
         assert on_a.text() == on_b.text() == on_c.text()
         assert sorted(on_a.text()) == ["a", "b", "c"]
     for node in (a, b, c):
-        assert sorted(await state_text(node, "shared")) == ["a", "b", "c"]
+        assert sorted(await durable_text(node.url, "shared")) == ["a", "b", "c"]
 
 
 async def test_presence_crosses_processes(
@@ -107,7 +98,7 @@ async def test_redis_restart_with_aof_keeps_every_acknowledged_update(
     redis_server.start()
     node.kill()
     node.restart()
-    assert await state_text(node, "aof") == expected
+    assert await durable_text(node.url, "aof") == expected
 
 
 async def test_redis_outage_withholds_acks_and_everything_converges_after(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 
 import aiohttp
-from pycrdt import Doc, Text
 
 from engine.protocol import Update
 from tests.conftest import ServerProcess
-from tests.server.wire import WireClient, connect, edit
+from tests.server.wire import WireClient, connect, durable_text, edit
 
 
 async def stream_edits(client: WireClient, stop: asyncio.Event, sent: list[str]) -> None:
@@ -38,15 +36,6 @@ async def observe(client: WireClient, seen: list[str]) -> None:
         return
 
 
-async def durable_text(server: ServerProcess, room: str) -> str:
-    async with aiohttp.ClientSession() as http:
-        response = await http.get(f"{server.url}/v1/rooms/{room}/state")
-        assert response.status == 200
-        doc: Doc[Any] = Doc()
-        doc.apply_update(await response.read())
-        return str(doc.get("t", type=Text))
-
-
 async def test_sigkill_loses_nothing_an_observer_saw(server: ServerProcess) -> None:
     rng = random.Random(7)
     for trial in range(3):
@@ -65,7 +54,7 @@ async def test_sigkill_loses_nothing_an_observer_saw(server: ServerProcess) -> N
             await asyncio.wait_for(asyncio.gather(writing, watching), 30)
         assert seen, "the observer received nothing before the crash"
         server.restart()
-        after = await durable_text(server, room)
+        after = await durable_text(server.url, room)
         last_seen = seen[-1]
         assert after.startswith(last_seen), (trial, len(last_seen), len(after))
 
@@ -79,7 +68,7 @@ async def test_acknowledged_edits_survive_sigkill(server: ServerProcess) -> None
         expected = client.text()
     server.kill()
     server.restart()
-    assert await durable_text(server, "acked") == expected
+    assert await durable_text(server.url, "acked") == expected
 
 
 async def test_sigterm_with_edits_in_flight_flushes_and_exits_zero(server: ServerProcess) -> None:
@@ -95,6 +84,6 @@ async def test_sigterm_with_edits_in_flight_flushes_and_exits_zero(server: Serve
         assert await stopper == 0
         assert client.close_code == 1001
     server.restart()
-    text = await durable_text(server, "term")
+    text = await durable_text(server.url, "term")
     assert text.count(";") >= acked
     assert text == "".join(f"{i};" for i in range(text.count(";")))

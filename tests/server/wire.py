@@ -133,3 +133,13 @@ async def connect(
             yield client
         finally:
             await ws.close()
+
+
+async def durable_text(base_url: str, room: str, name: str = "t") -> str:
+    """The room's text as the server has it on disk (`GET .../state`)."""
+    async with aiohttp.ClientSession() as http:
+        response = await http.get(f"{base_url}/v1/rooms/{room}/state")
+        assert response.status == 200, await response.text()
+        doc: Doc[Any] = Doc()
+        doc.apply_update(await response.read())
+        return str(doc.get(name, type=Text))
