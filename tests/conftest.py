@@ -30,6 +30,10 @@ class ServerProcess:
     port: int = 0
 
     @property
+    def http_url(self) -> str:
+        return self.url
+
+    @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://") + "/rooms"
 
