@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _store_options(command: argparse.ArgumentParser) -> None:
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", type=Path, help="an LMDB data directory")
+    where.add_argument("--redis", help="redis://HOST:PORT/DB: rooms shared through Redis")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="performer", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -93,22 +99,22 @@ def _parser() -> argparse.ArgumentParser:
     token.set_defaults(func=_token)
 
     check = commands.add_parser("verify", help="replay every room; non-zero on mismatch")
-    check.add_argument("--data", type=Path, required=True)
+    _store_options(check)
     check.set_defaults(func=_verify)
 
     compact = commands.add_parser("compact", help="write snapshots now")
-    compact.add_argument("--data", type=Path, required=True)
+    _store_options(compact)
     compact.add_argument("--room", default=None)
     compact.set_defaults(func=_compact)
 
     export = commands.add_parser("export", help="write one room to a file")
-    export.add_argument("--data", type=Path, required=True)
+    _store_options(export)
     export.add_argument("--room", required=True)
     export.add_argument("-o", "--output", type=Path, required=True)
     export.set_defaults(func=_export)
 
     load = commands.add_parser("import", help="append an exported room to a store")
-    load.add_argument("--data", type=Path, required=True)
+    _store_options(load)
     load.add_argument("--room", default=None, help="import under another name")
     load.add_argument("input", type=Path)
     load.set_defaults(func=_import)
@@ -199,7 +205,12 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify(_open_store(args.data))
+    if args.redis:
+        from server.redis_tools import verify_redis
+
+        report = asyncio.run(verify_redis(args.redis))
+    else:
+        report = verify(_open_store(args.data))
     for problem in report.problems:
         print(f"MISMATCH {problem}")
     print(
@@ -210,6 +221,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
+    if args.redis:
+        from server.redis_tools import compact_redis
+
+        for name, written in asyncio.run(compact_redis(args.redis, args.room)):
+            print(f"{name}: {'snapshot written' if written else 'already compact or busy'}")
+        return 0
     store = _open_store(args.data)
     names = [args.room] if args.room else [m.name for m in store.rooms()]
     for name in names:
@@ -226,13 +243,24 @@ def _compact(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    data = export_room(_open_store(args.data), args.room)
+    if args.redis:
+        from server.redis_tools import export_redis
+
+        data = asyncio.run(export_redis(args.redis, args.room))
+    else:
+        data = export_room(_open_store(args.data), args.room)
     args.output.write_bytes(data)
     print(f"exported {args.room} ({len(data)} bytes) to {args.output}")
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.redis:
+        from server.redis_tools import import_redis
+
+        name, count = asyncio.run(import_redis(args.redis, args.input.read_bytes(), args.room))
+        print(f"imported {count} updates into room {name}")
+        return 0
     args.data.mkdir(parents=True, exist_ok=True)
     name, count = import_room(DocStore(LmdbKV(args.data)), args.input.read_bytes(), args.room)
     print(f"imported {count} updates into room {name}")

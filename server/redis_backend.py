@@ -267,6 +267,15 @@ class RedisBackend:
             expected += 1
         return records
 
+    async def first_seq(self, room: str) -> int | None:
+        """The oldest seq still in the stream (None when it is empty)."""
+        first = await self.redis.xrange(key("log", room), "-", "+", count=1)
+        return _seq_of(first[0][0]) if first else None
+
+    async def log_records(self, room: str, after: int = 0) -> list[UpdateRecord]:
+        """Stream records after `after`, checked for gaps."""
+        return await self._records(room, after)
+
     async def load(self, room: str) -> LoadedRoom:
         try:
             snapshot = await self._snapshot(room)
