@@ -108,8 +108,21 @@ class Replica:
         for update in updates:
             await self._send(Update(update))
 
+    async def edit(self, op: str, **params: Any) -> None:
+        """One of the stateful test's edits, by name (as the Node replica takes them)."""
+        await self.change(lambda doc: MUTATIONS[op](doc, **params))
+
     async def redeliver(self, update: bytes) -> None:
         await self._send(Update(update))
+
+    async def history_updates(self) -> list[bytes]:
+        return self.history
+
+    async def state(self) -> tuple[dict[str, Any], dict[int, int]]:
+        return self.content(), self.clocks()
+
+    async def close(self) -> None:
+        await self.disconnect()
 
     # ------------------------------------------------------------------ comparison
 
@@ -126,3 +139,42 @@ def content_of(doc: Doc[Any]) -> dict[str, Any]:
         "a": doc.get("a", type=Array).to_py(),
         "m": doc.get("m", type=Map).to_py(),
     }
+
+
+def _insert_text(doc: Doc[Any], where: float, word: str) -> None:
+    text = doc.get("t", type=Text)
+    text.insert(int(where * len(text)), word)
+
+
+def _delete_text(doc: Doc[Any], where: float, length: int) -> None:
+    text = doc.get("t", type=Text)
+    start = int(where * len(text))
+    if start < len(text):
+        del text[start : min(len(text), start + length)]
+
+
+def _push(doc: Doc[Any], value: Any) -> None:
+    doc.get("a", type=Array).append(value)
+
+
+def _set_key(doc: Doc[Any], key: str, value: Any) -> None:
+    doc.get("m", type=Map)[key] = value
+
+
+def _nested(doc: Doc[Any], key: str, value: Any) -> None:
+    """A map inside the array, then an edit inside an existing nested map."""
+    array = doc.get("a", type=Array)
+    for item in array:
+        if isinstance(item, Map):
+            item[key] = value
+            return
+    array.append(Map({key: value, "list": Array([value])}))
+
+
+MUTATIONS: dict[str, Callable[..., None]] = {
+    "insert_text": _insert_text,
+    "delete_text": _delete_text,
+    "push": _push,
+    "set_key": _set_key,
+    "nested": _nested,
+}

@@ -13,11 +13,12 @@ from typing import Any, ClassVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Doc
 
 from benchmarks.reliability.common import durable_state
 from engine.yjs import decode_state_vector
 from tests.conftest import ServerProcess
+from tests.reliability.node_replica import NodeReplica
 from tests.reliability.replica import Replica, content_of
 
 REPLICAS = 3
@@ -38,7 +39,12 @@ class LiveServerMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.room = f"stateful-{next(_rooms)}"
-        self.replicas = [Replica(f"r{i}") for i in range(REPLICAS)]
+        # two Python replicas and one Yjs (JS) replica in Node
+        self.replicas: list[Replica | NodeReplica] = [
+            Replica("py0"),
+            Replica("py1"),
+            NodeReplica("js2"),
+        ]
 
     def run(self, coro: Coroutine[Any, Any, None]) -> None:
         self.loop.run_until_complete(asyncio.wait_for(coro, STEP_DEADLINE))
@@ -55,51 +61,34 @@ class LiveServerMachine(RuleBasedStateMachine):
 
     @rule(i=replica_index, where=st.floats(0, 1), word=words)
     def insert_text(self, i: int, where: float, word: str) -> None:
-        def mutate(doc: Doc[Any]) -> None:
-            text = doc.get("t", type=Text)
-            text.insert(int(where * len(text)), word)
-
-        self.run(self.replicas[i].change(mutate))
+        self.run(self.replicas[i].edit("insert_text", where=where, word=word))
 
     @rule(i=replica_index, where=st.floats(0, 1), length=st.integers(1, 4))
     def delete_text(self, i: int, where: float, length: int) -> None:
-        def mutate(doc: Doc[Any]) -> None:
-            text = doc.get("t", type=Text)
-            start = int(where * len(text))
-            if start < len(text):
-                del text[start : min(len(text), start + length)]
-
-        self.run(self.replicas[i].change(mutate))
+        self.run(self.replicas[i].edit("delete_text", where=where, length=length))
 
     @rule(i=replica_index, value=values)
     def push(self, i: int, value: Any) -> None:
-        self.run(self.replicas[i].change(lambda doc: doc.get("a", type=Array).append(value)))
+        self.run(self.replicas[i].edit("push", value=value))
 
     @rule(i=replica_index, key=st.sampled_from("pqrs"), value=values)
     def set_key(self, i: int, key: str, value: Any) -> None:
-        def mutate(doc: Doc[Any]) -> None:
-            doc.get("m", type=Map)[key] = value
-
-        self.run(self.replicas[i].change(mutate))
+        self.run(self.replicas[i].edit("set_key", key=key, value=value))
 
     @rule(i=replica_index, key=st.sampled_from("pq"), value=values)
     def nested(self, i: int, key: str, value: Any) -> None:
         """A map inside the array, then an edit inside an existing nested map."""
-
-        def mutate(doc: Doc[Any]) -> None:
-            array = doc.get("a", type=Array)
-            for item in array:
-                if isinstance(item, Map):
-                    item[key] = value
-                    return
-            array.append(Map({key: value, "list": Array([value])}))
-
-        self.run(self.replicas[i].change(mutate))
+        self.run(self.replicas[i].edit("nested", key=key, value=value))
 
     @rule(i=replica_index, j=replica_index, data=st.data())
     def redeliver(self, i: int, j: int, data: st.DataObject) -> None:
         """Send an old update again, possibly one that another replica made."""
-        history = self.replicas[j].history
+        history: list[bytes] = []
+
+        async def fetch() -> None:
+            history.extend(await self.replicas[j].history_updates())
+
+        self.run(fetch())
         if history:
             update = data.draw(st.sampled_from(history))
             self.run(self.replicas[i].redeliver(update))
@@ -116,8 +105,7 @@ class LiveServerMachine(RuleBasedStateMachine):
 
     async def _drop_dead_connections(self) -> None:
         for replica in self.replicas:
-            if replica.client is not None:
-                await replica.disconnect()
+            await replica.disconnect()
 
     @invariant()
     def server_is_up(self) -> None:
@@ -144,9 +132,9 @@ class LiveServerMachine(RuleBasedStateMachine):
         await fresh.wait(lambda: fresh.step2_received > 0)
         stored: Doc[Any] = Doc()
         stored.apply_update(await durable_state(self.server.url, self.room))
-        everyone = [*self.replicas, fresh]
-        contents = [r.content() for r in everyone] + [content_of(stored)]
-        vectors = [r.clocks() for r in everyone]
+        states = [await r.state() for r in [*self.replicas, fresh]]
+        contents = [content for content, _ in states] + [content_of(stored)]
+        vectors = [clocks for _, clocks in states]
         vectors.append(decode_state_vector(bytes(stored.get_state())))
         await fresh.disconnect()
         assert all(c == contents[0] for c in contents), contents
@@ -154,7 +142,7 @@ class LiveServerMachine(RuleBasedStateMachine):
 
     async def _close_all(self) -> None:
         for replica in self.replicas:
-            await replica.disconnect()
+            await replica.close()
 
 
 def test_replicas_and_storage_converge_through_crashes(server: ServerProcess) -> None:
