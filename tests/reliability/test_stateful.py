@@ -1,4 +1,5 @@
-"""A Hypothesis state machine against a live server: replicas connect, disconnect, edit
+"""A Hypothesis state machine against a live server: replicas (two Python, one Yjs in
+Node) connect, disconnect, edit
 text, arrays, maps and nested types online and offline, redeliver old updates, and the
 server is SIGKILLed and restarted. At the end every replica, a fresh client and the
 stored state have equal content and state vectors. Hypothesis prints the failing steps."""
