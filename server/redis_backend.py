@@ -22,7 +22,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis
@@ -38,12 +37,14 @@ from engine.yjs import EMPTY_UPDATE, update_clients
 from server.backend import RemoteSink
 from server.committer import GroupCommitter
 from server.metrics import Metrics
+from server.redis_fanout import RedisFanout
+from server.redis_keys import PREFIX, key, seq_of
+
+__all__ = ["PREFIX", "RedisBackend", "key"]
 
 log = logging.getLogger(__name__)
 
-PREFIX = "performer:"
 LEASE_MS = 30_000
-FOLLOW_BLOCK_MS = 200
 
 _APPEND = """
 local seq = redis.call('INCR', KEYS[1])
@@ -62,21 +63,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def key(kind: str, room: str) -> str:
-    """Keys end with the whole room name, so `a:b` and `a` + `b:` never collide."""
-    return f"{PREFIX}{kind}:{room}"
-
-
-def _seq_of(entry_id: bytes) -> int:
-    return int(entry_id.split(b"-", 1)[1])
-
-
-@dataclass
-class _Follow:
-    last: int
-    sink: RemoteSink
 
 
 class RedisBackend:
@@ -103,16 +89,11 @@ class RedisBackend:
         # redis-py's async stubs type replies as unions of every possible shape; the
         # replies here are known from the commands, so the clients are held untyped.
         self.redis: Any = redis.Redis.from_url(url)
-        self._reader: Any = redis.Redis.from_url(url)
-        self._pubsub: Any = self.redis.pubsub()
         self.committer = GroupCommitter(self._write_batch, metrics)
-        self._followed: dict[str, _Follow] = {}
-        self._wakeup = asyncio.Event()
+        self.fanout = RedisFanout(self.redis, url, self.node, self.load)
         self._since_snapshot: dict[str, int] = {}
         self._compacting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._loops: list[asyncio.Task[None]] = []
-        self._closing = False
         self._append = self.redis.register_script(_APPEND)
         self._cas = self.redis.register_script(_SNAPSHOT_CAS)
         self._release = self.redis.register_script(_RELEASE)
@@ -122,11 +103,7 @@ class RedisBackend:
     async def start(self) -> None:
         await self._log_durability()
         self.committer.start()
-        loop = asyncio.get_running_loop()
-        self._loops = [
-            loop.create_task(self._follow_loop(), name="redis-follow"),
-            loop.create_task(self._presence_loop(), name="redis-presence"),
-        ]
+        self.fanout.start()
 
     async def _log_durability(self) -> None:
         try:
@@ -149,14 +126,9 @@ class RedisBackend:
             )
 
     async def close(self) -> None:
-        self._closing = True
-        self._wakeup.set()
         await self.committer.close()
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
-        await self._pubsub.aclose()
-        await self._reader.aclose()
+        await self.fanout.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.redis.aclose()
 
     def _spawn(self, coroutine: Any) -> None:
@@ -255,7 +227,7 @@ class RedisBackend:
         records = []
         expected = after + 1
         for entry_id, fields in entries:
-            seq = _seq_of(entry_id)
+            seq = seq_of(entry_id)
             if seq != expected:
                 raise CorruptRecord(room, "stream", expected, "entry is missing (trimmed)")
             try:
@@ -270,7 +242,7 @@ class RedisBackend:
     async def first_seq(self, room: str) -> int | None:
         """The oldest seq still in the stream (None when it is empty)."""
         first = await self.redis.xrange(key("log", room), "-", "+", count=1)
-        return _seq_of(first[0][0]) if first else None
+        return seq_of(first[0][0]) if first else None
 
     async def log_records(self, room: str, after: int = 0) -> list[UpdateRecord]:
         """Stream records after `after`, checked for gaps."""
@@ -322,7 +294,7 @@ class RedisBackend:
         if await self.redis.hget(PREFIX + "rooms", room) is None:
             raise RoomNotFound(f"room {room!r} does not exist")
         first = await self.redis.xrange(key("log", room), f"0-{after + 1}", "+", count=1)
-        start = _seq_of(first[0][0]) - 1 if first else after
+        start = seq_of(first[0][0]) - 1 if first else after
         records = await self._records(room, start, count=limit)
         return [HistoryEntry(r.seq, r.ts, r.user, len(r.update), r.clients) for r in records]
 
@@ -339,91 +311,10 @@ class RedisBackend:
     # ------------------------------------------------------------------ fan-out
 
     def follow(self, room: str, last_seq: int, sink: RemoteSink) -> None:
-        self._followed[room] = _Follow(last_seq, sink)
-        self._wakeup.set()
-        self._spawn(self._pubsub.subscribe(key("aw", room)))
+        self.fanout.follow(room, last_seq, sink)
 
     def unfollow(self, room: str) -> None:
-        if self._followed.pop(room, None) is not None:
-            self._spawn(self._pubsub.unsubscribe(key("aw", room)))
-
-    async def _follow_loop(self) -> None:
-        """One XREAD over every loaded room's stream, from each one's last seen seq."""
-        while not self._closing:
-            if not self._followed:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            streams: dict[Any, Any] = {
-                key("log", room): f"0-{follow.last}" for room, follow in self._followed.items()
-            }
-            try:
-                result = await self._reader.xread(streams, count=1000, block=FOLLOW_BLOCK_MS)
-            except RedisError as exc:
-                log.warning("following rooms failed, retrying: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
-            for stream, entries in result or []:
-                room = stream.decode()[len(PREFIX) + 4 :]
-                try:
-                    await self._deliver(room, entries)
-                except (RedisError, StorageError):
-                    log.exception("room %r: could not follow its stream", room)
-
-    async def _deliver(self, room: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        follow = self._followed.get(room)
-        if follow is None:
-            return
-        updates = []
-        for entry_id, fields in entries:
-            seq = _seq_of(entry_id)
-            if seq <= follow.last:
-                continue
-            if seq != follow.last + 1:
-                await self._catch_up(room, follow)
-                return
-            follow.last = seq
-            if fields.get(b"n") != self.node:
-                updates.append(UpdateRecord.from_map({**unpack(fields[b"r"]), "seq": seq}).update)
-        if updates:
-            follow.sink.remote_updates(updates, follow.last)
-
-    async def _catch_up(self, room: str, follow: _Follow) -> None:
-        """The stream was trimmed past our position: reload snapshot + tail (idempotent)."""
-        log.warning("room %r: gap after seq %d, reloading snapshot + tail", room, follow.last)
-        loaded = await self.load(room)
-        follow.last = loaded.last_seq
-        follow.sink.remote_updates(loaded.updates, loaded.last_seq)
+        self.fanout.unfollow(room)
 
     def publish_awareness(self, room: str, payload: bytes) -> None:
-        self._spawn(self._publish(key("aw", room), self.node + payload))
-
-    async def _publish(self, channel: str, message: bytes) -> None:
-        try:
-            await self.redis.publish(channel, message)
-        except RedisError as exc:
-            log.debug("presence publish failed (presence is best effort): %s", exc)
-
-    async def _presence_loop(self) -> None:
-        node_len = len(self.node)
-        while not self._closing:
-            if not self._pubsub.subscribed:
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=1.0
-                )
-            except RedisError as exc:
-                log.warning("presence channel failed, retrying: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
-            if message is None or message.get("type") != "message":
-                continue
-            data: bytes = message["data"]
-            if data[:node_len] == self.node:
-                continue
-            room = message["channel"].decode()[len(PREFIX) + 3 :]
-            follow = self._followed.get(room)
-            if follow is not None:
-                follow.sink.remote_awareness(data[node_len:])
+        self.fanout.publish_awareness(room, payload)
