@@ -366,6 +366,3 @@ class RoomActor:
         """Let queued work finish (used at shutdown, before closing clients)."""
         if self.state is RoomState.RUNNING:
             await self._settled.wait()
-
-    async def wait_closed(self) -> None:
-        await asyncio.wait({self._task})
