@@ -96,10 +96,15 @@ async def _observe(observer: WireClient, stop: asyncio.Event) -> None:
 
 
 async def _presence_ids(observer: WireClient) -> set[int]:
+    """The states the server holds. The answer to a query lists live states only, so a
+    message with a removal in it is a late relay of a departure, not the answer."""
     await observer.send(QueryAwareness())
-    message = await observer.wait_for(AwarenessUpdate)
-    assert isinstance(message, AwarenessUpdate)
-    return {e.client_id for e in decode_awareness(message.payload) if not e.removed}
+    while True:
+        message = await observer.wait_for(AwarenessUpdate)
+        assert isinstance(message, AwarenessUpdate)
+        entries = decode_awareness(message.payload)
+        if not any(e.removed for e in entries):
+            return {e.client_id for e in entries}
 
 
 async def churn(server: Server, cycles: int, parallel: int = 8, seed: int = 0) -> ChurnReport:
