@@ -25,12 +25,12 @@ export function backoffDelay (attempt, { minDelay = 250, maxDelay = 10000, rando
   return Math.round(half + random() * half)
 }
 
-/** 44xx codes that mean "slow down", not "never": rate limited, slow consumer. */
-const SLOW_DOWN_44XX = new Set([4408, 4429])
+/** The one 44xx code that means "slow down", not "never": this client stopped reading (4408). */
+const SLOW_DOWN_44XX = new Set([4408])
 
 /**
  * Whether a server close means retrying cannot help (bad token, wrong room, malformed or too
- * large input). 44xx mirrors HTTP 4xx, except the two that ask the client to slow down.
+ * large input). 44xx mirrors HTTP 4xx, except 4408 (slow consumer), which asks the client to slow down.
  * @param {number} code WebSocket close code
  * @returns {boolean}
  */
@@ -39,7 +39,7 @@ export function isPermanentClose (code) {
 }
 
 /**
- * Whether the server asked us to back off (rate limit, slow consumer, room unavailable): the
+ * Whether the server asked us to back off (slow consumer, room unavailable): the
  * backoff then keeps growing even if the next connection syncs.
  * @param {number} code WebSocket close code
  * @returns {boolean}
