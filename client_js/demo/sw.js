@@ -4,7 +4,7 @@
 // @ts-check
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self))
 const CACHE = 'performer-shell-__BUILD_ID__'
-const SHELL = ['/', '/static/app.js', '/static/app.css']
+const SHELL = ['/', '/static/app.js', '/static/app.css', '/static/fonts/emoji.woff2']
 const NETWORK_TIMEOUT_MS = 4000
 
 sw.addEventListener('install', (event) => {

@@ -1,7 +1,7 @@
 /**
  * Build the demo into server/static (the server ships those files as they are).
  *
- *   node scripts/build.js          write server/static/{index.html, app.js, app.css, sw.js}
+ *   node scripts/build.js          write server/static/{index.html, app.js, app.css, sw.js, fonts/}
  *   node scripts/build.js --check  rebuild in memory and fail if server/static differs
  *
  * The output is deterministic (same sources + same locked esbuild = same bytes), which is what
@@ -16,6 +16,7 @@ import * as esbuild from 'esbuild'
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const outDir = path.resolve(root, '..', 'server', 'static')
+const FONT_FILES = ['emoji.woff2', 'OFL.txt']
 
 /** @returns {Promise<Map<string, Uint8Array>>} file name -> bytes */
 async function buildFiles () {
@@ -33,13 +34,19 @@ async function buildFiles () {
   const appJs = result.outputFiles[0].contents
   const appCss = await readFile(path.join(root, 'demo', 'app.css'))
   const html = await readFile(path.join(root, 'demo', 'index.html'))
-  const buildId = createHash('sha256').update(appJs).update(appCss).update(html).digest('hex').slice(0, 12)
+  // The emoji font (a subset with just the reaction emoji, see demo/fonts/README.md) and its licence.
+  const fonts = await Promise.all(FONT_FILES.map(async (name) => /** @type {[string, Uint8Array]} */ (
+    [`fonts/${name}`, await readFile(path.join(root, 'demo', 'fonts', name))])))
+  const hash = createHash('sha256').update(appJs).update(appCss).update(html)
+  for (const [, bytes] of fonts) hash.update(bytes)
+  const buildId = hash.digest('hex').slice(0, 12)
   const sw = (await readFile(path.join(root, 'demo', 'sw.js'), 'utf8')).replace('__BUILD_ID__', buildId)
   return new Map([
     ['index.html', html],
     ['app.js', appJs],
     ['app.css', appCss],
-    ['sw.js', new TextEncoder().encode(sw)]
+    ['sw.js', new TextEncoder().encode(sw)],
+    ...fonts
   ])
 }
 
@@ -59,8 +66,10 @@ async function check (files) {
 
 /** @param {Map<string, Uint8Array>} files */
 async function write (files) {
-  await mkdir(outDir, { recursive: true })
-  for (const [name, bytes] of files) await writeFile(path.join(outDir, name), bytes)
+  for (const [name, bytes] of files) {
+    await mkdir(path.dirname(path.join(outDir, name)), { recursive: true })
+    await writeFile(path.join(outDir, name), bytes)
+  }
   console.log(`wrote ${[...files.keys()].join(', ')} to ${path.relative(process.cwd(), outDir)}`)
 }
 

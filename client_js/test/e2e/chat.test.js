@@ -13,7 +13,7 @@ import * as Y from 'yjs'
 import { launchBrowser } from '../helpers/browser.js'
 import { startServer, makeDataDir, removeDataDir, repoRoot } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
-import { readMessages } from '../../demo/model.js'
+import { readMessages, REACTIONS } from '../../demo/model.js'
 
 /** @typedef {import('playwright-core').Page} Page */
 /** @typedef {import('playwright-core').BrowserContext} BrowserContext */
@@ -116,6 +116,31 @@ function messageWith (page, text) {
  */
 async function thumbsUp (page, text) {
   return Number(await messageWith(page, text).getByTestId('reaction-count').first().textContent())
+}
+
+/** An emoji glyph of the chips' size covers a few hundred pixels; a fallback box has none colored. */
+const MIN_COLORED_PIXELS = 30
+
+/**
+ * Pixels of a PNG that are strongly colored (max - min channel > 80), decoded in the page.
+ * @param {Page} page
+ * @param {Buffer} png
+ * @returns {Promise<number>}
+ */
+function coloredPixels (page, png) {
+  return page.evaluate(async (base64) => {
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }))
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height)
+    const context = /** @type {OffscreenCanvasRenderingContext2D} */ (canvas.getContext('2d'))
+    context.drawImage(bitmap, 0, 0)
+    const { data } = context.getImageData(0, 0, bitmap.width, bitmap.height)
+    let count = 0
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.max(data[i], data[i + 1], data[i + 2]) - Math.min(data[i], data[i + 1], data[i + 2]) > 80) count++
+    }
+    return count
+  }, png.toString('base64'))
 }
 
 /** @param {string} room */
@@ -243,6 +268,46 @@ test('history view shows the chat as it was at an earlier log position', async (
   await alice.page.getByTestId('history-toggle').click()
   assert.deepEqual(await messageTexts(alice.page), ['first', 'second', 'third'], 'the live chat is untouched')
   await alice.context.close()
+})
+
+test('reaction emoji are drawn in color, not as empty boxes (the app ships its own emoji font)', async () => {
+  const room = 'emoji-room'
+  const alice = await openChat(room, 'alice')
+  await send(alice.page, 'react to me')
+  const buttons = messageWith(alice.page, 'react to me').getByTestId('reaction-button')
+  const emoji = await buttons.evaluateAll((els) => els.map((el) => el.getAttribute('data-emoji') ?? ''))
+  assert.deepEqual(emoji, REACTIONS, 'one button per reaction emoji')
+  // React with every emoji so every chip is fully visible (an unused one is transparent until hovered).
+  for (let i = 0; i < emoji.length; i++) await buttons.nth(i).click()
+  await waitFor(async () => (await buttons.evaluateAll((els) => els.every((el) => el.getAttribute('data-count') === '1'))),
+    { timeoutMs: DEADLINE, what: 'every reaction counted' })
+
+  // What a person sees: the pixels of each rendered glyph. A missing glyph is a gray or black box
+  // (or a black outline heart from a text font); a color emoji has many strongly colored pixels.
+  /** @type {number[]} */
+  let colored = []
+  await waitFor(async () => {
+    colored = []
+    for (let i = 0; i < emoji.length; i++) {
+      const png = await buttons.nth(i).locator('.emoji').screenshot()
+      colored.push(await coloredPixels(alice.page, png))
+    }
+    return colored.every((n) => n >= MIN_COLORED_PIXELS)
+  }, { timeoutMs: DEADLINE, what: 'every emoji drawn in color' }).catch((error) => {
+    throw new Error(`${error.message}; colored pixels per emoji ${emoji.join(' ')}: ${colored.join(', ')}`)
+  })
+
+  const shots = path.join(os.tmpdir(), 'performer-e2e')
+  await mkdir(shots, { recursive: true })
+  await messageWith(alice.page, 'react to me').screenshot({ path: path.join(shots, 'reactions.png') })
+
+  const faces = await alice.page.evaluate(() => [...document.fonts].map((face) => `${face.family}:${face.status}`))
+  assert.ok(faces.includes('"Performer Emoji":loaded') || faces.includes('Performer Emoji:loaded'), `the shipped emoji font was used (faces: ${faces.join(', ')})`)
+  const font = await fetch(`${server.httpUrl}/static/fonts/emoji.woff2`)
+  assert.equal(font.status, 200, 'the font is served from the bundle')
+  assert.equal((await fetch(`${server.httpUrl}/static/fonts/OFL.txt`)).status, 200, 'with its licence')
+  await alice.context.close()
+  assert.deepEqual(pageErrors, [])
 })
 
 test('the message list follows new messages from others when the reader is at the bottom', async () => {

@@ -58,3 +58,19 @@ test('malformed entries written by another client are skipped, not fatal', () =>
   addMessage(doc, { user: 'alice', text: 'ok', id: 'm1' })
   assert.deepEqual(readMessages(doc).map((m) => m.id), ['m1'])
 })
+
+test('the shipped emoji font covers every reaction emoji (app.css unicode-range)', async () => {
+  const { readFile } = await import('node:fs/promises')
+  const css = await readFile(new URL('../../demo/app.css', import.meta.url), 'utf8')
+  const face = /@font-face\s*{[^}]*font-family:\s*"Performer Emoji"[^}]*}/.exec(css)
+  assert.ok(face, 'app.css declares the "Performer Emoji" face')
+  const range = /unicode-range:\s*([^;]+);/.exec(face[0])
+  assert.ok(range, 'the face has a unicode-range')
+  const covered = new Set(range[1].split(',').map((part) => parseInt(part.trim().replace(/^U\+/i, ''), 16)))
+  for (const emoji of REACTIONS) {
+    for (const char of emoji) {
+      const code = /** @type {number} */ (char.codePointAt(0))
+      assert.ok(covered.has(code), `U+${code.toString(16).toUpperCase()} of ${emoji} is in the unicode-range`)
+    }
+  }
+})
