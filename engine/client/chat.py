@@ -23,7 +23,8 @@ from typing import Any, TextIO
 
 from pycrdt import Array, Map, TransactionEvent
 
-from engine.client import Client, Status, connect
+from engine.client.connection import Client, connect
+from engine.client.status import Status
 
 COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6")
 HELP = "commands: /list, /who, /react N EMOJI, /quit"

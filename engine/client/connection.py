@@ -1,0 +1,309 @@
+"""The client: one room's local replica, kept in sync with a server over a WebSocket.
+
+On every (re)connect the ordinary Yjs state-vector exchange sends the server whatever it
+lacks. The server's opt-in "saved" acknowledgement (`?ack=1`) says which of this
+connection's messages are durable; the highest confirmed position in the local log is
+stored too, so a restarted client knows what is still unconfirmed.
+
+Only aiohttp's client is used here; the engine never imports `aiohttp.web`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from pycrdt import Awareness, Doc
+from yarl import URL
+
+from engine.client import presence
+from engine.client.backoff import Backoff
+from engine.client.errors import ClientClosed, CloseAction, WriteDenied, close_action, close_error
+from engine.client.link import Closed, Dialer, Link
+from engine.client.local_store import LocalStore, ReplicaKey
+from engine.client.replica import Replica
+from engine.client.shared_kv import StorePath
+from engine.client.status import Status, StatusBoard
+from engine.errors import EngineError
+from engine.names import validate_room_name
+from engine.protocol import Message, Saved, decode, encode
+from engine.session import SyncSession
+
+log = logging.getLogger(__name__)
+
+GOODBYE_TIMEOUT = 1.0  # seconds close() waits for queued messages (our goodbye) to leave
+
+
+class Client:
+    """One room, replicated locally and synced with a server; see `connect`.
+
+    Attributes:
+        doc: the pycrdt Doc; edit it at any time, online or not.
+        awareness: pycrdt Awareness; `set_local_state` is sent to the server.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        room: str,
+        *,
+        token: str | None = None,
+        store_path: StorePath = "./client-data",
+        backoff: Backoff | None = None,
+        heartbeat: float = 20.0,
+        connect_timeout: float = 10.0,
+        max_msg_size: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.room = validate_room_name(room)
+        self.url = URL(url.rstrip("/")).joinpath(room).update_query(ack="1")
+        self.backoff = backoff or Backoff()
+        self._dialer = Dialer(
+            self.url,
+            {"Authorization": f"Bearer {token}"} if token else {},
+            heartbeat=heartbeat,
+            connect_timeout=connect_timeout,
+            max_msg_size=max_msg_size,
+        )
+        store = LocalStore.open(store_path, ReplicaKey.for_url(url, self.room))
+        try:
+            self._replica = Replica(store, self._on_local_edit)
+        except BaseException:
+            store.close()
+            raise
+        self.doc: Doc[Any] = self._replica.doc
+        self.awareness = Awareness(self.doc)
+        self._board = StatusBoard(self.room)
+        self._session: SyncSession | None = None
+        self._link: Link | None = None
+        self._error: EngineError | None = None
+        self._denied: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._awareness_subscription = self.awareness.observe(self._on_awareness_change)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def status(self) -> Status:
+        """offline | connecting | synced (edits pending) | saved (nothing pending)."""
+        return self._board.value
+
+    @property
+    def error(self) -> EngineError | None:
+        """The error that stopped the client for good (bad token, rejected data), if any."""
+        return self._error
+
+    def on_status(self, callback: Callable[[Status], None]) -> Callable[[], None]:
+        """Call `callback(status)` on every status change; returns an unsubscribe function."""
+        return self._board.subscribe(callback)
+
+    async def synced(self) -> None:
+        """Wait until this client is in sync with the server (immediately if it is now).
+
+        Raises:
+            AuthError, ConnectionRejected: the server refused this client for good.
+            ClientClosed: the client was closed first.
+        """
+        await self._board.wait(lambda: self.status in ("synced", "saved"), self._failure)
+
+    async def saved(self) -> None:
+        """Wait until every local edit made so far is durable on the server.
+
+        Needs a server with the "saved" acknowledgement; survives reconnects (edits a
+        dropped connection did not confirm are sent again by the next sync).
+
+        Raises:
+            WriteDenied: the server refused our edits (read-only token).
+            AuthError, ConnectionRejected, ClientClosed: as for `synced`.
+        """
+        target = self._replica.pending_mark
+        await self._board.wait(
+            lambda: self._replica.confirmed >= target, lambda: self._failure(writes=True)
+        )
+
+    async def start(self) -> None:
+        """Start connecting in the background; the doc is usable before and during."""
+        if self._tasks:
+            raise RuntimeError("client already started")
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"performer-client:{self.room}"),
+            asyncio.create_task(
+                presence.keep_alive(self.awareness), name="performer-client:presence"
+            ),
+        ]
+
+    async def close(self) -> None:
+        """Say goodbye (presence removal, best effort), stop syncing, close the local store."""
+        if self._closing:
+            return
+        self._closing = True
+        self.awareness.set_local_state(None)
+        if self._link is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GOODBYE_TIMEOUT):
+                    await self._link.drain()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._replica.close()
+        self.awareness.unobserve(self._awareness_subscription)
+        self._board.set("offline")
+        self._board.notify()  # waiters raise ClientClosed
+
+    async def __aenter__(self) -> Client:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ outgoing
+
+    def _on_local_edit(self, update: bytes, mark: int) -> None:
+        if self._session is not None:
+            self._send(self._session.local_update(update, mark))
+        self._refresh_status()
+
+    def _on_awareness_change(self, topic: str, change: tuple[dict[str, Any], Any]) -> None:
+        _changes, origin = change
+        if topic != "update" or origin != "local" or self._session is None:
+            return
+        payload = self.awareness.encode_awareness_update([self.awareness.client_id])
+        self._send(self._session.local_awareness(payload))
+
+    def _send(self, messages: list[Message]) -> None:
+        if self._link is not None:
+            for message in messages:
+                self._link.send(encode(message))
+
+    # ------------------------------------------------------------------ connection loop
+
+    async def _run(self) -> None:
+        """Connect, serve, and reconnect with backoff until closed or refused for good."""
+        try:
+            await self._reconnect_loop()
+        except Exception as exc:
+            log.exception("room %r: sync stopped by an unexpected error", self.room)
+            self._error = EngineError(f"sync stopped by an unexpected error: {exc!r}")
+            self._error.__cause__ = exc
+            self._board.set("offline")
+            self._board.notify()
+
+    async def _reconnect_loop(self) -> None:
+        rng = random.Random()
+        attempt = 0
+        async with aiohttp.ClientSession() as http:
+            while not self._closing:
+                self._board.set("connecting")
+                (code, reason), was_synced = await self._connect_once(http)
+                self._board.set("offline")
+                fatal = close_error(code, reason)
+                if fatal is not None:
+                    log.error("room %r: %s; not reconnecting", self.room, fatal)
+                    self._error = fatal
+                    self._board.notify()
+                    return
+                slow_down = close_action(code) is CloseAction.SLOW_DOWN
+                attempt = 0 if was_synced and not slow_down else attempt + 1
+                delay = self.backoff.delay(attempt, rng)
+                log.info("room %r: closed (%s %s); retry in %.2fs", self.room, code, reason, delay)
+                await asyncio.sleep(delay)
+
+    async def _connect_once(self, http: aiohttp.ClientSession) -> tuple[Closed, bool]:
+        """One connection from open to close: how it closed, and whether it had synced."""
+        ws = await self._dialer.dial(http)
+        if isinstance(ws, tuple):
+            return ws, False
+        async with ws:
+            session = SyncSession(self._replica, self.awareness)
+            self._link, self._session = Link(ws, f"room {self.room!r}"), session
+            try:
+                self._send(session.open())
+                closed = await self._link.run(lambda data: self._on_frame(session, data))
+                return closed, session.synced
+            finally:
+                self._link = self._session = None
+                presence.forget_others(self.awareness)
+
+    def _on_frame(self, session: SyncSession, data: bytes) -> None:
+        message = decode(data)
+        denied_before = len(session.denied)
+        self._send(session.receive(message, self._replica.store.last_seq))
+        if len(session.denied) > denied_before:
+            self._denied = session.denied[-1]
+            log.warning("room %r: server denied a write: %s", self.room, self._denied)
+            self._board.notify()
+        if isinstance(message, Saved):
+            self._replica.confirm(session.confirmed_mark)
+        self._refresh_status()
+
+    # ------------------------------------------------------------------ status
+
+    def _refresh_status(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        if not (session.synced and session.answered):
+            self._board.set("connecting")
+        else:
+            self._board.set("saved" if self._replica.saved else "synced")
+
+    def _failure(self, *, writes: bool = False) -> EngineError | None:
+        """Why a wait must end without success, if it must."""
+        if self._error is not None:
+            return self._error
+        if writes and self._denied is not None:
+            return WriteDenied(f"the server refused our edits: {self._denied}")
+        if self._replica.closed:
+            return ClientClosed("client closed")
+        return None
+
+
+def connect(
+    url: str,
+    room: str,
+    *,
+    token: str | None = None,
+    store_path: StorePath = "./client-data",
+    backoff: Backoff | None = None,
+) -> Client:
+    """A client for `room` at `url` (e.g. "ws://127.0.0.1:8080/rooms"); use `async with`.
+
+    Args:
+        store_path: a directory for the local replica (LMDB), shared by any number of
+            clients, rooms and servers; None keeps the replica in memory only.
+    """
+    return Client(url, room, token=token, store_path=store_path, backoff=backoff)
+
+
+def edit_and_save(
+    url: str,
+    room: str,
+    edit: Callable[[Doc[Any]], None],
+    *,
+    token: str | None = None,
+    store_path: StorePath = "./client-data",
+    timeout: float = 30.0,
+) -> None:
+    """For scripts: sync, apply `edit(doc)`, and return once the server has it durably.
+
+    Raises:
+        TimeoutError: not synced and saved within `timeout` seconds (the edit stays in
+            the local store and is sent by the next client on this store).
+    """
+
+    async def main() -> None:
+        async with connect(url, room, token=token, store_path=store_path) as client:
+            async with asyncio.timeout(timeout):
+                await client.synced()
+                edit(client.doc)
+                await client.saved()
+
+    asyncio.run(main())

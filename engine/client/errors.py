@@ -1,0 +1,96 @@
+"""What the client raises, and what each close code from the server means to it.
+
+The client's errors are branches of the engine's one exception tree (`engine.errors`)::
+
+    EngineError
+     ├── PermissionDenied
+     │    ├── AuthError          the server refused the token (4401) or the room (4403)
+     │    └── WriteDenied        the server did not accept our edits (read-only token)
+     ├── ConnectionRejected     the server rejects what we send (4400, 4413)
+     ├── ClientClosed           the client was closed while something waited on it
+     └── StorageError
+          └── ReplicaInUse      another open client holds this replica in this process
+
+How the client reacts to a close code is decided in one place, `close_action`, over one
+table (`CLOSE_ACTIONS`), so it can later be swapped for a table shared by the whole engine.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from engine.errors import EngineError, PermissionDenied, StorageError
+
+
+class AuthError(PermissionDenied):
+    """The server refused the token (close 4401) or the room (4403); not retried."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"server closed the connection with {code}: {reason}")
+        self.code = code
+
+
+class ConnectionRejected(EngineError):
+    """The server rejected what this client sends (4400, 4413); retrying would repeat it."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"server closed the connection with {code}: {reason}")
+        self.code = code
+
+
+class WriteDenied(PermissionDenied):
+    """The server did not accept our edits (for example a read-only token)."""
+
+
+class ClientClosed(EngineError):
+    """The client was closed while something waited on it."""
+
+
+class ReplicaInUse(StorageError):
+    """Another open client in this process already holds this server + room in this store.
+
+    Two writers on one local log would interleave their positions; use one client per
+    room, or another `store_path`, or `store_path=None`.
+    """
+
+
+class CloseAction(Enum):
+    """What the client does after the server closes the connection."""
+
+    RETRY = "retry"  # reconnect with backoff; a connection that had synced resets it
+    SLOW_DOWN = "slow down"  # reconnect, and keep backing off even after a sync
+    AUTH = "auth"  # stop: AuthError
+    REJECT = "reject"  # stop: ConnectionRejected
+
+
+# The server's close codes (its one table is server/close_codes.py) as this client acts on
+# them. Any code not listed here (1001 going away, 1006 dropped, 4500 internal) is RETRY.
+CLOSE_ACTIONS: dict[int, tuple[CloseAction, str]] = {
+    4400: (CloseAction.REJECT, "the server could not decode a message"),
+    4401: (CloseAction.AUTH, "token missing, invalid or expired"),
+    4403: (CloseAction.AUTH, "token is for another room"),
+    4408: (CloseAction.SLOW_DOWN, "the server's send buffer for us filled up"),
+    4413: (CloseAction.REJECT, "update or document too large"),
+    4503: (CloseAction.SLOW_DOWN, "room unavailable, retry later"),
+}
+
+# A refused WebSocket handshake carries an HTTP status instead of a close code.
+HANDSHAKE_CLOSES = {401: 4401, 403: 4403}
+
+
+def close_action(code: int | None) -> CloseAction:
+    """How to react to close `code` (None: the connection failed without one)."""
+    if code is None or code not in CLOSE_ACTIONS:
+        return CloseAction.RETRY
+    return CLOSE_ACTIONS[code][0]
+
+
+def close_error(code: int | None, reason: str) -> EngineError | None:
+    """The error that ends the client for good after close `code`, or None to reconnect."""
+    action = close_action(code)
+    if code is None or action not in (CloseAction.AUTH, CloseAction.REJECT):
+        return None
+    reason = reason or CLOSE_ACTIONS[code][1]
+    return (
+        AuthError(code, reason) if action is CloseAction.AUTH else ConnectionRejected(code, reason)
+    )
