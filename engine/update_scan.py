@@ -2,12 +2,14 @@
 
 It yields the client ids that authored structs (the audit trail records them) and rejects
 updates nested deeper than a limit before pycrdt sees them, so a 200,000-level nested
-value cannot exhaust a stack anywhere. Layout as in Yjs `UpdateDecoderV1` /
-`readClientsStructRefs`, and lib0 `readAny` for embedded JSON-like values.
+value cannot exhaust a stack anywhere. `iter_structs` reads the same layout but keeps each
+struct's ids and parent, which the JSON view needs to tell a root's type. Layout as in
+Yjs `UpdateDecoderV1` / `readClientsStructRefs`, and lib0 `readAny` for embedded values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from engine.errors import ProtocolError
@@ -103,6 +105,70 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
                 deleted[client] = end
     reader.expect_end()
     return UpdateShape(ranges, deps, deleted, gaps)
+
+
+@dataclass(frozen=True, slots=True)
+class StructHead:
+    """One struct of an update without its content: where it sits and what kind it is.
+
+    Attributes:
+        kind: content ref (0 GC, 1 deleted, 4 string, 6 format, 7 type, 10 Skip, ...).
+        parent: root name or parent item id; None when Yjs derives it from an origin.
+        type_ref: for type content, the Yjs type ref (0 array ... 6 xml text).
+    """
+
+    client: int
+    clock: int
+    length: int
+    kind: int
+    origin: tuple[int, int] | None = None
+    right_origin: tuple[int, int] | None = None
+    parent: str | tuple[int, int] | None = None
+    parent_sub: str | None = None
+    type_ref: int | None = None
+
+
+def iter_structs(update: bytes, *, max_nesting: int = MAX_NESTING) -> Iterator[StructHead]:
+    """Yield the head of every struct in `update`, in encoding order (the delete set is
+    not read). Used to tell what kind of type each root is, which updates do not say.
+
+    Raises:
+        ProtocolError: the update is malformed or nested deeper than `max_nesting`.
+    """
+    reader = Reader(update)
+    for _ in range(_count(reader)):
+        structs = reader.varuint()
+        client = reader.varuint()
+        clock = reader.varuint()
+        for _ in range(min(structs, len(update))):
+            head = _read_head(reader, client, clock, max_nesting)
+            clock += head.length
+            yield head
+
+
+def _read_head(reader: Reader, client: int, clock: int, max_nesting: int) -> StructHead:
+    """Read one struct as `_skip_struct` does, keeping ids, parent and type ref."""
+    info = _byte(reader)
+    kind = info & _BITS5
+    if kind in (0, 10):
+        return StructHead(client, clock, reader.varuint(), kind)
+    origin = (reader.varuint(), reader.varuint()) if info & _HAS_ORIGIN else None
+    right = (reader.varuint(), reader.varuint()) if info & _HAS_RIGHT_ORIGIN else None
+    parent: str | tuple[int, int] | None = None
+    sub = None
+    if origin is None and right is None:
+        parent = (
+            reader.varstring() if reader.varuint() == 1 else (reader.varuint(), reader.varuint())
+        )
+        if info & _HAS_PARENT_SUB:
+            sub = reader.varstring()
+    type_ref = None
+    if kind == 7:
+        at = reader.pos
+        type_ref = reader.varuint()
+        reader.pos = at
+    length = _skip_content(reader, kind, max_nesting)
+    return StructHead(client, clock, length, kind, origin, right, parent, sub, type_ref)
 
 
 def _count(reader: Reader) -> int:

@@ -1,0 +1,283 @@
+"""A room's content as JSON, the way a Yjs client's `doc.get(name, Type).toJSON()` shows it.
+
+A Yjs update never says what type a root is, and pycrdt cannot read a root it was not
+told the type of, so each root's type is inferred from the structs stored under it:
+XML nodes make an XML fragment, strings, embeds and formatting marks make text, keyed
+items make a map, any other content makes an array. `types` overrides the inference.
+
+A root with no visible content cannot be told apart ("" or [] or {}?), and Yjs itself
+creates roots on first access, so an absent root and an empty one mean the same thing:
+inferred roots whose value is empty are left out; roots named in `types` always appear.
+
+Values follow Yjs `toJSON`: text is its string (embeds and formatting left out), XML is
+its `toString()`; where that is not JSON, the view says so: bytes are base64 text,
+numbers JSON cannot hold are null, and a subdocument is `{"guid": ...}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
+
+from engine.errors import UpdateRejected
+from engine.update_scan import StructHead, iter_structs
+
+ROOT_TYPES = ("text", "array", "map", "xml")
+RootType = Text | Array[Any] | Map[Any] | XmlFragment
+_PYCRDT_TYPES: dict[str, type[RootType]] = {
+    "text": Text,
+    "array": Array,
+    "map": Map,
+    "xml": XmlFragment,
+}
+_XML_REFS = (3, 5, 6)  # YXmlElement, YXmlHook, YXmlText
+_TEXT_KINDS = (4, 5, 6)  # string, embed, format
+_PRECEDENCE = ("xml", "text", "map", "array")  # text with attributes also has keyed items
+_EXPONENT = re.compile(r"e([+-])0*(\d)")
+
+
+def to_json(state: bytes, types: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The content of every root of `state` (a whole Yjs v1 update) as JSON values.
+
+    Args:
+        types: root name -> "text" | "array" | "map" | "xml"; overrides the inference.
+
+    Raises:
+        ValueError: `types` names a type that is none of the four.
+        ProtocolError: `state` does not decode.
+        UpdateRejected: pycrdt cannot apply `state`.
+    """
+    kinds = resolve_types(state, types)
+    doc = load_doc(state)
+    named = types or {}
+    view: dict[str, Any] = {}
+    with doc.transaction():
+        for name, kind in kinds.items():
+            value = value_json(root_of(doc, name, kind))
+            if name in named or value not in ("", [], {}):
+                view[name] = value
+    return view
+
+
+def check_types(types: Mapping[str, str] | None) -> dict[str, str]:
+    """Validate caller-given root types (a bad one is the caller's mistake, an HTTP 400)."""
+    for name, kind in (types or {}).items():
+        if kind not in ROOT_TYPES:
+            raise ValueError(
+                f"unknown type {kind!r} for root {name!r}: use one of {', '.join(ROOT_TYPES)}"
+            )
+    return dict(types or {})
+
+
+def resolve_types(state: bytes, types: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The inferred root types of `state` with `types` laid over them."""
+    overrides = check_types(types)
+    return root_types(state) | overrides
+
+
+def root_types(state: bytes) -> dict[str, str]:
+    """Each root's type as told by the structs stored under it. Roots holding only
+    deleted content carry no evidence and are left out."""
+    heads = list(iter_structs(state))
+    evidence: dict[str, set[str]] = {}
+    for head, (root, keyed) in zip(heads, _placements(heads), strict=True):
+        if root is None:
+            continue
+        seen = evidence.setdefault(root, set())
+        if keyed:
+            seen.add("map")
+        elif head.kind == 7 and head.type_ref in _XML_REFS:
+            seen.add("xml")
+        elif head.kind in _TEXT_KINDS:
+            seen.add("text")
+        elif head.kind != 1:
+            seen.add("array")
+    return {
+        root: next(kind for kind in _PRECEDENCE if kind in seen)
+        for root, seen in evidence.items()
+        if seen
+    }
+
+
+def _placements(heads: list[StructHead]) -> list[tuple[str | None, bool]]:
+    """For each struct: the root it sits directly in (None if nested or collected) and
+    whether it is keyed. Yjs writes a parent only when an item has no origins; the others
+    inherit their left (else right) neighbour's, as in `Item.getMissing`. Chains are
+    followed iteratively, as typing makes them as long as the text."""
+    starts: dict[int, list[int]] = {}
+    where: dict[int, list[int]] = {}
+    for i, head in enumerate(heads):
+        starts.setdefault(head.client, []).append(head.clock)
+        where.setdefault(head.client, []).append(i)
+    for client, clocks in starts.items():  # v1 keeps clock order; a bad update may not
+        order = sorted(range(len(clocks)), key=clocks.__getitem__)
+        starts[client] = [clocks[k] for k in order]
+        where[client] = [where[client][k] for k in order]
+
+    def find(ident: tuple[int, int] | None) -> int | None:
+        if ident is None or ident[0] not in starts:
+            return None
+        k = bisect_right(starts[ident[0]], ident[1]) - 1
+        i = where[ident[0]][k] if k >= 0 else None
+        return i if i is not None and ident[1] < heads[i].clock + heads[i].length else None
+
+    placed: list[tuple[str | None, bool] | None] = [None] * len(heads)
+    for first in range(len(heads)):
+        chain: list[int] = []
+        at: int | None = first
+        while at is not None and placed[at] is None:
+            head = heads[at]
+            if head.kind in (0, 10):
+                placed[at] = (None, False)
+            elif head.origin is None and head.right_origin is None:
+                root = head.parent if isinstance(head.parent, str) else None
+                placed[at] = (root, head.parent_sub is not None)
+            else:
+                chain.append(at)
+                left, right = find(head.origin), find(head.right_origin)
+                if any(n is not None and heads[n].kind == 0 for n in (left, right)):
+                    placed[at] = (None, False)  # next to collected content: collected too
+                    break
+                at = left if left is not None else right
+        result = placed[at] if at is not None else (None, False)
+        for i in chain:
+            placed[i] = result
+    return [p or (None, False) for p in placed]
+
+
+def load_doc(state: bytes, client_id: int | None = None) -> Doc[Any]:
+    """A pycrdt Doc holding `state`.
+
+    Raises:
+        UpdateRejected: pycrdt cannot apply it (its Rust panics included).
+    """
+    doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
+    try:
+        doc.apply_update(state)
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
+        raise UpdateRejected(f"state does not apply: {exc}") from exc
+    return doc
+
+
+def root_of(doc: Doc[Any], name: str, kind: str) -> RootType:
+    """The root `name` of `doc` read as `kind` (one of ROOT_TYPES)."""
+    root: RootType = doc.get(name, type=_PYCRDT_TYPES[kind])
+    return root
+
+
+def attributes_of(node: XmlElement | XmlText) -> list[tuple[str, Any]]:
+    """An XML node's attributes, sorted by name (pycrdt types its view as a bare
+    Iterable, so it is read through `__iter__`)."""
+    return sorted(node.attributes.__iter__())
+
+
+def value_json(value: Any) -> Any:
+    """A shared type or stored value as Yjs `toJSON` gives it (JSON-safe, see module)."""
+    if isinstance(value, XmlFragment | XmlElement | XmlText):
+        return xml_string(value)
+    if isinstance(value, Text):
+        return str(value)
+    if isinstance(value, Array):
+        return [value_json(item) for item in value]
+    if isinstance(value, Map):
+        return {key: value_json(item) for key, item in value.items()}
+    return plain_json(value)
+
+
+def plain_json(value: Any) -> Any:
+    """A stored (non-shared) value as JSON. Yjs numbers are doubles, so an integral
+    float is written as an integer, as JSON.stringify does."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) <= 2**53 else value
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(item) for item in value]
+    if isinstance(value, Doc):
+        return {"guid": value.guid}
+    return value
+
+
+def xml_string(node: XmlFragment | XmlElement | XmlText) -> str:
+    """Yjs `toString()` of an XML node: tags lower-cased, attributes sorted by name,
+    formatted text wrapped in one tag per mark (YXmlElement / YXmlText `toString`)."""
+    if isinstance(node, XmlText):
+        return "".join(_marked(insert, attrs) for insert, attrs in node.diff())
+    inner = "".join(xml_string(child) for child in node.children)
+    if isinstance(node, XmlFragment):
+        return inner
+    tag = (node.tag or "").lower()
+    attrs = "".join(f' {key}="{js_string(value)}"' for key, value in attributes_of(node))
+    return f"<{tag}{attrs}>{inner}</{tag}>"
+
+
+def _marked(insert: Any, marks: Mapping[str, Any] | None) -> str:
+    """One delta run of an XmlText. Yjs lists a mark's attributes with `for..in`, so a
+    mark whose value is `true` has none and a string value lists its characters."""
+    nested = sorted((marks or {}).items())
+    opens = "".join(f"<{name}{_mark_attrs(value)}>" for name, value in nested)
+    closes = "".join(f"</{name}>" for name, _value in reversed(nested))
+    return f"{opens}{js_string(insert)}{closes}"
+
+
+def _mark_attrs(value: Any) -> str:
+    pairs: Iterable[tuple[str, Any]] = ()
+    if isinstance(value, dict):
+        pairs = value.items()
+    elif isinstance(value, list):
+        pairs = ((str(i), item) for i, item in enumerate(value))
+    elif isinstance(value, str):
+        units = value.encode("utf-16-le")
+        pairs = (
+            (str(i), units[2 * i : 2 * i + 2].decode("utf-16-le", "surrogatepass"))
+            for i in range(len(units) // 2)
+        )
+    return "".join(f' {key}="{js_string(item)}"' for key, item in sorted(pairs))
+
+
+def js_string(value: Any) -> str:
+    """JavaScript's `String(value)` for the values a Yjs document holds."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return _js_number(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, list | tuple):
+        return ",".join("" if item is None else js_string(item) for item in value)
+    if isinstance(value, bytes | bytearray):
+        return ",".join(str(byte) for byte in value)
+    if isinstance(value, XmlFragment | XmlElement | XmlText):
+        return xml_string(value)
+    if isinstance(value, Text):
+        return str(value)
+    return "[object Object]"
+
+
+def _js_number(value: float) -> str:
+    """`Number.prototype.toString()`: shortest round-trip digits, exponent only outside
+    [1e-6, 1e21)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value.is_integer() and abs(value) <= 2**53:
+        return str(int(value))
+    if 1e-6 <= abs(value) < 1e21:
+        return format(Decimal(repr(value)), "f")
+    return _EXPONENT.sub(r"e\1\2", repr(value))
