@@ -1,7 +1,9 @@
-"""What the reliability harnesses share: a server process, its memory, the durable state.
+"""What the reliability harnesses share: the server they drive, its memory, the durable
+state, and `performer verify`.
 
-The server process is the one the test suite uses (`tests.conftest.ServerProcess`), so the
-long forms run exactly what the short forms run, only longer.
+The harnesses take any object shaped like `Server`: the test suite passes its fixture
+(`tests/conftest.py`), the long forms pass `harness.process.ServerProcess`; both start the
+same `performer serve`, so the long forms run exactly what the short forms run, only longer.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from pycrdt import Doc
 
 from engine.yjs import decode_state_vector
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 HTTP_DEADLINE = 30.0
 
 
 class Server(Protocol):
-    """The part of `tests.conftest.ServerProcess` the harnesses use."""
+    """The part of a server process the harnesses use."""
 
     data_dir: Path
     url: str

@@ -58,6 +58,8 @@ class WireClient:
             self.close_code = self.ws.close_code
             self.close_reason = str(frame.extra or "")
             return None
+        if frame.type == aiohttp.WSMsgType.ERROR:  # the TCP connection broke (reset, killed peer)
+            raise ConnectionError(f"socket error: {self.ws.exception()!r}")
         raise AssertionError(f"unexpected frame {frame.type}")
 
     async def wait_for(self, kind: type[Message], timeout: float = WAIT) -> Message:

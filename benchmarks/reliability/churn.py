@@ -1,167 +1,32 @@
-"""Connect/disconnect cycles on one room that stays loaded (a resident observer keeps
-it open), so anything a departed connection leaves behind would pile up.
+"""Connect/disconnect cycles on one room that stays loaded (see `harness.churn`).
 
-Each cycle connects, syncs, announces a presence state, sometimes sends an edit (and waits
-until it is saved), and leaves. Checked at the end: no connection is left, the only
-presence state is the observer's, every edit reached the observer, and the server's RSS
-is back near its level after the warm-up cycles. Long form::
+Fails (exit 1) when a connection, presence state or edit is left behind or lost, or the
+server's RSS at the end is more than `--max-growth-mib` above its level after the
+warm-up cycles::
 
-    .venv/bin/python -m benchmarks.reliability.churn --cycles 10000
+    python -m benchmarks.reliability.churn --cycles 10000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import aiohttp
-from pycrdt import Doc
-
-from benchmarks.reliability.common import Server, health, pid_of, rss_kib
-from engine.protocol import (
-    AwarenessEntry,
-    AwarenessUpdate,
-    QueryAwareness,
-    Saved,
-    SyncStep1,
-    SyncStep2,
-    Update,
-    decode,
-    decode_awareness,
-    encode,
-    encode_awareness,
-)
-from tests.server.wire import WireClient, connect, edit
-
-DEADLINE = 30.0
-EDIT_EVERY = 10
-OBSERVER_ID = 1
-
-
-@dataclass
-class ChurnReport:
-    cycles: int
-    edits: int
-    seconds: float
-    rss_warm_kib: int
-    rss_end_kib: int
-    rss_peak_kib: int
-    leftovers: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        return (
-            f"RESULT churn cycles={self.cycles} edits={self.edits} "
-            f"rate={self.cycles / self.seconds:.0f}/s "
-            f"rss_after_warmup={self.rss_warm_kib / 1024:.1f}MiB "
-            f"rss_peak={self.rss_peak_kib / 1024:.1f}MiB "
-            f"rss_end={self.rss_end_kib / 1024:.1f}MiB "
-            f"growth={(self.rss_end_kib - self.rss_warm_kib) / 1024:+.1f}MiB "
-            f"leftovers={len(self.leftovers)}"
-        )
-
-
-async def _cycle(http: aiohttp.ClientSession, url: str, n: int) -> None:
-    ws = await http.ws_connect(url, autoclose=False, heartbeat=None)
-    try:
-        async with asyncio.timeout(DEADLINE):
-            await ws.send_bytes(encode(SyncStep1(b"\x00")))
-            presence = AwarenessEntry(1000 + n, 1, f'{{"user":{{"name":"c{n}"}}}}')
-            await ws.send_bytes(encode(AwarenessUpdate(encode_awareness([presence]))))
-            wanted: type = SyncStep2
-            if n % EDIT_EVERY == 0:
-                await ws.send_bytes(encode(Update(edit(Doc(), f"<{n}>"))))
-                wanted = Saved
-            while True:
-                frame = await ws.receive()
-                assert frame.type == aiohttp.WSMsgType.BINARY, (frame.type, ws.close_code)
-                if isinstance(decode(frame.data), wanted):
-                    break
-    finally:
-        await ws.close()
-
-
-async def _observe(observer: WireClient, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            message = await observer.recv(timeout=0.5)
-        except TimeoutError:
-            continue
-        assert message is not None, f"observer closed with {observer.close_code}"
-
-
-async def _presence_ids(observer: WireClient) -> set[int]:
-    """The states the server holds. The answer to a query lists live states only, so a
-    message with a removal in it is a late relay of a departure, not the answer."""
-    await observer.send(QueryAwareness())
-    while True:
-        message = await observer.wait_for(AwarenessUpdate)
-        assert isinstance(message, AwarenessUpdate)
-        entries = decode_awareness(message.payload)
-        if not any(e.removed for e in entries):
-            return {e.client_id for e in entries}
-
-
-async def churn(server: Server, cycles: int, parallel: int = 8, seed: int = 0) -> ChurnReport:
-    pid = pid_of(server)
-    room = "churn"
-    url = server.url.replace("http://", "ws://") + f"/rooms/{room}?ack=1"
-    warmup = max(parallel, min(500, cycles // 10))
-    order = list(range(cycles))
-    random.Random(seed).shuffle(order)
-    rss_warm = peak = 0
-    async with connect(server.url, room) as observer:
-        await observer.sync()
-        mine = AwarenessEntry(OBSERVER_ID, 1, '{"user":{"name":"observer"}}')
-        await observer.send(AwarenessUpdate(encode_awareness([mine])))
-        stop = asyncio.Event()
-        watching = asyncio.create_task(_observe(observer, stop))
-        started = time.perf_counter()
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            for start in range(0, cycles, parallel):
-                await asyncio.gather(
-                    *(_cycle(http, url, n) for n in order[start : start + parallel])
-                )
-                if start < warmup <= start + parallel:
-                    rss_warm = rss_kib(pid)
-                if start % (parallel * 50) == 0:
-                    peak = max(peak, rss_kib(pid))
-        seconds = time.perf_counter() - started
-        stop.set()
-        await asyncio.wait_for(watching, DEADLINE)
-        report = ChurnReport(cycles, len(range(0, cycles, EDIT_EVERY)), seconds, rss_warm, 0, 0)
-        await _check(server, observer, report)
-    report.rss_end_kib = rss_kib(pid)
-    report.rss_peak_kib = max(peak, report.rss_end_kib)
-    return report
-
-
-async def _check(server: Server, observer: WireClient, report: ChurnReport) -> None:
-    ids = await _presence_ids(observer)
-    if ids != {OBSERVER_ID}:
-        report.leftovers.append(f"presence states left behind: {sorted(ids)[:10]}...")
-    expected = {f"<{n}>" for n in range(0, report.cycles, EDIT_EVERY)}
-    await observer.sync()
-    text = observer.text()
-    missing = [token for token in expected if token not in text]
-    if missing:
-        report.leftovers.append(f"{len(missing)} edits never reached the observer")
-    connections = (await health(server.url))["connections"]
-    if connections != 1:
-        report.leftovers.append(f"{connections} connections open, expected the observer's")
+from harness import results
+from harness.churn import churn
+from harness.process import ServerProcess
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tests.conftest import ServerProcess
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=10_000)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--max-growth-mib", type=float, default=16.0)
+    parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="churn-") as tmp:
         server = ServerProcess(Path(tmp) / "data")
@@ -170,10 +35,25 @@ def main(argv: list[str] | None = None) -> int:
             report = asyncio.run(churn(server, args.cycles, args.parallel))
         finally:
             server.kill()
-    for problem in report.leftovers:
-        print(f"LEFTOVER {problem}")
+    problems = report.problems(args.max_growth_mib)
+    for problem in problems:
+        print(f"PROBLEM {problem}")
     print(report.line())
-    return 0 if not report.leftovers else 1
+    exit_code = 1 if problems else 0
+    results.write(
+        args.json,
+        module="benchmarks.reliability.churn",
+        argv=argv,
+        result={
+            **asdict(report),
+            "growth_mib": report.growth_mib,
+            "thresholds": {"max_growth_mib": args.max_growth_mib},
+        },
+        lines=[report.line()],
+        problems=problems,
+        exit_code=exit_code,
+    )
+    return exit_code
 
 
 if __name__ == "__main__":

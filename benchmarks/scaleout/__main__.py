@@ -5,8 +5,10 @@ Redis, and two processes sharing Redis.
 
 Every configuration runs R rooms x 2 writers (the writers of a room on different
 processes when there are two) that keep 4 edits each waiting for the "saved"
-acknowledgement; a run counts only if every edit was acknowledged and every room's
-writers converged. Redis runs with AOF and fsync on every write (the durable setting).
+acknowledgement; a run passes only if every edit was acknowledged and every room's
+writers converged. A setup with a failed run has no figure (it shows FAILED and the
+failures), and any failed run makes the exit code 1. Redis runs with AOF and fsync on
+every write (the durable setting).
 """
 
 from __future__ import annotations
@@ -140,7 +142,26 @@ CASES = [
 ]
 
 
+def run_repeats(
+    processes: int, use_redis: bool, rooms: int, seconds: float, repeats: int
+) -> tuple[list[float], list[str]]:
+    """Acknowledged updates/s of the runs that passed, and one entry per failed run."""
+    rates: list[float] = []
+    failures: list[str] = []
+    for repeat in range(1, repeats + 1):
+        try:
+            result = run_case(processes, use_redis, rooms, seconds)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            result = {"failures": [f"{type(exc).__name__}: {exc}"]}
+        if result.get("failures"):
+            failures.append(f"run {repeat}: {'; '.join(result['failures'])}")
+        else:
+            rates.append(result["updatesPerS"])
+    return rates, failures
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit 1 if any run of any setup failed: a failed run is never left out quietly."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -148,14 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     for name, processes, use_redis in CASES:
-        rates, failures = [], []
-        for _ in range(args.repeats):
-            result = run_case(processes, use_redis, args.rooms, args.seconds)
-            failures += result.get("failures", [])
-            if not result.get("failures"):
-                rates.append(result["updatesPerS"])
+        rates, failures = run_repeats(processes, use_redis, args.rooms, args.seconds, args.repeats)
         rows.append((name, rates, failures))
-    baseline = statistics.median(rows[1][1]) if rows[1][1] else None
+    baseline = statistics.median(rows[1][1]) if rows[1][1] and not rows[1][2] else None
     print(
         f"{os.cpu_count()} cores, {platform.machine()}, rooms={args.rooms}, "
         f"{args.seconds:.0f} s per run, median of {args.repeats}"
@@ -163,11 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     print("| setup | acknowledged updates/s | vs Redis, 1 process | failed runs |")
     print("|---|---:|---:|---|")
     for name, rates, failures in rows:
-        median = statistics.median(rates) if rates else None
+        median = statistics.median(rates) if rates and not failures else None
         ratio = f"{median / baseline:.2f}x" if median and baseline else "-"
         shown = f"{median:,.0f} ({min(rates):,.0f}-{max(rates):,.0f})" if median else "FAILED"
-        print(f"| {name} | {shown} | {ratio} | {len(failures) or ''} {'; '.join(failures)[:200]} |")
-    return 0
+        print(f"| {name} | {shown} | {ratio} | {len(failures)} of {args.repeats} |")
+    failed = [(name, f) for name, _, failures in rows for f in failures]
+    for name, failure in failed:
+        print(f"FAILED {name}: {failure}")
+    print(f"RESULT scaleout failed_runs={len(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import aiohttp
 from pycrdt import Doc
 
 from engine.protocol import Saved, SyncStep1, SyncStep2
-from engine.storage import DocStore, LmdbKV
-from tests.server.wire import WireClient
+from engine.storage import KVLogStore, LmdbKV
+from harness.wire import WireClient
 
 _U64 = struct.Struct(">Q")
 _ROOM_SEQ = struct.Struct(">QQ")
@@ -61,7 +61,7 @@ def room_records(data_dir: Path, room: str, db: str) -> list[tuple[int, bytes]]:
     stopped."""
     kv = LmdbKV(data_dir)
     try:
-        room_id = DocStore(kv).room_id(room)
+        room_id = KVLogStore(kv)._room_id(room)
         assert room_id is not None, f"room {room!r} is not stored"
         return [(_ROOM_SEQ.unpack(k)[1], v) for k, v in kv.scan(db, _U64.pack(room_id))]
     finally:
@@ -72,7 +72,7 @@ def overwrite_record(data_dir: Path, room: str, db: str, seq: int, value: bytes)
     """Replace one stored record's bytes (a torn or corrupted write), server stopped."""
     kv = LmdbKV(data_dir)
     try:
-        room_id = DocStore(kv).room_id(room)
+        room_id = KVLogStore(kv)._room_id(room)
         assert room_id is not None
         kv.write([(db, _ROOM_SEQ.pack(room_id, seq), value)])
     finally:

@@ -14,7 +14,7 @@ from pycrdt import Array, Doc, Map, Text
 
 from engine.protocol import Saved, SyncStep1, SyncStep2, Update
 from engine.yjs import decode_state_vector
-from tests.server.wire import WireClient, connect
+from harness.wire import WireClient, connect
 
 READ_FOREVER = 3600.0
 

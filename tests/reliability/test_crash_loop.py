@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 
-from benchmarks.reliability.common import verify_store
-from benchmarks.reliability.crash_loop import CrashLoop, Totals
+from harness.common import verify_store
+from harness.crash_loop import CrashLoop, Totals
 from tests.conftest import ServerProcess
 
 TRIALS = 5

@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 from pycrdt import Doc, Text
 
-from benchmarks.reliability.common import durable_doc, health
-from benchmarks.reliability.crash_loop import CrashLoop
 from engine.protocol import Update
-from engine.storage import Append, DocStore, LmdbKV
+from engine.storage import Append, DocStore, KVLogStore, LmdbKV
+from harness.common import durable_doc, health
+from harness.crash_loop import CrashLoop
+from harness.wire import WireClient, connect, edit
 from tests.conftest import ServerProcess, StartServer
-from tests.server.wire import WireClient, connect, edit
 
 FAST_UNLOAD = ("--idle-unload", "0.05")
 CROWD = 40
@@ -123,7 +123,7 @@ def _heavy_room(data_dir: Path, room: str, updates: int) -> str:
     kv = LmdbKV(data_dir)
     try:
         doc: Doc[Any] = Doc()
-        DocStore(kv).append_many([Append(room, edit(doc, f"{i};")) for i in range(updates)])
+        DocStore(KVLogStore(kv)).append_many([Append(room, edit(doc, f"{i};")) for i in range(updates)])
     finally:
         kv.close()
     return str(doc.get("t", type=Text))

@@ -15,7 +15,6 @@ import pytest
 from pycrdt import Doc, Text
 from yarl import URL
 
-from benchmarks.reliability.common import health
 from engine.protocol import (
     AwarenessEntry,
     AwarenessUpdate,
@@ -27,9 +26,10 @@ from engine.protocol import (
     write_varstring,
     write_varuint,
 )
+from harness.common import health
+from harness.wire import WireClient, connect, edit
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
-from tests.server.wire import WireClient, connect, edit
 
 SECRET = "reliability-secret-" + "0123456789abcdef" * 4
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from pycrdt import Doc
 
-from benchmarks.reliability.common import durable_state
 from engine.yjs import decode_state_vector
+from harness.common import durable_state
 from tests.conftest import ServerProcess
 from tests.reliability.node_replica import NodeReplica
 from tests.reliability.replica import Replica, content_of

@@ -15,9 +15,10 @@ from typing import Any
 import aiohttp
 from pycrdt import Doc, Text
 
-from benchmarks.reliability.common import durable_doc, health, missing_clocks, verify_store
-from benchmarks.reliability.crash_loop import compactions
 from engine.protocol import Update
+from harness.common import durable_doc, health, missing_clocks, verify_store
+from harness.crash_loop import compactions
+from harness.wire import WireClient, connect, edit
 from tests.conftest import ServerProcess
 from tests.reliability.helpers import (
     overwrite_record,
@@ -25,7 +26,6 @@ from tests.reliability.helpers import (
     resync,
     room_records,
 )
-from tests.server.wire import WireClient, connect, edit
 
 
 def limit_file_size(server: ServerProcess, soft: int) -> None:

@@ -16,9 +16,9 @@ from engine.protocol import (
     decode_awareness,
     encode_awareness,
 )
+from harness.wire import connect, durable_text, edit
 from tests.conftest import ServerProcess, StartServer
 from tests.scaleout.conftest import RedisProcess
-from tests.server.wire import connect, durable_text, edit
 
 
 def nodes(start: StartServer, redis: RedisProcess, count: int) -> list[ServerProcess]:

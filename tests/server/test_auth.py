@@ -17,9 +17,9 @@ from engine.protocol import (
     Update,
     encode_awareness,
 )
+from harness.wire import connect, edit
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
-from tests.server.wire import connect, edit
 
 SECRET = "test-secret-" + "0123456789abcdef" * 4
 

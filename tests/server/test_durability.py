@@ -8,8 +8,8 @@ import random
 import aiohttp
 
 from engine.protocol import Update
+from harness.wire import WireClient, connect, durable_text, edit
 from tests.conftest import ServerProcess
-from tests.server.wire import WireClient, connect, durable_text, edit
 
 
 async def stream_edits(client: WireClient, stop: asyncio.Event, sent: list[str]) -> None:

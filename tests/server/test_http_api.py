@@ -8,8 +8,8 @@ import aiohttp
 from pycrdt import Doc, Text
 
 from engine.protocol import Update
+from harness.wire import connect, edit
 from tests.conftest import ServerProcess, StartServer
-from tests.server.wire import connect, edit
 
 
 def text_of(state: bytes) -> str:

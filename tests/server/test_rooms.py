@@ -15,13 +15,13 @@ from engine.errors import StorageError
 from engine.protocol import AwarenessEntry, Saved, SyncStep1, SyncStep2, Update, decode
 from engine.storage import DocStore, MemoryKV
 from engine.storage.kv import Delete, Put
+from harness.wire import edit
 from server.backend import LmdbBackend
 from server.close_codes import Close
 from server.config import Config
 from server.metrics import Metrics
 from server.registry import RoomRegistry, RoomUnavailable
 from server.rooms import RoomActor, RoomState
-from tests.server.wire import edit
 
 
 class FaultyKV(MemoryKV):

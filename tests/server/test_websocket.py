@@ -17,8 +17,8 @@ from engine.protocol import (
     decode_awareness,
     encode_awareness,
 )
+from harness.wire import connect, edit
 from tests.conftest import ServerProcess, StartServer
-from tests.server.wire import connect, edit
 
 
 async def test_server_greets_with_its_state_vector_and_answers_step1(server: ServerProcess) -> None:
