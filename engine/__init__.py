@@ -2,8 +2,9 @@
 
 Usable on its own from a script::
 
-    from engine import DocStore, LmdbKV
-    store = DocStore(LmdbKV("./data"))
+    from engine import open_store
+    store = open_store(data_dir="./data")
+    store.history("lobby")
 """
 
 from engine.document import RoomDocument
@@ -20,6 +21,7 @@ from engine.errors import (
     UpdateRejected,
 )
 from engine.storage import Append, CompactionPolicy, DocStore, LmdbKV, MemoryKV, Retention
+from engine.store import open_store
 
 __all__ = [
     "Append",
@@ -39,4 +41,5 @@ __all__ = [
     "SchemaVersionError",
     "StorageError",
     "UpdateRejected",
+    "open_store",
 ]

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pycrdt import Doc, merge_updates
 
-from engine.awareness import Presence
 from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
 from engine.update_scan import UpdateShape, scan_update
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
@@ -20,7 +19,7 @@ Origin = Literal["client", "storage", "local"]
 
 
 class RoomDocument:
-    """A room's CRDT document and who is present in it.
+    """A room's CRDT document.
 
     Args:
         max_update_bytes: reject a single update larger than this (None: no limit).
@@ -33,7 +32,6 @@ class RoomDocument:
         self, *, max_update_bytes: int | None = None, max_doc_bytes: int | None = None
     ) -> None:
         self.doc: Doc[Any] = Doc()
-        self.presence = Presence()
         self.max_update_bytes = max_update_bytes
         self.max_doc_bytes = max_doc_bytes
         self.size_bytes = 0
@@ -130,11 +128,6 @@ class RoomDocument:
         """How many Yjs clients have authored this document (as far as integrated)."""
         return len(self._clocks)
 
-    @property
-    def pending(self) -> int:
-        """How many applied updates still wait for a missing dependency."""
-        return len(self._pending)
-
     def state_vector(self) -> bytes:
         return bytes(self.doc.get_state())
 
@@ -147,3 +140,13 @@ class RoomDocument:
 
     def encode_state(self) -> bytes:
         return bytes(self.doc.get_update())
+
+
+def rebuild(updates: list[bytes]) -> bytes:
+    """Fold updates into one compact update, keeping any that still wait for a
+    dependency (see `RoomDocument.encode_snapshot`). The DocStore takes this as its
+    `rebuild` function, so storage itself never builds documents."""
+    room = RoomDocument()
+    for update in updates:
+        room.apply(update, "storage")
+    return room.encode_snapshot()

@@ -7,7 +7,6 @@ from engine.protocol import Reader
 from engine.update_scan import scan_update
 
 EMPTY_UPDATE = b"\x00\x00"
-EMPTY_STATE_VECTOR = b"\x00"
 
 
 def decode_state_vector(state_vector: bytes, *, max_entries: int | None = None) -> dict[int, int]:

@@ -1,8 +1,8 @@
 """create_app(config): routes, typed state, and the startup/shutdown order.
 
-Startup: open the backend (LMDB + group committer, or Redis), then accept connections.
-Shutdown: stop accepting, let every room finish its queued work and close its clients
-(1001), finish the last commits, close LMDB.
+Startup: open the store (LMDB, or Redis) and the fan-out (local, or Redis), then accept
+connections. Shutdown: stop accepting, let every room finish its queued work and close
+its clients (1001), finish the last commits, close the store.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from engine.storage import DocStore, LmdbKV
+from engine.store import open_store
 from server.auth import Authorizer
-from server.backend import Backend, LmdbBackend
 from server.config import Config
-from server.http_api import add_routes, engine_errors
-from server.keys import AUTHORIZER, BACKEND, CONFIG, METRICS, REGISTRY
+from server.http.keys import AUTHORIZER, CONFIG, METRICS, REGISTRY, STORE
+from server.http.rest import add_routes, engine_errors
+from server.http.ws import handle_websocket
 from server.metrics import Metrics
-from server.registry import RoomRegistry
-from server.ws import handle_websocket
+from server.rooms.fanout import Fanout, LocalFanout
+from server.rooms.registry import RoomRegistry
+from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
 
@@ -42,32 +43,41 @@ def create_app(config: Config) -> web.Application:
     return app
 
 
-def open_backend(config: Config, metrics: Metrics) -> Backend:
+def open_storage(config: Config, metrics: Metrics) -> tuple[RoomStore, Fanout]:
     """Embedded LMDB by default; Redis Streams when several processes share rooms."""
-    if config.redis_url:
-        from server.redis_backend import RedisBackend
+    docs = open_store(
+        data_dir=config.data_dir,
+        redis_url=config.redis_url,
+        map_size=config.map_size,
+        fsync=config.fsync,
+        policy=config.compaction,
+        retention=config.retention,
+    )
+    if not config.redis_url:
+        return RoomStore(docs, metrics), LocalFanout()
+    from engine.storage.redis_log import RedisLogStore
+    from server.rooms.redis_fanout import RedisFanout
 
-        return RedisBackend(
-            config.redis_url,
-            metrics,
-            policy=config.compaction,
-            trim_log=not config.retention.keep_log,
-        )
-    kv = LmdbKV(config.data_dir, map_size=config.map_size, sync=config.fsync)
-    store = DocStore(kv, policy=config.compaction, retention=config.retention)
-    return LmdbBackend(store, metrics)
+    assert isinstance(docs.log, RedisLogStore)
+    warning = docs.log.durability_warning()
+    if warning:
+        log.warning("%s", warning)
+    store = RoomStore(docs, metrics, shared=True)
+    return store, RedisFanout(config.redis_url, docs.log.node, store.load)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    backend = open_backend(config, app[METRICS])
-    await backend.start()
-    app[BACKEND] = backend
-    app[REGISTRY] = RoomRegistry(backend, config, app[METRICS])
+    store, fanout = open_storage(config, app[METRICS])
+    await store.start()
+    await fanout.start()
+    app[STORE] = store
+    app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS])
     try:
         yield
     finally:
-        await backend.close()
+        await fanout.close()
+        await store.close()
 
 
 async def _drain_rooms(app: web.Application) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.redis_process import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PERFORMER = [sys.executable, "-m", "server"]
@@ -132,3 +135,16 @@ async def deadline() -> AsyncIterator[None]:
     """Every async test gets an overall bound on top of pytest-timeout."""
     async with asyncio.timeout(60):
         yield
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A real redis-server with AOF fsync always, on its own port and directory."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: scripts/install-system.sh installs it")
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    process = RedisProcess(directory, free_port())
+    process.start()
+    yield process
+    process.kill()

@@ -1,17 +1,14 @@
 """A real redis-server (Debian's package) on a loopback port, with AOF fsync on every
-write, started per test and stopped after it."""
+write, started per test and stopped after it (the `redis_server` fixture)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 START_DEADLINE = 10.0
 
@@ -71,15 +68,3 @@ class RedisProcess:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed: scripts/install-system.sh installs it")
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisProcess(directory, free_port())
-    server.start()
-    yield server
-    server.kill()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.storage.records import RoomMeta
-
 
 @dataclass(frozen=True, slots=True)
 class CompactionPolicy:
@@ -35,10 +33,12 @@ class Retention:
     keep_snapshots: int = 2
 
 
-def should_compact(meta: RoomMeta, policy: CompactionPolicy) -> bool:
+def should_compact(
+    updates_since: int, bytes_since: int, snapshot_bytes: int, policy: CompactionPolicy
+) -> bool:
     """True when the tail since the last snapshot is long or heavy enough to fold."""
-    if meta.updates_since_snapshot == 0:
+    if updates_since <= 0:
         return False
-    if meta.updates_since_snapshot >= policy.every_updates:
+    if updates_since >= policy.every_updates:
         return True
-    return meta.bytes_since_snapshot >= max(meta.snapshot_bytes, policy.min_bytes)
+    return bytes_since >= max(snapshot_bytes, policy.min_bytes)

@@ -1,51 +1,32 @@
-"""DocStore: rooms' update logs and snapshots on any KV.
+"""DocStore: what a room is made of, written once over any `LogStore`.
 
-Key layout (all integers big-endian, so byte order is numeric order)::
-
-    rooms      name (UTF-8)           -> room id (u64)
-    meta       room id                -> RoomMeta       (and b"next-room-id" -> u64)
-    log        room id || seq         -> UpdateRecord   (seq starts at 1, per room)
-    snapshots  room id || seq         -> Snapshot       (covers log entries 1..seq)
-
-Names map to fixed-width ids, so `doc1` can never scan into `doc10`, and a name never
-becomes a path. The DocStore is not thread-safe for writes: one writer at a time (the
-server runs all writes on a single thread). Reads may come from any thread.
+It packs and checks records (CRC + versioned CBOR), loads a room as its newest readable
+snapshot plus the log after it (falling back to an older snapshot when one is torn),
+answers history and "state at seq", decides when to snapshot, and keeps per-room metadata.
+It never builds a document: snapshots are handed in by the caller (the room actor encodes
+its live document), and "state at seq" and offline compaction use a `rebuild` function the
+caller injects (`engine.document.rebuild`).
 """
 
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pycrdt import get_state
 
-from engine.document import RoomDocument
 from engine.errors import CorruptRecord, RoomNotFound, StorageError
-from engine.names import validate_room_name
 from engine.storage.compaction import CompactionPolicy, Retention, should_compact
-from engine.storage.kv import KV, Delete, Put
-from engine.storage.records import RoomMeta, Snapshot, UpdateRecord, pack, unpack
+from engine.storage.contract import LogStore, RoomInfo
+from engine.storage.records import Snapshot, UpdateRecord, pack, unpack
 from engine.yjs import EMPTY_UPDATE, update_clients
 
 log = logging.getLogger(__name__)
 
-_U64 = struct.Struct(">Q")
-
-
-def rebuild(updates: list[bytes]) -> bytes:
-    """Fold updates into one compact update, keeping any that still wait for a
-    dependency (see `RoomDocument.encode_snapshot`)."""
-    room = RoomDocument()
-    for update in updates:
-        room.apply(update, "storage")
-    return room.encode_snapshot()
-
-
-_ROOM_SEQ = struct.Struct(">QQ")
-_NEXT_ROOM_ID = b"next-room-id"
+Rebuild = Callable[[list[bytes]], bytes]
+_READ_ERRORS = (StorageError, KeyError, TypeError, ValueError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +37,7 @@ class Append:
     update: bytes
     user: str | None = None
     clients: tuple[int, ...] | None = None  # authoring client ids, if already known
+    restore_of: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,72 +57,51 @@ class HistoryEntry:
     user: str | None
     bytes: int
     clients: tuple[int, ...]
+    restore_of: int | None = None
 
 
-def _grown(meta: RoomMeta, last_seq: int, updates: int, size: int) -> RoomMeta:
-    return replace(
-        meta,
-        last_seq=last_seq,
-        updates_since_snapshot=meta.updates_since_snapshot + updates,
-        bytes_since_snapshot=meta.bytes_since_snapshot + size,
-        log_bytes=meta.log_bytes + size,
-    )
+@dataclass(frozen=True, slots=True)
+class SnapshotMark:
+    """The newest snapshot of a room, as far as the policy needs to know."""
+
+    seq: int = 0
+    size: int = 0
+    log_bytes: int = 0
 
 
-def _key(room_id: int, seq: int) -> bytes:
-    return _ROOM_SEQ.pack(room_id, seq)
+def _record(room: str, seq: int, value: bytes) -> UpdateRecord:
+    try:
+        return UpdateRecord.from_map(unpack(value), seq)
+    except _READ_ERRORS as exc:
+        raise CorruptRecord(room, "log record", seq, str(exc)) from exc
 
 
 class DocStore:
-    """Rooms' logs and snapshots, with group commit, compaction, history and time travel.
+    """Rooms' logs and snapshots on a `LogStore`, with history and time travel.
 
     Args:
-        kv: where the bytes live (`LmdbKV` for real, `MemoryKV` in tests).
+        log: where the records live (`KVLogStore` on LMDB or memory, `RedisLogStore`).
         clock: seconds since the epoch, injected so tests control time. Only the audit
             trail uses it; ordering always comes from per-room sequence numbers.
+        rebuild: folds updates into one (a document's encoded state); needed only by
+            `state_at` and by `compact` without a snapshot handed in.
     """
 
     def __init__(
         self,
-        kv: KV,
+        log: LogStore,
         *,
         clock: Callable[[], float] = time.time,
         policy: CompactionPolicy | None = None,
         retention: Retention | None = None,
+        rebuild: Rebuild | None = None,
     ) -> None:
-        self.kv = kv
+        self.log = log
         self.clock = clock
         self.policy = policy or CompactionPolicy()
         self.retention = retention or Retention()
-        self._ids: dict[str, int] = {}
-        self._metas: dict[int, RoomMeta] = {}
-
-    # ------------------------------------------------------------------ room ids
-
-    def room_id(self, room: str) -> int | None:
-        """The numeric id of a room, or None if it was never written."""
-        cached = self._ids.get(room)
-        if cached is not None:
-            return cached
-        raw = self.kv.get("rooms", room.encode("utf-8"))
-        if raw is None:
-            return None
-        self._ids[room] = _U64.unpack(raw)[0]
-        return self._ids[room]
-
-    def _meta(self, room_id: int) -> RoomMeta:
-        meta = self._metas.get(room_id)
-        if meta is None:
-            raw = self.kv.get("meta", _U64.pack(room_id))
-            if raw is None:
-                raise StorageError(f"room id {room_id} has no metadata")
-            meta = RoomMeta.from_map(unpack(raw))
-            self._metas[room_id] = meta
-        return meta
-
-    def meta(self, room: str) -> RoomMeta | None:
-        room_id = self.room_id(room)
-        return None if room_id is None else self._meta(room_id)
+        self._rebuild = rebuild
+        self._marks: dict[str, SnapshotMark] = {}
 
     # ------------------------------------------------------------------ writes
 
@@ -149,58 +110,33 @@ class DocStore:
         return self.append_many([Append(room, update, user)])[0]
 
     def append_many(self, batch: Sequence[Append]) -> list[int]:
-        """Append updates of any rooms in ONE atomic, durable transaction (group commit).
+        """Append updates of any rooms in one atomic, durable step (group commit).
 
-        Returns the seq given to each update, in batch order. On failure nothing is
-        written and the in-memory counters are left as they were.
+        Returns the seq given to each update, in batch order; on failure nothing is written.
         """
         now = self.clock()
-        puts: list[Put] = []
-        base: dict[int, RoomMeta] = {}
-        growth: dict[int, list[int]] = {}  # room id -> [last seq, updates, bytes]
-        new_ids: dict[str, int] = {}
-        next_id = None
-        seqs: list[int] = []
+        entries = []
         for item in batch:
-            room_id = self._ids.get(item.room) or new_ids.get(item.room)
-            if room_id is None:
-                room_id = self.room_id(validate_room_name(item.room))
-            if room_id is None:
-                if next_id is None:
-                    next_id = self._next_room_id()
-                room_id = next_id
-                next_id += 1
-                new_ids[item.room] = room_id
-                base[room_id] = RoomMeta(name=item.room, created=now)
-                puts.append(("rooms", item.room.encode("utf-8"), _U64.pack(room_id)))
-            counters = growth.get(room_id)
-            if counters is None:
-                meta = base.get(room_id) or self._meta(room_id)
-                base[room_id] = meta
-                counters = growth[room_id] = [meta.last_seq, 0, 0]
-            counters[0] += 1
-            counters[1] += 1
-            counters[2] += len(item.update)
-            seq = counters[0]
             clients = item.clients if item.clients is not None else update_clients(item.update)
-            record = UpdateRecord(seq, now, item.user, clients, item.update)
-            puts.append(("log", _key(room_id, seq), pack(record.to_map())))
-            seqs.append(seq)
-        metas = {room_id: _grown(base[room_id], *counters) for room_id, counters in growth.items()}
-        for room_id, meta in metas.items():
-            puts.append(("meta", _U64.pack(room_id), pack(meta.to_map())))
-        if next_id is not None:
-            puts.append(("meta", _NEXT_ROOM_ID, _U64.pack(next_id)))
-        self.kv.write(puts)
-        self._metas.update(metas)
-        self._ids.update(new_ids)
-        return seqs
-
-    def _next_room_id(self) -> int:
-        raw = self.kv.get("meta", _NEXT_ROOM_ID)
-        return 1 if raw is None else _U64.unpack(raw)[0]
+            record = UpdateRecord(0, now, item.user, clients, item.update, item.restore_of)
+            entries.append((item.room, pack(record.to_map())))
+        return self.log.append(entries, now)
 
     # ------------------------------------------------------------------ reads
+
+    def info(self, room: str) -> RoomInfo | None:
+        return self.log.info(room)
+
+    def require(self, room: str) -> RoomInfo:
+        info = self.log.info(room)
+        if info is None:
+            raise RoomNotFound(f"room {room!r} does not exist")
+        return info
+
+    def rooms(self) -> list[RoomInfo]:
+        """Every stored room's counters."""
+        infos = (self.log.info(name) for name in self.log.rooms())
+        return [info for info in infos if info is not None]
 
     def load(self, room: str) -> LoadedRoom:
         """Newest readable snapshot + the log after it.
@@ -209,179 +145,171 @@ class DocStore:
         never an empty document in place of a broken one.
 
         Raises:
-            CorruptRecord: a log record in the needed range is unreadable, or the log was
-                trimmed past every readable snapshot.
+            CorruptRecord: a log record in the needed range is unreadable or missing (the
+                log was trimmed past every readable snapshot).
         """
-        room_id = self.room_id(room)
-        if room_id is None:
+        info = self.log.info(room)
+        if info is None:
             return LoadedRoom(room, [], 0, 0)
-        snapshot = self._snapshot_at_or_before(room, room_id, None)
-        base_seq = snapshot.seq if snapshot else 0
-        tail = self._log_range(room, room_id, base_seq, None)
+        snapshot = self._snapshot_at_or_before(room, None)
+        base = snapshot.seq if snapshot else 0
+        tail = self.records(room, base)
         updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
-        last_seq = tail[-1].seq if tail else base_seq
-        return LoadedRoom(room, updates, last_seq, base_seq)
+        return LoadedRoom(room, updates, tail[-1].seq if tail else base, base)
 
-    def _snapshot_at_or_before(self, room: str, room_id: int, seq: int | None) -> Snapshot | None:
-        start = _key(room_id, seq) if seq is not None else None
-        for key, value in self.kv.scan("snapshots", _U64.pack(room_id), start=start, reverse=True):
-            snap_seq = _ROOM_SEQ.unpack(key)[1]
+    def _snapshot_at_or_before(self, room: str, seq: int | None) -> Snapshot | None:
+        for snap_seq, value in self.log.snapshots(room, seq):
             try:
-                return Snapshot.from_map(unpack(value))
-            except (StorageError, KeyError, TypeError, ValueError) as exc:
+                snapshot = Snapshot.from_map(unpack(value))
+            except _READ_ERRORS as exc:
                 log.warning(
                     "room %r: skipping unreadable snapshot at seq %d: %s", room, snap_seq, exc
                 )
+                continue
+            if seq is None:
+                self._marks[room] = SnapshotMark(
+                    snapshot.seq, len(snapshot.update), snapshot.log_bytes
+                )
+            return snapshot
         return None
 
-    def _log_range(
-        self, room: str, room_id: int, after: int, upto: int | None
-    ) -> list[UpdateRecord]:
+    def records(self, room: str, after: int = 0, upto: int | None = None) -> list[UpdateRecord]:
         """Log records after `after` (up to `upto`), checking that none is missing."""
-        records: list[UpdateRecord] = []
+        out = []
         expected = after + 1
-        for key, value in self.kv.scan("log", _U64.pack(room_id), start=_key(room_id, expected)):
-            seq = _ROOM_SEQ.unpack(key)[1]
-            if upto is not None and seq > upto:
-                break
+        for seq, value in self.log.read(room, after, upto):
             if seq != expected:
-                raise CorruptRecord(
-                    room, "log", expected, "entry is missing (trimmed by retention or lost)"
-                )
-            try:
-                records.append(UpdateRecord.from_map(unpack(value)))
-            except (StorageError, KeyError, TypeError, ValueError) as exc:
-                raise CorruptRecord(room, "log record", seq, str(exc)) from exc
+                raise CorruptRecord(room, "log", expected, "entry is missing (trimmed or lost)")
+            out.append(_record(room, seq, value))
             expected += 1
         if upto is not None and expected <= upto:
-            raise CorruptRecord(room, "log", expected, "entry is missing")
-        return records
+            raise CorruptRecord(room, "log", expected, "entry is missing (trimmed or lost)")
+        return out
 
-    def log_records(self, room: str, after: int = 0, upto: int | None = None) -> list[UpdateRecord]:
-        """Full log records after `after` (up to `upto`), checked for gaps."""
-        room_id = self.room_id(room)
-        if room_id is None:
-            raise RoomNotFound(f"room {room!r} does not exist")
-        return self._log_range(room, room_id, after, upto)
+    def history(self, room: str, after: int = 0, limit: int = 100) -> list[HistoryEntry]:
+        """The audit trail: who changed the room when, and how much (what retention kept)."""
+        self.require(room)
+        return [
+            HistoryEntry(r.seq, r.ts, r.user, len(r.update), r.clients, r.restore_of)
+            for r in (_record(room, s, v) for s, v in self.log.read(room, after, limit=limit))
+        ]
+
+    def state_at(self, room: str, seq: int) -> bytes:
+        """The room as it was right after log entry `seq`, as one Yjs update.
+
+        Raises:
+            CorruptRecord: the log no longer holds what that state needs (trimmed).
+        """
+        info = self.require(room)
+        seq = min(seq, info.last_seq)
+        if seq <= 0:
+            return EMPTY_UPDATE
+        snapshot = self._snapshot_at_or_before(room, seq)
+        base = snapshot.seq if snapshot else 0
+        updates = ([snapshot.update] if snapshot else []) + [
+            r.update for r in self.records(room, base, seq)
+        ]
+        return self._rebuilt(updates)
+
+    def _rebuilt(self, updates: list[bytes]) -> bytes:
+        if self._rebuild is None:
+            raise StorageError("this DocStore was opened without a rebuild function")
+        return self._rebuild(updates)
 
     def check_records(self, room: str) -> list[str]:
         """Decode every log and snapshot record of a room; a description per bad one."""
-        room_id = self.room_id(room)
-        if room_id is None:
-            raise RoomNotFound(f"room {room!r} does not exist")
         problems = []
-        for db, kind in (("log", UpdateRecord), ("snapshots", Snapshot)):
-            for key, value in self.kv.scan(db, _U64.pack(room_id)):
-                seq = _ROOM_SEQ.unpack(key)[1]
-                try:
-                    kind.from_map(unpack(value))
-                except (StorageError, KeyError, TypeError, ValueError) as exc:
-                    problems.append(f"room {room!r}: {db} record at seq {seq}: {exc}")
-        return problems
-
-    def history(self, room: str, after: int = 0, limit: int = 100) -> list[HistoryEntry]:
-        """The audit trail: who changed the room when, and how much."""
-        room_id = self.room_id(room)
-        if room_id is None:
-            raise RoomNotFound(f"room {room!r} does not exist")
-        entries = []
-        for key, value in self.kv.scan(
-            "log", _U64.pack(room_id), start=_key(room_id, after + 1), limit=limit
-        ):
-            seq = _ROOM_SEQ.unpack(key)[1]
+        for seq, value in self.log.read(room):
             try:
-                record = UpdateRecord.from_map(unpack(value))
-            except (StorageError, KeyError, TypeError, ValueError) as exc:
-                raise CorruptRecord(room, "log record", seq, str(exc)) from exc
-            entries.append(
-                HistoryEntry(seq, record.ts, record.user, len(record.update), record.clients)
-            )
-        return entries
-
-    def state_at(self, room: str, seq: int) -> bytes:
-        """The room as it was right after log entry `seq`, as one Yjs update."""
-        room_id = self.room_id(room)
-        if room_id is None:
-            raise RoomNotFound(f"room {room!r} does not exist")
-        seq = min(seq, self._meta(room_id).last_seq)
-        if seq <= 0:
-            return EMPTY_UPDATE
-        snapshot = self._snapshot_at_or_before(room, room_id, seq)
-        base_seq = snapshot.seq if snapshot else 0
-        tail = self._log_range(room, room_id, base_seq, seq)
-        updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
-        return rebuild(updates)
-
-    def rooms(self) -> list[RoomMeta]:
-        """Every stored room's metadata."""
-        out = []
-        for _name, raw_id in self.kv.scan("rooms", b""):
-            out.append(self._meta(_U64.unpack(raw_id)[0]))
-        return out
+                _record(room, seq, value)
+            except CorruptRecord as exc:
+                problems.append(str(exc))
+        for seq, value in self.log.snapshots(room):
+            try:
+                Snapshot.from_map(unpack(value))
+            except _READ_ERRORS as exc:
+                problems.append(f"room {room!r}: snapshot at seq {seq}: {exc}")
+        return problems
 
     # ------------------------------------------------------------------ compaction
 
-    def compact(self, room: str, *, force: bool = False) -> Snapshot | None:
-        """Fold the log tail into a new snapshot if the policy says so (or `force`).
-
-        The snapshot merges raw updates, so updates still waiting for a dependency are
-        kept. Writing the snapshot, updating the counters and any trimming the retention
-        allows happen in one transaction: a crash leaves either the old or the new state.
-        """
-        room_id = self.room_id(room)
-        if room_id is None:
-            raise RoomNotFound(f"room {room!r} does not exist")
-        meta = self._meta(room_id)
-        if meta.last_seq == meta.snapshot_seq:
-            return None
-        if not force and not should_compact(meta, self.policy):
-            return None
-        loaded = self.load(room)
-        merged = rebuild(loaded.updates)
-        snapshot = Snapshot(loaded.last_seq, self.clock(), merged, get_state(merged))
-        new_meta = replace(
-            meta,
-            snapshot_seq=snapshot.seq,
-            snapshot_bytes=len(merged),
-            updates_since_snapshot=0,
-            bytes_since_snapshot=0,
+    def snapshot_due(self, room: str) -> bool:
+        """Whether the policy asks for a snapshot now (cheap: counters only)."""
+        info = self.log.info(room)
+        if info is None:
+            return False
+        mark = self._marks.get(room)
+        if mark is None:
+            self._snapshot_at_or_before(room, None)
+            mark = self._marks.setdefault(room, SnapshotMark())
+        return should_compact(
+            info.last_seq - mark.seq, info.log_bytes - mark.log_bytes, mark.size, self.policy
         )
-        puts: list[Put] = [
-            ("snapshots", _key(room_id, snapshot.seq), pack(snapshot.to_map())),
-            ("meta", _U64.pack(room_id), pack(new_meta.to_map())),
-        ]
-        self.kv.write(puts, self._retention_deletes(room_id, snapshot.seq))
-        self._metas[room_id] = new_meta
+
+    def compact(
+        self, room: str, *, state: tuple[int, bytes] | None = None, force: bool = False
+    ) -> Snapshot | None:
+        """Write a snapshot if the policy says so (or `force`).
+
+        Args:
+            state: (seq, encoded document) the caller holds for exactly log entries
+                1..seq (the room actor's live document); without it the snapshot is
+                rebuilt from the stored snapshot and log tail.
+
+        The write is a compare-and-set on the newest snapshot: if another compactor wrote
+        one meanwhile, its snapshot wins and this returns None. Retention (older
+        snapshots, and with `keep_log=False` the covered log) is applied in the same step.
+        """
+        info = self.require(room)
+        expect = self._newest_snapshot_seq(room)
+        if not force and not self.snapshot_due(room):
+            return None
+        if state is None:
+            loaded = self.load(room)
+            if loaded.last_seq == loaded.snapshot_seq:
+                return None
+            state = (loaded.last_seq, self._rebuilt(loaded.updates))
+            info = self.require(room)
+        seq, encoded = state
+        if seq <= expect:
+            return None
+        log_bytes = info.log_bytes  # at most what the snapshot covers: errs towards sooner
+        snapshot = Snapshot(seq, self.clock(), encoded, get_state(encoded), log_bytes)
+        won = self.log.put_snapshot(
+            room,
+            seq,
+            pack(snapshot.to_map()),
+            expect=expect,
+            keep=self.retention.keep_snapshots,
+            trim_log=not self.retention.keep_log,
+        )
+        if not won:
+            self._marks.pop(room, None)
+            return None
+        self._marks[room] = SnapshotMark(seq, len(encoded), log_bytes)
         return snapshot
 
-    def _retention_deletes(self, room_id: int, snapshot_seq: int) -> list[Delete]:
-        deletes: list[Delete] = []
-        prefix = _U64.pack(room_id)
-        if not self.retention.keep_log:
-            deletes += [
-                ("log", key)
-                for key, _ in self.kv.scan(
-                    "log", prefix, start=_key(room_id, snapshot_seq), reverse=True
-                )
-            ]
-        keep = self.retention.keep_snapshots
-        if keep:
-            older = self.kv.scan(
-                "snapshots", prefix, start=_key(room_id, snapshot_seq - 1), reverse=True
-            )
-            deletes += [("snapshots", key) for key, _ in older[keep - 1 :]]
-        return deletes
+    def _newest_snapshot_seq(self, room: str) -> int:
+        newest = self.log.snapshots(room)
+        return newest[0][0] if newest else 0
+
+    # ------------------------------------------------------------------ metadata
+
+    def get_meta(self, room: str, name: str) -> bytes | None:
+        return self.log.get_meta(room, name)
+
+    def set_meta(
+        self, room: str, name: str, value: bytes | None, *, only_new: bool = False
+    ) -> bool:
+        return self.log.set_meta(room, name, value, only_new=only_new)
+
+    def scan_meta(self, room: str, prefix: str) -> list[tuple[str, bytes]]:
+        return self.log.scan_meta(room, prefix)
 
     def delete_room(self, room: str) -> bool:
         """Remove a room and everything stored for it."""
-        room_id = self.room_id(room)
-        if room_id is None:
-            return False
-        prefix = _U64.pack(room_id)
-        deletes: list[Delete] = [("rooms", room.encode("utf-8")), ("meta", prefix)]
-        for db in ("log", "snapshots"):
-            deletes += [(db, key) for key, _ in self.kv.scan(db, prefix)]
-        self.kv.write([], deletes)
-        self._ids.pop(room, None)
-        self._metas.pop(room_id, None)
-        return True
+        self._marks.pop(room, None)
+        return self.log.delete_room(room)
+
+    def close(self) -> None:
+        self.log.close()

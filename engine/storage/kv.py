@@ -8,7 +8,7 @@ when `write` returns).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 DATABASES = ("rooms", "meta", "log", "snapshots")
@@ -53,10 +53,3 @@ def prefix_end(prefix: bytes) -> bytes | None:
     if not stripped:
         return None
     return stripped[:-1] + bytes([stripped[-1] + 1])
-
-
-def check_databases(names: Iterable[str]) -> Iterator[str]:
-    for name in names:
-        if name not in DATABASES:
-            raise KeyError(f"unknown database {name!r}")
-        yield name

@@ -27,62 +27,85 @@ class RecordError(StorageError):
 
 @dataclass(frozen=True, slots=True)
 class UpdateRecord:
-    """One entry of a room's log: an update as received, and who sent it when."""
+    """One entry of a room's log: an update as received, and who sent it when.
+
+    The seq is the entry's position in the log (its key), not part of the stored map
+    (a store may number entries only as it appends them).
+    """
 
     seq: int
     ts: float
     user: str | None
     clients: tuple[int, ...]
     update: bytes
+    restore_of: int | None = None  # set on the edit a restore to that seq made
 
     def to_map(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
+        fields: dict[str, Any] = {
             "ts": self.ts,
             "user": self.user,
             "clients": list(self.clients),
             "u": self.update,
         }
+        if self.restore_of is not None:
+            fields["restore_of"] = self.restore_of
+        return fields
 
     @classmethod
-    def from_map(cls, data: dict[str, Any]) -> UpdateRecord:
+    def from_map(cls, data: dict[str, Any], seq: int) -> UpdateRecord:
+        restore_of = data.get("restore_of")
         return cls(
-            int(data["seq"]),
+            seq,
             float(data["ts"]),
             data["user"],
             tuple(data["clients"]),
             bytes(data["u"]),
+            None if restore_of is None else int(restore_of),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The merged state of a room up to and including log position `seq`."""
+    """The merged state of a room up to and including log position `seq`.
+
+    Args:
+        log_bytes: the room's log size when the snapshot was taken (for the policy's
+            "bytes since the last snapshot").
+    """
 
     seq: int
     ts: float
     update: bytes
     state_vector: bytes
+    log_bytes: int = 0
 
     def to_map(self) -> dict[str, Any]:
-        return {"seq": self.seq, "ts": self.ts, "u": self.update, "sv": self.state_vector}
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "u": self.update,
+            "sv": self.state_vector,
+            "log_bytes": self.log_bytes,
+        }
 
     @classmethod
     def from_map(cls, data: dict[str, Any]) -> Snapshot:
-        return cls(int(data["seq"]), float(data["ts"]), bytes(data["u"]), bytes(data["sv"]))
+        return cls(
+            int(data["seq"]),
+            float(data["ts"]),
+            bytes(data["u"]),
+            bytes(data["sv"]),
+            int(data.get("log_bytes", 0)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class RoomMeta:
-    """Per-room counters, so appends and compaction need no scans."""
+    """Per-room counters kept by a KV log store, so appends need no scans."""
 
     name: str
     created: float
     last_seq: int = 0
-    snapshot_seq: int = 0
-    snapshot_bytes: int = 0
-    updates_since_snapshot: int = 0
-    bytes_since_snapshot: int = 0
     log_bytes: int = 0
 
     def to_map(self) -> dict[str, Any]:
@@ -90,24 +113,13 @@ class RoomMeta:
             "name": self.name,
             "created": self.created,
             "last_seq": self.last_seq,
-            "snapshot_seq": self.snapshot_seq,
-            "snapshot_bytes": self.snapshot_bytes,
-            "updates_since": self.updates_since_snapshot,
-            "bytes_since": self.bytes_since_snapshot,
             "log_bytes": self.log_bytes,
         }
 
     @classmethod
     def from_map(cls, data: dict[str, Any]) -> RoomMeta:
         return cls(
-            str(data["name"]),
-            float(data["created"]),
-            int(data["last_seq"]),
-            int(data["snapshot_seq"]),
-            int(data["snapshot_bytes"]),
-            int(data["updates_since"]),
-            int(data["bytes_since"]),
-            int(data["log_bytes"]),
+            str(data["name"]), float(data["created"]), int(data["last_seq"]), int(data["log_bytes"])
         )
 
 

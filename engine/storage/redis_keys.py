@@ -1,4 +1,4 @@
-"""Redis key names, shared by the backend, its fan-out and the store tools."""
+"""Redis key names, shared by the Redis log store and the server's Redis fan-out."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from server.auth import Grant
 from server.close_codes import Close, reason
 from server.config import Limits
 from server.metrics import Metrics
-from server.rooms import READ_ONLY_REASON, RoomActor
+from server.rooms.actor import READ_ONLY_REASON, RoomActor
 
 log = logging.getLogger(__name__)
 _peer_ids = itertools.count(1)
@@ -48,7 +48,7 @@ class Sink(Protocol):
 
 
 class Connection:
-    """A room member; implements `server.peer.Peer`."""
+    """A room member; implements `server.rooms.peer.Peer`."""
 
     def __init__(
         self,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.auth import Authorizer
-from server.backend import Backend
 from server.config import Config
 from server.metrics import Metrics
-from server.registry import RoomRegistry
+from server.rooms.registry import RoomRegistry
+from server.rooms.store import RoomStore
 
 CONFIG = web.AppKey("config", Config)
-BACKEND = web.AppKey("backend", Backend)
+STORE = web.AppKey("store", RoomStore)
 REGISTRY = web.AppKey("registry", RoomRegistry)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", Metrics)

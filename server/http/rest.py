@@ -23,9 +23,9 @@ from engine.errors import (
 )
 from engine.names import validate_room_name
 from server.auth import AuthError, Authorizer, Grant, RoomForbidden, bearer_token, room_matches
-from server.keys import AUTHORIZER, BACKEND, METRICS, REGISTRY
-from server.registry import RoomUnavailable
-from server.rooms import RoomClosed
+from server.http.keys import AUTHORIZER, METRICS, REGISTRY, STORE
+from server.rooms.actor import RoomClosed
+from server.rooms.registry import RoomUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,11 @@ async def list_rooms(request: web.Request) -> web.Response:
         token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
         pattern = authorizer.pattern(token)
     loaded = request.app[REGISTRY].rooms
-    metas = await request.app[BACKEND].rooms()
+    metas = await request.app[STORE].rooms()
     rooms = [
         {
             "name": m.name,
             "last_seq": m.last_seq,
-            "snapshot_seq": m.snapshot_seq,
             "log_bytes": m.log_bytes,
             "created": m.created,
             "loaded": m.name in loaded,
@@ -132,12 +131,12 @@ async def room_state(request: web.Request) -> web.Response:
     """The durable state as one Yjs update; `?at=SEQ` rewinds to that log position."""
     room = request.match_info["room"]
     _grant(request, room)
-    backend = request.app[BACKEND]
-    meta = await backend.meta(room)
+    store = request.app[STORE]
+    meta = await store.info(room)
     if meta is None:
         raise RoomNotFound(f"room {room!r} does not exist")
     at = _int_query(request, "at", meta.last_seq)
-    state = await backend.state_at(room, at)
+    state = await store.state_at(room, at)
     return web.Response(
         body=state,
         content_type="application/octet-stream",
@@ -159,9 +158,9 @@ async def history(request: web.Request) -> web.Response:
     _grant(request, room)
     after = _int_query(request, "after", 0)
     limit = min(_int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
-    backend = request.app[BACKEND]
-    entries = await backend.history(room, after, limit)
-    meta = await backend.meta(room)
+    store = request.app[STORE]
+    entries = await store.history(room, after, limit)
+    meta = await store.info(room)
     return web.json_response(
         {
             "room": room,
@@ -173,6 +172,7 @@ async def history(request: web.Request) -> web.Response:
                     "user": e.user,
                     "bytes": e.bytes,
                     "clients": list(e.clients),
+                    **({"restore_of": e.restore_of} if e.restore_of is not None else {}),
                 }
                 for e in entries
             ],

@@ -18,9 +18,9 @@ from engine.errors import RoomNameError
 from server.auth import AuthError, Authorizer, RoomForbidden, bearer_token
 from server.close_codes import Close, reason
 from server.config import Config
-from server.connection import Connection
+from server.http.connection import Connection
 from server.metrics import Metrics
-from server.registry import RoomRegistry, RoomUnavailable
+from server.rooms.registry import RoomRegistry, RoomUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,13 @@ from engine.protocol import (
 )
 from engine.storage import Append
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
-from server.backend import Backend
 from server.close_codes import Close
 from server.config import Config
 from server.metrics import Metrics
-from server.peer import Peer
-from server.presence import PresenceRelay
+from server.rooms.fanout import Fanout
+from server.rooms.peer import Peer
+from server.rooms.presence import PresenceRelay
+from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ class RoomActor:
         doc: RoomDocument,
         last_seq: int,
         *,
-        backend: Backend,
+        store: RoomStore,
+        fanout: Fanout,
         config: Config,
         metrics: Metrics,
         on_close: Callable[[RoomActor], None],
@@ -90,13 +92,14 @@ class RoomActor:
         self.name = name
         self.doc = doc
         self.last_seq = last_seq
-        self.backend = backend
+        self.store = store
+        self.fanout = fanout
         self.config = config
         self.metrics = metrics
         self.state = RoomState.RUNNING
         self.peers: dict[int, Peer] = {}
         self.presence = PresenceRelay(
-            publish=lambda payload: backend.publish_awareness(name, payload),
+            publish=lambda payload: fanout.publish_awareness(name, payload),
             room=name,
             peers=self.peers,
             flush_seconds=config.awareness_flush_seconds,
@@ -212,7 +215,7 @@ class RoomActor:
                 self._apply_message(item[0], item[1], batch)
         if batch.appends:
             try:
-                seqs = await self.backend.commit(batch.appends)
+                seqs = await self.store.commit(batch.appends)
             except StorageError as exc:
                 self.fail(f"storage failed: {exc}")
                 for request, _ in batch.http:
@@ -222,8 +225,19 @@ class RoomActor:
             self.last_seq = seqs[-1]
             for request, index in batch.http:
                 request.future.set_result(seqs[index])
-            self.backend.after_commit(self.name)
+            self._maybe_snapshot()
         self._release(batch)
+
+    def _maybe_snapshot(self) -> None:
+        """Snapshot when the policy says so. Alone on a room, the live document holds
+        exactly log entries 1..last_seq right now, so its encoding is the snapshot;
+        shared with other processes it may not, so the store rebuilds one."""
+        if not self.store.snapshot_due(self.name):
+            return
+        if self.fanout.shared:
+            self.store.rebuild_snapshot(self.name)
+        else:
+            self.store.snapshot(self.name, self.last_seq, self.doc.encode_snapshot())
 
     def _apply_message(self, peer: Peer, message: Message, batch: _Batch) -> None:
         if peer.closed and not isinstance(message, (SyncStep2, Update)):

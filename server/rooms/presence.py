@@ -21,7 +21,7 @@ from engine.protocol import (
     encode,
     encode_awareness,
 )
-from server.peer import Peer
+from server.rooms.peer import Peer
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from redis.exceptions import RedisError
 from engine.errors import StorageError
 from engine.storage import LoadedRoom
 from engine.storage.records import UpdateRecord, unpack
-from server.backend import RemoteSink
-from server.redis_keys import PREFIX, key, seq_of
+from engine.storage.redis_keys import PREFIX, key, seq_of
+from server.rooms.fanout import RemoteSink
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,31 @@ class _Follow:
     sink: RemoteSink
 
 
-class RedisFanout:
-    """Args: commands: the shared command client; load: reloads a room after a gap."""
+_RELEASE_OR_RENEW = """
+local owner = redis.call('GET', KEYS[1])
+if owner == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if owner == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
 
-    def __init__(
-        self, commands: Any, url: str, node: bytes, load: Callable[[str], Awaitable[LoadedRoom]]
-    ) -> None:
-        self._redis = commands
+
+class RedisFanout:
+    """Args: node: this process's id (the one its log store writes with each entry);
+    load: reloads a room after a gap."""
+
+    shared = True
+
+    def __init__(self, url: str, node: bytes, load: Callable[[str], Awaitable[LoadedRoom]]) -> None:
+        self._redis: Any = redis.Redis.from_url(url)
         self._reader: Any = redis.Redis.from_url(url)  # XREAD BLOCK needs its own connection
-        self._pubsub: Any = commands.pubsub()
+        self._pubsub: Any = self._redis.pubsub()
+        self._lease = self._redis.register_script(_RELEASE_OR_RENEW)
         self.node = node
         self._load = load
         self._followed: dict[str, _Follow] = {}
@@ -49,7 +65,7 @@ class RedisFanout:
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
 
-    def start(self) -> None:
+    async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._loops = [
             loop.create_task(self._follow_loop(), name="redis-follow"),
@@ -64,6 +80,18 @@ class RedisFanout:
         await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
         await self._pubsub.aclose()
         await self._reader.aclose()
+        await self._redis.aclose()
+
+    async def lease(self, name: str, seconds: float) -> bool:
+        """Take or renew a lease held in Redis (SET NX PX, renewed by its owner only)."""
+        try:
+            owned = await self._lease(
+                keys=[key("lease", name)], args=[self.node, int(seconds * 1000)]
+            )
+        except RedisError as exc:
+            log.warning("lease %r: %s", name, exc)
+            return False
+        return bool(owned)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -116,7 +144,7 @@ class RedisFanout:
                 return
             follow.last = seq
             if fields.get(b"n") != self.node:
-                updates.append(UpdateRecord.from_map({**unpack(fields[b"r"]), "seq": seq}).update)
+                updates.append(UpdateRecord.from_map(unpack(fields[b"r"]), seq).update)
         if updates:
             follow.sink.remote_updates(updates, follow.last)
 

@@ -12,12 +12,13 @@ import logging
 from engine.document import RoomDocument
 from engine.errors import EngineError
 from engine.names import validate_room_name
-from server.backend import Backend
 from server.close_codes import Close
 from server.config import Config
-from server.memory import MemoryReleaser
 from server.metrics import Metrics
-from server.rooms import RoomActor, RoomState
+from server.rooms.actor import RoomActor, RoomState
+from server.rooms.fanout import Fanout
+from server.rooms.memory import MemoryReleaser
+from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,9 @@ class RoomUnavailable(EngineError):
 
 
 class RoomRegistry:
-    def __init__(self, backend: Backend, config: Config, metrics: Metrics) -> None:
-        self.backend = backend
+    def __init__(self, store: RoomStore, fanout: Fanout, config: Config, metrics: Metrics) -> None:
+        self.store = store
+        self.fanout = fanout
         self.config = config
         self.metrics = metrics
         self.rooms: dict[str, RoomActor] = {}
@@ -70,7 +72,7 @@ class RoomRegistry:
         return actor
 
     async def _load(self, name: str) -> RoomActor:
-        loaded = await self.backend.load(name)
+        loaded = await self.store.load(name)
         limits = self.config.limits
         doc = RoomDocument(
             max_update_bytes=limits.max_update_bytes, max_doc_bytes=limits.max_doc_bytes
@@ -81,18 +83,20 @@ class RoomRegistry:
             name,
             doc,
             loaded.last_seq,
-            backend=self.backend,
+            store=self.store,
+            fanout=self.fanout,
             config=self.config,
             metrics=self.metrics,
             on_close=self._forget,
         )
-        self.backend.follow(name, loaded.last_seq, actor)
+        self.fanout.follow(name, loaded.last_seq, actor)
         return actor
 
     def _forget(self, actor: RoomActor) -> None:
         if self.rooms.get(actor.name) is actor:
             del self.rooms[actor.name]
-            self.backend.unfollow(actor.name)
+            self.fanout.unfollow(actor.name)
+            self.store.unloaded(actor.name)
             if not self.closing:
                 self._memory.soon()
             self.metrics.rooms_loaded.set(len(self.rooms))
@@ -105,7 +109,7 @@ class RoomRegistry:
             for peer in list(actor.peers.values()):
                 peer.close(Close.UNAVAILABLE, "room deleted")
             actor.close()
-        return await self.backend.delete_room(name)
+        return await self.store.delete_room(name)
 
     async def close(self, drain_seconds: float) -> None:
         """Shutdown: finish queued work in every room, then close every client."""

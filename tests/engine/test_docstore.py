@@ -1,34 +1,87 @@
-"""DocStore: log order, group commit, snapshots that keep everything, history, faults."""
+"""The DocStore on every log store (memory, LMDB, a real redis-server): one contract.
+
+Every test here runs three times. Faults are injected through the contract itself (a
+garbage record appended like any other, a snapshot replaced by torn bytes), so the same
+checks hold on every backend.
+"""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pycrdt import Doc, Text
 
-from engine.errors import CorruptRecord, RoomNameError, RoomNotFound, SchemaVersionError
+from engine.document import rebuild
+from engine.errors import (
+    CorruptRecord,
+    RoomNameError,
+    RoomNotFound,
+    SchemaVersionError,
+    StorageError,
+)
 from engine.storage import (
-    KV,
     Append,
     CompactionPolicy,
     DocStore,
+    KVLogStore,
     LmdbKV,
+    LogStore,
     MemoryKV,
     Retention,
 )
 from engine.storage.records import pack, unpack
-from tests.engine.helpers import content, recording_doc, typing_updates
+from engine.storage.redis_keys import key
+from engine.storage.redis_log import RedisLogStore
+from tests.engine.helpers import content, typing_updates
+from tests.redis_process import RedisProcess
+
+BACKENDS = ["memory", "lmdb", "redis"]
 
 
-@pytest.fixture(params=["memory", "lmdb"])
-def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KV]:
-    store: KV = MemoryKV() if request.param == "memory" else LmdbKV(tmp_path / "kv")
-    yield store
-    store.close()
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def opener(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Opens (and reopens) a log store of the test's backend on the same data."""
+    memory = MemoryKV()
+    redis_url = None
+    if backend == "redis":
+        redis_url = request.getfixturevalue("redis_server").url
+    opened: list[LogStore] = []
+
+    def open_log() -> LogStore:
+        log: LogStore
+        if backend == "memory":
+            log = KVLogStore(memory)
+        elif backend == "lmdb":
+            log = KVLogStore(LmdbKV(tmp_path / "kv"))
+        else:
+            assert redis_url is not None
+            log = RedisLogStore(redis_url)
+        opened.append(log)
+        return log
+
+    yield open_log
+    if backend != "memory":
+        for log in opened:
+            try:
+                log.close()
+            except Exception:  # closed by the test already
+                pass
+
+
+@pytest.fixture
+def log(opener: Any) -> LogStore:
+    return opener()  # type: ignore[no-any-return]
+
+
+def docstore(log: LogStore, **options: Any) -> DocStore:
+    return DocStore(log, rebuild=rebuild, **options)
 
 
 class FakeClock:
@@ -44,8 +97,22 @@ def text_of(updates: list[bytes]) -> str:
     return str(content(updates)["t"])
 
 
-def test_append_assigns_per_room_sequence_numbers(kv: KV) -> None:
-    store = DocStore(kv)
+def tear_snapshot(log: LogStore, room: str, seq: int) -> None:
+    """Replace the stored snapshot at `seq` by half of its bytes (a torn write)."""
+    (good,) = [value for s, value in log.snapshots(room, seq) if s == seq][:1]
+    torn = good[: len(good) // 2]
+    if isinstance(log, RedisLogStore):
+        log.redis.zrem(key("snaps", room), good)
+        log.redis.zadd(key("snaps", room), {torn: seq})
+    else:
+        assert isinstance(log, KVLogStore)
+        room_id = log._room_id(room)
+        assert room_id is not None
+        log.kv.write([("snapshots", room_id.to_bytes(8, "big") + seq.to_bytes(8, "big"), torn)])
+
+
+def test_append_assigns_per_room_sequence_numbers(log: LogStore) -> None:
+    store = docstore(log)
     seqs = store.append_many(
         [Append("a", b"\x00\x00"), Append("b", b"\x00\x00"), Append("a", b"\x00\x00")]
     )
@@ -53,75 +120,100 @@ def test_append_assigns_per_room_sequence_numbers(kv: KV) -> None:
     assert store.append("a", b"\x00\x00") == 3
 
 
-def test_rooms_with_a_shared_name_prefix_never_mix(kv: KV) -> None:
-    store = DocStore(kv)
+def test_rooms_with_a_shared_name_prefix_never_mix(log: LogStore) -> None:
+    store = docstore(log)
     for update in typing_updates("one"):
         store.append("doc1", update)
     for update in typing_updates("ten", client_id=2):
         store.append("doc10", update)
+    for update in typing_updates("colon", client_id=3):
+        store.append("a:b", update)
     assert text_of(store.load("doc1").updates) == "one"
     assert text_of(store.load("doc10").updates) == "ten"
+    assert store.load("a").updates == [] and text_of(store.load("a:b").updates) == "colon"
 
 
-def test_load_after_reopen_equals_what_was_appended(tmp_path: Path) -> None:
+def test_load_after_reopen_equals_what_was_appended(opener: Any, backend: str) -> None:
     updates = typing_updates("durable")
-    store = DocStore(LmdbKV(tmp_path / "kv"))
+    store = docstore(opener())
     store.append_many([Append("room", u, "alice") for u in updates])
-    store.kv.close()
-    reopened = DocStore(LmdbKV(tmp_path / "kv"))
+    store.set_meta("room", "cursor:x", b"7")
+    if backend != "memory":
+        store.close()
+    reopened = docstore(opener())
     loaded = reopened.load("room")
     assert text_of(loaded.updates) == "durable"
     assert loaded.last_seq == len(updates)
     assert reopened.append("room", updates[0]) == len(updates) + 1
+    assert reopened.get_meta("room", "cursor:x") == b"7"
 
 
-def test_unknown_room_loads_empty_and_has_no_history(kv: KV) -> None:
-    store = DocStore(kv)
+def test_unknown_room_loads_empty_and_has_no_history(log: LogStore) -> None:
+    store = docstore(log)
     assert store.load("nobody").updates == []
     with pytest.raises(RoomNotFound):
         store.history("nobody")
+    with pytest.raises(RoomNotFound):
+        store.state_at("nobody", 1)
+    with pytest.raises(StorageError):
+        store.set_meta("nobody", "x", b"1")
 
 
-def test_bad_room_names_are_rejected_before_anything_is_written(kv: KV) -> None:
-    store = DocStore(kv)
+def test_bad_room_names_are_rejected_before_anything_is_written(log: LogStore) -> None:
+    store = docstore(log)
     for name in ["", "a/../b", "x\x00y", "a" * 200, " padded", "e\u0301"]:
         with pytest.raises(RoomNameError):
             store.append(name, b"\x00\x00")
     assert store.rooms() == []
 
 
-def test_history_records_who_when_and_how_much(kv: KV) -> None:
-    clock = FakeClock()
-    store = DocStore(kv, clock=clock)
+def test_history_records_who_when_and_how_much(log: LogStore) -> None:
+    store = docstore(log, clock=FakeClock())
     updates = typing_updates("abc", client_id=77)
     store.append("r", updates[0], "alice")
-    store.append_many([Append("r", updates[1], "bob"), Append("r", updates[2], None)])
+    store.append_many([Append("r", updates[1], "bob"), Append("r", updates[2], None, restore_of=1)])
     entries = store.history("r")
-    assert [(e.seq, e.user, e.bytes, e.clients) for e in entries] == [
-        (1, "alice", len(updates[0]), (77,)),
-        (2, "bob", len(updates[1]), (77,)),
-        (3, None, len(updates[2]), (77,)),
+    assert [(e.seq, e.user, e.bytes, e.clients, e.restore_of) for e in entries] == [
+        (1, "alice", len(updates[0]), (77,), None),
+        (2, "bob", len(updates[1]), (77,), None),
+        (3, None, len(updates[2]), (77,), 1),
     ]
     assert entries[0].ts < entries[1].ts == entries[2].ts
     assert [e.seq for e in store.history("r", after=1, limit=1)] == [2]
 
 
-def test_compaction_keeps_content_and_load_uses_the_snapshot(kv: KV) -> None:
-    store = DocStore(kv, policy=CompactionPolicy(every_updates=10))
+def test_compaction_keeps_content_and_load_uses_the_snapshot(log: LogStore) -> None:
+    store = docstore(log, policy=CompactionPolicy(every_updates=10))
     for update in typing_updates("hello world, again"):
         store.append("r", update)
+    assert store.snapshot_due("r")
     snapshot = store.compact("r")
     assert snapshot is not None and snapshot.seq == 18
     loaded = store.load("r")
     assert loaded.snapshot_seq == 18 and len(loaded.updates) == 1
     assert text_of(loaded.updates) == "hello world, again"
+    assert not store.snapshot_due("r")
     assert store.compact("r") is None  # nothing new since
 
 
-def test_compaction_keeps_updates_whose_dependency_has_not_arrived(kv: KV) -> None:
+def test_a_snapshot_handed_in_is_stored_as_given(log: LogStore) -> None:
+    """The room actor hands in its live document's encoding: storage builds nothing."""
+    store = DocStore(log)  # no rebuild function at all
+    updates = typing_updates("live")
+    for update in updates:
+        store.append("r", update)
+    encoded = rebuild(updates)
+    snapshot = store.compact("r", state=(len(updates), encoded), force=True)
+    assert snapshot is not None and snapshot.update == encoded
+    assert store.load("r") == store.load("r").__class__("r", [encoded], len(updates), len(updates))
+    with pytest.raises(StorageError, match="rebuild"):
+        store.state_at("r", 2)
+
+
+def test_compaction_keeps_updates_whose_dependency_has_not_arrived(log: LogStore) -> None:
     """A Doc drops pending updates when encoded; the snapshot must not (abc + def)."""
     updates = typing_updates("abcdef")
-    store = DocStore(kv)
+    store = docstore(log)
     for update in updates[:3] + updates[4:]:  # "d" is missing: "e", "f" are pending
         store.append("r", update)
     store.compact("r", force=True)
@@ -132,24 +224,27 @@ def test_compaction_keeps_updates_whose_dependency_has_not_arrived(kv: KV) -> No
     assert text_of(store.load("r").updates) == "abcdef"
 
 
-def test_trimming_retention_drops_covered_log_but_keeps_content(kv: KV) -> None:
-    store = DocStore(kv, retention=Retention(keep_log=False, keep_snapshots=1))
+def test_trimming_retention_drops_covered_log_but_keeps_content(log: LogStore) -> None:
+    store = docstore(log, retention=Retention(keep_log=False, keep_snapshots=1))
     updates = typing_updates("trimmed")
     for update in updates[:4]:
         store.append("r", update)
     store.compact("r", force=True)
+    assert log.first_seq("r") is None and len(log.snapshots("r")) == 1
     for update in updates[4:]:
         store.append("r", update)
+    assert log.first_seq("r") == 5
     store.compact("r", force=True)
-    assert text_of(store.load("r").updates) == "trimmed"
-    assert kv.scan("log", struct.pack(">Q", store.room_id("r") or 0)) == []
-    assert len(kv.scan("snapshots", b"")) == 1
+    loaded = store.load("r")
+    assert text_of(loaded.updates) == "trimmed" and loaded.snapshot_seq == len(updates)
+    assert log.read("r") == [] and [s for s, _ in log.snapshots("r")] == [len(updates)]
     with pytest.raises(CorruptRecord, match="missing"):
         store.state_at("r", 2)
+    assert text_of([store.state_at("r", len(updates))]) == "trimmed"
 
 
-def test_state_at_rebuilds_any_past_position(kv: KV) -> None:
-    store = DocStore(kv, policy=CompactionPolicy(every_updates=3))
+def test_state_at_rebuilds_any_past_position(log: LogStore) -> None:
+    store = docstore(log, policy=CompactionPolicy(every_updates=3))
     updates = typing_updates("rewind")
     for i, update in enumerate(updates, start=1):
         store.append("r", update)
@@ -159,37 +254,50 @@ def test_state_at_rebuilds_any_past_position(kv: KV) -> None:
         assert text_of([store.state_at("r", seq)]) == "rewind"[:seq]
 
 
-def test_a_torn_snapshot_falls_back_to_the_previous_one_and_the_log(kv: KV) -> None:
-    store = DocStore(kv)
-    updates = typing_updates("torn")
+def test_a_torn_snapshot_falls_back_to_the_previous_one_not_the_whole_log(log: LogStore) -> None:
+    store = docstore(log)
+    updates = typing_updates("torn!")
     for update in updates[:2]:
         store.append("r", update)
     store.compact("r", force=True)
     for update in updates[2:]:
         store.append("r", update)
     newest = store.compact("r", force=True)
-    assert newest is not None
-    key = struct.pack(">QQ", store.room_id("r") or 0, newest.seq)
-    good = kv.get("snapshots", key)
-    assert good is not None
-    kv.write([("snapshots", key, good[: len(good) // 2])])
-    assert text_of(store.load("r").updates) == "torn"
+    assert newest is not None and newest.seq == 5
+    tear_snapshot(log, "r", 5)
+    loaded = store.load("r")
+    assert loaded.snapshot_seq == 2  # the previous snapshot, then the tail after it
+    assert len(loaded.updates) == 1 + 3
+    assert text_of(loaded.updates) == "torn!"
+    assert any("snapshot at seq 5" in p for p in store.check_records("r"))
 
 
-def test_a_corrupt_log_record_names_room_and_seq_and_other_rooms_still_load(kv: KV) -> None:
-    store = DocStore(kv)
+def test_a_compare_and_set_lets_only_one_racing_snapshot_win(log: LogStore) -> None:
+    store = docstore(log, retention=Retention(keep_log=False, keep_snapshots=0))
+    updates = typing_updates("race")
+    for update in updates:
+        store.append("r", update)
+    record = pack({"seq": 2})
+    assert log.put_snapshot("r", 2, record, expect=0, keep=0, trim_log=False)
+    # a compactor that read "no snapshot yet" loses and trims nothing
+    assert not log.put_snapshot("r", 4, record, expect=0, keep=0, trim_log=True)
+    assert log.first_seq("r") == 1 and [s for s, _ in log.snapshots("r")] == [2]
+
+
+def test_a_corrupt_log_record_names_room_and_seq_and_other_rooms_still_load(
+    log: LogStore,
+) -> None:
+    store = docstore(log)
     for update in typing_updates("ok"):
         store.append("good", update)
     for update in typing_updates("bad", client_id=5):
         store.append("bad", update)
-    key = struct.pack(">QQ", store.room_id("bad") or 0, 2)
-    value = kv.get("log", key)
-    assert value is not None
-    kv.write([("log", key, value[:-1] + bytes([value[-1] ^ 0xFF]))])
+    log.append([("bad", b"\x00\x00\x00\x01not a record")], 0.0)
     with pytest.raises(CorruptRecord) as caught:
         store.load("bad")
-    assert caught.value.room == "bad" and caught.value.seq == 2
+    assert caught.value.room == "bad" and caught.value.seq == 4
     assert text_of(store.load("good").updates) == "ok"
+    assert [p for p in store.check_records("bad") if "seq 4" in p]
 
 
 def test_records_of_an_unknown_schema_version_are_an_error() -> None:
@@ -201,63 +309,75 @@ def test_records_of_an_unknown_schema_version_are_an_error() -> None:
 
 
 def test_deeply_nested_cbor_on_disk_is_a_storage_error_not_a_crash() -> None:
+    import struct
     import zlib
 
     body = b"\x81" * 200_000 + b"\x00"
     record = struct.pack(">I", zlib.crc32(body)) + body
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(StorageError):
         unpack(record)
-    from engine.errors import StorageError
-
-    assert isinstance(caught.value, StorageError)
 
 
-def test_delete_room_removes_everything(kv: KV) -> None:
-    store = DocStore(kv)
+def test_delete_room_removes_everything(log: LogStore) -> None:
+    store = docstore(log)
     for update in typing_updates("gone"):
         store.append("r", update)
     store.compact("r", force=True)
+    store.set_meta("r", "label:v1", b"2")
+    store.append("other", b"\x00\x00")
     assert store.delete_room("r")
-    assert store.meta("r") is None and store.load("r").updates == []
-    assert kv.scan("log", b"") == [] and kv.scan("snapshots", b"") == []
+    assert not store.delete_room("r")
+    assert store.info("r") is None and store.load("r").updates == []
+    assert log.read("r") == [] and log.snapshots("r") == [] and log.scan_meta("r", "") == []
+    assert [info.name for info in store.rooms()] == ["other"]
+    assert store.append("r", b"\x00\x00") == 1  # a new room of the same name starts over
 
 
-def test_group_commit_of_many_rooms_is_one_atomic_write(kv: KV) -> None:
-    writes: list[int] = []
-    original = kv.write
+def test_metadata_sets_deletes_scans_and_creates_only_once(log: LogStore) -> None:
+    store = docstore(log)
+    store.append("r", b"\x00\x00")
+    store.append("r2", b"\x00\x00")
+    assert store.set_meta("r", "label:b", b"2", only_new=True)
+    assert not store.set_meta("r", "label:b", b"9", only_new=True)
+    store.set_meta("r", "label:a", b"1")
+    store.set_meta("r", "cursor:hooks", b"5")
+    store.set_meta("r2", "label:z", b"1")
+    assert store.scan_meta("r", "label:") == [("label:a", b"1"), ("label:b", b"2")]
+    store.set_meta("r", "label:a", None)
+    assert store.scan_meta("r", "label:") == [("label:b", b"2")]
+    assert store.get_meta("r", "cursor:hooks") == b"5"
 
-    def counting_write(puts: Any, deletes: Any = ()) -> None:
-        writes.append(len(puts))
-        original(puts, deletes)
 
-    kv.write = counting_write  # type: ignore[method-assign]
-    store = DocStore(kv)
-    batch = [Append(f"room{i % 7}", u) for i, u in enumerate(typing_updates("x" * 50))]
-    store.append_many(batch)
-    assert len(writes) == 1
-    assert sum(m.last_seq for m in store.rooms()) == 50
+def test_info_counts_seq_and_bytes_and_rooms_are_listed(log: LogStore) -> None:
+    store = docstore(log)
+    store.append_many([Append(f"room{i % 7}", u) for i, u in enumerate(typing_updates("x" * 50))])
+    infos = store.rooms()
+    assert [i.name for i in infos] == [f"room{i}" for i in range(7)]
+    assert sum(i.last_seq for i in infos) == 50
+    assert all(i.log_bytes == sum(len(v) for _, v in log.read(i.name)) for i in infos)
 
 
-def test_failed_group_commit_leaves_counters_unchanged() -> None:
+def test_failed_group_commit_writes_nothing_and_leaves_counters_unchanged() -> None:
     kv = MemoryKV()
-    store = DocStore(kv)
+    store = docstore(KVLogStore(kv))
     store.append("r", b"\x00\x00")
 
     def failing_write(puts: Any, deletes: Any = ()) -> None:
-        from engine.errors import StorageError
-
         raise StorageError("disk full")
 
     original = kv.write
     kv.write = failing_write  # type: ignore[method-assign]
-    with pytest.raises(Exception, match="disk full"):
-        store.append("r", b"\x00\x00")
+    with pytest.raises(StorageError, match="disk full"):
+        store.append_many([Append("r", b"\x00\x00"), Append("new", b"\x00\x00")])
     kv.write = original  # type: ignore[method-assign]
     assert store.append("r", b"\x00\x00") == 2
+    assert store.info("new") is None
 
 
-def test_doc_text_helper_sanity() -> None:
-    doc: Doc[Any] = Doc()
-    doc, updates = recording_doc()
-    doc.get("t", type=Text).insert(0, "x")
-    assert text_of(updates) == "x"
+def test_redis_server_fixture_is_real(redis_server: RedisProcess) -> None:
+    log = RedisLogStore(redis_server.url)
+    try:
+        assert log.append([("r", b"x")], 1.0) == [1]
+        assert log.durability_warning() is None  # AOF with fsync always
+    finally:
+        log.close()

@@ -18,7 +18,7 @@ from engine.protocol import (
 )
 from harness.wire import connect, durable_text, edit
 from tests.conftest import ServerProcess, StartServer
-from tests.scaleout.conftest import RedisProcess
+from tests.redis_process import RedisProcess
 
 
 def nodes(start: StartServer, redis: RedisProcess, count: int) -> list[ServerProcess]:

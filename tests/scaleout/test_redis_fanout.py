@@ -1,68 +1,63 @@
-"""The Redis backend in-process against a real Redis: compaction races, gaps, migration."""
+"""Redis-specific behaviour against a real Redis: racing compactors in two processes'
+stores, a follower that finds a gap, and leases (the rest is the shared contract suite in
+tests/engine/test_docstore.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.storage import Append, DocStore, LmdbKV, LoadedRoom
-from server.metrics import Metrics
-from server.migrate import migrate
-from server.redis_backend import RedisBackend, key
+from engine.document import rebuild
+from engine.storage import Append, DocStore, LoadedRoom, Retention
+from engine.store import open_store
+from server.rooms.redis_fanout import RedisFanout
 from tests.engine.helpers import content, typing_updates
-from tests.scaleout.conftest import RedisProcess
+from tests.redis_process import RedisProcess
 
 
 @pytest.fixture
-async def backends(redis_server: RedisProcess) -> AsyncIterator[list[RedisBackend]]:
-    pair = [RedisBackend(redis_server.url, Metrics(), trim_log=True) for _ in range(2)]
-    for backend in pair:
-        await backend.start()
+async def stores(redis_server: RedisProcess) -> AsyncIterator[list[DocStore]]:
+    retention = Retention(keep_log=False)
+    pair = [open_store(redis_url=redis_server.url, retention=retention) for _ in range(2)]
     yield pair
-    for backend in pair:
-        await backend.close()
+    for store in pair:
+        store.close()
 
 
 async def test_two_compactors_racing_leave_one_snapshot_and_trim_only_to_it(
-    backends: list[RedisBackend],
+    stores: list[DocStore],
 ) -> None:
-    slow, fast = backends
+    slow, fast = stores
     updates = typing_updates("racing compactors")
-    await fast.commit([Append("room", u) for u in updates[:10]])
-    original_load = slow.load
-    loaded_once = asyncio.Event()
-    release = asyncio.Event()
+    fast.append_many([Append("room", u) for u in updates[:10]])
+    merging, release = threading.Event(), threading.Event()
 
-    async def stalled_load(room: str) -> LoadedRoom:
-        loaded = await original_load(room)
-        loaded_once.set()
-        await release.wait()  # the slow compactor's lease "expires" here
-        return loaded
+    def stalled_rebuild(batch: list[bytes]) -> bytes:
+        merging.set()
+        release.wait(10)  # the slow compactor stalls mid-merge
+        return rebuild(batch)
 
-    slow.load = stalled_load  # type: ignore[method-assign]
-    slow_task = asyncio.create_task(slow.compact("room"))
-    await loaded_once.wait()
-    await fast.redis.delete(key("lease", "room"))  # lease expired mid-merge
-    await fast.commit([Append("room", u) for u in updates[10:]])
-    assert await fast.compact("room") is True
+    slow._rebuild = stalled_rebuild
+    slow_task = asyncio.create_task(asyncio.to_thread(slow.compact, "room", force=True))
+    await asyncio.to_thread(merging.wait, 10)
+    fast.append_many([Append("room", u) for u in updates[10:]])
+    assert fast.compact("room", force=True) is not None
     release.set()
-    assert await slow_task is False  # fenced: its snapshot would be older
-    snapshot_seq = int(await fast.redis.hget(key("snap", "room"), "seq"))
-    assert snapshot_seq == len(updates)
-    assert await fast.redis.xlen(key("log", "room")) == 0
-    assert content((await fast.load("room")).updates)["t"] == "racing compactors"
+    assert await slow_task is None  # fenced: its snapshot would be older
+    assert [seq for seq, _ in fast.log.snapshots("room")][0] == len(updates)
+    assert fast.log.read("room") == []  # trimmed only to the winner
+    assert content(fast.load("room").updates)["t"] == "racing compactors"
 
 
 async def test_a_follower_that_finds_a_gap_reloads_instead_of_skipping(
-    backends: list[RedisBackend],
+    stores: list[DocStore], redis_server: RedisProcess
 ) -> None:
-    writer, follower = backends
+    writer, reader = stores
     updates = typing_updates("gapless!")
-    await writer.commit([Append("room", u) for u in updates[:2]])
+    writer.append_many([Append("room", u) for u in updates[:2]])
     received: list[bytes] = []
     done = asyncio.Event()
 
@@ -75,36 +70,35 @@ async def test_a_follower_that_finds_a_gap_reloads_instead_of_skipping(
         def remote_awareness(self, payload: bytes) -> None:
             pass
 
-    follower.follow("room", 2, Sink())
-    follower.unfollow("room")  # the follower drops out for a while...
-    await writer.commit([Append("room", u) for u in updates[2:-1]])
-    assert await writer.compact("room")  # ...and the stream is trimmed past its position
-    follower.follow("room", 2, Sink())
-    await writer.commit([Append("room", updates[-1])])
-    await asyncio.wait_for(done.wait(), 10)
+    async def load(room: str) -> LoadedRoom:
+        return await asyncio.to_thread(reader.load, room)
+
+    fanout = RedisFanout(redis_server.url, b"follower", load)
+    await fanout.start()
+    try:
+        writer.append_many([Append("room", u) for u in updates[2:-1]])
+        assert writer.compact("room", force=True)  # the stream is trimmed past seq 2
+        fanout.follow("room", 2, Sink())
+        writer.append_many([Append("room", updates[-1])])
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await fanout.close()
     assert content(updates[:2] + received)["t"] == "gapless!"
 
 
-async def test_migrate_copies_lmdb_rooms_once(tmp_path: Path, redis_server: RedisProcess) -> None:
-    store = DocStore(LmdbKV(tmp_path / "lmdb"))
-    for room, text in (("one", "first room"), ("two", "second")):
-        for update in typing_updates(text):
-            store.append(room, update, "importer")
-    store.compact("one", force=True)
-    first = await migrate(store, redis_server.url)
-    assert first == [("one", 10), ("two", 6)]
-    assert await migrate(store, redis_server.url) == [("one", 0), ("two", 0)]
-    store.append("two", typing_updates("second!")[-1])
-    assert await migrate(store, redis_server.url) == [("one", 0), ("two", 1)]
-    backend = RedisBackend(redis_server.url, Metrics())
-    await backend.start()
+async def test_a_lease_has_one_owner_until_it_expires(redis_server: RedisProcess) -> None:
+    async def never(room: str) -> LoadedRoom:
+        raise AssertionError("no load expected")
+
+    first = RedisFanout(redis_server.url, b"first", never)
+    second = RedisFanout(redis_server.url, b"second", never)
     try:
-        texts: dict[str, Any] = {
-            r: content((await backend.load(r)).updates)["t"] for r in ("one", "two")
-        }
-        history = await backend.history("one", 0, 3)
+        assert await first.lease("deliver:room", 0.3)
+        assert await first.lease("deliver:room", 0.3)  # renewing its own
+        assert not await second.lease("deliver:room", 0.3)
+        await asyncio.sleep(0.4)
+        assert await second.lease("deliver:room", 5)
+        assert not await first.lease("deliver:room", 5)
     finally:
-        await backend.close()
-    store.kv.close()
-    assert texts == {"one": "first room", "two": "second!"}
-    assert [h.user for h in history] == ["importer"] * 3
+        await first.close()
+        await second.close()

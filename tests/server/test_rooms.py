@@ -11,17 +11,19 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text
 
+from engine.document import rebuild
 from engine.errors import StorageError
 from engine.protocol import AwarenessEntry, Saved, SyncStep1, SyncStep2, Update, decode
-from engine.storage import DocStore, MemoryKV
+from engine.storage import DocStore, KVLogStore, MemoryKV
 from engine.storage.kv import Delete, Put
 from harness.wire import edit
-from server.backend import LmdbBackend
 from server.close_codes import Close
 from server.config import Config
 from server.metrics import Metrics
-from server.registry import RoomRegistry, RoomUnavailable
-from server.rooms import RoomActor, RoomState
+from server.rooms.actor import RoomActor, RoomState
+from server.rooms.fanout import LocalFanout
+from server.rooms.registry import RoomRegistry, RoomUnavailable
+from server.rooms.store import RoomStore
 
 
 class FaultyKV(MemoryKV):
@@ -81,6 +83,7 @@ class FakePeer:
 @dataclass
 class Rig:
     kv: FaultyKV
+    log: KVLogStore
     store: DocStore
     registry: RoomRegistry
 
@@ -88,16 +91,17 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     kv = FaultyKV()
-    store = DocStore(kv)
+    log = KVLogStore(kv)
+    store = DocStore(log, rebuild=rebuild)
     metrics = Metrics()
-    backend = LmdbBackend(store, metrics)
-    await backend.start()
+    room_store = RoomStore(store, metrics)
+    await room_store.start()
     config = Config(idle_unload_seconds=0.05)
-    registry = RoomRegistry(backend, config, metrics)
-    yield Rig(kv, store, registry)
+    registry = RoomRegistry(room_store, LocalFanout(), config, metrics)
+    yield Rig(kv, log, store, registry)
     await registry.close(1.0)
     kv.gate.set()
-    await backend.close()
+    await room_store.close()
 
 
 def state_of(room: RoomActor) -> RoomState:
@@ -148,7 +152,7 @@ async def test_failed_commit_is_not_acknowledged_or_broadcast_and_clients_resend
     again.join(carol)
     again.submit(carol, SyncStep2(lost))  # the client's resend on reconnect
     await settle(lambda: any(isinstance(m, Saved) for m in carol.messages()))
-    assert rig.store.meta("r") is not None and rig.store.meta("r").last_seq == 1  # type: ignore[union-attr]
+    assert rig.store.require("r").last_seq == 1
 
 
 async def test_concurrent_joins_load_the_room_once(rig: Rig) -> None:
@@ -161,8 +165,8 @@ async def test_concurrent_joins_load_the_room_once(rig: Rig) -> None:
 
 async def test_a_room_that_fails_to_load_is_refused_not_replaced_by_an_empty_one(rig: Rig) -> None:
     rig.store.append("precious", edit(Doc(), "data"))
-    rig.store._ids.clear()
-    rig.store._metas.clear()
+    rig.log._ids.clear()
+    rig.log._metas.clear()
     rig.kv.fail_reads = True
     with pytest.raises(RoomUnavailable):
         await rig.registry.acquire("precious")
@@ -184,7 +188,7 @@ async def test_idle_room_unloads_only_after_its_writes_commit(rig: Rig) -> None:
     rig.kv.gate.set()
     await settle(lambda: state_of(room) is RoomState.CLOSED)
     assert "idle" not in rig.registry.rooms
-    assert rig.store.meta("idle").last_seq == 1  # type: ignore[union-attr]
+    assert rig.store.require("idle").last_seq == 1
 
 
 async def test_rejoin_during_idle_wait_keeps_the_room(rig: Rig) -> None:

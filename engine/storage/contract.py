@@ -1,0 +1,98 @@
+"""The log-store contract: the one thing a backend must do for the DocStore.
+
+A log store keeps, per room, an append-only log of opaque records numbered 1, 2, 3, ...
+(the room's seq), a few snapshots (opaque records tagged with the seq they cover), and a
+small per-room key/value space for metadata (delivery cursors, version labels). It never
+interprets a record: packing, checksums, gap checks, load with snapshot fallback, history
+and compaction policy live once, in `DocStore`, above every implementation.
+
+Implementations: `KVLogStore` over any `KV` (embedded LMDB, or memory in tests) and
+`RedisLogStore` (Redis Streams, for several server processes). One contract suite
+(tests/engine/test_log_contract.py) runs against all three.
+
+Calls are synchronous; the server runs them off its event loop, writes on one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """What the store counts for a room as it appends.
+
+    Args:
+        log_bytes: bytes of every record ever appended (trimming does not lower it), so
+            "bytes since the last snapshot" is a subtraction, not a scan.
+    """
+
+    name: str
+    created: float
+    last_seq: int
+    log_bytes: int
+
+
+class LogStore(Protocol):
+    """Per-room sequenced logs, snapshots with compare-and-set, metadata, trimming."""
+
+    def append(self, entries: Sequence[tuple[str, bytes]], now: float) -> list[int]:
+        """Append (room, record) pairs in one atomic, durable step; returns their seqs.
+
+        A room seen for the first time is created (with `now` as its creation time).
+        On failure nothing is written (raises StorageError).
+        """
+        ...
+
+    def read(
+        self, room: str, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """Log records with after < seq <= upto, ascending; what trimming left of them."""
+        ...
+
+    def first_seq(self, room: str) -> int | None:
+        """The oldest seq still in the log (None: the log is empty or trimmed away)."""
+        ...
+
+    def info(self, room: str) -> RoomInfo | None:
+        """The room's counters, or None if it was never written."""
+        ...
+
+    def rooms(self) -> list[str]:
+        """Every stored room's name, sorted."""
+        ...
+
+    def snapshots(self, room: str, upto: int | None = None) -> list[tuple[int, bytes]]:
+        """Stored snapshots with seq <= upto, newest first."""
+        ...
+
+    def put_snapshot(
+        self, room: str, seq: int, record: bytes, *, expect: int, keep: int, trim_log: bool
+    ) -> bool:
+        """Store a snapshot covering 1..seq, if the newest stored one is still `expect`
+        (0: none). In the same atomic step: drop all but the `keep` newest snapshots
+        (0 keeps all) and, with `trim_log`, the log entries <= seq. False if the check
+        failed (another compactor won); nothing is written then.
+        """
+        ...
+
+    def get_meta(self, room: str, name: str) -> bytes | None: ...
+
+    def set_meta(
+        self, room: str, name: str, value: bytes | None, *, only_new: bool = False
+    ) -> bool:
+        """Set (None: delete) one metadata value of a stored room; with `only_new`,
+        only if it is not set yet (returns False then)."""
+        ...
+
+    def scan_meta(self, room: str, prefix: str) -> list[tuple[str, bytes]]:
+        """Metadata entries whose name starts with `prefix`, sorted by name."""
+        ...
+
+    def delete_room(self, room: str) -> bool:
+        """Remove the room and everything stored for it; False if it did not exist."""
+        ...
+
+    def close(self) -> None: ...

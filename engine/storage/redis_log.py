@@ -1,0 +1,178 @@
+"""The log-store contract on Redis, for several server processes sharing rooms.
+
+    performer:log:{room}     stream; entry id 0-{seq}, fields r (record), n (writer node)
+    performer:seq:{room}     the room's last seq (INCR'd atomically with the XADD)
+    performer:bytes:{room}   bytes ever appended (INCRBY'd with it)
+    performer:snaps:{room}   sorted set: snapshot records scored by the seq they cover
+    performer:meta:{room}    hash: metadata (cursors, labels)
+    performer:rooms          hash: room -> created timestamp
+
+Each append and each snapshot compare-and-set is one Lua script, so it is atomic on the
+Redis side. Durability is Redis's: with `appendonly yes` and `appendfsync always` a reply
+means the AOF was fsynced; `durability_warning()` says when the server promises less.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError
+
+from engine.errors import StorageError
+from engine.names import validate_room_name
+from engine.storage.contract import RoomInfo
+from engine.storage.redis_keys import PREFIX, key, seq_of
+
+ROOMS = PREFIX + "rooms"
+
+_APPEND = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('INCRBY', KEYS[4], string.len(ARGV[1]))
+redis.call('XADD', KEYS[2], '0-' .. seq, 'r', ARGV[1], 'n', ARGV[2])
+redis.call('HSETNX', KEYS[3], ARGV[3], ARGV[4])
+return seq
+"""
+_SNAPSHOT_CAS = """
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local current = 0
+if #newest > 0 then current = tonumber(newest[2]) end
+if current ~= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local keep = tonumber(ARGV[4])
+if keep > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1)) end
+if ARGV[5] == '1' then redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(ARGV[2]) + 1)) end
+return 1
+"""
+
+
+def _bytes(value: Any) -> bytes:
+    return bytes(value)
+
+
+class RedisLogStore:
+    """`LogStore` on Redis; see the module docstring for the layout.
+
+    Args:
+        url: `redis://host:port/db`.
+        node: this process's id, written with each entry so its fan-out can skip its own.
+    """
+
+    def __init__(self, url: str, node: bytes | None = None) -> None:
+        self.url = url
+        self.node = node or uuid.uuid4().hex.encode()
+        # redis-py types replies as unions of every shape; they are known from the commands
+        self.redis: Any = redis.Redis.from_url(url)
+        self._append = self.redis.register_script(_APPEND)
+        self._cas = self.redis.register_script(_SNAPSHOT_CAS)
+
+    def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RedisError as exc:
+            raise StorageError(f"Redis {what} failed: {exc}") from exc
+
+    def durability_warning(self) -> str | None:
+        """None when an acknowledged append is fsynced by Redis, else why not."""
+        try:
+            config = self.redis.config_get("append*")
+        except RedisError as exc:
+            return f"cannot read Redis durability settings ({exc})"
+        if config.get("appendonly") == "yes" and config.get("appendfsync") == "always":
+            return None
+        return (
+            f"Redis appendonly={config.get('appendonly')} appendfsync="
+            f"{config.get('appendfsync')}: acknowledged edits can be lost if Redis crashes "
+            "(set appendonly yes, appendfsync always)"
+        )
+
+    def append(self, entries: Sequence[tuple[str, bytes]], now: float) -> list[int]:
+        for room, _ in entries:
+            validate_room_name(room)
+        pipe = self.redis.pipeline(transaction=False)
+        for room, record in entries:
+            self._append(
+                keys=[key("seq", room), key("log", room), ROOMS, key("bytes", room)],
+                args=[record, self.node, room, repr(now)],
+                client=pipe,
+            )
+        return [int(seq) for seq in self._call("append", pipe.execute)]
+
+    def read(
+        self, room: str, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        end = "+" if upto is None else f"0-{upto}"
+        if upto is not None and upto <= after:
+            return []
+        entries = self._call(
+            "read", self.redis.xrange, key("log", room), f"0-{after + 1}", end, count=limit
+        )
+        return [(seq_of(entry_id), _bytes(fields[b"r"])) for entry_id, fields in entries]
+
+    def first_seq(self, room: str) -> int | None:
+        first = self._call("read", self.redis.xrange, key("log", room), "-", "+", count=1)
+        return seq_of(first[0][0]) if first else None
+
+    def info(self, room: str) -> RoomInfo | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(ROOMS, room)
+        pipe.get(key("seq", room))
+        pipe.get(key("bytes", room))
+        created, last_seq, size = self._call("read", pipe.execute)
+        if created is None:
+            return None
+        return RoomInfo(room, float(created), int(last_seq or 0), int(size or 0))
+
+    def rooms(self) -> list[str]:
+        return sorted(name.decode("utf-8") for name in self._call("read", self.redis.hkeys, ROOMS))
+
+    def snapshots(self, room: str, upto: int | None = None) -> list[tuple[int, bytes]]:
+        top = "+inf" if upto is None else str(upto)
+        pairs = self._call(
+            "read", self.redis.zrevrangebyscore, key("snaps", room), top, "-inf", withscores=True
+        )
+        return [(int(score), _bytes(record)) for record, score in pairs]
+
+    def put_snapshot(
+        self, room: str, seq: int, record: bytes, *, expect: int, keep: int, trim_log: bool
+    ) -> bool:
+        won = self._call(
+            "snapshot",
+            self._cas,
+            keys=[key("snaps", room), key("log", room)],
+            args=[expect, seq, record, keep, "1" if trim_log else "0"],
+        )
+        return bool(won)
+
+    def get_meta(self, room: str, name: str) -> bytes | None:
+        value = self._call("read", self.redis.hget, key("meta", room), name)
+        return None if value is None else _bytes(value)
+
+    def set_meta(
+        self, room: str, name: str, value: bytes | None, *, only_new: bool = False
+    ) -> bool:
+        if self._call("read", self.redis.hexists, ROOMS, room) == 0:
+            raise StorageError(f"room {room!r} does not exist")
+        if value is None:
+            self._call("write", self.redis.hdel, key("meta", room), name)
+            return True
+        if only_new:
+            return bool(self._call("write", self.redis.hsetnx, key("meta", room), name, value))
+        self._call("write", self.redis.hset, key("meta", room), name, value)
+        return True
+
+    def scan_meta(self, room: str, prefix: str) -> list[tuple[str, bytes]]:
+        items = self._call("read", self.redis.hgetall, key("meta", room))
+        decoded = ((name.decode("utf-8"), _bytes(value)) for name, value in items.items())
+        return sorted(pair for pair in decoded if pair[0].startswith(prefix))
+
+    def delete_room(self, room: str) -> bool:
+        removed = self._call("write", self.redis.hdel, ROOMS, room)
+        kinds = ("log", "seq", "bytes", "snaps", "meta")
+        self._call("write", self.redis.delete, *(key(kind, room) for kind in kinds))
+        return bool(removed)
+
+    def close(self) -> None:
+        self.redis.close()

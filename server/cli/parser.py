@@ -1,0 +1,103 @@
+"""The command line: one small function per command's flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from server.cli import serve, tools
+from server.config import Config
+
+DEFAULTS = Config()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="performer", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _serve(commands.add_parser("serve", help="run the sync server"))
+    _token(commands.add_parser("token", help="print a room token (JWT HS256)"))
+    _store_command(commands, "verify", "replay every room; non-zero on mismatch", tools.verify)
+    compact = _store_command(commands, "compact", "write snapshots now", tools.compact)
+    compact.add_argument("--room", default=None)
+    export = _store_command(commands, "export", "write one room to a file", tools.export)
+    export.add_argument("--room", required=True)
+    export.add_argument("-o", "--output", type=Path, required=True)
+    load = _store_command(commands, "import", "append an exported room to a store", tools.load)
+    load.add_argument("--room", default=None, help="import under another name")
+    load.add_argument("input", type=Path)
+    migrate = commands.add_parser("migrate", help="copy LMDB rooms into Redis (idempotent)")
+    migrate.add_argument("--data", type=Path, required=True)
+    migrate.add_argument("--redis", required=True)
+    migrate.set_defaults(func=tools.migrate_rooms)
+    _chat(commands.add_parser("chat", help="terminal chat on the Python client"))
+    bench = commands.add_parser("bench", help="run the benchmark suite", add_help=False)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=tools.bench)
+    return parser
+
+
+def _store_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    func: object,
+) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=help_text)
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", type=Path, help="an LMDB data directory")
+    where.add_argument("--redis", help="redis://HOST:PORT/DB: rooms shared through Redis")
+    command.set_defaults(func=func)
+    return command
+
+
+def _serve(serve_cmd: argparse.ArgumentParser) -> None:
+    add = serve_cmd.add_argument
+    limits = DEFAULTS.limits
+    add("--host", default=DEFAULTS.host)
+    add("--port", type=int, default=DEFAULTS.port, help="0 picks a free port")
+    add("--data", type=Path, default=DEFAULTS.data_dir)
+    add("--auth-secret", default=os.environ.get("PERFORMER_AUTH_SECRET"))
+    add("--idle-unload", type=float, default=DEFAULTS.idle_unload_seconds,
+        help="seconds a room without clients stays in memory")  # fmt: skip
+    add("--max-frame-bytes", type=int, default=limits.max_frame_bytes)
+    add("--max-update-bytes", type=int, default=limits.max_update_bytes)
+    add("--max-doc-bytes", type=int, default=limits.max_doc_bytes)
+    add("--rate", type=float, default=limits.messages_per_second,
+        help="messages per second per connection before reading slows down")  # fmt: skip
+    add("--send-buffer-bytes", type=int, default=limits.send_buffer_bytes,
+        help="disconnect a client that stops reading once this much is queued")  # fmt: skip
+    add("--redis", default=os.environ.get("PERFORMER_REDIS"),
+        help="redis://HOST:PORT/DB: share rooms with other processes")  # fmt: skip
+    add("--trim-log", action="store_true",
+        help="drop log entries once a snapshot covers them (no time travel before it)")  # fmt: skip
+    add("--hooks", default=None, metavar="MODULE:NAME",
+        help="application hooks: a Hooks instance, or a class built with no arguments")  # fmt: skip
+    add("--webhook", default=None, metavar="URL", help="POST each room's changes here")
+    add("--webhook-secret", default=os.environ.get("PERFORMER_WEBHOOK_SECRET"),
+        help="HMAC-SHA256 key for the X-Performer-Signature header")  # fmt: skip
+    add("--webhook-unsigned", action="store_true",
+        help="send webhooks without a signature (no secret)")  # fmt: skip
+    serve_cmd.set_defaults(func=serve.serve)
+
+
+def _token(token: argparse.ArgumentParser) -> None:
+    token.add_argument(
+        "--secret",
+        default=os.environ.get("PERFORMER_AUTH_SECRET"),
+        required="PERFORMER_AUTH_SECRET" not in os.environ,
+    )
+    token.add_argument("--room", required=True, help="room name, or a prefix ending in *")
+    token.add_argument("--read-only", action="store_true")
+    token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    token.add_argument("--user", default=None)
+    token.set_defaults(func=tools.token)
+
+
+def _chat(chat: argparse.ArgumentParser) -> None:
+    chat.add_argument("--url", default=f"ws://{DEFAULTS.host}:{DEFAULTS.port}/rooms")
+    chat.add_argument("--room", default="lobby")
+    chat.add_argument("--user", default=os.environ.get("USER", "guest"))
+    chat.add_argument("--token", default=None)
+    chat.add_argument("--store", default="./client-data")
+    chat.set_defaults(func=tools.chat)
