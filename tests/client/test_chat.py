@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pycrdt import Array
 
-from engine.client.chat import color_for, format_message, new_message, reaction_counts
 from engine.client import connect
+from engine.client.chat import color_for, format_message, new_message, reaction_counts
 from tests.client.conftest import PERFORMER, ROOT, LiveServer
 from tests.client.helpers import DEADLINE, server_doc, wait_for_doc
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pycrdt import Array, Awareness
 
-from engine.client.chat import new_message, toggle_reaction
 from engine.client import connect
+from engine.client.chat import new_message, toggle_reaction
 from tests.client.conftest import ROOT, LiveServer
 from tests.client.helpers import DEADLINE, wait_for_doc
 
