@@ -2,6 +2,11 @@
 
 Each (workload, server, repeat) gets a freshly started server with an empty
 data directory, so no run inherits another's rooms, memory or log.
+
+Every run writes its raw results (with commit, date and machine) to
+``results/runs/``, merges its rows into ``results/results.jsonl`` (replacing
+the rows of the (workload, server) pairs it measured), and regenerates
+``RESULTS.md``, the plots and the README's benchmark tables from that file.
 """
 
 from __future__ import annotations
@@ -17,26 +22,59 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import install, report, servers
+from benchmarks import install, readme, report, servers, workloads
 from benchmarks.paths import REPO, RESULTS, peers_python
-from benchmarks.servers import KINDS, RunningServer
-from benchmarks.workloads import SIZES, WORKLOADS, Case, Sizes
+from benchmarks.servers import KINDS, LOOPS, RunningServer
+from benchmarks.workloads import NEEDS_DURABLE, SIZES, WORKLOADS, Case, Sizes, with_big_mb
 
 DEFAULT_SEED = 20240611
+DEFAULT_SERVERS = ("ours", "y-websocket", "hocuspocus", "pycrdt")
+# Workloads whose steps are long enough that one repeat is the default.
+ONE_REPEAT = {"T", "BIG"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="performer bench", description=__doc__)
-    p.add_argument("--servers", default=",".join(KINDS), help="comma list: " + ",".join(KINDS))
-    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma list of A-F")
+    p.add_argument(
+        "--servers", default=",".join(DEFAULT_SERVERS), help="comma list: " + ",".join(KINDS)
+    )
+    p.add_argument(
+        "--workloads",
+        "--workload",
+        default="A,B,C,D,E,F",
+        help="comma list of " + ",".join(WORKLOADS) + " (T: typists, BIG: big room)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="1 repeat, small sizes (smoke test)")
     mode.add_argument("--full", action="store_true", help="larger sizes (200,000-update cold sync)")
-    p.add_argument("--repeats", type=int, help="repeats per case (default 3, --quick 1)")
+    p.add_argument(
+        "--repeats", type=int, help="repeats per case (default 3; T, BIG and --quick: 1)"
+    )
+    p.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="uvloop",
+        help="event loop of both Python servers, ours and pycrdt-websocket (default uvloop)",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="before each run wait up to this many seconds for other work to use < 0.5 cores",
+    )
+    p.add_argument(
+        "--big-mb", type=float, help="big-room document size in MB (default 17; e.g. 100)"
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--out", type=Path, help="output dir (default benchmarks/results[/quick])")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--profile", action="store_true", help="also py-spy our server under A")
+    p.add_argument(
+        "--profile",
+        nargs="?",
+        const="A",
+        choices=("A", "T"),
+        help="also py-spy our server under A (default) or T at 100 rooms",
+    )
     p.add_argument(
         "--ours-ref", help="measure our server as of this git ref (default: the work tree)"
     )
@@ -44,9 +82,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.server_list = _pick(args.servers, KINDS, "server")
     args.workload_list = _pick(args.workloads.upper(), WORKLOADS, "workload")
     args.mode = "quick" if args.quick else "full" if args.full else "default"
+    args.fixed_repeats = args.repeats
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.out = args.out or (RESULTS / "quick" if args.quick else RESULTS)
     return args
+
+
+def repeats_for(args: argparse.Namespace, workload: str) -> int:
+    if args.fixed_repeats:
+        return int(args.fixed_repeats)
+    return 1 if workload in ONE_REPEAT else int(args.repeats)
+
+
+def server_for(workload: str, server: str) -> str | None:
+    """The server to run for a workload: BIG needs rooms that survive a restart,
+    so y-websocket runs with its LevelDB persistence there and servers that keep
+    nothing are skipped."""
+    if workload in NEEDS_DURABLE:
+        if server == "y-websocket":
+            return "y-websocket-leveldb"
+        if not KINDS[server].durable:
+            return None
+    return server
 
 
 def _pick(text: str, known: dict[str, Any], what: str) -> list[str]:
@@ -57,11 +114,13 @@ def _pick(text: str, known: dict[str, Any], what: str) -> list[str]:
     return names
 
 
-def run_one(workload: str, server: str, sizes: Sizes, seed: int, log: Path) -> list[Case]:
+def run_one(
+    workload: str, server: str, sizes: Sizes, seed: int, log: Path, loop: str = "uvloop"
+) -> list[Case]:
     """One repeat of one workload against a fresh server."""
     idle = sizes.idle_unload_s if workload == "D" else None
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
-        srv = RunningServer(KINDS[server], Path(tmp) / "data", log, idle_unload_s=idle)
+        srv = RunningServer(KINDS[server], Path(tmp) / "data", log, idle_unload_s=idle, loop=loop)
         try:
             srv.start()
         except RuntimeError as exc:
@@ -73,13 +132,18 @@ def run_one(workload: str, server: str, sizes: Sizes, seed: int, log: Path) -> l
 
 
 def run_all(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
-    sizes = SIZES[args.mode]
+    sizes = with_big_mb(SIZES[args.mode], args.big_mb)
     raw: list[dict[str, Any]] = []
     for workload in args.workload_list:
-        for server in args.server_list:
-            for rep in range(args.repeats):
+        for asked in args.server_list:
+            server = server_for(workload, asked)
+            if server is None:
+                print(f"[bench] {workload} {asked}: skipped (keeps nothing across a restart)")
+                continue
+            for rep in range(repeats_for(args, workload)):
                 t0 = time.monotonic()
-                cases = run_one(workload, server, sizes, args.seed, out / f"{server}.log")
+                log = out / f"{server}.log"
+                cases = run_one(workload, server, sizes, args.seed, log, args.loop)
                 for case in cases:
                     raw.append({"workload": workload, "server": server, "repeat": rep, **case})
                     status = (
@@ -106,17 +170,34 @@ def write_outputs(
     profile_md: str | None,
     argv: list[str],
 ) -> bool:
+    """Raw runs to ``runs/``, rows merged into ``results.jsonl``, then every report."""
     rows = report.aggregate(raw)
-    (out / "runs.raw.json").write_text(json.dumps({"machine": header, "runs": raw}, indent=1))
-    report.write_jsonl(out / "results.jsonl", rows, header)
-    plots = [] if args.no_plots else _plots(out / "results.jsonl", out)
-    titles = {k: v[0] for k, v in WORKLOADS.items()}
-    doc = _document(args, header, report.markdown(rows, titles), plots, profile_md, argv)
-    name = "RESULTS.md" if args.mode != "quick" else "summary.md"
-    (out / name).write_text(doc)
-    print(doc)
-    print(f"[bench] wrote {out / name}", file=sys.stderr)
+    cmd = ("python -m benchmarks " + shlex.join(argv)).strip()
+    header = {**header, "command": cmd, "mode": args.mode, "seed": args.seed, "loop": args.loop}
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = header["date"].replace(" UTC", "").replace(" ", "T").replace(":", "")
+    name = f"{stamp}-{'-'.join(args.workload_list)}-{header['commit'][:12]}.json"
+    (runs_dir / name).write_text(json.dumps({"machine": header, "runs": raw}, indent=1) + "\n")
+    if profile_md:
+        (out / f"profile-{args.profile}.md").write_text(profile_md)
+    report.merge_jsonl(out / "results.jsonl", rows, header)
+    regenerate(out, plots=not args.no_plots, readme_too=args.mode != "quick")
+    print(f"[bench] wrote {runs_dir / name}", file=sys.stderr)
     return all(r["ok"] for r in rows)
+
+
+def regenerate(out: Path, plots: bool = True, readme_too: bool = True) -> None:
+    """RESULTS.md, plots and (for the committed results) the README tables from results.jsonl."""
+    rows = report.read_jsonl(out / "results.jsonl")
+    pngs = _plots(out / "results.jsonl", out) if plots else []
+    titles = {k: v[0] for k, v in WORKLOADS.items()}
+    profiles = {p.stem.split("-", 1)[1]: p.read_text() for p in sorted(out.glob("profile-*.md"))}
+    doc = _document(rows, report.markdown(rows, titles), pngs, profiles)
+    (out / "RESULTS.md").write_text(doc)
+    print(f"[bench] wrote {out / 'RESULTS.md'}", file=sys.stderr)
+    if readme_too:
+        readme.update(rows)
 
 
 def _plots(jsonl: Path, out: Path) -> list[str]:
@@ -136,37 +217,29 @@ def _plots(jsonl: Path, out: Path) -> list[str]:
 
 
 def _document(
-    args: argparse.Namespace,
-    header: dict[str, Any],
-    tables: str,
-    plots: list[str],
-    profile_md: str | None,
-    argv: list[str],
+    rows: list[dict[str, Any]], tables: str, plots: list[str], profiles: dict[str, str]
 ) -> str:
     from benchmarks import methodology
 
-    cmd = "python -m benchmarks " + shlex.join(argv)
+    servers_seen = list(dict.fromkeys(r["server"] for r in rows))
     parts = [
         "# Benchmarks: Performer Sync side by side with the servers users would pick instead\n",
-        f"Command: `{cmd.strip()}`  ",
-        f"Mode: {args.mode}, {args.repeats} repeat(s), seed {args.seed}  ",
-        f"Date: {header['date']}  ",
-        f"Performer measured: {header['ours']}  ",
         (
-            f"Machine: {header['cores']} cores, {header['cpu']}, {header['memory_gib']} GiB RAM, "
-            f"Linux {header['kernel']}, Python {header['python']}, Node {header['node']}. "
-            "Servers and the load generator share these cores; everything runs on 127.0.0.1.\n"
+            "Generated from `results.jsonl` (one line per workload, case and server, each with "
+            "the command, commit, date, machine and load it was measured with); raw repeats are "
+            "in `runs/`. Every section below says when and how its numbers were taken.\n"
         ),
         "## What persists\n",
-        report.persistence_note(args.server_list) + "\n",
+        report.persistence_note(servers_seen) + "\n",
         methodology.TEXT,
         "## Results\n",
         "Cells: median of the repeats, (min–max) when they differ.\n",
         tables,
     ]
     parts += [f"![{p}]({p})\n" for p in plots]
-    if profile_md:
-        parts += ["## Where our server spends its time (workload A)\n", profile_md]
+    titles = {"A": "workload A", "T": "workload T, 100 rooms x 3 typists"}
+    for key, text in profiles.items():
+        parts += [f"## Where our server spends its time ({titles.get(key, key)})\n", text]
     return "\n".join(parts)
 
 
@@ -184,16 +257,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    want_tools = args.profile or (not args.no_plots and args.mode != "quick")
-    install.ensure_for(args.server_list, want_tools)
+    want_tools = bool(args.profile) or (not args.no_plots and args.mode != "quick")
+    need = [server_for(w, s) for w in args.workload_list for s in args.server_list]
+    install.ensure_for([s for s in need if s], want_tools)
+    workloads.QUIET["wait_s"] = args.quiet_wait
     header = report.machine()
     header["ours"] = _pin_ours(args.ours_ref)
+    header["commit"] = report.git_commit(args.ours_ref or "HEAD")
     raw = run_all(args, out)
     profile_md = None
     if args.profile:
         from benchmarks.profile import profile_ours
 
-        profile_md = profile_ours(SIZES[args.mode], args.seed, out)
+        profile_md = profile_ours(SIZES[args.mode], args.seed, out, args.profile, args.loop)
     ok = write_outputs(args, out, raw, header, profile_md, argv)
     return 0 if ok else 1
 

@@ -24,6 +24,7 @@ PEERS_PIP = [
     "websockets==14.2",
     "matplotlib>=3.8",
     "py-spy>=0.3",
+    "uvloop==0.23.0",
 ]
 
 
@@ -84,7 +85,7 @@ def ensure_peers_venv() -> None:
 def ensure_for(servers: list[str], want_tools: bool) -> None:
     """Install what the selected servers (and plots/profiling) need."""
     ensure_node_clients()
-    if {"y-websocket", "hocuspocus"} & set(servers):
+    if {"y-websocket", "y-websocket-leveldb", "hocuspocus"} & set(servers):
         ensure_node_peers()
     if "pycrdt" in servers or want_tools:
         ensure_peers_venv()

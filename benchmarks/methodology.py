@@ -38,4 +38,20 @@ TEXT = """## How it is measured
   sends x 9; a server that coalesces (ours flushes presence every 30 ms) or
   echoes to the sender (Hocuspocus, pycrdt-websocket) delivers a different
   count; "final states seen" checks every client ends with every peer's last state.
+- **T typists:** open loop at typing pace: every client inserts one character
+  5 times/s (each gap 200 ms x U(0.5, 1.5)) into its room's text, R rooms of 3,
+  R stepped 25, 50, 100, 200, 400 (each step on a restarted server, 10 s); then
+  one busy room, 10 clients x 20 edits/s. Server CPU % is of one core; the load
+  client's own CPU and how late its edits left against their schedule are
+  recorded, and a step where the client was the bottleneck is marked.
+- **BIG big room:** see the section's note; the peer here is y-websocket with its
+  own LevelDB persistence (`YPERSISTENCE`), since a server that keeps nothing has
+  no cold room to load.
+- **Event loop:** ours runs on uvloop when it is installed (it is, in `.venv`);
+  pycrdt-websocket under uvicorn runs on asyncio's loop unless uvloop is
+  installed and used. The suite runs both Python servers on the same loop
+  (`--loop uvloop`, the default, or `--loop asyncio`) and records which.
+- **Load:** the machine is shared. Before each run the harness waits (up to
+  `--quiet-wait` s) for other work to use < 0.5 cores, and records the cores
+  other processes used during the run (`other_busy_cores`).
 """

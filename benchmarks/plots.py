@@ -30,6 +30,10 @@ def plot(jsonl: Path, out_dir: Path) -> list[Path]:
     rows = _load(jsonl)
     written = []
     for workload in sorted({r["workload"] for r in rows}):
+        if workload == "T":
+            path = _typists(plt, [r for r in rows if r["workload"] == "T"], out_dir)
+            written += [path] if path else []
+            continue
         mine = [r for r in rows if r["workload"] == workload and r["ok"]]
         cols = [c for c in COLUMNS[workload] if _numeric(mine, c[0])]
         if not cols:
@@ -49,6 +53,63 @@ def plot(jsonl: Path, out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _median(row: dict[str, Any], key: str) -> float | None:
+    stat = row["metrics"].get(key)
+    if isinstance(stat, dict) and "median" in stat:
+        return float(stat["median"])
+    return None
+
+
+def _typists(plt: Any, rows: list[dict[str, Any]], out_dir: Path) -> Path | None:
+    """T.png: p99 latency and server CPU against the number of typists, one line per server.
+
+    Failed steps are left out; client-bound steps are drawn hollow.
+    """
+    steps = [r for r in rows if r["ok"] and not r["case"].startswith("1 busy room")]
+    if not steps:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = [
+        ("p99_ms", "p99 delivery latency, ms (log)"),
+        ("server_cpu_pct", "server CPU, % of one core"),
+        ("server_cpu_us_per_update", "server CPU µs per edit"),
+    ]
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for server in dict.fromkeys(r["server"] for r in steps):
+            mine = sorted(
+                (r for r in steps if r["server"] == server),
+                key=lambda r: _median(r, "clients") or 0,
+            )
+            xs = [_median(r, "clients") or 0 for r in mine]
+            ys = [_median(r, key) or 0 for r in mine]
+            (line,) = ax.plot(xs, ys, marker="o", label=KINDS[server].label)
+            bound = [
+                (x, y)
+                for r, x, y in zip(mine, xs, ys, strict=True)
+                if (r["metrics"].get("client_bound") or {}).get("any")
+            ]
+            if bound:
+                ax.plot(
+                    [b[0] for b in bound],
+                    [b[1] for b in bound],
+                    "o",
+                    markerfacecolor="white",
+                    color=line.get_color(),
+                )
+        ax.set_xscale("log", base=2)
+        if key == "p99_ms":
+            ax.set_yscale("log")
+        ax.set_xlabel("typists (3 per room, 5 edits/s each)", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("T: typists (hollow: client-bound step)", fontsize=10)
+    fig.tight_layout()
+    path = out_dir / "T.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def _numeric(rows: list[dict[str, Any]], key: str) -> bool:

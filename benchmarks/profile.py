@@ -1,4 +1,4 @@
-"""Sample our server with py-spy while workload A runs, and list the hot spots.
+"""Sample our server with py-spy while workload A (or one step of T) runs; list the hot spots.
 
 A separate run from the measured ones: sampling slows the server a little.
 py-spy lives in the peers venv; it attaches to the running server by pid.
@@ -15,24 +15,44 @@ from pathlib import Path
 
 from benchmarks.paths import PEERS_VENV
 from benchmarks.servers import KINDS, RunningServer
-from benchmarks.workloads import Sizes, fanout
+from benchmarks.workloads import Sizes, fanout, typists_step
 
 _SAMPLE = re.compile(r"^(.*) (\d+)$")
 _SITE = re.compile(r"/(?:site-packages|lib/python3\.\d+)/")
 
 
-def profile_ours(sizes: Sizes, seed: int, out_dir: Path, top: int = 15) -> str:
-    """Run A against ours under py-spy; return a Markdown section with the top frames."""
+TYPIST_PROFILE_ROOMS = 100
+
+
+def profile_ours(
+    sizes: Sizes,
+    seed: int,
+    out_dir: Path,
+    workload: str = "A",
+    loop: str = "uvloop",
+    top: int = 15,
+) -> str:
+    """Run A (or one step of T, 100 rooms x 3 typists) against ours under py-spy.
+
+    Returns a Markdown section with the top frames.
+    """
     spy = PEERS_VENV / "bin" / "py-spy"
-    raw = out_dir / "profile-ours.raw.txt"
+    raw = out_dir / f"profile-ours-{workload}.raw.txt"
+    what = "workload A"
+    if workload == "T":
+        what = f"workload T, {TYPIST_PROFILE_ROOMS} rooms x 3 typists"
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        server = RunningServer(KINDS["ours"], Path(tmp) / "data", out_dir / "profile-ours.log")
+        log = out_dir / "profile-ours.log"
+        server = RunningServer(KINDS["ours"], Path(tmp) / "data", log, loop=loop)
         with server:
             cmd = [str(spy), "record", "--pid", str(server.pid), "--rate", "200", "--format", "raw"]
             cmd += ["--output", str(raw), "--nonblocking"]
             spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
-                cases = fanout(server, sizes, seed)
+                if workload == "T":
+                    cases = [typists_step(server, sizes, seed, TYPIST_PROFILE_ROOMS)]
+                else:
+                    cases = fanout(server, sizes, seed)
             finally:
                 spy_proc.send_signal(signal.SIGINT)
                 _, err = spy_proc.communicate(timeout=60)
@@ -42,7 +62,7 @@ def profile_ours(sizes: Sizes, seed: int, out_dir: Path, top: int = 15) -> str:
     ok = all(not c["failures"] for c in cases)
     lines = [
         (
-            f"py-spy, 200 Hz, {total:,} samples of the server process during workload A "
+            f"py-spy, 200 Hz, {total:,} samples of the server process ({loop}) during {what} "
             f"({'all cases passed' if ok else 'some cases FAILED'}); "
             "py-spy's default idle filter; time in native code (uvloop, LMDB, fsync) "
             "counts for the Python frame that called it.\n"

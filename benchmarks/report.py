@@ -55,6 +55,32 @@ COLUMNS: dict[str, list[tuple[str, str, int]]] = {
     ],
 }
 COLUMNS["B"] = COLUMNS["A"]
+COLUMNS["T"] = [
+    ("clients", "typists", 0),
+    ("updates_per_s", "edits/s", 0),
+    ("server_cpu_pct", "server CPU %", 0),
+    ("server_cpu_us_per_update", "server CPU µs/edit", 0),
+    ("p50_ms", "p50 ms", 1),
+    ("p99_ms", "p99 ms", 1),
+    ("max_ms", "max ms", 0),
+    ("lost", "lost", 0),
+    ("converged", "converged", 0),
+    ("loadgen_cpu_pct", "load client CPU %", 0),
+    ("send_lag_p99_ms", "send lag p99 ms", 1),
+    ("other_busy_cores", "other load (cores)", 2),
+]
+COLUMNS["BIG"] = [
+    ("doc_bytes", "document MB", 1),
+    ("cold_complete_ms", "cold first sync ms", 0),
+    ("crowd_all_complete_ms", "4 joining at once ms", 0),
+    ("small_baseline_p99_ms", "small room p99 ms before", 1),
+    ("small_p99_ms", "small room p99 ms during", 1),
+    ("small_max_ms", "small room max ms during", 0),
+    ("rss_peak_mib", "peak server RSS MiB", 0),
+    ("other_busy_cores", "other load (cores)", 2),
+]
+# Cells scaled before printing (bytes -> MB).
+SCALE = {"doc_bytes": 1e-6}
 
 
 def machine() -> dict[str, Any]:
@@ -70,8 +96,11 @@ def machine() -> dict[str, Any]:
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "arch": platform.machine(),  # uname -m
+        "nproc": len(os.sched_getaffinity(0)),  # nproc
         "cores": os.cpu_count(),
         "cpu": model,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "memory_gib": round(mem_gib, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
@@ -93,6 +122,17 @@ def git_head() -> str:
         check=False,
     ).stdout.strip()
     return head + (" + local changes" if dirty else "")
+
+
+def git_commit(ref: str) -> str:
+    """The full sha of a ref (the commit whose server is measured)."""
+    repo = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
 
 
 def aggregate(raw: list[Row]) -> list[Row]:
@@ -131,31 +171,75 @@ def _summarise(values: list[Any]) -> Any:
     return {"median": statistics.median(nums), "min": min(nums), "max": max(nums), "n": len(nums)}
 
 
-def _cell(stat: Any, decimals: int) -> str:
+def _cell(stat: Any, decimals: int, scale: float = 1.0) -> str:
     if stat is None:
         return "n/a"
     if "all" in stat:
         return "yes" if stat["all"] else ("some" if stat["any"] else "no")
     fmt = f"{{:,.{decimals}f}}"
-    text = fmt.format(stat["median"])
+    text = fmt.format(stat["median"] * scale)
     if stat["n"] > 1 and stat["min"] != stat["max"]:
-        text += f" ({fmt.format(stat['min'])}–{fmt.format(stat['max'])})"
+        text += f" ({fmt.format(stat['min'] * scale)}–{fmt.format(stat['max'] * scale)})"
     return text
+
+
+def _row_cells(row: Row, cols: list[tuple[str, str, int]]) -> list[str]:
+    cells = []
+    for key, _, dec in cols:
+        stat = row["metrics"].get(key)
+        if key == "restart_sync_ms" and not KINDS[row["server"]].durable:
+            cells.append("not kept (persists nothing in this setup)")
+        elif key == "restart_chars" and not KINDS[row["server"]].durable:
+            cells.append("0 (by construction)")
+        else:
+            cells.append(_cell(stat, dec, SCALE.get(key, 1.0)))
+    if row["workload"] == "T" and (row["metrics"].get("client_bound") or {}).get("any"):
+        cells[0] += " (client-bound)"
+    return cells
+
+
+def provenance(rows: list[Row]) -> str:
+    """When, at which commit, on what machine and with what command these rows were measured."""
+    seen: dict[str, list[str]] = {}
+    for r in rows:
+        m = r.get("machine", {})
+        key = json.dumps(
+            {k: m.get(k) for k in ("date", "ours", "command", "loop", "arch", "nproc", "cpu")}
+        )
+        label = KINDS[r["server"]].label
+        if label not in seen.setdefault(key, []):
+            seen[key].append(label)
+    lines = []
+    for key, labels in seen.items():
+        m = json.loads(key)
+        loop = f"; Python servers on {m['loop']}" if m.get("loop") else ""
+        arch = f"{m['arch']}, " if m.get("arch") else ""
+        nproc = m.get("nproc") or "?"
+        lines.append(
+            f"_{', '.join(labels)}: {m['date']}, Performer {m.get('ours')}, "
+            f"{arch}{nproc} cores {m.get('cpu')}{loop}; `{m.get('command') or 'n/a'}`._"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: list[Row], titles: dict[str, str]) -> str:
     """One table per workload; failed runs say FAILED and list why below."""
     out: list[str] = []
     notes: list[str] = []
-    for workload in sorted({r["workload"] for r in rows}):
+    order = [w for w in titles if any(r["workload"] == w for r in rows)]
+    for workload in order:
         cols = COLUMNS[workload]
+        mine = [r for r in rows if r["workload"] == workload]
         out.append(f"### {workload}. {titles[workload]}\n")
+        out.append(provenance(mine))
+        if workload in NOTES:
+            out.append(NOTES[workload])
         out.append("| case | server | " + " | ".join(c[1] for c in cols) + " |")
         out.append("|---|---|" + "---:|" * len(cols))
-        for r in [r for r in rows if r["workload"] == workload]:
+        for r in mine:
             label = KINDS[r["server"]].label
             if r["ok"]:
-                cells = [_cell(r["metrics"].get(key), dec) for key, _, dec in cols]
+                cells = _row_cells(r, cols)
             else:
                 notes.append(
                     f"- {workload} / {r['case']} / {label}: "
@@ -171,13 +255,50 @@ def markdown(rows: list[Row], titles: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+NOTES = {
+    "T": (
+        "Each step: a restarted server, R rooms x 3 clients, each typing one character "
+        "5 times/s (gaps jittered ±50 %) for the step's window; latency is send to "
+        "apply at every other client of the room. Stepping stops after a step that "
+        "failed or whose p99 passed 1 s. **client-bound**: the load client (one Node "
+        "thread) used ≥ 80 % of a core or sent its edits ≥ 20 ms late at p99, so its "
+        "own queueing is part of the latency. `other load` = the machine's busy cores "
+        "minus the server's and the load client's: other work sharing the machine.\n"
+    ),
+    "BIG": (
+        "A stock y-websocket client (`WebsocketProvider`) builds the room, the server "
+        "restarts, then one client joins the cold room and, 1 s after it has everything, "
+        "four join at once (each client its own thread). Times run from opening the "
+        "socket until the client holds the whole document (every item and character), "
+        "not until the first SyncStep2 (y-websocket + y-leveldb answers that before the "
+        "document is loaded). The small room: one edit every 20 ms, latency read at a "
+        'second client; "before" = the 2 s before the big room is opened, "during" = '
+        "from the first join until the four have everything. Peak RSS is the server "
+        "process's VmHWM since the restart.\n"
+    ),
+}
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def merge_jsonl(path: Path, rows: list[Row], header: dict[str, Any]) -> None:
+    """Replace the rows of every (workload, server) measured now; keep all others."""
+    fresh = {(r["workload"], r["server"]) for r in rows}
+    kept = [r for r in read_jsonl(path) if (r["workload"], r["server"]) not in fresh]
+    write_jsonl(path, kept + [{**r, "machine": header} for r in rows], None)
+
+
 def persistence_note(servers: list[str]) -> str:
     lines = ["| server | persists |", "|---|---|"]
     lines += [f"| {KINDS[s].label} | {KINDS[s].persists} |" for s in servers]
     return "\n".join(lines)
 
 
-def write_jsonl(path: Path, rows: list[Row], header: dict[str, Any]) -> None:
+def write_jsonl(path: Path, rows: list[Row], header: dict[str, Any] | None) -> None:
     with path.open("w") as f:
         for row in rows:
-            f.write(json.dumps({**row, "machine": header}) + "\n")
+            f.write(json.dumps(row if header is None else {**row, "machine": header}) + "\n")

@@ -36,10 +36,20 @@ class ServerKind:
     ws_path: str  # prefix before the room name
     persists: str  # what survives a restart, for the report
     label: str
+    durable: bool = False  # keeps rooms across a restart (the big-room workload needs it)
+    python: bool = False  # a Python server: runs on the event loop chosen by --loop
 
 
 KINDS: dict[str, ServerKind] = {
-    "ours": ServerKind("ours", "path", "/rooms", "yes: LMDB log, fsync group commit", "Performer"),
+    "ours": ServerKind(
+        "ours",
+        "path",
+        "/rooms",
+        "yes: LMDB log, fsync group commit",
+        "Performer",
+        durable=True,
+        python=True,
+    ),
     "y-websocket": ServerKind(
         "y-websocket",
         "path",
@@ -47,35 +57,61 @@ KINDS: dict[str, ServerKind] = {
         "no (YPERSISTENCE unset: memory only)",
         "@y/websocket-server 0.1.1",
     ),
+    "y-websocket-leveldb": ServerKind(
+        "y-websocket-leveldb",
+        "path",
+        "",
+        "yes: YPERSISTENCE=DIR, y-leveldb 0.1 (LevelDB writes without fsync)",
+        "@y/websocket-server 0.1.1 + y-leveldb",
+        durable=True,
+    ),
     "hocuspocus": ServerKind(
         "hocuspocus", "hocuspocus", "", "no (no storage extension: memory only)", "Hocuspocus 3.4"
     ),
     "pycrdt": ServerKind(
-        "pycrdt", "path", "", "no (no YStore: memory only)", "pycrdt-websocket 0.16 + uvicorn"
+        "pycrdt",
+        "path",
+        "",
+        "no (no YStore: memory only)",
+        "pycrdt-websocket 0.16 + uvicorn",
+        python=True,
     ),
 }
+
+# The event loop of the Python servers (--loop). Ours picks uvloop when it is
+# installed; pycrdt-websocket under uvicorn gets asyncio's default loop unless
+# uvloop is installed and asked for. Both run on the same loop in every run.
+LOOPS = ("uvloop", "asyncio")
 
 
 # Set by --ours-ref: a directory holding engine/ and server/ exported at one commit.
 OURS_SNAPSHOT: list[Path] = []
 _RUN_SNAPSHOT = "import sys; from server.cli import main; sys.exit(main())"
+# The same, with uvloop unimportable: the server then falls back to asyncio.run.
+_RUN_ASYNCIO = "import sys; sys.modules['uvloop'] = None; " + _RUN_SNAPSHOT
 
 
-def _command(kind: ServerKind, data_dir: Path, idle_unload_s: float | None) -> list[str]:
+def _command(
+    kind: ServerKind, data_dir: Path, idle_unload_s: float | None, loop: str = "uvloop"
+) -> list[str]:
     if kind.name == "ours":
-        launcher = [sys.executable, "-c", _RUN_SNAPSHOT] if OURS_SNAPSHOT else []
-        launcher = launcher or [str(performer_executable())]
+        if loop == "asyncio":
+            launcher = [sys.executable, "-c", _RUN_ASYNCIO]
+        elif OURS_SNAPSHOT:
+            launcher = [sys.executable, "-c", _RUN_SNAPSHOT]
+        else:
+            launcher = [str(performer_executable())]
         cmd = [*launcher, "serve", "--host", "127.0.0.1", "--port", "0"]
         cmd += ["--data", str(data_dir)]
         if idle_unload_s is not None:
             cmd += ["--idle-unload", str(idle_unload_s)]
         return cmd
-    if kind.name == "y-websocket":
+    if kind.name in ("y-websocket", "y-websocket-leveldb"):
         return ["node", str(NODE_PEERS / "y_websocket_server.mjs")]
     if kind.name == "hocuspocus":
         return ["node", str(NODE_PEERS / "hocuspocus_server.mjs")]
     if kind.name == "pycrdt":
-        return [str(peers_python()), str(BENCH / "peers" / "pycrdt_server.py")]
+        return [str(peers_python()), str(BENCH / "peers" / "pycrdt_server.py"), "--loop", loop]
     raise ValueError(f"unknown server {kind.name}")
 
 
@@ -89,12 +125,18 @@ class RunningServer:
     """One server process; ``restart`` keeps the same data directory."""
 
     def __init__(
-        self, kind: ServerKind, data_dir: Path, log_path: Path, idle_unload_s: float | None = None
+        self,
+        kind: ServerKind,
+        data_dir: Path,
+        log_path: Path,
+        idle_unload_s: float | None = None,
+        loop: str = "uvloop",
     ) -> None:
         self.kind = kind
         self.data_dir = data_dir
         self.log_path = log_path
         self.idle_unload_s = idle_unload_s
+        self.loop = loop
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -102,14 +144,16 @@ class RunningServer:
         """Launch and wait (bounded) for the LISTENING line."""
         env = {k: v for k, v in os.environ.items() if k not in ("YPERSISTENCE", "CALLBACK_URL")}
         cwd: Path | None = None
-        if self.kind.name in ("hocuspocus", "y-websocket"):
+        if self.kind.name in ("hocuspocus", "y-websocket", "y-websocket-leveldb"):
             cwd = NODE_PEERS
+        if self.kind.name == "y-websocket-leveldb":
+            env["YPERSISTENCE"] = str(self.data_dir)
         if self.kind.name == "ours" and OURS_SNAPSHOT:
             cwd = OURS_SNAPSHOT[0]
             env["PYTHONPATH"] = str(cwd)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                _command(self.kind, self.data_dir, self.idle_unload_s),
+                _command(self.kind, self.data_dir, self.idle_unload_s, self.loop),
                 stdout=subprocess.PIPE,
                 stderr=log,
                 env=env,

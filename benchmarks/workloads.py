@@ -1,4 +1,4 @@
-"""The workloads A-F: what each asks the load generator to do, per size mode.
+"""The workloads A-F, T and BIG: what each asks the load generator to do, per size mode.
 
 Each workload function gets a freshly started server and returns its cases;
 a case whose ``failures`` is non-empty (lost updates, divergence, closed
@@ -7,9 +7,12 @@ connections) is a failed run, not a number.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from benchmarks.loadgen import Result, run_loadgen
@@ -38,10 +41,35 @@ class Sizes:
     ingest_edits: int
     presence_clients: int
     presence_s: float
+    typist_rooms: tuple[int, ...] = (25, 50, 100, 200, 400)
+    typist_s: float = 10.0
+    busy_s: float = 10.0
+    big_mb: float = 17.0
 
 
 SIZES: dict[str, Sizes] = {
-    "quick": Sizes((10, 50), 60, 10.0, 10, 2.0, 20, 40, 2_000, 100, 1.0, 3.0, 5, 20, 40, 50, 2.0),
+    "quick": Sizes(
+        (10, 50),
+        60,
+        10.0,
+        10,
+        2.0,
+        20,
+        40,
+        2_000,
+        100,
+        1.0,
+        3.0,
+        5,
+        20,
+        40,
+        50,
+        2.0,
+        typist_rooms=(25, 50),
+        typist_s=3.0,
+        busy_s=3.0,
+        big_mb=2.0,
+    ),
     "default": Sizes(
         (10, 50), 300, 15.0, 10, 5.0, 100, 100, 20_000, 1_000, 2.0, 6.0, 20, 100, 100, 200, 5.0
     ),
@@ -51,8 +79,66 @@ SIZES: dict[str, Sizes] = {
 }
 
 
+def with_big_mb(sizes: Sizes, mb: float | None) -> Sizes:
+    """The sizes with another big-room document size (``--big-mb``)."""
+    return sizes if mb is None else replace(sizes, big_mb=mb)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from the first line of /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+# --quiet-wait: before each load generator run, wait up to this many seconds
+# for the rest of the machine to use less than QUIET_CORES (the machine is shared).
+QUIET = {"wait_s": 0.0}
+QUIET_CORES = 0.5
+
+
+def _busy_cores(interval_s: float = 1.0) -> float:
+    busy0, total0 = _cpu_ticks()
+    time.sleep(interval_s)
+    busy1, total1 = _cpu_ticks()
+    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
+
+
+def _wait_quiet() -> tuple[float, float]:
+    """(seconds waited, busy cores when the run started)."""
+    t0 = time.monotonic()
+    busy = _busy_cores()
+    while busy > QUIET_CORES and time.monotonic() - t0 < QUIET["wait_s"]:
+        busy = _busy_cores()
+    return time.monotonic() - t0, busy
+
+
 def _run(server: RunningServer, workload: str, timeout_s: float, **cfg: Any) -> Result:
-    return run_loadgen({"workload": workload, "server": server.loadgen_server(), **cfg}, timeout_s)
+    """One load generator run, with the machine's load around it.
+
+    ``machine_busy_cores`` is the whole machine's CPU use during the run (in
+    cores); ``other_busy_cores`` is that minus the server and the load generator:
+    whatever else was running on the machine at the same time.
+    """
+    waited, busy_before = _wait_quiet() if QUIET["wait_s"] > 0 else (0.0, _busy_cores(0.5))
+    load_before = os.getloadavg()[0]
+    busy0, total0 = _cpu_ticks()
+    result = run_loadgen(
+        {"workload": workload, "server": server.loadgen_server(), **cfg}, timeout_s
+    )
+    busy1, total1 = _cpu_ticks()
+    cores = os.cpu_count() or 1
+    if total1 > total0:
+        busy_cores = cores * (busy1 - busy0) / (total1 - total0)
+        ours = float(result.get("server_cpu_s") or 0) + float(result.get("loadgen_cpu_s") or 0)
+        wall = float(result.get("wall_s") or 0)
+        result["machine_busy_cores"] = busy_cores
+        result["loadavg_1m_before"] = load_before
+        result["busy_cores_before"] = busy_before
+        result["quiet_wait_s"] = waited
+        if wall > 0:
+            result["other_busy_cores"] = max(0.0, busy_cores - ours / wall)
+    return result
 
 
 def _case(name: str, result: Result, **extra: Any) -> Case:
@@ -198,6 +284,132 @@ def presence(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     return [_case(f"{sizes.presence_clients} clients in rooms of 10, 10 states/s each", r)]
 
 
+# A step is client-bound when the load generator (one Node thread) used most of
+# a core or its edits left late against their schedule: its latency then
+# includes the client's own queueing, not only the server's.
+CLIENT_BOUND_CPU_PCT = 80.0
+CLIENT_BOUND_LAG_MS = 20.0
+
+
+def _client_bound(r: Result) -> bool:
+    cpu = float(r.get("loadgen_cpu_pct") or 0)
+    lag = float(r.get("send_lag_p99_ms") or 0)
+    return cpu >= CLIENT_BOUND_CPU_PCT or lag >= CLIENT_BOUND_LAG_MS
+
+
+TYPIST_RATE = 5  # edits/s per client
+BUSY_CLIENTS, BUSY_RATE = 10, 20
+JITTER = 0.5  # every gap is the mean gap x U(0.5, 1.5)
+P99_STOP_MS = 1000.0
+
+
+def typists_step(server: RunningServer, sizes: Sizes, seed: int, rooms: int) -> Case:
+    """One step of T: ``rooms`` rooms x 3 clients typing for ``sizes.typist_s``."""
+    r = _run(
+        server,
+        "edits",
+        900,
+        rooms=rooms,
+        clientsPerRoom=3,
+        maxEdits=int(TYPIST_RATE * sizes.typist_s * 2) + 10,
+        rate=TYPIST_RATE,
+        jitter=JITTER,
+        editText="x",
+        durationMs=sizes.typist_s * 1000,
+        seed=seed,
+        roomPrefix=f"typists{rooms}-",
+        connectTimeoutMs=120_000,
+    )
+    return _case(f"{rooms} rooms x 3 typists", r, rooms=rooms, client_bound=_client_bound(r))
+
+
+def typists(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
+    """T: R rooms x 3 clients typing one character 5 times/s (jittered), R stepped up.
+
+    Stepping stops after a step that failed or whose p99 passed 1 s. Each step
+    and the busy room get a restarted server (same data directory).
+    """
+    cases: list[Case] = []
+    for i, rooms in enumerate(sizes.typist_rooms):
+        if i:
+            server.restart()
+        case = typists_step(server, sizes, seed, rooms)
+        cases.append(case)
+        p99 = case["metrics"].get("p99_ms")
+        if case["failures"] or p99 is None or float(p99) > P99_STOP_MS:
+            break
+    server.restart()
+    r = _run(
+        server,
+        "edits",
+        300,
+        rooms=1,
+        clientsPerRoom=BUSY_CLIENTS,
+        maxEdits=int(BUSY_RATE * sizes.busy_s * 2) + 10,
+        rate=BUSY_RATE,
+        jitter=JITTER,
+        editText="x",
+        durationMs=sizes.busy_s * 1000,
+        seed=seed,
+        roomPrefix="busy-",
+    )
+    name = f"1 busy room: {BUSY_CLIENTS} clients x {BUSY_RATE} edits/s"
+    cases.append(_case(name, r, rooms=1, client_bound=_client_bound(r)))
+    return cases
+
+
+BIG_ITEMS_PER_17MB = 80_000
+BIG_TEXT_PER_17MB = 2_000_000
+
+
+def big_room(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
+    """BIG: a stock y-websocket client builds a large room; restart; join it cold.
+
+    17 MB: 80,000 array items (strings) and 2,000,000 characters of text; other
+    sizes scale both counts. While one client and then four at once join the
+    cold room, a small room carries one edit every 20 ms.
+    """
+    scale = sizes.big_mb / 17.0
+    items = max(1000, round(BIG_ITEMS_PER_17MB * scale))
+    text = max(16_384, round(BIG_TEXT_PER_17MB * scale))
+    # Each string item costs its length + about 3 bytes in the encoded document.
+    item_bytes = max(16, int((sizes.big_mb * 1e6 - text) / items) - 3)
+    build = _run(
+        server,
+        "bigbuild",
+        3600,
+        items=items,
+        itemBytes=item_bytes,
+        textChars=text,
+        seed=seed,
+        roomPrefix="big-",
+    )
+    last_item = build.pop("last_item", None)
+    build.pop("room", None)
+    name = f"{sizes.big_mb:g} MB room"
+    case = _case(name, build)
+    if case["failures"] or last_item is None:
+        return [case]
+    server.restart()
+    join = _run(
+        server,
+        "bigjoin",
+        3600,
+        items=items,
+        textChars=text,
+        lastItem=last_item,
+        seed=seed,
+        roomPrefix="big-",
+    )
+    case["failures"] += join.pop("failures", [])
+    case["metrics"].update({k: v for k, v in join.items() if not isinstance(v, dict)})
+    for phase in ("baseline", "during", "after"):
+        for key, value in (join.get(f"small_{phase}") or {}).items():
+            case["metrics"][f"small_{phase}_{key}"] = value
+    case["metrics"]["build_rss_mib"] = build.get("rss_after_build_mib")
+    return [case]
+
+
 _BATCH = re.compile(r"^performer_commit_batch_size_(sum|count)\s+([0-9.eE+]+)$", re.M)
 
 
@@ -221,4 +433,9 @@ WORKLOADS: dict[str, tuple[str, Workload]] = {
     "D": ("memory", memory),
     "E": ("durable ingest", ingest),
     "F": ("presence", presence),
+    "T": ("typists", typists),
+    "BIG": ("big room, cold", big_room),
 }
+
+# Workloads that need a server that keeps rooms across a restart.
+NEEDS_DURABLE = {"BIG"}

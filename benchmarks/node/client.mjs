@@ -95,6 +95,7 @@ export class SimClient {
   }
 
   _onMessage (data) {
+    this.lastMsgAt = performance.now()
     this.bytesIn += data.length
     this.msgsIn++
     const dec = decoding.createDecoder(new Uint8Array(data.buffer, data.byteOffset, data.length))

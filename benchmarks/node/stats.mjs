@@ -51,6 +51,13 @@ export function rssMiB (pid) {
   return m ? Number(m[1]) / 1024 : null
 }
 
+/** Peak resident set size of a process since it started (VmHWM), in MiB. */
+export function peakRssMiB (pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const m = status.match(/VmHWM:\s+(\d+) kB/)
+  return m ? Number(m[1]) / 1024 : null
+}
+
 /** CPU meter over a phase: the server's and this load generator's own. */
 export class CpuMeter {
   constructor (pid, clkTck) {

@@ -25,15 +25,15 @@ function closedBy (clients) {
 }
 
 /** A fresh client joins each room and must see exactly what the room's clients have. */
-async function verifyRooms (server, trackers, failures) {
+async function verifyRooms (server, trackers, failures, edit = EDIT) {
   for (const t of trackers) {
     const room = t.clients[0].room
     const [v] = makeClients(server, room, 1, {})
     await v.connect()
     const want = t.clients[0].text.toString()
     const got = v.text.toString()
-    if (got !== want || got.length !== t.totalEdits() * EDIT.length) {
-      failures.push(`${room}: late joiner has ${got.length} chars, clients ${want.length}, sent ${t.totalEdits() * EDIT.length}`)
+    if (got !== want || got.length !== t.totalEdits() * edit.length) {
+      failures.push(`${room}: late joiner has ${got.length} chars, clients ${want.length}, sent ${t.totalEdits() * edit.length}`)
     }
     v.close()
   }
@@ -41,11 +41,14 @@ async function verifyRooms (server, trackers, failures) {
 
 /**
  * Rooms of clients that all edit one shared text. Closed loop (`window` edits of
- * each client may be unseen by its observer) or open loop (`rate` edits/s per client).
+ * each client may be unseen by its observer) or open loop (`rate` edits/s per client,
+ * each gap drawn from rate x [1 - jitter, 1 + jitter] when `jitter` is set).
+ * `editText` is what every edit inserts (default 2 characters).
  */
 export async function edits (cfg) {
   const { server, rooms, clientsPerRoom, maxEdits, durationMs, seed } = cfg
   const window = cfg.window || 4
+  const editText = cfg.editText || EDIT
   const writers = cfg.writersPerRoom ?? clientsPerRoom
   const params = cfg.params || {}
   const samples = new Samples(1 << 16)
@@ -63,13 +66,14 @@ export async function edits (cfg) {
   // observers (writers < clients) it is the last client of the room.
   const observer = (s) => (writers < clientsPerRoom ? clientsPerRoom - 1 : (s + 1) % clientsPerRoom)
   let lastSend = t0
+  const lag = new Samples(1 << 12)
   if (cfg.rate) {
-    await openLoop(trackers, writers, cfg.rate, maxEdits, deadline, rand)
+    await openLoop(trackers, writers, cfg.rate, maxEdits, deadline, rand, { jitter: cfg.jitter || 0, editText, lag })
     lastSend = performance.now()
   } else {
     const pump = (t, s) => {
       while (t.count[s] < maxEdits && t.pending(s, observer(s)) < window && performance.now() < deadline) {
-        t.edit(s, EDIT, rand)
+        t.edit(s, editText, rand)
         lastSend = performance.now()
       }
     }
@@ -92,12 +96,14 @@ export async function edits (cfg) {
   if (!saved()) failures.push('not every update acknowledged as saved')
   if (!trackers.every((t) => t.sameText())) failures.push('clients diverged')
   failures.push(...closedBy(all).map((s) => `closed: ${s}`))
-  if (failures.length === 0) await verifyRooms(server, trackers, failures)
+  if (failures.length === 0) await verifyRooms(server, trackers, failures, editText)
   const updates = trackers.reduce((a, t) => a + t.totalEdits(), 0)
   const deliveries = trackers.reduce((a, t) => a + t.deliveries, 0)
   const elapsed = (tEnd - t0) / 1000
   all.forEach((c) => c.close())
+  const lagSummary = lag.summary()
   return {
+    clients: all.length,
     updates,
     deliveries,
     expected_deliveries: trackers.reduce((a, t) => a + t.expectedDeliveries(), 0),
@@ -110,24 +116,35 @@ export async function edits (cfg) {
     ...samples.summary(),
     ...cpu,
     server_cpu_us_per_update: (cpu.server_cpu_s * 1e6) / Math.max(1, updates),
+    server_cpu_pct: (100 * cpu.server_cpu_s) / cpu.wall_s,
+    loadgen_cpu_pct: (100 * cpu.loadgen_cpu_s) / cpu.wall_s,
+    send_lag_p50_ms: lagSummary.p50_ms,
+    send_lag_p99_ms: lagSummary.p99_ms,
     failures
   }
 }
 
-/** Each writer edits at `rate`/s on its own schedule until the deadline. */
-async function openLoop (trackers, writers, rate, maxEdits, deadline, rand) {
+/**
+ * Each writer edits at `rate`/s on its own schedule until the deadline. With
+ * `jitter` j every gap is interval x U(1 - j, 1 + j); `lag` collects how late each
+ * edit left against its schedule (a busy load generator shows up here).
+ */
+async function openLoop (trackers, writers, rate, maxEdits, deadline, rand, opts = {}) {
   const interval = 1000 / rate
+  const jitter = opts.jitter || 0
+  const editText = opts.editText || EDIT
   const jobs = []
   for (const t of trackers) {
     for (let s = 0; s < writers; s++) {
-      const start = performance.now() + rand() * interval
+      let due = performance.now() + rand() * interval
       jobs.push((async () => {
         for (let k = 0; k < maxEdits; k++) {
-          const due = start + k * interval
           if (due >= deadline) break
           const wait = due - performance.now()
           if (wait > 0) await sleep(wait)
-          t.edit(s, EDIT, rand)
+          if (opts.lag) opts.lag.push(performance.now() - due)
+          t.edit(s, editText, rand)
+          due += jitter ? interval * (1 + jitter * (2 * rand() - 1)) : interval
         }
       })())
     }
@@ -280,3 +297,5 @@ export async function presence (cfg) {
     failures
   }
 }
+
+export { bigbuild, bigjoin } from './bigroom.mjs'

@@ -6,6 +6,10 @@ project's own venv does not). Binds 127.0.0.1:0 and prints
 nothing is persisted; rooms are dropped when their last client leaves
 (``auto_clean_rooms``, the default).
 
+``--loop uvloop`` (what the suite uses by default, as our server runs on uvloop)
+runs it on uvloop; ``--loop asyncio`` on asyncio's default loop, which is what
+uvicorn picks when uvloop is not installed.
+
 The modules are imported by name so that this file type-checks in the
 project's venv, where they are not installed.
 """
@@ -55,5 +59,14 @@ async def serve() -> None:
         await task
 
 
+def main() -> None:
+    loop = sys.argv[sys.argv.index("--loop") + 1] if "--loop" in sys.argv else "asyncio"
+    if loop == "uvloop":
+        uvloop: Any = importlib.import_module("uvloop")
+        uvloop.run(serve())
+    else:
+        asyncio.run(serve())
+
+
 if __name__ == "__main__":
-    asyncio.run(serve())
+    main()

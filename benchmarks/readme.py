@@ -1,0 +1,265 @@
+"""Write the README's benchmark tables from ``results/results.jsonl``.
+
+``python -m benchmarks.readme`` (also run at the end of every ``python -m
+benchmarks``) replaces what lies between the ``<!-- bench:NAME -->`` and
+``<!-- /bench:NAME -->`` markers in README.md; the rest of the README is left
+alone. Every number comes from the JSON lines, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.paths import REPO, RESULTS
+from benchmarks.report import read_jsonl
+from benchmarks.servers import KINDS
+
+Row = dict[str, Any]
+README = REPO / "README.md"
+PEER_ORDER = ["ours", "y-websocket", "y-websocket-leveldb", "hocuspocus", "pycrdt"]
+
+
+def _num(row: Row | None, key: str, decimals: int = 0, scale: float = 1.0) -> str:
+    if row is None:
+        return "–"
+    if not row["ok"]:
+        return "FAILED"
+    stat = row["metrics"].get(key)
+    if not isinstance(stat, dict) or "median" not in stat:
+        return "n/a"
+    return f"{stat['median'] * scale:,.{decimals}f}"
+
+
+def _find(rows: list[Row], workload: str, server: str, case: str | None = None) -> Row | None:
+    for r in rows:
+        if r["workload"] == workload and r["server"] == server:
+            if case is None or r["case"] == case:
+                return r
+    return None
+
+
+def _servers(rows: list[Row], workloads: set[str]) -> list[str]:
+    present = {r["server"] for r in rows if r["workload"] in workloads}
+    return [s for s in PEER_ORDER if s in present]
+
+
+def _table(head: str, servers: list[str], lines: list[tuple[str, Callable[[str], str]]]) -> str:
+    out = [f"| {head} | " + " | ".join(KINDS[s].label for s in servers) + " |"]
+    out.append("|---|" + "---:|" * len(servers))
+    for title, cell in lines:
+        out.append(f"| {title} | " + " | ".join(cell(s) for s in servers) + " |")
+    return "\n".join(out)
+
+
+def _when(rows: list[Row]) -> str:
+    dates = sorted({r["machine"]["date"] for r in rows})
+    commits = sorted({str(r["machine"].get("ours")) for r in rows if r["server"] == "ours"})
+    m = rows[0]["machine"]
+    loops = sorted({str(r["machine"].get("loop") or "see RESULTS.md") for r in rows})
+    span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    arch = f" ({m['arch']})" if m.get("arch") else ""
+    return (
+        f"Measured {span}; Performer at {', '.join(commits)}; {m.get('nproc') or m['cores']}-core "
+        f"{m['cpu']}{arch}, shared with the load generator; "
+        f"Python servers' event loop: {', '.join(loops)}."
+    )
+
+
+def classic(rows: list[Row]) -> str:
+    """The A-F summary: one line per case, one column per server."""
+    mine = [r for r in rows if r["workload"] in "ABCDEF"]
+    if not mine:
+        return "(no results for A-F yet)"
+    servers = _servers(mine, set("ABCDEF"))
+
+    def trio(workload: str, case: str) -> Callable[[str], str]:
+        def cell(s: str) -> str:
+            r = _find(mine, workload, s, case)
+            if r is None or not r["ok"]:
+                return _num(r, "x")
+            return " · ".join(
+                [
+                    _num(r, "updates_per_s"),
+                    _num(r, "p99_ms", 0 if _f(r, "p99_ms") >= 100 else 1),
+                    _num(r, "server_cpu_us_per_update"),
+                ]
+            )
+
+        return cell
+
+    def cold(s: str) -> str:
+        r = _find(mine, "C", s)
+        if r is None or not r["ok"]:
+            return _num(r, "x")
+        after = f"{_num(r, 'restart_sync_ms')} (kept)" if KINDS[s].durable else "not kept [1]"
+        return f"{_num(r, 'sync_ms')} · {after}"
+
+    def memory(s: str) -> str:
+        r = _find(mine, "D", s)
+        if r is not None and not r["ok"]:
+            return "FAILED (crashed)"
+        return f"{_num(r, 'rss_loaded_mib')} · {_num(r, 'rss_idle_mib')}"
+
+    def ingest(case: str) -> Callable[[str], str]:
+        def cell(s: str) -> str:
+            r = _find(mine, "E", s, case)
+            how = "durable, acknowledged" if KINDS[s].durable else "memory"
+            return f"{_num(r, 'updates_per_s')} ({how})" if r and r["ok"] else _num(r, "x")
+
+        return cell
+
+    lines: list[tuple[str, Callable[[str], str]]] = [
+        (
+            "A: 1 room x 10 clients, updates/s · p99 ms · server CPU µs/update",
+            trio("A", "1 room x 10 clients, full speed"),
+        ),
+        ("A: 1 room x 50 clients, same", trio("A", "1 room x 50 clients, full speed")),
+        (
+            "A: 10 clients typing (20/s each), p99 ms",
+            lambda s: _num(
+                _find(mine, "A", s, "1 room x 10 clients, 20 updates/s each"), "p99_ms", 1
+            ),
+        ),
+        ("B: 100 rooms x 2 clients, same", trio("B", "100 rooms x 2 clients, full speed")),
+        ("C: join a room of 20,000 updates, ms · after a restart", cold),
+        ("D: 1,000 rooms, RSS MiB loaded · idle", memory),
+        ("E: 20 writers into 1 room, updates/s", ingest("1 room(s) x 20 writer(s) + 1 reader")),
+        ("E: 100 rooms x 1 writer, updates/s", ingest("100 room(s) x 1 writer(s) + 1 reader")),
+        (
+            "F: 200 clients sending presence 10/s, server CPU %",
+            lambda s: _num(_find(mine, "F", s), "server_cpu_pct"),
+        ),
+    ]
+    notes = (
+        "\n\n[1] By construction, not a measured failure: in this setup the peers are run "
+        "without storage (y-websocket without `YPERSISTENCE`, Hocuspocus without a database "
+        "extension, pycrdt-websocket without a YStore), so a restart starts them empty.\n\n"
+        + _when(mine)
+    )
+    return _table("workload", servers, lines) + notes
+
+
+def _f(row: Row, key: str) -> float:
+    stat = row["metrics"].get(key)
+    return float(stat["median"]) if isinstance(stat, dict) and "median" in stat else 0.0
+
+
+def typists(rows: list[Row]) -> str:
+    """T: one line per step (rooms), one column per server."""
+    mine = [r for r in rows if r["workload"] == "T"]
+    if not mine:
+        return "(no results for T yet: `python -m benchmarks --workload T`)"
+    servers = _servers(mine, {"T"})
+    cases = list(dict.fromkeys(r["case"] for r in mine))
+
+    def cell(case: str) -> Callable[[str], str]:
+        def fmt(s: str) -> str:
+            r = _find(mine, "T", s, case)
+            if r is None:
+                return "not run (stopped earlier)"
+            if not r["ok"]:
+                return "FAILED"
+            text = (
+                f"{_num(r, 'p50_ms', 1)} · {_num(r, 'p99_ms', 0 if _f(r, 'p99_ms') >= 100 else 1)}"
+                f" · {_num(r, 'server_cpu_pct')} % · {_num(r, 'server_cpu_us_per_update')}"
+            )
+            if (r["metrics"].get("client_bound") or {}).get("any"):
+                text += " (client-bound)"
+            return text
+
+        return fmt
+
+    def title(case: str) -> str:
+        r = next(r for r in mine if r["case"] == case)
+        rooms = int(_f(r, "rooms"))
+        if case.startswith("1 busy room"):
+            return "1 busy room, 10 clients x 20 edits/s"
+        return f"{rooms} rooms, {3 * rooms} typists"
+
+    lines = [(title(c), cell(c)) for c in cases]
+    failed = [r for r in mine if not r["ok"]]
+    check = (
+        "Every step shown delivered every edit to every client (lost 0) and converged."
+        if not failed
+        else f"{len(failed)} step(s) FAILED (lost updates, divergence or errors): see RESULTS.md."
+    )
+    return (
+        _table("p50 ms · p99 ms · server CPU % · CPU µs/edit", servers, lines)
+        + f"\n\n{check} {_when(mine)}"
+    )
+
+
+def big_room(rows: list[Row]) -> str:
+    """BIG: one line per measure, one column per server."""
+    mine = [r for r in rows if r["workload"] == "BIG"]
+    if not mine:
+        return "(no results for BIG yet: `python -m benchmarks --workload BIG`)"
+    servers = _servers(mine, {"BIG"})
+
+    def metric(key: str, decimals: int = 0, scale: float = 1.0) -> Callable[[str], str]:
+        return lambda s: _num(_find(mine, "BIG", s), key, decimals, scale)
+
+    lines = [
+        ("document size, MB", metric("doc_bytes", 1, 1e-6)),
+        ("cold first sync (whole document), ms", metric("cold_complete_ms")),
+        ("four clients joining at once, all complete, ms", metric("crowd_all_complete_ms")),
+        (
+            "small room p99 ms: before · during",
+            _pair(mine, "small_baseline_p99_ms", "small_p99_ms"),
+        ),
+        ("small room max latency during, ms", metric("small_max_ms")),
+        ("peak server RSS, MiB", metric("rss_peak_mib")),
+    ]
+    return _table("big room, cold after a restart", servers, lines) + "\n\n" + _when(mine)
+
+
+def _pair(rows: list[Row], a: str, b: str) -> Callable[[str], str]:
+    def cell(s: str) -> str:
+        r = _find(rows, "BIG", s)
+        return f"{_num(r, a, 1)} · {_num(r, b, 1)}"
+
+    return cell
+
+
+SECTIONS: dict[str, Callable[[list[Row]], str]] = {
+    "classic": classic,
+    "typists": typists,
+    "big-room": big_room,
+}
+
+
+def render(text: str, rows: list[Row]) -> str:
+    """Replace every marked section of ``text`` with a fresh table."""
+    for name, make in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.DOTALL)
+        body = make(rows)
+
+        def put(m: re.Match[str], body: str = body) -> str:
+            return m.group(1) + body + "\n" + m.group(2)
+
+        text = pattern.sub(put, text)
+    return text
+
+
+def update(rows: list[Row], readme: Path = README) -> bool:
+    """Rewrite the README's marked sections; True if anything changed."""
+    before = readme.read_text()
+    after = render(before, rows)
+    if after != before:
+        readme.write_text(after)
+    return after != before
+
+
+def main(argv: list[str]) -> int:
+    jsonl = Path(argv[0]) if argv else RESULTS / "results.jsonl"
+    changed = update(read_jsonl(jsonl))
+    print("README.md updated" if changed else "README.md already up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
