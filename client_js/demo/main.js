@@ -8,6 +8,7 @@ import { addMessage, messagesOf, readMessages, toggleReaction } from './model.js
 import { createMessagesView } from './messages-view.js'
 import { createPresenceView, readPeers } from './presence-view.js'
 import { createStatusView } from './status-view.js'
+import { PresenceBook, REJOIN_GRACE_MS } from './presence-book.js'
 import { createHistoryView } from './history-view.js'
 import { colorFor, readIdentity, rememberUser } from './identity.js'
 import { $ } from './dom.js'
@@ -41,11 +42,28 @@ function main () {
   renderMessages()
 
   const renderPresence = createPresenceView($(document, '#presence'), $(document, '[data-testid=typing-indicator]'), $(document, '#presence-count'))
-  const refreshPresence = () => renderPresence(readPeers(room.awareness))
+  const presence = new PresenceBook()
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let rejoinTimer = null
+  const refreshPresence = () => {
+    // Connected = an open socket and a browser that says it is online. Read from the provider, not
+    // the status: y-websocket drops the other clients' awareness before it reports the close.
+    const live = room.provider.wsconnected && navigator.onLine !== false
+    const wasLive = presence.live
+    renderPresence(presence.update(readPeers(room.awareness), live))
+    if (live && !wasLive) {
+      if (rejoinTimer !== null) clearTimeout(rejoinTimer)
+      rejoinTimer = setTimeout(() => { rejoinTimer = null; refreshPresence() }, REJOIN_GRACE_MS + 100)
+    }
+  }
   room.awareness.on('change', refreshPresence)
   refreshPresence()
 
-  room.status.subscribe(createStatusView($(document, '[data-testid=connection-status]')))
+  const renderStatus = createStatusView($(document, '[data-testid=connection-status]'))
+  room.status.subscribe((status) => {
+    renderStatus(status)
+    refreshPresence()
+  })
 
   /** @type {ReturnType<typeof setTimeout> | null} */
   let typingTimer = null

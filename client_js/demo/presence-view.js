@@ -4,7 +4,7 @@
  */
 
 import { h } from './dom.js'
-import { colorFor } from './identity.js'
+import { colorFor, formatTime } from './identity.js'
 
 /**
  * @typedef {object} Peer
@@ -55,22 +55,26 @@ export function typingText (names) {
  * @param {HTMLElement} list
  * @param {HTMLElement} typing
  * @param {HTMLElement} counter
- * @returns {(peers: Peer[]) => void}
+ * @returns {(peers: Array<Peer & { lastSeen?: number | null }>) => void} peers with a `lastSeen`
+ *   time are shown as "last seen HH:MM" instead of online (see presence-book.js)
  */
 export function createPresenceView (list, typing, counter) {
   return (peers) => {
     list.replaceChildren(...peers.map((peer) => {
+      const away = typeof peer.lastSeen === 'number'
       const dot = h('span', { class: 'presence-dot' })
       dot.style.background = peer.color
-      return h('li', { class: peer.self ? 'presence self' : 'presence', 'data-testid': 'presence-user', 'data-name': peer.name }, [
+      const classes = ['presence', peer.self ? 'self' : '', away ? 'away' : ''].filter(Boolean).join(' ')
+      return h('li', { class: classes, 'data-testid': 'presence-user', 'data-name': peer.name, 'data-online': String(!away) }, [
         dot,
         h('span', { class: 'presence-name', text: peer.name }),
         peer.self ? h('span', { class: 'tag', text: 'you' }) : null,
-        peer.typing && !peer.self ? h('span', { class: 'tag typing-tag', text: 'typing' }) : null
+        away ? h('span', { class: 'last-seen', text: `last seen ${formatTime(/** @type {number} */ (peer.lastSeen))}` }) : null,
+        peer.typing && !peer.self && !away ? h('span', { class: 'tag typing-tag', text: 'typing' }) : null
       ])
     }))
-    counter.textContent = String(peers.length)
-    const text = typingText(peers.filter((peer) => peer.typing && !peer.self).map((peer) => peer.name))
+    counter.textContent = String(peers.filter((peer) => typeof peer.lastSeen !== 'number').length)
+    const text = typingText(peers.filter((peer) => peer.typing && !peer.self && typeof peer.lastSeen !== 'number').map((peer) => peer.name))
     typing.textContent = text
     typing.classList.toggle('active', text.length > 0)
   }

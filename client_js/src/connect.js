@@ -164,12 +164,22 @@ export function connectRoom (options) {
   }
 
   const onOnline = () => {
+    refresh()
     if (!wanted || ws.ws !== null) return
     attempt = 0
     clearTimer()
     ws.connect()
   }
-  const onOffline = () => refresh()
+  // A socket does not survive the network going away, but the browser may keep it "open" for a
+  // long time, and whatever is sent meanwhile is lost. Close it at once (keeping the same-browser
+  // channel between tabs); the next connection starts with a full sync, so nothing goes missing.
+  const onOffline = () => {
+    if (wanted && ws.ws !== null) {
+      ws.disconnect()
+      ws.connectBc()
+    }
+    refresh()
+  }
   const onPageHide = () => removeAwarenessStates(awareness, [doc.clientID], 'window unload')
   if (typeof window !== 'undefined' && typeof window.addEventListener === 'function') {
     window.addEventListener('online', onOnline)

@@ -225,6 +225,35 @@ test('offline: messages and a reaction survive a reload without network and arri
   assert.deepEqual(pageErrors, [])
 })
 
+test('an offline tab shows the others as "last seen", not online, and as online again once back', async () => {
+  const room = 'presence-offline-room'
+  const alice = await openChat(room, 'alice')
+  const bob = await openChat(room, 'bob')
+  const bobEntry = alice.page.locator('[data-testid=presence-user][data-name="bob"]')
+  await waitFor(async () => (await bobEntry.getAttribute('data-online')) === 'true', { timeoutMs: DEADLINE, what: 'bob online at alice' })
+  assert.doesNotMatch(await bobEntry.textContent() ?? '', /last seen/)
+
+  await alice.context.setOffline(true)
+  await waitForStatus(alice.page, 'offline')
+  await waitFor(async () => /last seen \d/.test(await bobEntry.textContent() ?? ''),
+    { timeoutMs: DEADLINE, what: `bob shown as "last seen" at offline alice (now "${await bobEntry.textContent()}")` })
+  assert.equal(await bobEntry.getAttribute('data-online'), 'false')
+  assert.ok((await presenceNames(alice.page)).includes('bob'), 'bob is still listed, as last seen')
+  const aliceEntry = alice.page.locator('[data-testid=presence-user][data-name="alice"]')
+  assert.doesNotMatch(await aliceEntry.textContent() ?? '', /last seen/, 'alice herself is not "last seen"')
+  const shots = path.join(os.tmpdir(), 'performer-e2e')
+  await mkdir(shots, { recursive: true })
+  await alice.page.screenshot({ path: path.join(shots, 'presence-offline.png') })
+
+  await alice.context.setOffline(false)
+  await waitForStatus(alice.page, 'saved')
+  await waitFor(async () => (await bobEntry.getAttribute('data-online')) === 'true' && !/last seen/.test(await bobEntry.textContent() ?? ''),
+    { timeoutMs: DEADLINE, what: 'bob online again at alice after reconnecting' })
+  await alice.context.close()
+  await bob.context.close()
+  assert.deepEqual(pageErrors, [])
+})
+
 test('a server restart in the middle of a chat loses nothing', async () => {
   const room = 'restart-room'
   const alice = await openChat(room, 'alice')
