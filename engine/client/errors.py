@@ -63,8 +63,8 @@ class CloseAction(Enum):
     REJECT = "reject"  # stop: ConnectionRejected
 
 
-# The server's close codes (its one table is server/close_codes.py) as this client acts on
-# them. Any code not listed here (1001 going away, 1006 dropped, 4500 internal) is RETRY.
+# The server's close codes (the README's close code table) as this client acts on them.
+# Any code not listed here (1001 going away, 1006 dropped, 1009 frame too big) is RETRY.
 CLOSE_ACTIONS: dict[int, tuple[CloseAction, str]] = {
     4400: (CloseAction.REJECT, "the server could not decode a message"),
     4401: (CloseAction.AUTH, "token missing, invalid or expired"),

@@ -18,7 +18,7 @@ def test_auth_and_rejection_closes_end_the_client_and_the_rest_reconnect() -> No
     assert isinstance(close_error(4403, "token does not grant this room"), AuthError)
     assert isinstance(close_error(4400, ""), ConnectionRejected)
     assert isinstance(close_error(4413, ""), ConnectionRejected)
-    for code in (None, 1001, 1006, 4408, 4500, 4503):
+    for code in (None, 1001, 1006, 1009, 4408, 4503):
         assert close_error(code, "") is None
     assert close_action(4408) is close_action(4503) is CloseAction.SLOW_DOWN
 
