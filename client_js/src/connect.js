@@ -63,7 +63,7 @@ export function connectRoom (options) {
   const tracker = new PendingTracker()
   const idbAvailable = typeof indexedDB !== 'undefined'
   const persistence = (options.persist ?? idbAvailable)
-    ? new IndexeddbPersistence(`performer-sync:${url}/${room}`, doc)
+    ? new IndexeddbPersistence(replicaName(url, room), doc)
     : null
   /** @type {WebsocketProvider | null} */
   let provider = null
@@ -215,6 +215,21 @@ export function connectRoom (options) {
   }
 
   return { doc, provider: ws, awareness, status, persistence, ready, connect, disconnect, destroy }
+}
+
+/**
+ * The IndexedDB database that holds the local replica of `room` as served by `url`: one per server
+ * and room, so a staging and a production deployment (or two local ports) never share data even
+ * when their rooms have the same name. Query string and trailing slashes do not count (a token in
+ * the URL must not start a new replica). Rooms cannot contain "/", so the name is unambiguous.
+ * It is the name this client has always used for such URLs, so existing replicas are kept.
+ * @param {string} url WebSocket base, e.g. `wss://chat.example.com/rooms`
+ * @param {string} room
+ * @returns {string} e.g. `performer-sync:wss://chat.example.com/rooms/lobby`
+ */
+export function replicaName (url, room) {
+  const base = new URL(url)
+  return `performer-sync:${base.protocol}//${base.host}${base.pathname.replace(/\/+$/, '')}/${room}`
 }
 
 /**

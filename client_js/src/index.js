@@ -2,7 +2,7 @@
  * Performer Sync browser client: a thin layer over yjs, y-websocket and y-indexeddb.
  * @module performer-sync-client
  */
-export { connectRoom } from './connect.js'
+export { connectRoom, replicaName } from './connect.js'
 export { Status } from './status.js'
 export { backoffDelay, isPermanentClose, isSlowDownClose } from './backoff.js'
 export { PendingTracker, isUpdateMessage, MESSAGE_SAVED } from './ack.js'

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
-import { connectRoom } from '../../src/connect.js'
+import { connectRoom, replicaName } from '../../src/connect.js'
 import { addMessage, readMessages } from '../../demo/model.js'
 import { startServer, makeDataDir, removeDataDir } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
@@ -156,5 +156,44 @@ test('a server restart loses nothing: edits made while it is down are saved afte
     await alice.destroy()
     await own.stop()
     await removeDataDir(restartDir)
+  }
+})
+
+test('the local replica is named by server + room: ignoring query and trailing slash, never by room alone', () => {
+  assert.equal(replicaName('ws://127.0.0.1:8080/rooms', 'lobby'), 'performer-sync:ws://127.0.0.1:8080/rooms/lobby')
+  assert.equal(replicaName('ws://127.0.0.1:8080/rooms/?token=abc', 'lobby'), 'performer-sync:ws://127.0.0.1:8080/rooms/lobby')
+  assert.notEqual(replicaName('wss://staging.example.com/rooms', 'lobby'), replicaName('wss://example.com/rooms', 'lobby'))
+  assert.notEqual(replicaName('ws://127.0.0.1:8080/rooms', 'lobby'), replicaName('ws://127.0.0.1:8081/rooms', 'lobby'))
+})
+
+test('two servers with a room of the same name keep separate local replicas that never mix', async () => {
+  const name = uniqueRoom()
+  const otherDir = await makeDataDir()
+  const other = await startServer({ dataDir: otherDir })
+  try {
+    const onFirst = open({ room: name, persist: true })
+    addMessage(onFirst.doc, { user: 'alice', text: 'only on the first server' })
+    await onFirst.status.until((s) => s.state === 'saved' && s.pending === 0)
+    await onFirst.destroy()
+
+    // Same browser storage, same room name, another server: starts empty and stays so.
+    const onOther = open({ room: name, persist: true, url: other.wsUrl })
+    await onOther.ready
+    assert.deepEqual(texts(onOther.doc), [], 'nothing from the first server\'s replica')
+    addMessage(onOther.doc, { user: 'bob', text: 'only on the other server' })
+    await onOther.status.until((s) => s.state === 'saved' && s.pending === 0)
+    await onOther.destroy()
+    const otherState = new Y.Doc()
+    Y.applyUpdate(otherState, new Uint8Array(await (await fetch(`${other.httpUrl}/v1/rooms/${name}/state`)).arrayBuffer()))
+    assert.deepEqual(texts(otherState), ['only on the other server'])
+
+    // Back on the first server, offline: its replica still has its own message and only that.
+    const again = open({ room: name, persist: true, connect: false })
+    await again.ready
+    assert.deepEqual(texts(again.doc), ['only on the first server'])
+    assert.deepEqual(texts(await serverDoc(name)), ['only on the first server'])
+  } finally {
+    await other.stop()
+    await removeDataDir(otherDir)
   }
 })
