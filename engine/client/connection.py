@@ -1,11 +1,8 @@
 """The client: one room's local replica, kept in sync with a server over a WebSocket.
 
-On every (re)connect the ordinary Yjs state-vector exchange sends the server whatever it
-lacks. The server's opt-in "saved" acknowledgement (`?ack=1`) says which of this
-connection's messages are durable; the highest confirmed position in the local log is
-stored too, so a restarted client knows what is still unconfirmed.
-
-Only aiohttp's client is used here; the engine never imports `aiohttp.web`.
+Every (re)connect runs the Yjs state-vector exchange, which sends the server whatever it
+lacks; the server's opt-in "saved" acknowledgement (`?ack=1`) confirms local log
+positions. Only aiohttp's client is used; the engine never imports `aiohttp.web`.
 """
 
 from __future__ import annotations
@@ -86,8 +83,6 @@ class Client:
         self._closing = False
         self._awareness_subscription = self.awareness.observe(self._on_awareness_change)
 
-    # ------------------------------------------------------------------ public API
-
     @property
     def status(self) -> Status:
         """offline | connecting | synced (edits pending) | saved (nothing pending)."""
@@ -164,8 +159,6 @@ class Client:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # ------------------------------------------------------------------ outgoing
-
     def _on_local_edit(self, update: bytes, mark: int) -> None:
         if self._session is not None:
             self._send(self._session.local_update(update, mark))
@@ -182,8 +175,6 @@ class Client:
         if self._link is not None:
             for message in messages:
                 self._link.send(encode(message))
-
-    # ------------------------------------------------------------------ connection loop
 
     async def _run(self) -> None:
         """Connect, serve, and reconnect with backoff until closed or refused for good."""
@@ -243,8 +234,6 @@ class Client:
         if isinstance(message, Saved):
             self._replica.confirm(session.confirmed_mark)
         self._refresh_status()
-
-    # ------------------------------------------------------------------ status
 
     def _refresh_status(self) -> None:
         session = self._session

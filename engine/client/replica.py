@@ -15,7 +15,7 @@ from pycrdt import Doc, TransactionEvent
 
 from engine.client.errors import ClientClosed
 from engine.client.local_store import LocalStore
-from engine.errors import UpdateRejected
+from engine.errors import StorageError, UpdateRejected
 from engine.yjs import EMPTY_UPDATE
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,12 @@ class Replica:
         self.doc: Doc[Any] = Doc()
         state = store.load()
         if state is not None:
-            self.doc.apply_update(state)
+            try:
+                self.doc.apply_update(state)
+            except BaseException as exc:
+                if not _is_bad_update(exc):
+                    raise
+                raise StorageError(f"{store.key}: the stored replica does not apply") from exc
         self.pending_mark = store.last_seq if store.last_seq > store.confirmed else 0
         self.closed = False
         self._on_local_edit = on_local_edit
@@ -87,8 +92,7 @@ class Replica:
             # update and the connection.
             log.error("room %r: a document observer failed", self.store.key.room, exc_info=group)
         except BaseException as exc:
-            # pyo3 panics are BaseExceptions; they still mean "bad update", not "exit".
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            if not _is_bad_update(exc):
                 raise
             raise UpdateRejected(f"server sent an update that does not apply: {exc}") from exc
         finally:
@@ -106,3 +110,8 @@ class Replica:
         mark = self.store.append(update)  # stored before it can be sent
         self.pending_mark = mark
         self._on_local_edit(update, mark)
+
+
+def _is_bad_update(exc: BaseException) -> bool:
+    """pyo3 panics are BaseExceptions; they still mean "bad update", not "exit"."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"

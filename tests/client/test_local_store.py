@@ -10,10 +10,10 @@ import cbor2
 import pytest
 from pycrdt import Array, Doc
 
-from engine.client import LocalStore, ReplicaInUse, ReplicaKey
+from engine.client import Client, LocalStore, ReplicaInUse, ReplicaKey
 from engine.client.local_store import FOLD_AFTER
 from engine.client.shared_kv import open_store_paths
-from engine.errors import SchemaVersionError
+from engine.errors import SchemaVersionError, StorageError
 from engine.storage.kv import KV
 from engine.storage.lmdb_kv import LmdbKV
 from engine.storage.memory_kv import MemoryKV
@@ -143,3 +143,12 @@ def test_one_replica_has_one_open_writer(tmp_path: Path) -> None:
     finally:
         store.close()
     LocalStore.open(tmp_path, KEY).close()  # free again once closed
+
+
+def test_a_stored_replica_that_does_not_apply_is_a_storage_error(tmp_path: Path) -> None:
+    store = LocalStore.open(tmp_path, KEY)
+    store.append(b"\x01\x01\xff\xff\xff\xff\x0f\x00\x28")  # a truncated update
+    store.close()
+    with pytest.raises(StorageError):
+        Client("ws://127.0.0.1:8080/rooms", "lobby", store_path=tmp_path)
+    assert open_store_paths() == []  # the store was given back
