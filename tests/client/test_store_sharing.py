@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from pycrdt import Array
 
-from engine.client import Backoff, ReplicaInUse, connect
+from engine.client import Backoff, ReplicaInUse, connect, edit_and_save
 from engine.client.shared_kv import open_store_paths
 from tests.client.conftest import LiveServer, StartServer
 from tests.client.helpers import DEADLINE, items, server_doc
@@ -143,3 +144,26 @@ async def test_a_second_open_client_for_one_replica_is_refused(
         async with connect(dead_url, "other", store_path=tmp_path, backoff=FAST):
             pass
     assert open_store_paths() == []
+
+
+def test_scripts_on_several_threads_share_one_store(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """Each thread runs its own event loop; the store is opened and closed under a lock."""
+    rooms = [f"thread-{n}" for n in range(8)]
+
+    def run(room: str) -> None:
+        edit_and_save(
+            live_server.ws_url,
+            room,
+            lambda doc: doc.get("items", type=Array).append(room),
+            store_path=tmp_path / "store",
+            timeout=DEADLINE,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(rooms)) as pool:
+        list(pool.map(run, rooms, timeout=4 * DEADLINE))
+
+    assert open_store_paths() == []
+    for room in rooms:
+        assert items(asyncio.run(server_doc(live_server.http_url, room))) == [room]
