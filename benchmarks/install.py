@@ -7,12 +7,14 @@ second run skip the install.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 from benchmarks.paths import NODE_CLIENTS, NODE_PEERS, NODE_PEERS_SRC, PEERS, PEERS_VENV, REPO
@@ -92,10 +94,12 @@ def ensure_for(servers: list[str], want_tools: bool) -> None:
 
 
 def ours_snapshot(ref: str) -> tuple[Path, str]:
-    """Export ``engine/`` and ``server/`` at a git ref into ``.peers/ours-<sha>``.
+    """Export ``engine/`` and ``server/`` at a git ref into a fresh temporary directory.
 
     Other work in the tree keeps changing while a long comparison runs; measuring
-    a fixed commit makes the numbers belong to one version. Returns (dir, sha).
+    a fixed commit makes the numbers belong to one version. The copy lives outside
+    the work tree (and is removed at exit), so edits made across the tree while
+    the suite runs cannot reach it. Returns (dir, sha).
     """
     git = ["git", "-C", str(REPO)]
     sha = subprocess.run(
@@ -105,15 +109,14 @@ def ours_snapshot(ref: str) -> tuple[Path, str]:
         check=True,
         timeout=30,
     ).stdout.strip()
-    target = PEERS / f"ours-{sha[:12]}"
-    if not (target / "server").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            [*git, "archive", "--format=tar", sha, "engine", "server"],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(target, filter="data")
+    target = Path(tempfile.mkdtemp(prefix=f"performer-ours-{sha[:12]}-"))
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    archive = subprocess.run(
+        [*git, "archive", "--format=tar", sha, "engine", "server"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
     return target, sha
