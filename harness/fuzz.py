@@ -193,12 +193,16 @@ async def fuzz(url: str, frames: int, seed: int, room: str = "fuzz") -> FuzzRepo
                         await _probe_all(probes, report)
                 if alive:
                     continue
-                if target.close_code is None:
+                if target.close_code in (None, aiohttp.WSCloseCode.ABNORMAL_CLOSURE):
+                    # 1006 is what the client library reports when no close frame came
                     report.unanswered += 1
-                    report.problems.append(f"frame {report.frames - 1}: no close code")
+                    if report.unanswered == 1:
+                        report.problems.append(f"frame {report.frames - 1}: closed without a code")
                 else:
                     report.close_codes[target.close_code] += 1
         await _probe_all(probes, report)
+    if report.unanswered > 1:
+        report.problems.append(f"{report.unanswered} frames in all were closed without a code")
     return report
 
 

@@ -60,7 +60,7 @@ class WireClient:
             return None
         if frame.type == aiohttp.WSMsgType.ERROR:  # the TCP connection broke (reset, killed peer)
             raise ConnectionError(f"socket error: {self.ws.exception()!r}")
-        raise AssertionError(f"unexpected frame {frame.type}")
+        raise AssertionError(f"unexpected frame {frame.type!r}")
 
     async def wait_for(self, kind: type[Message], timeout: float = WAIT) -> Message:
         async with asyncio.timeout(timeout):
