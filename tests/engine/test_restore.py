@@ -1,0 +1,312 @@
+"""Restoring a room to an earlier state with one forward edit.
+
+The property: over random edit histories of every root type (formatted text with embeds,
+arrays and maps of nested types, XML fragments), restoring the latest state to any
+earlier one gives exactly that state's JSON view and formatting, and an edit made
+offline on a replica of the latest state before the restore survives it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
+
+from engine.jsonview import to_json
+from engine.restore import fingerprint, restore_update
+from engine.textdiff import chunks, opcodes
+from engine.yjs import EMPTY_UPDATE
+
+WORDS = ["", "a", "xy", "héllo", "😀!", "line\n", "\ufffc"]
+ATTRS: list[dict[str, Any] | None] = [
+    None,
+    {},
+    {"bold": True},
+    {"italic": True, "color": "red"},
+    {"bold": None},
+    {"link": {"href": "u"}},
+]
+TAGS = ["p", "h1", "li"]
+OPS = [
+    "text_insert",
+    "text_delete",
+    "text_format",
+    "text_embed",
+    "array_insert",
+    "array_delete",
+    "array_nested",
+    "map_set",
+    "map_delete",
+    "map_nested",
+    "xml_element",
+    "xml_text",
+    "xml_attr",
+    "xml_text_edit",
+    "xml_delete",
+    "clear",
+]
+Op = tuple[str, int, int, int, int]
+op_strategy = st.tuples(
+    st.sampled_from(OPS),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+    st.integers(0, len(WORDS) - 1),
+    st.integers(0, len(ATTRS) - 1),
+)
+
+
+def _roots(doc: Doc[Any]) -> tuple[Text, Array[Any], Map[Any], XmlFragment]:
+    return (
+        doc.get("t", type=Text),
+        doc.get("a", type=Array),
+        doc.get("m", type=Map),
+        doc.get("x", type=XmlFragment),
+    )
+
+
+def _fresh(kind: int, word: str) -> Any:
+    """A value to insert: plain values and new nested types, some pre-filled."""
+    options: list[Any] = [word, kind, {"k": [kind, None]}, True]
+    options += [Map({"n": kind}), Array([word]), Text(word), XmlFragment()]
+    return options[kind % len(options)]
+
+
+def _edit_nested(value: Any, i: int, word: str, attrs: dict[str, Any] | None) -> None:
+    if isinstance(value, Text):
+        value.insert(i % (len(value) + 1), word, attrs)
+    elif isinstance(value, Array):
+        value.insert(i % (len(value) + 1), _fresh(i, word))
+    elif isinstance(value, Map):
+        value[word or "k"] = _fresh(i, word)
+
+
+def _xml_tree(fragment: XmlFragment) -> tuple[list[Any], list[XmlText]]:
+    """Every node that has children, and every text node."""
+    parents: list[Any] = [fragment]
+    texts: list[XmlText] = []
+    for node in parents:
+        for child in node.children:
+            (texts if isinstance(child, XmlText) else parents).append(child)
+    return parents, texts
+
+
+def _apply(doc: Doc[Any], op: Op) -> None:
+    name, i, j, w, a = op
+    word, attrs = WORDS[w], ATTRS[a]
+    text, array, mapping, fragment = _roots(doc)
+    if name.startswith("text"):
+        _edit_text(text, name, i, j, word, attrs)
+    elif name.startswith("array"):
+        if name == "array_insert":
+            array.insert(i % (len(array) + 1), _fresh(j, word))
+        elif len(array) and name == "array_delete":
+            del array[i % len(array)]
+        elif len(array):
+            _edit_nested(array[i % len(array)], j, word, attrs)
+    elif name == "map_set":
+        mapping[WORDS[i % len(WORDS)] or "k"] = _fresh(j, word)
+    elif name == "map_delete" and len(mapping):
+        del mapping[sorted(mapping.keys())[i % len(mapping)]]
+    elif name == "map_nested" and len(mapping):
+        _edit_nested(mapping[sorted(mapping.keys())[i % len(mapping)]], j, word, attrs)
+    elif name.startswith("xml"):
+        _edit_xml(fragment, name, i, j, word, attrs)
+    elif name == "clear":
+        _clear((text, array, mapping, fragment)[i % 4])
+
+
+def _clear(root: Any) -> None:
+    if isinstance(root, XmlFragment):
+        del root.children[0 : len(root.children)]
+    else:
+        root.clear()
+
+
+def _edit_text(
+    text: Text | XmlText, name: str, i: int, j: int, word: str, attrs: dict[str, Any] | None
+) -> None:
+    size = len(text)
+    if name.endswith("insert"):
+        text.insert(_boundary(text, i), word, attrs)
+    elif name.endswith("embed"):
+        text.insert_embed(_boundary(text, i), {"img": j % 3}, attrs)
+    elif size and name.endswith("delete"):
+        start, stop = sorted((_boundary(text, i), _boundary(text, j)))
+        del text[start:stop]
+    elif size:
+        start, stop = sorted((_boundary(text, i), _boundary(text, j)))
+        text.format(start, stop, attrs or {"bold": None})
+
+
+def _boundary(text: Text | XmlText, i: int) -> int:
+    """A pycrdt index (UTF-8 bytes) that falls between characters."""
+    points = [0]
+    for insert, _attrs in text.diff():
+        for char in insert if isinstance(insert, str) else [None]:
+            points.append(points[-1] + (len(char.encode()) if char else 1))
+    return points[i % len(points)]
+
+
+def _edit_xml(
+    fragment: XmlFragment, name: str, i: int, j: int, word: str, attrs: dict[str, Any] | None
+) -> None:
+    parents, texts = _xml_tree(fragment)
+    parent = parents[i % len(parents)]
+    if name == "xml_element":
+        element = XmlElement(TAGS[j % len(TAGS)], {"id": str(j % 5)})
+        parent.children.insert(j % (len(parent.children) + 1), element)
+    elif name == "xml_text":
+        parent.children.insert(j % (len(parent.children) + 1), word)
+    elif name == "xml_attr" and isinstance(parent, XmlElement):
+        if j % 3:
+            parent.attributes[f"a{j % 4}"] = word
+        elif f"a{i % 4}" in parent.attributes:
+            del parent.attributes[f"a{i % 4}"]
+    elif name == "xml_text_edit" and texts:
+        _edit_text(texts[j % len(texts)], ["insert", "delete", "format"][i % 3], i, j, word, attrs)
+    elif name == "xml_delete" and len(parent.children):
+        del parent.children[j % len(parent.children)]
+
+
+def _history(ops: list[Op]) -> list[bytes]:
+    """States after each op, written alternately by two clients that stay in sync (so
+    items name origins from the other client)."""
+    docs: list[Doc[Any]] = [Doc(client_id=1), Doc(client_id=2)]
+    states = [docs[0].get_update()]
+    for n, op in enumerate(ops):
+        writer, reader = docs[n % 2], docs[(n + 1) % 2]
+        _apply(writer, op)
+        reader.apply_update(writer.get_update(reader.get_state()))
+        states.append(docs[0].get_update())
+    return states
+
+
+def _apply_all(*updates: bytes) -> Doc[Any]:
+    doc: Doc[Any] = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    return doc
+
+
+def _formatting(doc: Doc[Any]) -> list[Any]:
+    """The formatted runs of the text root, and every root's content identity (which
+    covers formatting of nested texts and XML attributes)."""
+    runs = [(i, a) for i, a in chunks(doc.get("t", type=Text)) if isinstance(i, str)]
+    return [runs, [fingerprint(root) for root in _roots(doc)]]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op_strategy, min_size=1, max_size=24))
+def test_restoring_any_earlier_state_gives_exactly_its_content(ops: list[Op]) -> None:
+    states = _history(ops)
+    now = states[-1]
+    for past in states:
+        restored = _apply_all(now, restore_update(now, past))
+        assert to_json(restored.get_update()) == to_json(past)
+        assert _formatting(restored) == _formatting(_apply_all(past))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(op_strategy, min_size=1, max_size=16), st.integers(0, 10**6), st.data())
+def test_an_offline_edit_made_before_the_restore_survives_it(
+    ops: list[Op], at: int, data: st.DataObject
+) -> None:
+    states = _history(ops)
+    now = states[-1]
+    past = data.draw(st.sampled_from(states))
+    replica = _apply_all(now)
+    before = replica.get_state()
+    text, array, mapping, fragment = _roots(replica)
+    text.insert(_boundary(text, at), "§")
+    array.insert(at % (len(array) + 1), "offline")
+    mapping["offline"] = 1
+    fragment.children.append(XmlElement("offline"))
+    offline = replica.get_update(before)
+
+    merged = _apply_all(now, restore_update(now, past), offline)
+    view = to_json(merged.get_update())
+    assert "§" in view["t"]
+    assert "offline" in view["a"]
+    assert view["m"]["offline"] == 1
+    assert "<offline></offline>" in view["x"]
+
+
+def _large_doc(paragraphs: int) -> Doc[Any]:
+    doc: Doc[Any] = Doc(client_id=1)
+    text, array, mapping, fragment = _roots(doc)
+    for n in range(paragraphs):
+        text.insert(len(text), f"Paragraph {n}: the quick brown fox jumps over the lazy dog.\n")
+        if n % 10 == 0:
+            text.format(len(text) - 20, len(text) - 5, {"bold": True})
+        array.append(Map({"id": n, "title": Text(f"item {n}")}))
+        mapping[f"k{n}"] = {"n": n, "tags": ["a", "b"]}
+        paragraph = fragment.children.append(XmlElement("p", {"n": str(n)}))
+        paragraph.children.append(f"XML paragraph {n} with some words")
+    return doc
+
+
+def test_a_one_character_change_restores_as_a_small_update() -> None:
+    doc = _large_doc(500)
+    past = doc.get_update()
+    text = doc.get("t", type=Text)
+    text.insert(1234, "Z")
+    now = doc.get_update()
+    update = restore_update(now, past)
+    assert len(update) < 60, f"{len(update)} bytes for one character in {len(now)}"
+    assert to_json(_apply_all(now, update).get_update()) == to_json(past)
+
+
+def test_restoring_the_current_state_is_an_empty_update() -> None:
+    now = _large_doc(5).get_update()
+    assert restore_update(now, now) == EMPTY_UPDATE
+
+
+def test_roots_absent_from_the_target_are_emptied() -> None:
+    doc: Doc[Any] = Doc()
+    past = doc.get_update()
+    _apply(doc, ("text_insert", 0, 0, 3, 2))
+    _apply(doc, ("xml_element", 0, 0, 0, 0))
+    _apply(doc, ("map_set", 0, 6, 1, 0))
+    now = doc.get_update()
+    restored = _apply_all(now, restore_update(now, past))
+    assert to_json(restored.get_update()) == {}
+    assert to_json(restored.get_update(), {"t": "text", "m": "map"}) == {"t": "", "m": {}}
+
+
+def test_an_unknown_root_type_and_a_used_client_id_are_value_errors() -> None:
+    now = _large_doc(1).get_update()
+    with pytest.raises(ValueError, match="unknown type 'list'"):
+        restore_update(now, now, {"a": "list"})
+    with pytest.raises(ValueError, match="client id 1 has already written"):
+        restore_update(now, now, client_id=1)
+
+
+def test_text_diff_trims_the_common_ends_before_diffing() -> None:
+    a = "x" * 100_000 + "abc" + "y" * 100_000
+    b = "x" * 100_000 + "aXc" + "y" * 100_000
+    assert opcodes(a, b) == [
+        ("equal", 0, 100_001, 0, 100_001),
+        ("replace", 100_001, 100_002, 100_001, 100_002),
+        ("equal", 100_002, 200_003, 100_002, 200_003),
+    ]
+
+
+@pytest.mark.slow
+def test_restoring_a_ten_megabyte_room_after_scattered_edits() -> None:
+    """Size and time of a restore in a ~10 MB room (5,000 paragraphs of text, items, map
+    keys and XML nodes each, then 200 scattered edits of every kind). Run with
+    `pytest tests/engine/test_restore.py -m slow -s` to print the numbers."""
+    doc = _large_doc(25_000)
+    past = doc.get_update()
+    for n in range(200):
+        _apply(doc, (OPS[n % len(OPS[:-1])], n * 7919, n * 104_729, n % len(WORDS), n % 6))
+    now = doc.get_update()
+    started = time.perf_counter()
+    update = restore_update(now, past)
+    seconds = time.perf_counter() - started
+    print(f"\nroom {len(now) / 1e6:.1f} MB, restore update {len(update)} bytes, {seconds:.2f} s")
+    assert to_json(_apply_all(now, update).get_update()) == to_json(past)
