@@ -282,20 +282,48 @@ test('a server restart in the middle of a chat loses nothing', async () => {
 test('history view shows the chat as it was at an earlier log position', async () => {
   const room = 'history-room'
   const alice = await openChat(room, 'alice')
-  for (const text of ['first', 'second', 'third']) {
+  const texts = ['first', 'second', 'third']
+  /** @type {number[]} log position right after each message was stored */
+  const seqs = []
+  for (const text of texts) {
     await send(alice.page, text)
     await waitForStatus(alice.page, 'saved')
+    seqs.push(await alice.page.evaluate(() => /** @type {any} */ (window).performer.status.seq))
   }
+  assert.ok(seqs[0] > 0 && seqs[0] < seqs[1] && seqs[1] < seqs[2], `seqs ${seqs.join(', ')}`)
+  const history = await (await fetch(`${server.httpUrl}/v1/rooms/${room}/history`)).json()
+  /** @type {number[]} */
+  const logSeqs = history.entries.map((/** @type {{ seq: number }} */ entry) => entry.seq)
+
   await alice.page.getByTestId('history-toggle').click()
+  const label = alice.page.getByTestId('history-label')
   const past = alice.page.getByTestId('history-message')
-  await waitFor(async () => (await past.count()) === 3, { timeoutMs: DEADLINE, what: 'history opens at the latest position' })
   const slider = alice.page.getByTestId('history-slider')
-  await slider.fill('0')
-  await waitFor(async () => (await past.count()) < 3, { timeoutMs: DEADLINE, what: 'an earlier position shows fewer messages' })
-  const earlier = await past.locator('.bubble').allTextContents()
-  assert.deepEqual(earlier, ['first', 'second', 'third'].slice(0, earlier.length))
+  /**
+   * Move the slider to log position `seq`, wait until the view has loaded it, return what it shows.
+   * @param {number} seq
+   */
+  async function showAt (seq) {
+    const index = logSeqs.indexOf(seq)
+    assert.ok(index >= 0, `seq ${seq} is in the history (${logSeqs.join(', ')})`)
+    await slider.fill(String(index))
+    await waitFor(async () => {
+      const text = await label.textContent() ?? '' // one read: loaded, and at this position
+      return text.startsWith(`#${seq} of `) && / · \d+ messages$/.test(text)
+    },
+      { timeoutMs: DEADLINE, what: `history view loaded #${seq} (label "${await label.textContent()}")` })
+    return past.locator('.bubble').allTextContents()
+  }
+
+  await waitFor(async () => (await label.textContent())?.startsWith(`#${logSeqs[logSeqs.length - 1]} of`) && (await past.count()) === 3,
+    { timeoutMs: DEADLINE, what: 'history opens at the latest position' })
+  assert.deepEqual(await showAt(seqs[0]), ['first'], 'right after the first message: only it')
+  assert.deepEqual(await showAt(seqs[1]), ['first', 'second'])
+  assert.deepEqual(await showAt(seqs[2]), texts)
+  assert.deepEqual(await showAt(seqs[0]), ['first'], 'and back again')
+  assert.deepEqual(await messageTexts(alice.page), texts, 'the live list (hidden meanwhile) still has everything')
   await alice.page.getByTestId('history-toggle').click()
-  assert.deepEqual(await messageTexts(alice.page), ['first', 'second', 'third'], 'the live chat is untouched')
+  assert.deepEqual(await messageTexts(alice.page), texts, 'the live chat is untouched')
   await alice.context.close()
 })
 
