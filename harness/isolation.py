@@ -181,6 +181,13 @@ class IsolationReport:
             found.append(f"the client that reads nothing was not cut off ({self.sleeper_close})")
         if self.flooded.saved != self.flood_updates:
             found.append(f"flooder: {self.flooded.saved}/{self.flood_updates} updates saved")
+        # A token bucket (the server's burst is twice its rate) cannot have let more than
+        # burst + rate x elapsed through, at any acknowledgement.
+        burst = 2 * self.rate
+        early = [(t, n) for t, n in self.flooded.acks if n > burst + self.rate * t]
+        if early:
+            t, n = early[0]
+            found.append(f"flooder not throttled: {n} updates saved after {t:.2f} s")
         if not self.beside.p99_ms <= max_slow_p99_ms:
             found.append(
                 f"reader p99 beside a slow consumer {self.beside.p99_ms:.1f} ms "

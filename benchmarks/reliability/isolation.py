@@ -1,9 +1,10 @@
 """One bad client must not hurt the others (see `harness.isolation`).
 
 Fails (exit 1) when the client that reads nothing is not cut off with 4408, a flooded
-update is not saved, or the p99 probe latency of the other clients passes
-`--max-slow-p99-ms` (beside the slow consumer) or `--max-flood-p99-ms` (another room,
-during the flood)::
+update is not saved, the flooder gets through faster than the server's token bucket
+allows (a burst of twice `--rate`, then `--rate` per second), or the p99 probe latency
+of the other clients passes `--max-slow-p99-ms` (beside the slow consumer) or
+`--max-flood-p99-ms` (another room, during the flood)::
 
     python -m benchmarks.reliability.isolation --updates 2000
 """
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flood", type=int, default=20_000, help="flooder's updates")
     parser.add_argument("--rate", type=float, default=2000.0, help="server --rate")
     parser.add_argument("--max-slow-p99-ms", type=float, default=250.0)
-    parser.add_argument("--max-flood-p99-ms", type=float, default=50.0)
+    parser.add_argument("--max-flood-p99-ms", type=float, default=100.0)
     parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="isolation-") as tmp:
