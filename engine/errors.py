@@ -1,29 +1,37 @@
-"""One exception tree for the whole engine.
+"""One exception tree for the whole product, and one table of what each error means on
+every transport.
 
     EngineError
-     ├── ProtocolError          malformed wire message (carries the byte offset)
-     ├── UpdateRejected         a well-formed message whose update cannot be applied
+     ├── ProtocolError          malformed wire message or request (carries the byte offset)
+     ├── UpdateRejected         a well-formed update that cannot be applied
      │    └── QuotaExceeded     update or document larger than the configured limit
-     ├── PermissionDenied       the caller may not do this (read-only token, other room)
      ├── RoomNameError          a room name that is not allowed
+     ├── Unauthorized           no token, a bad one, an expired one
+     ├── PermissionDenied       a valid caller who may not do this (other room, read-only)
+     ├── RoomNotFound           the room has never been written
+     ├── Conflict               the request contradicts what is stored (name taken, log trimmed)
+     ├── Unavailable            the room cannot be served now; retry later
      └── StorageError           the store failed or holds something it cannot read
           ├── CorruptRecord     checksum or decoding failed (names room and seq)
-          ├── SchemaVersionError a record written by a newer, unknown schema
-          └── RoomNotFound      the room has never been written
+          └── SchemaVersionError a record written by a newer, unknown schema
 
-The server maps these onto close codes and HTTP statuses in one place, so code that
-raises them never needs to know about transports.
+`ERROR_TABLE` maps each branch to (HTTP status, WebSocket close code, what a client should
+do); the REST middleware, the WebSocket layer, the Python client and the browser client
+all follow it (tests/server/test_error_table.py checks the browser client against it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
 
 class EngineError(Exception):
-    """Base of every error the engine raises on purpose."""
+    """Base of every error the product raises on purpose."""
 
 
 class ProtocolError(EngineError):
-    """A wire message that does not decode.
+    """A wire message or request that does not decode.
 
     Args:
         offset: byte offset in the message where decoding failed.
@@ -44,12 +52,29 @@ class QuotaExceeded(UpdateRejected):
     """An update or the document it would produce is larger than allowed."""
 
 
-class PermissionDenied(EngineError):
-    """The caller's token does not allow this action."""
-
-
 class RoomNameError(EngineError):
     """A room name outside the allowed alphabet or length."""
+
+
+class Unauthorized(EngineError):
+    """No token, a bad one, or an expired one."""
+
+
+class PermissionDenied(EngineError):
+    """The caller is known but may not do this (a token for another room, read-only)."""
+
+
+class RoomNotFound(EngineError):
+    """The room has no stored data."""
+
+
+class Conflict(EngineError):
+    """The request contradicts what is stored (a version name taken, a trimmed log)."""
+
+
+class Unavailable(EngineError):
+    """The room cannot be served right now (failed to load, storage failed, shutting
+    down); the same request later may succeed."""
 
 
 class StorageError(EngineError):
@@ -69,5 +94,75 @@ class SchemaVersionError(StorageError):
     """A record of a schema version this code does not know; never misread silently."""
 
 
-class RoomNotFound(StorageError):
-    """The room has no stored data."""
+class Close(IntEnum):
+    """WebSocket close codes; 44xx/45xx mirror the HTTP status they mean."""
+
+    GOING_AWAY = 1001  # server shutting down; reconnect
+    FRAME_TOO_BIG = 1009  # a frame over the size limit (sent by the WebSocket layer)
+    MALFORMED = 4400  # a message that does not decode, or a bad room name
+    UNAUTHORIZED = 4401  # missing, invalid or expired token
+    FORBIDDEN = 4403  # token for another room
+    SLOW_CONSUMER = 4408  # the client stopped reading; its send buffer is full
+    TOO_LARGE = 4413  # update or document over its size limit
+    UNAVAILABLE = 4503  # room failed to load or its storage failed; reconnect later
+
+
+class Retry(Enum):
+    """What a client should do after an error."""
+
+    NEVER = "never"  # retrying sends the same thing again: surface the error
+    BACKOFF = "backoff"  # reconnect with backoff (reset once a connection syncs)
+    SLOW_DOWN = "slow down"  # reconnect, and keep backing off even after a sync
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    http: int | None
+    close: Close
+    retry: Retry
+    reason: str
+
+
+# Most specific first: the first row whose class matches an error decides.
+ERROR_TABLE: list[tuple[type[EngineError] | None, Meaning]] = [
+    (QuotaExceeded, Meaning(413, Close.TOO_LARGE, Retry.NEVER, "update or document too large")),
+    (ProtocolError, Meaning(400, Close.MALFORMED, Retry.NEVER, "malformed message")),
+    (UpdateRejected, Meaning(400, Close.MALFORMED, Retry.NEVER, "update does not apply")),
+    (RoomNameError, Meaning(400, Close.MALFORMED, Retry.NEVER, "room name not allowed")),
+    (Unauthorized, Meaning(401, Close.UNAUTHORIZED, Retry.NEVER, "invalid or expired token")),
+    (PermissionDenied, Meaning(403, Close.FORBIDDEN, Retry.NEVER, "token does not grant this")),
+    (RoomNotFound, Meaning(404, Close.MALFORMED, Retry.NEVER, "no such room")),
+    (Conflict, Meaning(409, Close.MALFORMED, Retry.NEVER, "conflicts with what is stored")),
+    (Unavailable, Meaning(503, Close.UNAVAILABLE, Retry.SLOW_DOWN, "room unavailable, retry")),
+    (StorageError, Meaning(503, Close.UNAVAILABLE, Retry.SLOW_DOWN, "storage failed, retry later")),
+    # close codes no exception stands for
+    (None, Meaning(None, Close.GOING_AWAY, Retry.BACKOFF, "server shutting down")),
+    (None, Meaning(None, Close.FRAME_TOO_BIG, Retry.NEVER, "frame too big")),
+    (None, Meaning(None, Close.SLOW_CONSUMER, Retry.SLOW_DOWN, "client is not reading")),
+]  # fmt: skip
+
+_UNKNOWN = Meaning(500, Close.UNAVAILABLE, Retry.SLOW_DOWN, "internal error")
+
+
+def meaning_of(error: BaseException) -> Meaning:
+    """The table's row for an error (500 for anything the table does not name)."""
+    for kind, meaning in ERROR_TABLE:
+        if kind is not None and isinstance(error, kind):
+            return meaning
+    return _UNKNOWN
+
+
+def meaning_of_close(code: int | None) -> Meaning | None:
+    """The table's row for a close code (None: not ours, e.g. 1006 dropped)."""
+    for _, meaning in ERROR_TABLE:
+        if meaning.close == code:
+            return meaning
+    return None
+
+
+def close_reason(code: Close, detail: str | None = None) -> str:
+    """A close reason: the table's words with detail, cut to WebSocket's 123 bytes."""
+    meaning = meaning_of_close(code)
+    base = meaning.reason if meaning else code.name.lower()
+    text = base if not detail else f"{base}: {detail}"
+    return text.encode("utf-8")[:123].decode("utf-8", "ignore")

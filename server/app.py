@@ -1,8 +1,12 @@
-"""create_app(config): routes, typed state, and the startup/shutdown order.
+"""create_app(config, hooks): routes, typed state, and the startup/shutdown order.
 
-Startup: open the store (LMDB, or Redis) and the fan-out (local, or Redis), then accept
-connections. Shutdown: stop accepting, let every room finish its queued work and close
-its clients (1001), finish the last commits, close the store.
+Startup: open the store (LMDB, or Redis) and the fan-out (local, or Redis), start the
+deliveries (on_change hooks, webhooks), call `hooks.on_start`, then accept connections.
+Shutdown: stop accepting, let every room finish its queued work and close its clients
+(1001), stop the deliveries, finish the last commits, close the store.
+
+Embedding: `parent.add_subapp("/sync/", create_app(config, hooks=MyHooks()))` serves the
+rooms under /sync/ from the application's own aiohttp server.
 """
 
 from __future__ import annotations
@@ -14,31 +18,57 @@ from aiohttp import web
 
 from engine.store import open_store
 from server.auth import Authorizer
+from server.change_hooks import ChangeHookConsumer
 from server.config import Config
-from server.http.keys import AUTHORIZER, CONFIG, METRICS, REGISTRY, STORE
+from server.delivery import Delivery
+from server.hooks import Hooks
+from server.http.changes import add_change_routes
+from server.http.keys import AUTHORIZER, CONFIG, FEEDS, HOOKS, METRICS, REGISTRY, ROOMS, STORE
 from server.http.rest import add_routes, engine_errors
+from server.http.versions import add_version_routes
 from server.http.ws import handle_websocket
 from server.metrics import Metrics
+from server.rooms.access import Rooms
 from server.rooms.fanout import Fanout, LocalFanout
+from server.rooms.feeds import FeedHub
 from server.rooms.registry import RoomRegistry
 from server.rooms.store import RoomStore
+from server.webhooks import WebhookConsumer
 
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config) -> web.Application:
+class ConfigError(ValueError):
+    """A configuration that cannot run (said in one line at startup)."""
+
+
+def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
+    """The server as an aiohttp application; `hooks` customise auth and react to changes.
+
+    Raises:
+        ConfigError: e.g. a webhook without a secret (and without `webhook_unsigned`).
+    """
+    if config.webhook_url and not config.webhook_secret and not config.webhook_unsigned:
+        raise ConfigError(
+            "--webhook needs --webhook-secret (or PERFORMER_WEBHOOK_SECRET) to sign its "
+            "requests; pass --webhook-unsigned to send them unsigned"
+        )
     app = web.Application(
         middlewares=[engine_errors], client_max_size=config.limits.max_update_bytes
     )
     app[CONFIG] = config
     app[METRICS] = Metrics()
-    app[AUTHORIZER] = Authorizer(config.auth_secret)
+    app[HOOKS] = hooks or Hooks()
+    app[AUTHORIZER] = Authorizer(config.auth_secret, app[HOOKS])
     app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_deliveries)
     app.on_shutdown.append(_drain_rooms)
     add_routes(app)
+    add_change_routes(app)
+    add_version_routes(app)
     app.router.add_get("/rooms/{room}", _websocket)
     _add_static(app, config)
-    if config.auth_secret is None:
+    if app[AUTHORIZER].open:
         log.warning("no auth secret: the server is OPEN, anyone may read and write any room")
     return app
 
@@ -72,12 +102,40 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     await store.start()
     await fanout.start()
     app[STORE] = store
-    app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS])
+    app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS], app[HOOKS])
+    app[ROOMS] = Rooms(app[REGISTRY])
+    app[FEEDS] = FeedHub(store)
+    store.deleted_listeners.append(app[FEEDS].room_deleted)
     try:
         yield
     finally:
+        await app[FEEDS].close()
         await fanout.close()
         await store.close()
+
+
+async def _deliveries(app: web.Application) -> AsyncIterator[None]:
+    """on_change hooks and webhooks, each read from the durable log by its cursor."""
+    config, hooks, metrics = app[CONFIG], app[HOOKS], app[METRICS]
+    registry = app[REGISTRY]
+    deliveries = []
+    if hooks.watches_changes:
+        deliveries.append(Delivery(ChangeHookConsumer(hooks, metrics), registry.store,
+                                   registry.fanout, metrics))  # fmt: skip
+    webhook = None
+    if config.webhook_url:
+        webhook = WebhookConsumer(config.webhook_url, config.webhook_secret)
+        deliveries.append(Delivery(webhook, registry.store, registry.fanout, metrics))
+    for delivery in deliveries:
+        await delivery.start()
+    await hooks.on_start(app[ROOMS])
+    try:
+        yield
+    finally:
+        for delivery in deliveries:
+            await delivery.close()
+        if webhook is not None:
+            await webhook.close()
 
 
 async def _drain_rooms(app: web.Application) -> None:

@@ -1,39 +1,28 @@
-"""Room tokens: JWT (HS256) with claims `room`, `mode`, `exp`, `sub`.
+"""Who may do what: the application's `authenticate` hook, or our room tokens.
 
-`room` is an exact room name or a prefix ending in `*` (`team-*`). `mode` is `read` or
-`write`. Without a secret the server is open: every caller may write every room.
+Tokens are JWT (HS256) with claims `room`, `mode`, `exp`, `sub`. `room` is an exact room
+name or a prefix ending in `*` (`team-*`). `mode` is `read` or `write`. Without a secret
+(and without an authenticate hook) the server is open: every caller may write every room.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from dataclasses import dataclass
 
 import jwt
 
-from engine.errors import EngineError
+from engine.errors import EngineError, PermissionDenied, Unauthorized
+from server.hooks import Grant, Hooks
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 
 
-class AuthError(EngineError):
-    """No token, a bad one, or an expired one (401 / close 4401)."""
-
-
-class RoomForbidden(EngineError):
-    """A valid token that does not cover this room (403 / close 4403)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What a caller may do in one room."""
-
-    can_write: bool
-    user: str | None
-    expires_at: float | None
-
-
-OPEN_GRANT = Grant(can_write=True, user=None, expires_at=None)
+OPEN_GRANT = Grant()
+AUTHENTICATE_TIMEOUT = 10.0
 
 
 def issue_token(
@@ -65,59 +54,88 @@ def room_matches(pattern: str, room: str) -> bool:
 
 
 class Authorizer:
-    """Checks tokens against rooms. Args: secret: None for an open server."""
+    """Decides each caller's grant. Args: secret: None for an open server; hooks: their
+    `authenticate`, when defined, replaces the token check."""
 
-    def __init__(self, secret: str | None) -> None:
+    def __init__(self, secret: str | None, hooks: Hooks | None = None) -> None:
         self.secret = secret
+        self.hooks = hooks if hooks is not None and hooks.authenticates else None
 
     @property
     def open(self) -> bool:
-        return self.secret is None
+        return self.secret is None and self.hooks is None
+
+    async def check(self, token: str | None, room: str) -> Grant:
+        """The caller's grant for `room`, from the hook if there is one, else the token.
+
+        Raises:
+            Unauthorized: refused (never anything else from a misbehaving hook).
+            PermissionDenied: a valid token for another room.
+        """
+        if self.hooks is None:
+            return self.grant(token, room)
+        try:
+            async with asyncio.timeout(AUTHENTICATE_TIMEOUT):
+                grant = await self.hooks.authenticate(token, room)
+        except EngineError:
+            raise
+        except Exception as exc:
+            log.warning("room %r: authenticate hook raised %r: refused", room, exc)
+            raise Unauthorized(f"refused by the authenticate hook: {exc!r}") from exc
+        if grant is None:
+            raise Unauthorized("refused by the authenticate hook")
+        if not isinstance(grant, Grant):
+            log.error("authenticate hook returned %r, not a Grant: refused", grant)
+            raise Unauthorized("the authenticate hook returned something that is not a Grant")
+        return grant
 
     def grant(self, token: str | None, room: str) -> Grant:
         """The grant a token gives for `room`.
 
         Raises:
-            AuthError: missing, malformed, tampered or expired token.
-            RoomForbidden: the token is valid but names another room.
+            Unauthorized: missing, malformed, tampered or expired token.
+            PermissionDenied: the token is valid but names another room.
         """
         if self.secret is None:
             return OPEN_GRANT
         claims = self._claims(token)
         pattern = str(claims["room"])
         if not room_matches(pattern, room):
-            raise RoomForbidden(f"token is for room {pattern!r}")
+            raise PermissionDenied(f"token is for room {pattern!r}")
         mode = claims.get("mode", "write")
         if mode not in ("read", "write"):
-            raise AuthError(f"token mode {mode!r} is neither read nor write")
+            raise Unauthorized(f"token mode {mode!r} is neither read nor write")
         user = claims.get("sub")
         expires = claims["exp"]
         assert isinstance(expires, (int, float))  # PyJWT validated it
         return Grant(
-            can_write=mode == "write", user=str(user) if user else None, expires_at=float(expires)
+            user=str(user) if user else None,
+            mode="write" if mode == "write" else "read",
+            expires_at=float(expires),
         )
 
     def pattern(self, token: str | None) -> str:
-        """The room pattern a valid token covers (for listing rooms); "*" when open."""
-        if self.secret is None:
+        """The room pattern a valid token covers (for listing rooms); "*" when open or
+        when the application authenticates (it decides per room)."""
+        if self.secret is None or self.hooks is not None:
             return "*"
         return str(self._claims(token)["room"])
 
     def _claims(self, token: str | None) -> dict[str, object]:
         if self.secret is None:
-            raise AuthError("no secret configured")
+            raise Unauthorized("no secret configured")
         if not token:
-            raise AuthError("a token is required")
+            raise Unauthorized("a token is required")
         try:
             claims: dict[str, object] = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], options={"require": ["exp", "room"]}
             )
         except jwt.ExpiredSignatureError as exc:
-            raise AuthError("token expired") from exc
+            raise Unauthorized("token expired") from exc
         except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}") from exc
+            raise Unauthorized(f"invalid token: {exc}") from exc
         if not isinstance(claims.get("room"), str):
-            raise AuthError("token's room claim is not a string")
+            raise Unauthorized("token's room claim is not a string")
         return claims
 
 

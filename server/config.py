@@ -35,13 +35,15 @@ class Config:
     data_dir: Path = Path("./data")
     auth_secret: str | None = None
     redis_url: str | None = None  # share rooms between processes through Redis Streams
+    webhook_url: str | None = None  # POST each room's changes here (server/webhooks.py)
+    webhook_secret: str | None = None  # signs them; None only with webhook_unsigned
+    webhook_unsigned: bool = False
     map_size: int = 256 * MIB
     fsync: bool = True
     idle_unload_seconds: float = 30.0
     awareness_flush_seconds: float = 0.03
     shutdown_timeout_seconds: float = 8.0
     heartbeat_seconds: float = 30.0
-    token_recheck_seconds: float = 5.0
     limits: Limits = field(default_factory=Limits)
     compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
     retention: Retention = field(default_factory=Retention)

@@ -33,6 +33,27 @@ class Metrics:
             "performer_rejected_messages", "Messages rejected, by reason", ["reason"], registry=r
         )
         self.compactions = Counter("performer_compactions", "Snapshots written", registry=r)
+        self.delivered = Counter(
+            "performer_delivered_entries",
+            "Log entries delivered to a consumer (hooks, webhook)",
+            ["consumer"],
+            registry=r,
+        )
+        self.delivery_errors = Counter(
+            "performer_delivery_errors",
+            "Failed deliveries (a hook that raised or timed out, a webhook attempt that failed)",
+            ["consumer"],
+            registry=r,
+        )
+        self.parked_rooms = Gauge(
+            "performer_parked_rooms",
+            "Rooms whose deliveries are parked after too many failed attempts",
+            ["consumer"],
+            registry=r,
+        )
+        self.feed_subscribers = Gauge(
+            "performer_feed_subscribers", "Open change-feed subscriptions", registry=r
+        )
 
     def observe_commit(self, seconds: float, updates: int, size: int) -> None:
         self.commit_seconds.observe(seconds)

@@ -186,12 +186,18 @@ class DocStore:
             raise CorruptRecord(room, "log", expected, "entry is missing (trimmed or lost)")
         return out
 
+    def entries(
+        self, room: str, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> list[UpdateRecord]:
+        """What the log still holds after `after` (retention may have trimmed its start)."""
+        return [_record(room, seq, value) for seq, value in self.log.read(room, after, upto, limit)]
+
     def history(self, room: str, after: int = 0, limit: int = 100) -> list[HistoryEntry]:
         """The audit trail: who changed the room when, and how much (what retention kept)."""
         self.require(room)
         return [
             HistoryEntry(r.seq, r.ts, r.user, len(r.update), r.clients, r.restore_of)
-            for r in (_record(room, s, v) for s, v in self.log.read(room, after, limit=limit))
+            for r in self.entries(room, after, limit=limit)
         ]
 
     def state_at(self, room: str, seq: int) -> bytes:

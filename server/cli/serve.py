@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
 from aiohttp import web
 
 from engine.storage import Retention
-from server.app import create_app
+from server.app import ConfigError, create_app
 from server.config import Config, Limits
+from server.hooks import HooksNotFound, load_hooks
 
 log = logging.getLogger("performer")
 
@@ -34,20 +36,30 @@ def config_from(args: argparse.Namespace) -> Config:
         limits=limits,
         redis_url=args.redis,
         retention=Retention(keep_log=not args.trim_log),
+        webhook_url=args.webhook,
+        webhook_secret=args.webhook_secret or None,
+        webhook_unsigned=args.webhook_unsigned,
     )
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Exit 2 with one line for a configuration that cannot run (no traceback wall)."""
     config = config_from(args)
+    try:
+        hooks = load_hooks(args.hooks) if args.hooks else None
+        app = create_app(config, hooks)
+    except (HooksNotFound, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(run_server(config))
-    return int(uvloop.run(run_server(config)))
+        return asyncio.run(run_server(config, app))
+    return int(uvloop.run(run_server(config, app)))
 
 
-async def run_server(config: Config) -> int:
-    app = create_app(config)
+async def run_server(config: Config, app: web.Application | None = None) -> int:
+    app = app or create_app(config)
     runner = web.AppRunner(
         app, shutdown_timeout=config.shutdown_timeout_seconds, handle_signals=False, access_log=None
     )

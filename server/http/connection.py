@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Protocol
 
-from engine.errors import ProtocolError
+from engine.errors import Close, ProtocolError, close_reason
 from engine.protocol import (
     AwarenessEntry,
     AwarenessUpdate,
@@ -27,9 +27,8 @@ from engine.protocol import (
     decode_awareness,
     encode,
 )
-from server.auth import Grant
-from server.close_codes import Close, reason
 from server.config import Limits
+from server.hooks import Grant
 from server.metrics import Metrics
 from server.rooms.actor import READ_ONLY_REASON, RoomActor
 
@@ -102,12 +101,15 @@ class Connection:
             return
         if code not in (Close.GOING_AWAY,):
             log.info(
-                "room %r: closing peer %d: %s", self.room.name, self.peer_id, reason(code, detail)
+                "room %r: closing peer %d: %s",
+                self.room.name,
+                self.peer_id,
+                close_reason(code, detail),
             )
         self._flush()
         self.closed = True
         self.close_code = int(code)
-        self._sink.close(int(code), reason(code, detail))
+        self._sink.close(int(code), close_reason(code, detail))
 
     # ------------------------------------------------------------------ incoming
 

@@ -6,12 +6,18 @@ from aiohttp import web
 
 from server.auth import Authorizer
 from server.config import Config
+from server.hooks import Hooks
 from server.metrics import Metrics
+from server.rooms.access import Rooms
+from server.rooms.feeds import FeedHub
 from server.rooms.registry import RoomRegistry
 from server.rooms.store import RoomStore
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", RoomStore)
+HOOKS = web.AppKey("hooks", Hooks)
+ROOMS = web.AppKey("rooms", Rooms)
+FEEDS = web.AppKey("feeds", FeedHub)
 REGISTRY = web.AppKey("registry", RoomRegistry)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", Metrics)

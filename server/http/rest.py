@@ -12,68 +12,43 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine.errors import (
-    EngineError,
-    ProtocolError,
-    QuotaExceeded,
-    RoomNameError,
-    RoomNotFound,
-    StorageError,
-    UpdateRejected,
-)
+from engine.errors import EngineError, PermissionDenied, ProtocolError, RoomNotFound, meaning_of
 from engine.names import validate_room_name
-from server.auth import AuthError, Authorizer, Grant, RoomForbidden, bearer_token, room_matches
+from server.auth import Authorizer, bearer_token, room_matches
+from server.hooks import Grant
 from server.http.keys import AUTHORIZER, METRICS, REGISTRY, STORE
-from server.rooms.actor import RoomClosed
-from server.rooms.registry import RoomUnavailable
 
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_LIMIT = 1000
-_STATUS: list[tuple[type[EngineError], int]] = [
-    (AuthError, 401),
-    (RoomForbidden, 403),
-    (RoomNotFound, 404),
-    (QuotaExceeded, 413),
-    (RoomNameError, 400),
-    (ProtocolError, 400),
-    (UpdateRejected, 400),
-    (RoomUnavailable, 503),
-    (RoomClosed, 503),
-    (StorageError, 503),
-]
-
-
-def status_for(exc: EngineError) -> int:
-    for kind, status in _STATUS:
-        if isinstance(exc, kind):
-            return status
-    return 500
+LABEL_PREFIX = "label:"
 
 
 @web.middleware
 async def engine_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
+    """Every EngineError becomes the status the one error table gives it."""
     try:
         return await handler(request)
     except EngineError as exc:
-        status = status_for(exc)
+        status = meaning_of(exc).http or 500
         if status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc)
         return web.json_response({"error": str(exc)}, status=status)
 
 
-def _grant(request: web.Request, room: str, *, write: bool = False) -> Grant:
+async def grant_for(request: web.Request, room: str, *, write: bool = False) -> Grant:
+    """The caller's grant for `room` (token from Authorization: Bearer or ?token=)."""
     validate_room_name(room)
     token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
-    grant = request.app[AUTHORIZER].grant(token, room)
+    grant = await request.app[AUTHORIZER].check(token, room)
     if write and not grant.can_write:
-        raise RoomForbidden("read-only token")
+        raise PermissionDenied("read-only token")
     return grant
 
 
-def _int_query(request: web.Request, name: str, default: int) -> int:
+def int_query(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -109,6 +84,8 @@ async def list_rooms(request: web.Request) -> web.Response:
     pattern = "*"
     if not authorizer.open:
         token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
+        if authorizer.hooks is not None:
+            await authorizer.check(token, "*")  # the application decides who may list
         pattern = authorizer.pattern(token)
     loaded = request.app[REGISTRY].rooms
     metas = await request.app[STORE].rooms()
@@ -127,26 +104,38 @@ async def list_rooms(request: web.Request) -> web.Response:
     return web.json_response({"rooms": rooms})
 
 
-async def room_state(request: web.Request) -> web.Response:
-    """The durable state as one Yjs update; `?at=SEQ` rewinds to that log position."""
-    room = request.match_info["room"]
-    _grant(request, room)
+async def resolve_at(request: web.Request, room: str, last_seq: int) -> int:
+    """`?at=SEQ` or `?at=NAME` (a named version) -> a seq (default: the last one)."""
+    raw = request.query.get("at")
+    if raw is None:
+        return last_seq
+    if raw.isdigit():
+        return min(int(raw), last_seq)
     store = request.app[STORE]
-    meta = await store.info(room)
-    if meta is None:
-        raise RoomNotFound(f"room {room!r} does not exist")
-    at = _int_query(request, "at", meta.last_seq)
+    seq = await store.read(store.docs.get_meta, room, LABEL_PREFIX + raw)
+    if seq is None:
+        raise RoomNotFound(f"room {room!r} has no version named {raw!r}")
+    return int(seq)
+
+
+async def room_state(request: web.Request) -> web.Response:
+    """The durable state as one Yjs update; `?at=SEQ|NAME` rewinds to that log position."""
+    room = request.match_info["room"]
+    await grant_for(request, room)
+    store = request.app[STORE]
+    info = await store.require(room)
+    at = await resolve_at(request, room, info.last_seq)
     state = await store.state_at(room, at)
     return web.Response(
         body=state,
         content_type="application/octet-stream",
-        headers={"X-Performer-Seq": str(min(at, meta.last_seq))},
+        headers={"X-Performer-Seq": str(at)},
     )
 
 
 async def post_update(request: web.Request) -> web.Response:
     room = request.match_info["room"]
-    grant = _grant(request, room, write=True)
+    grant = await grant_for(request, room, write=True)
     body = await request.read()
     actor = await request.app[REGISTRY].acquire(room)
     seq = await actor.post_update(body, grant.user)
@@ -155,9 +144,9 @@ async def post_update(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     room = request.match_info["room"]
-    _grant(request, room)
-    after = _int_query(request, "after", 0)
-    limit = min(_int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
+    await grant_for(request, room)
+    after = int_query(request, "after", 0)
+    limit = min(int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
     store = request.app[STORE]
     entries = await store.history(room, after, limit)
     meta = await store.info(room)
@@ -183,7 +172,7 @@ async def history(request: web.Request) -> web.Response:
 
 async def delete_room(request: web.Request) -> web.Response:
     room = request.match_info["room"]
-    _grant(request, room, write=True)
+    await grant_for(request, room, write=True)
     if not await request.app[REGISTRY].delete(room):
         raise RoomNotFound(f"room {room!r} does not exist")
     return web.json_response({"deleted": room})

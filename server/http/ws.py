@@ -14,13 +14,12 @@ import time
 
 from aiohttp import WSMsgType, web
 
-from engine.errors import RoomNameError
-from server.auth import AuthError, Authorizer, RoomForbidden, bearer_token
-from server.close_codes import Close, reason
+from engine.errors import Close, EngineError, close_reason, meaning_of
+from server.auth import Authorizer, bearer_token
 from server.config import Config
 from server.http.connection import Connection
 from server.metrics import Metrics
-from server.rooms.registry import RoomRegistry, RoomUnavailable
+from server.rooms.registry import RoomRegistry
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class WebSocketSink:
 
 
 async def refuse(ws: web.WebSocketResponse, code: Close, detail: str | None = None) -> None:
-    await ws.close(code=int(code), message=reason(code, detail).encode("utf-8"))
+    await ws.close(code=int(code), message=close_reason(code, detail).encode("utf-8"))
 
 
 async def handle_websocket(
@@ -88,19 +87,10 @@ async def handle_websocket(
     room_name = request.match_info["room"]
     token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
     try:
-        grant = authorizer.grant(token, room_name)
+        grant = await authorizer.check(token, room_name)
         actor = await registry.acquire(room_name)
-    except RoomNameError as exc:
-        await refuse(ws, Close.MALFORMED, str(exc))
-        return ws
-    except AuthError as exc:
-        await refuse(ws, Close.UNAUTHORIZED, str(exc))
-        return ws
-    except RoomForbidden as exc:
-        await refuse(ws, Close.FORBIDDEN, str(exc))
-        return ws
-    except RoomUnavailable:
-        await refuse(ws, Close.UNAVAILABLE)
+    except EngineError as exc:  # the error table decides the close code
+        await refuse(ws, meaning_of(exc).close, str(exc))
         return ws
     transport = request.transport
     if transport is None or transport.is_closing():

@@ -18,7 +18,14 @@ from enum import Enum
 from pycrdt import merge_updates
 
 from engine.document import RoomDocument
-from engine.errors import EngineError, ProtocolError, QuotaExceeded, StorageError, UpdateRejected
+from engine.errors import (
+    Close,
+    ProtocolError,
+    QuotaExceeded,
+    StorageError,
+    Unavailable,
+    UpdateRejected,
+)
 from engine.protocol import (
     Message,
     PermissionDeniedMessage,
@@ -31,7 +38,6 @@ from engine.protocol import (
 )
 from engine.storage import Append
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
-from server.close_codes import Close
 from server.config import Config
 from server.metrics import Metrics
 from server.rooms.fanout import Fanout
@@ -49,15 +55,12 @@ class RoomState(Enum):
     CLOSED = "closed"
 
 
-class RoomClosed(EngineError):
-    """The room was unloaded, deleted or failed while the request waited."""
-
-
 @dataclass(slots=True)
 class _HttpUpdate:
     update: bytes
     user: str | None
     future: asyncio.Future[int] = field(repr=False)
+    restore_of: int | None = None
 
 
 _Work = tuple[Peer, Message] | _HttpUpdate
@@ -112,6 +115,7 @@ class RoomActor:
         self._settled = asyncio.Event()
         self._settled.set()
         self._busy = False
+        self._holds = 0  # in-process users (server-side edits) keeping the room loaded
         self._idle_handle: asyncio.TimerHandle | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._schedule_idle()  # a room loaded for a client that never joins still unloads
@@ -128,6 +132,17 @@ class RoomActor:
         states = self.presence.states_frame()
         if states is not None:
             peer.send(states)
+
+    def hold(self) -> None:
+        """Keep the room loaded while in-process code uses it (see `release`)."""
+        self._require_running()
+        self._holds += 1
+        self._cancel_idle()
+
+    def release(self) -> None:
+        self._holds -= 1
+        if not self.peers and not self._holds:
+            self._schedule_idle()
 
     def leave(self, peer: Peer) -> None:
         if self.peers.pop(peer.peer_id, None) is None:
@@ -147,11 +162,14 @@ class RoomActor:
             self._space.clear()
             await self._space.wait()
 
-    async def post_update(self, update: bytes, user: str | None) -> int:
-        """Apply an update from the REST API; returns its seq once durable and broadcast."""
+    async def post_update(
+        self, update: bytes, user: str | None, *, restore_of: int | None = None
+    ) -> int:
+        """Apply an update made outside the sync protocol (REST, server-side edits,
+        restores); returns its seq once durable and broadcast."""
         self._require_running()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._inbox.append(_HttpUpdate(update, user, future))
+        self._inbox.append(_HttpUpdate(update, user, future, restore_of))
         self._wake()
         return await future
 
@@ -168,6 +186,7 @@ class RoomActor:
                     "room %r: a committed update from another node does not apply", self.name
                 )
         self.last_seq = max(self.last_seq, last_seq)
+        self.store.commits.notify(self.name, last_seq)
         self._broadcast([(None, update) for update in updates])
 
     def remote_awareness(self, payload: bytes) -> None:
@@ -181,7 +200,7 @@ class RoomActor:
 
     def _require_running(self) -> None:
         if self.state is not RoomState.RUNNING:
-            raise RoomClosed(f"room {self.name!r} is {self.state.value}")
+            raise Unavailable(f"room {self.name!r} is {self.state.value}")
 
     # ------------------------------------------------------------------ the loop
 
@@ -268,7 +287,7 @@ class RoomActor:
 
     def _apply_http(self, request: _HttpUpdate, batch: _Batch) -> None:
         try:
-            index = self._apply(None, request.update, request.user, batch)
+            index = self._apply(None, request.update, request.user, batch, request.restore_of)
         except (UpdateRejected, ProtocolError) as exc:
             request.future.set_exception(exc)
             return
@@ -278,7 +297,12 @@ class RoomActor:
             batch.http.append((request, index))
 
     def _apply(
-        self, peer: Peer | None, update: bytes, user: str | None, batch: _Batch
+        self,
+        peer: Peer | None,
+        update: bytes,
+        user: str | None,
+        batch: _Batch,
+        restore_of: int | None = None,
     ) -> int | None:
         """Apply one update; returns its index in the commit batch (None: rejected).
 
@@ -300,7 +324,7 @@ class RoomActor:
             return None
         if update == EMPTY_UPDATE:
             return -1
-        batch.appends.append(Append(self.name, update, user, clients))
+        batch.appends.append(Append(self.name, update, user, clients, restore_of))
         batch.updates.append((peer, update))
         return len(batch.appends) - 1
 
@@ -334,7 +358,7 @@ class RoomActor:
 
     @property
     def idle(self) -> bool:
-        return not self.peers and not self._inbox and not self._busy
+        return not self.peers and not self._inbox and not self._busy and not self._holds
 
     def _schedule_idle(self) -> None:
         if self._idle_handle is None and self.state is RoomState.RUNNING:
@@ -374,7 +398,7 @@ class RoomActor:
         while self._inbox:
             item = self._inbox.popleft()
             if isinstance(item, _HttpUpdate) and not item.future.done():
-                item.future.set_exception(RoomClosed(f"room {self.name!r} closed"))
+                item.future.set_exception(Unavailable(f"room {self.name!r} closed"))
 
     async def drain(self) -> None:
         """Let queued work finish (used at shutdown, before closing clients)."""

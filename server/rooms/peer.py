@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from engine.errors import Close
 from engine.protocol import AwarenessEntry
-from server.close_codes import Close
 
 
 class Peer(Protocol):

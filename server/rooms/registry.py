@@ -1,6 +1,6 @@
 """RoomRegistry: which rooms are in memory, loaded once however many clients race.
 
-A room that fails to load is refused (RoomUnavailable), never replaced by an empty
+A room that fails to load is refused (Unavailable), never replaced by an empty
 document that a later save could write over the real one.
 """
 
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from engine.document import RoomDocument
-from engine.errors import EngineError
+from engine.errors import Close, Unavailable
 from engine.names import validate_room_name
-from server.close_codes import Close
 from server.config import Config
+from server.hooks import Hooks
 from server.metrics import Metrics
 from server.rooms.actor import RoomActor, RoomState
 from server.rooms.fanout import Fanout
@@ -23,12 +24,17 @@ from server.rooms.store import RoomStore
 log = logging.getLogger(__name__)
 
 
-class RoomUnavailable(EngineError):
-    """The room could not be loaded from storage; clients should retry later."""
-
-
 class RoomRegistry:
-    def __init__(self, store: RoomStore, fanout: Fanout, config: Config, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: RoomStore,
+        fanout: Fanout,
+        config: Config,
+        metrics: Metrics,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self.hooks = hooks or Hooks()
+        self._hook_tasks: set[asyncio.Task[None]] = set()
         self.store = store
         self.fanout = fanout
         self.config = config
@@ -43,11 +49,11 @@ class RoomRegistry:
 
         Raises:
             RoomNameError: the name is not allowed.
-            RoomUnavailable: loading failed, or the server is shutting down.
+            Unavailable: loading failed, or the server is shutting down.
         """
         validate_room_name(name)
         if self.closing:
-            raise RoomUnavailable("server is shutting down")
+            raise Unavailable("server is shutting down")
         actor = self.rooms.get(name)
         if actor is not None and actor.state is RoomState.RUNNING:
             return actor
@@ -61,7 +67,7 @@ class RoomRegistry:
             actor = await self._load(name)
         except Exception as exc:
             log.exception("room %r failed to load", name)
-            error = RoomUnavailable(f"room {name!r} failed to load: {exc}")
+            error = Unavailable(f"room {name!r} failed to load: {exc}")
             future.set_exception(error)
             raise error from exc
         finally:
@@ -90,13 +96,28 @@ class RoomRegistry:
             on_close=self._forget,
         )
         self.fanout.follow(name, loaded.last_seq, actor)
+        self._lifecycle_hook(self.hooks.on_load, name)
         return actor
+
+    def _lifecycle_hook(self, hook: Callable[[str], Awaitable[None]], room: str) -> None:
+        """Run on_load / on_unload beside the room: a failing hook is logged, never fatal."""
+
+        async def run() -> None:
+            try:
+                await hook(room)
+            except Exception:
+                log.exception("room %r: %s hook failed", room, hook.__name__)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
 
     def _forget(self, actor: RoomActor) -> None:
         if self.rooms.get(actor.name) is actor:
             del self.rooms[actor.name]
             self.fanout.unfollow(actor.name)
             self.store.unloaded(actor.name)
+            self._lifecycle_hook(self.hooks.on_unload, actor.name)
             if not self.closing:
                 self._memory.soon()
             self.metrics.rooms_loaded.set(len(self.rooms))

@@ -17,14 +17,53 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from engine.storage import Append, DocStore, HistoryEntry, LoadedRoom, RoomInfo, should_compact
+from engine.storage.records import UpdateRecord
 from server.metrics import Metrics
 from server.rooms.committer import GroupCommitter, writer_thread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class Commits:
+    """Tells waiters that a room's log grew durably (locally committed, or relayed from
+    another process), and remembers the highest durable seq seen per room, so readers of
+    the log (change feed, hooks, webhooks) never serve an entry before it is durable."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+        self._durable: dict[str, int] = {}
+        self.listeners: list[Callable[[str, int], None]] = []
+
+    def notify(self, room: str, seq: int) -> None:
+        if seq > self._durable.get(room, 0):
+            self._durable[room] = seq
+        event = self._events.pop(room, None)
+        if event is not None:
+            event.set()
+        for listener in self.listeners:
+            listener(room, seq)
+
+    def durable(self, room: str) -> int | None:
+        """The highest seq known durable (None: nothing committed since start)."""
+        return self._durable.get(room)
+
+    def forget(self, room: str) -> None:
+        self._durable.pop(room, None)
+
+    async def wait(self, room: str, seconds: float) -> bool:
+        """Wait for the room's next commit; False after `seconds` without one."""
+        event = self._events.setdefault(room, asyncio.Event())
+        try:
+            async with asyncio.timeout(seconds):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 @dataclass(slots=True)
@@ -45,6 +84,8 @@ class RoomStore:
         self.shared = shared
         self._writer = writer_thread()
         self.committer = GroupCommitter(self._write_batch, metrics)
+        self.commits = Commits()
+        self.deleted_listeners: list[Callable[[str], None]] = []
         self._tails: dict[str, _Tail] = {}
         self._compacting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -83,10 +124,14 @@ class RoomStore:
     async def commit(self, appends: list[Append]) -> list[int]:
         """Durable on return; raises StorageError with nothing written on failure."""
         seqs = await self.committer.commit(appends)
-        for append in appends:
+        last: dict[str, int] = {}
+        for append, seq in zip(appends, seqs, strict=True):
             tail = self._tails.setdefault(append.room, _Tail())
             tail.updates += 1
             tail.bytes += len(append.update)
+            last[append.room] = seq
+        for room, seq in last.items():
+            self.commits.notify(room, seq)
         return seqs
 
     def snapshot_due(self, room: str) -> bool:
@@ -97,7 +142,8 @@ class RoomStore:
 
     def snapshot(self, room: str, seq: int, encoded: bytes) -> None:
         """Write a snapshot of exactly log entries 1..seq in the background."""
-        self._spawn(room, self.write(self.docs.compact, room, (seq, encoded), True), len(encoded))
+        work = self.write(partial(self.docs.compact, room, state=(seq, encoded), force=True))
+        self._spawn(room, work, len(encoded))
 
     def rebuild_snapshot(self, room: str) -> None:
         """Write a snapshot rebuilt from the store, in the background."""
@@ -128,15 +174,33 @@ class RoomStore:
     async def info(self, room: str) -> RoomInfo | None:
         return await self.read(self.docs.info, room)
 
+    async def require(self, room: str) -> RoomInfo:
+        """The room's counters; RoomNotFound if it was never written."""
+        return await self.read(self.docs.require, room)
+
     async def rooms(self) -> list[RoomInfo]:
         return await self.read(self.docs.rooms)
 
     async def state_at(self, room: str, seq: int) -> bytes:
         return await self.read(self.docs.state_at, room, seq)
 
+    async def entries(
+        self, room: str, after: int, limit: int, *, durable_only: bool = True
+    ) -> list[UpdateRecord]:
+        """Log records after `after`; with `durable_only`, none past the highest seq this
+        process knows to be durable (entries stored before it started are)."""
+        upto = self.commits.durable(room) if durable_only else None
+        if upto is not None and upto <= after:
+            return []
+        return await self.read(self.docs.entries, room, after, upto, limit)
+
     async def history(self, room: str, after: int, limit: int) -> list[HistoryEntry]:
         return await self.read(self.docs.history, room, after, limit)
 
     async def delete_room(self, room: str) -> bool:
         self._tails.pop(room, None)
-        return await self.write(self.docs.delete_room, room)
+        deleted = await self.write(self.docs.delete_room, room)
+        self.commits.forget(room)
+        for listener in self.deleted_listeners:
+            listener(room)
+        return deleted

@@ -12,17 +12,16 @@ import pytest
 from pycrdt import Doc, Text
 
 from engine.document import rebuild
-from engine.errors import StorageError
+from engine.errors import Close, StorageError, Unavailable
 from engine.protocol import AwarenessEntry, Saved, SyncStep1, SyncStep2, Update, decode
 from engine.storage import DocStore, KVLogStore, MemoryKV
 from engine.storage.kv import Delete, Put
 from harness.wire import edit
-from server.close_codes import Close
 from server.config import Config
 from server.metrics import Metrics
 from server.rooms.actor import RoomActor, RoomState
 from server.rooms.fanout import LocalFanout
-from server.rooms.registry import RoomRegistry, RoomUnavailable
+from server.rooms.registry import RoomRegistry
 from server.rooms.store import RoomStore
 
 
@@ -168,7 +167,7 @@ async def test_a_room_that_fails_to_load_is_refused_not_replaced_by_an_empty_one
     rig.log._ids.clear()
     rig.log._metas.clear()
     rig.kv.fail_reads = True
-    with pytest.raises(RoomUnavailable):
+    with pytest.raises(Unavailable):
         await rig.registry.acquire("precious")
     assert "precious" not in rig.registry.rooms
     rig.kv.fail_reads = False

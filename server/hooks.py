@@ -1,0 +1,115 @@
+"""Application hooks: your own auth, reactions to every committed change, room lifecycle.
+
+    class MyHooks(Hooks):
+        async def authenticate(self, token, room): return Grant(user="ann", mode="write")
+        async def on_change(self, change): index(change.room, change.update)
+
+Every method is optional. `authenticate`, when defined, replaces the JWT check: it is
+called once per WebSocket connection and per REST call; None or an exception refuses the
+caller (close 4401 / HTTP 401). `on_change` is driven from the durable log by a stored
+per-room cursor (server/delivery.py): after the commit, in seq order per room, at least
+once per seq; a slow or failing hook never holds up the room. `on_start` gets the `Rooms`
+handle, whose `edit(room, user=...)` makes server-side edits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from server.rooms.access import Rooms
+
+Mode = Literal["read", "write"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a caller may do in one room: its user name (recorded in the history) and
+    whether it may write. `expires_at` (epoch seconds) closes its sockets then."""
+
+    user: str | None = None
+    mode: Mode = "write"
+    expires_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("read", "write"):
+            raise ValueError(f"Grant mode must be 'read' or 'write', not {self.mode!r}")
+
+    @property
+    def can_write(self) -> bool:
+        return self.mode == "write"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed log entry of a room, as `on_change` receives it."""
+
+    room: str
+    seq: int
+    ts: float
+    user: str | None
+    update: bytes
+
+
+class Hooks:
+    """Subclass and override what you need; the defaults do nothing (and use JWT auth)."""
+
+    async def authenticate(self, token: str | None, room: str) -> Grant | None:
+        raise NotImplementedError  # not overridden: the server checks its JWTs
+
+    async def on_start(self, rooms: Rooms) -> None:
+        pass
+
+    async def on_change(self, change: Change) -> None:
+        pass
+
+    async def on_load(self, room: str) -> None:
+        pass
+
+    async def on_unload(self, room: str) -> None:
+        pass
+
+    @property
+    def authenticates(self) -> bool:
+        return type(self).authenticate is not Hooks.authenticate
+
+    @property
+    def watches_changes(self) -> bool:
+        return type(self).on_change is not Hooks.on_change
+
+
+class HooksNotFound(Exception):
+    """`--hooks MODULE:NAME` does not name a Hooks instance or class."""
+
+
+def load_hooks(spec: str) -> Hooks:
+    """`module:NAME` -> a Hooks instance (NAME may be an instance or a class built with
+    no arguments).
+
+    Raises:
+        HooksNotFound: with one line saying what is wrong.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise HooksNotFound(f"--hooks {spec!r}: expected MODULE:NAME, e.g. myapp.hooks:MyHooks")
+    if os.getcwd() not in sys.path:  # `performer serve` run where the app's module lives
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HooksNotFound(f"--hooks {spec!r}: cannot import {module_name!r}: {exc}") from exc
+    target = getattr(module, attribute, None)
+    if target is None:
+        raise HooksNotFound(f"--hooks {spec!r}: module {module_name!r} has no {attribute!r}")
+    if isinstance(target, type) and issubclass(target, Hooks):
+        try:
+            return target()
+        except Exception as exc:
+            raise HooksNotFound(f"--hooks {spec!r}: {attribute}() failed: {exc}") from exc
+    if isinstance(target, Hooks):
+        return target
+    raise HooksNotFound(f"--hooks {spec!r}: {attribute!r} is not a Hooks subclass or instance")

@@ -1,0 +1,147 @@
+"""The room as JSON, restore to any version, and named versions.
+
+    GET  /v1/rooms/{room}/json[?at=SEQ|NAME][&types=ROOT:text,ROOT2:map]
+    POST /v1/rooms/{room}/restore   {"seq": N}    -> {"seq": M, "restore_of": N}
+    POST /v1/rooms/{room}/versions  {"name": S}   -> {"name", "seq"}
+    GET  /v1/rooms/{room}/versions                -> {"room", "versions": [{"name", "seq"}]}
+
+A restore is an edit, not a rewind: one forward update (engine/restore.py) that makes the
+room's content equal to its content at N, submitted through the room's actor like any
+client's edit (durable, broadcast, in the history under the caller with `restore_of`).
+Nothing in the log is erased; clients stay connected; edits made offline meanwhile merge
+on top of it by the CRDT's rules.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+from aiohttp import web
+
+from engine.errors import Conflict, CorruptRecord, ProtocolError
+from engine.jsonview import to_json
+from engine.restore import restore_update
+from engine.yjs import EMPTY_UPDATE
+from server.http.keys import REGISTRY, STORE
+from server.http.rest import LABEL_PREFIX, grant_for, resolve_at
+
+MAX_VERSION_NAME = 100
+
+
+def _types(request: web.Request) -> dict[str, str] | None:
+    raw = request.query.get("types")
+    if not raw:
+        return None
+    types = {}
+    for part in raw.split(","):
+        name, sep, kind = part.partition(":")
+        if not sep or not name:
+            raise ProtocolError(0, f"types: {part!r} is not ROOT:TYPE")
+        types[name] = kind
+    return types
+
+
+def _checked(func: Any, *args: Any) -> Any:
+    """Run an engine view function; a bad `types` value is the caller's 400."""
+    try:
+        return func(*args)
+    except ValueError as exc:
+        raise ProtocolError(0, str(exc)) from exc
+
+
+async def json_view(request: web.Request) -> web.Response:
+    room = request.match_info["room"]
+    await grant_for(request, room)
+    store = request.app[STORE]
+    info = await store.require(room)
+    at = await resolve_at(request, room, info.last_seq)
+    state = await store.state_at(room, at)
+    doc = await store.read(_checked, to_json, state, _types(request))
+    return web.json_response({"room": room, "seq": at, "doc": doc})
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(0, f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ProtocolError(0, "body must be a JSON object")
+    return body
+
+
+def _seq_field(body: dict[str, Any], last_seq: int) -> int:
+    seq = body.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise ProtocolError(0, '"seq" must be an integer')
+    if seq < 0 or seq > last_seq:
+        raise ProtocolError(0, f'"seq" must be between 0 and the last seq {last_seq}')
+    return seq
+
+
+async def restore(request: web.Request) -> web.Response:
+    room = request.match_info["room"]
+    grant = await grant_for(request, room, write=True)
+    store = request.app[STORE]
+    info = await store.require(room)
+    target_seq = _seq_field(await _json_body(request), info.last_seq)
+    try:
+        target = await store.state_at(room, target_seq)
+    except CorruptRecord as exc:
+        raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
+    actor = await request.app[REGISTRY].acquire(room)
+    current = actor.doc.encode_state()
+    update = await store.read(_checked, restore_update, current, target, _types(request))
+    if update == EMPTY_UPDATE:
+        return web.json_response(
+            {"seq": actor.last_seq, "restore_of": target_seq, "changed": False}
+        )
+    seq = await actor.post_update(update, grant.user, restore_of=target_seq)
+    return web.json_response({"seq": seq, "restore_of": target_seq, "changed": True})
+
+
+def _version_name(body: dict[str, Any]) -> str:
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ProtocolError(0, '"name" must be a non-empty string')
+    if len(name) > MAX_VERSION_NAME:
+        raise ProtocolError(0, f'"name" is longer than {MAX_VERSION_NAME} characters')
+    if name.isdigit():
+        raise ProtocolError(0, '"name" may not be all digits (it would read as a seq)')
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise ProtocolError(0, '"name" contains control characters')
+    return name
+
+
+async def add_version(request: web.Request) -> web.Response:
+    room = request.match_info["room"]
+    await grant_for(request, room, write=True)
+    store = request.app[STORE]
+    name = _version_name(await _json_body(request))
+    info = await store.require(room)
+    seq = str(info.last_seq).encode()
+    if not await store.write(store.docs.set_meta, room, LABEL_PREFIX + name, seq, True):
+        raise Conflict(f"room {room!r} already has a version named {name!r}")
+    return web.json_response({"name": name, "seq": info.last_seq})
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    room = request.match_info["room"]
+    await grant_for(request, room)
+    store = request.app[STORE]
+    await store.require(room)
+    labels = await store.read(store.docs.scan_meta, room, LABEL_PREFIX)
+    versions = sorted(
+        ({"name": key[len(LABEL_PREFIX) :], "seq": int(value)} for key, value in labels),
+        key=lambda v: (v["seq"], v["name"]),
+    )
+    return web.json_response({"room": room, "versions": versions})
+
+
+def add_version_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/rooms/{room}/json", json_view)
+    app.router.add_post("/v1/rooms/{room}/restore", restore)
+    app.router.add_post("/v1/rooms/{room}/versions", add_version)
+    app.router.add_get("/v1/rooms/{room}/versions", list_versions)

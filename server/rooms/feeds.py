@@ -1,0 +1,129 @@
+"""Change-feed subscriptions: one reader of a room's log for all of its subscribers.
+
+A thousand subscribers of one room cost one log read per commit, not a thousand: the
+room's `RoomFeed` waits for the commit signal, reads the new durable entries once and
+offers them to every subscriber's bounded queue. A subscriber that cannot keep up (its
+queue is full) is marked `overflowed` and its stream is ended; it resumes with
+Last-Event-ID, from the log, costing nobody else anything.
+
+A new subscriber registers first and then catches up from the log itself; entries it
+then also receives live are skipped by seq, so the hand-over has no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from engine.errors import EngineError
+from engine.storage.records import UpdateRecord
+from server.rooms.store import RoomStore
+
+log = logging.getLogger(__name__)
+
+QUEUE_ENTRIES = 10_000
+READ_LIMIT = 1000
+
+
+class Subscriber:
+    def __init__(self, room: str) -> None:
+        self.room = room
+        self.queue: asyncio.Queue[list[UpdateRecord]] = asyncio.Queue()
+        self.queued = 0
+        self.overflowed = False
+        self.deleted = False
+        self.wakeup = asyncio.Event()
+
+    def offer(self, entries: list[UpdateRecord]) -> None:
+        if self.overflowed:
+            return
+        if self.queued + len(entries) > QUEUE_ENTRIES:
+            self.overflowed = True
+        else:
+            self.queued += len(entries)
+            self.queue.put_nowait(entries)
+        self.wakeup.set()
+
+    def take(self) -> list[UpdateRecord]:
+        """Everything queued so far (empty if nothing is)."""
+        out: list[UpdateRecord] = []
+        while not self.queue.empty():
+            out += self.queue.get_nowait()
+        self.queued = 0
+        self.wakeup.clear()
+        return out
+
+
+class RoomFeed:
+    """Reads a room's new durable entries once per commit for all its subscribers."""
+
+    def __init__(self, room: str, store: RoomStore, position: int) -> None:
+        self.room = room
+        self.store = store
+        self.position = position
+        self.subscribers: set[Subscriber] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.reads = 0
+
+    async def run(self) -> None:
+        while self.subscribers:
+            await self.store.commits.wait(self.room, 5.0)
+            try:
+                await self._read_new()
+            except EngineError as exc:
+                log.warning("change feed of room %r: %s", self.room, exc)
+
+    async def _read_new(self) -> None:
+        while self.subscribers:
+            entries = await self.store.entries(self.room, self.position, READ_LIMIT)
+            self.reads += 1
+            if not entries:
+                return
+            self.position = entries[-1].seq
+            for subscriber in list(self.subscribers):
+                subscriber.offer(entries)
+
+
+class FeedHub:
+    def __init__(self, store: RoomStore) -> None:
+        self.store = store
+        self.feeds: dict[str, RoomFeed] = {}
+
+    async def subscribe(self, room: str) -> Subscriber:
+        feed = self.feeds.get(room)
+        if feed is None:
+            info = await self.store.info(room)
+            position = self.store.commits.durable(room) or (info.last_seq if info else 0)
+            feed = self.feeds.setdefault(room, RoomFeed(room, self.store, position))
+        subscriber = Subscriber(room)
+        feed.subscribers.add(subscriber)
+        if feed.task is None or feed.task.done():
+            feed.task = asyncio.get_running_loop().create_task(feed.run())
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        feed = self.feeds.get(subscriber.room)
+        if feed is None:
+            return
+        feed.subscribers.discard(subscriber)
+        if not feed.subscribers:
+            del self.feeds[subscriber.room]
+
+    def room_deleted(self, room: str) -> None:
+        feed = self.feeds.pop(room, None)
+        for subscriber in feed.subscribers if feed else ():
+            subscriber.deleted = True
+            subscriber.wakeup.set()
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self.feeds.values() if f.task is not None]
+        for feed in list(self.feeds.values()):
+            for subscriber in feed.subscribers:
+                subscriber.wakeup.set()
+        self.feeds.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
