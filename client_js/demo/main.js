@@ -121,7 +121,9 @@ function main () {
       toggle.textContent = open ? 'Back to live' : 'History'
       input.disabled = open
       if (!open) renderMessages()
-    }
+    },
+    // The restored content arrives through sync like any edit: show the live chat to watch it land.
+    onRestored: () => history.close()
   })
   toggle.addEventListener('click', () => { history.isOpen() ? history.close() : void history.open() })
   $(document, '#history-live').addEventListener('click', () => history.close())

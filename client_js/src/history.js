@@ -4,7 +4,9 @@
  * The server answers `GET /v1/rooms/{room}/history` with log entries and
  * `GET /v1/rooms/{room}/state?at=SEQ` with the document as of that entry (a Yjs v1 update).
  * Applying that update to a fresh Y.Doc gives a read-only view of the past that cannot leak
- * into the live document.
+ * into the live document. Versions: `POST /v1/rooms/{room}/restore` makes the room equal to an
+ * earlier seq again (one forward update, which every open client receives through normal sync),
+ * and `GET /v1/rooms/{room}/versions` lists the named versions.
  * @module history
  */
 
@@ -23,6 +25,12 @@ import * as Y from 'yjs'
  * @property {string} room
  * @property {number} last_seq
  * @property {HistoryEntry[]} entries
+ */
+
+/**
+ * @typedef {object} NamedVersion
+ * @property {string} name
+ * @property {number} seq
  */
 
 /**
@@ -57,6 +65,26 @@ async function get (http, url) {
     throw new Error(`GET ${url} failed: ${response.status} ${detail}`.trim())
   }
   return response
+}
+
+/**
+ * @param {HttpOptions} http
+ * @param {string} url
+ * @param {unknown} body sent as JSON
+ * @returns {Promise<any>} the JSON answer
+ */
+async function post (http, url, body) {
+  const response = await (http.fetch ?? fetch)(url, {
+    method: 'POST',
+    cache: 'no-store',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body)
+  })
+  if (!response.ok) {
+    const detail = await response.text().catch(() => '')
+    throw new Error(`POST ${url} failed: ${response.status} ${detail}`.trim())
+  }
+  return response.json()
 }
 
 /**
@@ -99,4 +127,54 @@ export async function fetchDocAt (http, room, seq) {
   const doc = new Y.Doc()
   Y.applyUpdate(doc, update)
   return doc
+}
+
+/**
+ * Make the room's content what it was right after log entry `seq`. The server writes one forward
+ * update (durable, broadcast, in the history under the caller with `restore_of`), so every open
+ * client, this one included, gets the restored content through normal sync; edits made offline
+ * meanwhile merge on top as usual.
+ * @param {HttpOptions} http
+ * @param {string} room
+ * @param {number} seq
+ * @returns {Promise<{ seq: number }>} the log entry of the restore
+ */
+export async function restoreVersion (http, room, seq) {
+  const answer = await post(http, endpoint(http, `/v1/rooms/${encodeURIComponent(room)}/restore`, {}), { seq })
+  return { seq: Number(answer.seq) }
+}
+
+/**
+ * Label the room's current seq with `name`.
+ * @param {HttpOptions} http
+ * @param {string} room
+ * @param {string} name
+ * @returns {Promise<NamedVersion>}
+ */
+export async function nameVersion (http, room, name) {
+  const answer = await post(http, endpoint(http, `/v1/rooms/${encodeURIComponent(room)}/versions`, {}), { name })
+  return { name: String(answer.name), seq: Number(answer.seq) }
+}
+
+/**
+ * The room's named versions, oldest first. A server without versions (404) has none.
+ * @param {HttpOptions} http
+ * @param {string} room
+ * @returns {Promise<NamedVersion[]>}
+ */
+export async function fetchVersions (http, room) {
+  const url = endpoint(http, `/v1/rooms/${encodeURIComponent(room)}/versions`, {})
+  const response = await (http.fetch ?? fetch)(url, { cache: 'no-store' })
+  if (response.status === 404) return []
+  if (!response.ok) {
+    const detail = await response.text().catch(() => '')
+    throw new Error(`GET ${url} failed: ${response.status} ${detail}`.trim())
+  }
+  const answer = await response.json()
+  /** @type {unknown[]} */
+  const list = Array.isArray(answer) ? answer : Array.isArray(answer?.versions) ? answer.versions : []
+  return list
+    .filter((/** @type {any} */ v) => v && typeof v.name === 'string' && Number.isFinite(Number(v.seq)))
+    .map((/** @type {any} */ v) => ({ name: v.name, seq: Number(v.seq) }))
+    .sort((a, b) => a.seq - b.seq)
 }

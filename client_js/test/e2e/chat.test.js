@@ -327,6 +327,99 @@ test('history view shows the chat as it was at an earlier log position', async (
   await alice.context.close()
 })
 
+/**
+ * Open the History view and move it to log position `seq`; resolves once that position is shown.
+ * @param {Page} page
+ * @param {string} room
+ * @param {number} seq
+ */
+async function openHistoryAt (page, room, seq) {
+  const history = await (await fetch(`${server.httpUrl}/v1/rooms/${encodeURIComponent(room)}/history`)).json()
+  const index = history.entries.findIndex((/** @type {{ seq: number }} */ entry) => entry.seq === seq)
+  assert.ok(index >= 0, `seq ${seq} is in the history`)
+  await page.getByTestId('history-toggle').click()
+  const label = page.getByTestId('history-label')
+  await waitFor(async () => / · \d+ messages$/.test(await label.textContent() ?? ''), { timeoutMs: DEADLINE, what: 'history loaded' })
+  await page.getByTestId('history-slider').fill(String(index))
+  await waitFor(async () => {
+    const text = await label.textContent() ?? ''
+    return text.startsWith(`#${seq} of `) && / · \d+ messages$/.test(text)
+  }, { timeoutMs: DEADLINE, what: `history at #${seq} (label "${await label.textContent()}")` })
+}
+
+/** @param {Page} page */
+async function logSeq (page) {
+  return /** @type {number} */ (await page.evaluate(() => /** @type {any} */ (window).performer.status.seq))
+}
+
+test('versions: "Restore this version" in one tab brings the earlier content back live in every tab', async () => {
+  const room = 'restore-room'
+  const alice = await openChat(room, 'alice')
+  const bob = await openChat(room, 'bob')
+  await send(alice.page, 'the good draft')
+  await waitForStatus(alice.page, 'saved')
+  const good = await logSeq(alice.page)
+  await send(bob.page, 'oops, bob broke it')
+  await send(alice.page, 'and more noise')
+  const all = ['the good draft', 'oops, bob broke it', 'and more noise']
+  await waitForMessages(alice.page, all, 'alice has everything')
+  await waitForMessages(bob.page, all, 'bob has everything')
+  await waitForStatus(alice.page, 'saved')
+  await waitForStatus(bob.page, 'saved')
+
+  await openHistoryAt(alice.page, room, good)
+  assert.deepEqual(await alice.page.getByTestId('history-message').locator('.bubble').allTextContents(), ['the good draft'])
+  const restore = alice.page.getByTestId('restore-button')
+  assert.equal(await restore.isEnabled(), true, 'an earlier version can be restored')
+  await restore.click()
+
+  // Tab B never reloads: the restore reaches it as a live update.
+  const restored = async (/** @type {Page} */ page) => JSON.stringify(await messageTexts(page)) === JSON.stringify(['the good draft'])
+  await waitFor(() => restored(bob.page), { timeoutMs: DEADLINE, what: `bob's live chat shows the restored version (has ${(await messageTexts(bob.page)).join(' | ')})` })
+  await waitFor(() => restored(alice.page), { timeoutMs: DEADLINE, what: `alice's live chat shows the restored version (has ${(await messageTexts(alice.page)).join(' | ')})` })
+  assert.equal(await alice.page.getByTestId('history-toggle').getAttribute('aria-pressed'), 'false', 'back to live after restoring')
+  assert.deepEqual((await serverMessages(room)).map((m) => m.text), ['the good draft'])
+  const history = await (await fetch(`${server.httpUrl}/v1/rooms/${room}/history`)).json()
+  assert.ok(history.entries.some((/** @type {any} */ entry) => entry.restore_of === good), 'the restore is in the history with restore_of')
+
+  // Nothing is lost for good: the newest position before the restore still has everything.
+  await send(bob.page, 'after the restore')
+  await waitForMessages(alice.page, ['the good draft', 'after the restore'], 'editing goes on after a restore')
+  await alice.context.close()
+  await bob.context.close()
+  assert.deepEqual(pageErrors, [])
+})
+
+test('versions: named versions are marks on the history slider that jump to their position', async () => {
+  const room = 'versions-room'
+  const alice = await openChat(room, 'alice')
+  await send(alice.page, 'release one')
+  await waitForStatus(alice.page, 'saved')
+  const named = await fetch(`${server.httpUrl}/v1/rooms/${room}/versions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'v1' })
+  })
+  assert.equal(named.status, 200, `naming a version: ${named.status} ${await named.clone().text()}`)
+  const v1 = await named.json()
+  await send(alice.page, 'work after v1')
+  await waitForStatus(alice.page, 'saved')
+
+  await alice.page.getByTestId('history-toggle').click()
+  const mark = alice.page.getByTestId('version-mark').filter({ hasText: 'v1' })
+  await waitFor(async () => (await mark.count()) === 1, { timeoutMs: DEADLINE, what: 'the v1 mark' })
+  assert.equal(Number(await mark.getAttribute('data-seq')), v1.seq)
+  const index = await mark.getAttribute('data-index')
+  assert.equal(await alice.page.locator(`#history-marks option[value="${index}"]`).getAttribute('label'), 'v1', 'a tick on the slider')
+  await mark.click()
+  const label = alice.page.getByTestId('history-label')
+  await waitFor(async () => {
+    const text = await label.textContent() ?? ''
+    return text.startsWith(`#${v1.seq} of `) && text.includes('“v1”') && / · \d+ messages$/.test(text)
+  }, { timeoutMs: DEADLINE, what: `history at v1 (label "${await label.textContent()}")` })
+  assert.deepEqual(await alice.page.getByTestId('history-message').locator('.bubble').allTextContents(), ['release one'])
+  await alice.context.close()
+  assert.deepEqual(pageErrors, [])
+})
+
 test('reaction emoji are drawn in color, not as empty boxes (the app ships its own emoji font)', async () => {
   const room = 'emoji-room'
   const alice = await openChat(room, 'alice')

@@ -7,9 +7,10 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import WebSocket from 'ws'
 import { connectRoom } from '../../src/connect.js'
-import { fetchHistory, fetchDocAt } from '../../src/history.js'
+import { fetchHistory, fetchDocAt, fetchVersions, nameVersion, restoreVersion } from '../../src/history.js'
 import { addMessage, readMessages } from '../../demo/model.js'
 import { startServer, makeDataDir, removeDataDir, performerBin } from '../helpers/server.js'
+import { waitFor } from '../helpers/wait.js'
 
 const SECRET = 'client-tests-secret-with-enough-bytes-0123456789'
 /** @type {import('../helpers/server.js').RunningServer} */
@@ -27,9 +28,9 @@ after(async () => {
   await removeDataDir(dataDir)
 })
 
-/** @param {string} room */
-async function token (room) {
-  const { stdout } = await promisify(execFile)(performerBin, ['token', '--secret', SECRET, '--room', room, '--user', 'alice'], { timeout: 20000 })
+/** @param {string} room @param {string[]} [extra] */
+async function token (room, extra = []) {
+  const { stdout } = await promisify(execFile)(performerBin, ['token', '--secret', SECRET, '--room', room, '--user', 'alice', ...extra], { timeout: 20000 })
   return stdout.trim()
 }
 
@@ -88,6 +89,30 @@ test('with a token, edits are saved, and history shows each earlier state', asyn
     }
     assert.deepEqual(counts.filter((n, i) => i === 0 || n !== counts[i - 1]).filter((n) => n > 0), [1, 2, 3])
     await assert.rejects(fetchDocAt({ baseUrl: server.httpUrl }, 'timeline', 1), /401/)
+  } finally {
+    await room.destroy()
+  }
+})
+
+test('versions through the library with the room token: name one, list it, restore an earlier seq', async () => {
+  const roomToken = await token('versions')
+  const room = open('versions', roomToken)
+  const http = { baseUrl: server.httpUrl, token: roomToken }
+  try {
+    addMessage(room.doc, { user: 'alice', text: 'keep' })
+    const kept = await room.status.until((s) => s.state === 'saved' && s.pending === 0)
+    assert.deepEqual(await nameVersion(http, 'versions', 'good'), { name: 'good', seq: kept.seq })
+    addMessage(room.doc, { user: 'alice', text: 'drop' })
+    await room.status.until((s) => s.state === 'saved' && s.pending === 0)
+    assert.deepEqual((await fetchVersions(http, 'versions')).map((v) => [v.name, v.seq]), [['good', kept.seq]])
+    await assert.rejects(restoreVersion({ baseUrl: server.httpUrl, token: await token('versions', ['--read-only']) }, 'versions', kept.seq), /403/)
+    await assert.rejects(restoreVersion({ baseUrl: server.httpUrl }, 'versions', kept.seq), /401/)
+
+    const restored = await restoreVersion(http, 'versions', kept.seq)
+    assert.ok(restored.seq > kept.seq, `the restore is a new entry (${restored.seq})`)
+    const texts = () => readMessages(room.doc).map((m) => m.text)
+    await waitFor(() => texts().join() === 'keep', { timeoutMs: 10000, what: `the restore arriving through sync (have ${texts().join()})` })
+    assert.deepEqual(readMessages(await fetchDocAt(http, 'versions', restored.seq)).map((m) => m.text), ['keep'])
   } finally {
     await room.destroy()
   }

@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as Y from 'yjs'
 import { addMessage, readMessages, toggleReaction, REACTIONS } from '../../demo/model.js'
+import { indexAtOrBefore } from '../../demo/history-view.js'
 
 /** Exchange full state both ways, as a sync would. */
 function merge (/** @type {Y.Doc} */ a, /** @type {Y.Doc} */ b) {
@@ -73,4 +74,9 @@ test('the shipped emoji font covers every reaction emoji (app.css unicode-range)
       assert.ok(covered.has(code), `U+${code.toString(16).toUpperCase()} of ${emoji} is in the unicode-range`)
     }
   }
+})
+
+test('a named version marks the last history entry at or before its seq', () => {
+  const entries = [3, 5, 9].map((seq) => ({ seq, ts: 0, user: null, bytes: 1 }))
+  assert.deepEqual([1, 3, 4, 5, 8, 9, 12].map((seq) => indexAtOrBefore(entries, seq)), [-1, 0, 0, 1, 1, 2, 2])
 })
