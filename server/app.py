@@ -104,7 +104,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS], app[HOOKS])
     app[ROOMS] = Rooms(app[REGISTRY])
-    app[FEEDS] = FeedHub(store)
+    app[FEEDS] = FeedHub(store, config.feed_queue_entries)
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     try:
         yield
@@ -124,7 +124,12 @@ async def _deliveries(app: web.Application) -> AsyncIterator[None]:
                                    registry.fanout, metrics))  # fmt: skip
     webhook = None
     if config.webhook_url:
-        webhook = WebhookConsumer(config.webhook_url, config.webhook_secret)
+        webhook = WebhookConsumer(
+            config.webhook_url,
+            config.webhook_secret,
+            timeout=config.webhook_timeout_seconds,
+            retry_seconds=config.webhook_retry_seconds,
+        )
         deliveries.append(Delivery(webhook, registry.store, registry.fanout, metrics))
     for delivery in deliveries:
         await delivery.start()

@@ -23,6 +23,7 @@ class ChangeHookConsumer:
     batch_limit = 100
     min_interval = 0.0
     max_attempts: int | None = None
+    retry_seconds = 0.5
 
     def __init__(self, hooks: Hooks, metrics: Metrics, *, timeout: float = 30.0) -> None:
         self.hooks = hooks

@@ -38,6 +38,10 @@ class Config:
     webhook_url: str | None = None  # POST each room's changes here (server/webhooks.py)
     webhook_secret: str | None = None  # signs them; None only with webhook_unsigned
     webhook_unsigned: bool = False
+    webhook_timeout_seconds: float = 10.0  # a receiver slower than this is a failed attempt
+    webhook_retry_seconds: float = 0.5  # first retry delay; doubles per attempt (with jitter)
+    feed_heartbeat_seconds: float = 15.0  # a comment line on an idle change feed
+    feed_queue_entries: int = 10_000  # how far a feed subscriber may lag before it is cut
     map_size: int = 256 * MIB
     fsync: bool = True
     idle_unload_seconds: float = 30.0

@@ -41,6 +41,7 @@ class Consumer(Protocol):
     batch_limit: int
     min_interval: float  # seconds between two deliveries of one room (coalescing)
     max_attempts: int | None  # failed attempts of one batch before the room is parked
+    retry_seconds: float  # the first retry's delay; doubles per attempt, jittered
 
     async def deliver(self, room: str, records: list[UpdateRecord]) -> int:
         """Deliver a batch; return the last seq now delivered (raise: retry later)."""
@@ -187,10 +188,11 @@ class Delivery:
         if limit is not None and attempts >= limit:
             parked = Parked(room, first, last, attempts, str(exc)[:500])
             await self.store.write(self.store.docs.set_meta, room, self.parked_key, parked.encode())
+            self.metrics.parked_rooms.labels(self.consumer.name).inc()
             log.error("%s: room %r parked after %d attempts (retry with `performer "
                       "webhooks --retry`)", self.consumer.name, room, attempts)  # fmt: skip
             return True
-        await asyncio.sleep(backoff_seconds(attempts))
+        await asyncio.sleep(backoff_seconds(attempts, self.consumer.retry_seconds))
         return False
 
     async def _advance(self, room: str, cursor: int, seq: int) -> None:

@@ -56,7 +56,9 @@ class WebhookConsumer:
         *,
         min_interval: float = 1.0,
         timeout: float = 10.0,
+        retry_seconds: float = 0.5,
     ) -> None:
+        self.retry_seconds = retry_seconds
         self.url = url
         self.secret = secret
         self.min_interval = min_interval

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     load = _store_command(commands, "import", "append an exported room to a store", tools.load)
     load.add_argument("--room", default=None, help="import under another name")
     load.add_argument("input", type=Path)
+    hooks = _store_command(commands, "webhooks", "list parked webhook deliveries", tools.webhooks)
+    hooks.add_argument("--retry", metavar="ROOM", default=None,
+                       help="unpark ROOM ('*': all); delivery resumes from its cursor")  # fmt: skip
     migrate = commands.add_parser("migrate", help="copy LMDB rooms into Redis (idempotent)")
     migrate.add_argument("--data", type=Path, required=True)
     migrate.add_argument("--redis", required=True)
@@ -76,6 +79,10 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
     add("--webhook", default=None, metavar="URL", help="POST each room's changes here")
     add("--webhook-secret", default=os.environ.get("PERFORMER_WEBHOOK_SECRET"),
         help="HMAC-SHA256 key for the X-Performer-Signature header")  # fmt: skip
+    add("--webhook-timeout", type=float, default=DEFAULTS.webhook_timeout_seconds,
+        help="seconds before an unanswered webhook request counts as failed")  # fmt: skip
+    add("--webhook-retry", type=float, default=DEFAULTS.webhook_retry_seconds,
+        help="first retry delay in seconds (doubles per failed attempt, jittered)")  # fmt: skip
     add("--webhook-unsigned", action="store_true",
         help="send webhooks without a signature (no secret)")  # fmt: skip
     serve_cmd.set_defaults(func=serve.serve)

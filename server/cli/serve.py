@@ -39,6 +39,8 @@ def config_from(args: argparse.Namespace) -> Config:
         webhook_url=args.webhook,
         webhook_secret=args.webhook_secret or None,
         webhook_unsigned=args.webhook_unsigned,
+        webhook_timeout_seconds=args.webhook_timeout,
+        webhook_retry_seconds=args.webhook_retry,
     )
 
 

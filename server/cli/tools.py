@@ -23,6 +23,8 @@ from engine.storage.tools import (
 )
 from engine.store import open_store
 from server.auth import issue_token
+from server.delivery import parked_rooms, unpark
+from server.webhooks import WebhookConsumer
 
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> DocStore:
@@ -82,6 +84,27 @@ def load(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"imported {count} updates into room {name}")
+    return 0
+
+
+def webhooks(args: argparse.Namespace) -> int:
+    """Parked webhook deliveries (a running server resumes an unparked room within
+    seconds; a stopped one when it starts)."""
+    store = _open(args)
+    try:
+        parked = parked_rooms(store, WebhookConsumer.name)
+        if args.retry:
+            rooms = [p.room for p in parked] if args.retry == "*" else [args.retry]
+            for room in rooms:
+                done = unpark(store, WebhookConsumer.name, room)
+                print(f"{room}: {'will be retried' if done else 'was not parked'}")
+            return 0
+        for p in parked:
+            print(f"{p.room}: parked at seq {p.from_seq}..{p.to_seq} after {p.attempts} "
+                  f"attempts: {p.error}")  # fmt: skip
+        print(f"{len(parked)} parked rooms")
+    finally:
+        store.close()
     return 0
 
 

@@ -29,12 +29,11 @@ from aiohttp import web
 
 from engine.errors import ProtocolError
 from engine.storage.records import UpdateRecord
-from server.http.keys import FEEDS, STORE
+from server.http.keys import CONFIG, FEEDS, METRICS, STORE
 from server.http.rest import grant_for, int_query
 from server.rooms.feeds import Subscriber
 from server.rooms.store import RoomStore
 
-HEARTBEAT_SECONDS = 15.0
 MAX_WAIT_SECONDS = 60
 PAGE = 1000
 
@@ -114,6 +113,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     )  # fmt: skip
     await response.prepare(request)
     subscriber = await hub.subscribe(room)
+    request.app[METRICS].feed_subscribers.inc()
     try:
         snapshot = await _snapshot_if_trimmed(store, room, after)
         if snapshot is not None:
@@ -121,11 +121,13 @@ async def _stream(request: web.Request) -> web.StreamResponse:
             after = snapshot["seq"]
         while entries := await store.entries(room, after, PAGE):  # catch up from the log
             after = await _write_entries(response, entries, after)
-        await _follow(response, subscriber, after)
+        heartbeat = request.app[CONFIG].feed_heartbeat_seconds
+        await _follow(response, subscriber, after, heartbeat)
     except (ConnectionResetError, ConnectionError):
         pass  # the subscriber went away; it resumes by Last-Event-ID
     finally:
         hub.unsubscribe(subscriber)
+        request.app[METRICS].feed_subscribers.dec()
     return response
 
 
@@ -140,10 +142,12 @@ async def _write_entries(
     return after
 
 
-async def _follow(response: web.StreamResponse, subscriber: Subscriber, after: int) -> None:
+async def _follow(
+    response: web.StreamResponse, subscriber: Subscriber, after: int, heartbeat: float
+) -> None:
     while True:
         try:
-            async with asyncio.timeout(HEARTBEAT_SECONDS):
+            async with asyncio.timeout(heartbeat):
                 await subscriber.wakeup.wait()
         except TimeoutError:
             await response.write(b": heartbeat\n\n")

@@ -27,8 +27,9 @@ READ_LIMIT = 1000
 
 
 class Subscriber:
-    def __init__(self, room: str) -> None:
+    def __init__(self, room: str, limit: int = QUEUE_ENTRIES) -> None:
         self.room = room
+        self.limit = limit
         self.queue: asyncio.Queue[list[UpdateRecord]] = asyncio.Queue()
         self.queued = 0
         self.overflowed = False
@@ -38,7 +39,7 @@ class Subscriber:
     def offer(self, entries: list[UpdateRecord]) -> None:
         if self.overflowed:
             return
-        if self.queued + len(entries) > QUEUE_ENTRIES:
+        if self.queued + len(entries) > self.limit:
             self.overflowed = True
         else:
             self.queued += len(entries)
@@ -86,8 +87,9 @@ class RoomFeed:
 
 
 class FeedHub:
-    def __init__(self, store: RoomStore) -> None:
+    def __init__(self, store: RoomStore, queue_entries: int = QUEUE_ENTRIES) -> None:
         self.store = store
+        self.queue_entries = queue_entries
         self.feeds: dict[str, RoomFeed] = {}
 
     async def subscribe(self, room: str) -> Subscriber:
@@ -96,7 +98,7 @@ class FeedHub:
             info = await self.store.info(room)
             position = self.store.commits.durable(room) or (info.last_seq if info else 0)
             feed = self.feeds.setdefault(room, RoomFeed(room, self.store, position))
-        subscriber = Subscriber(room)
+        subscriber = Subscriber(room, self.queue_entries)
         feed.subscribers.add(subscriber)
         if feed.task is None or feed.task.done():
             feed.task = asyncio.get_running_loop().create_task(feed.run())
