@@ -108,7 +108,9 @@ def ingest(bases: list[str], rooms: int, seconds: float) -> dict[str, Any]:
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[7:])
             return result
-    return {"failures": [f"load generator failed: {out.stderr[-500:]}"]}
+    lines = out.stderr.strip().splitlines() or [f"exit code {out.returncode}, no output"]
+    why = next((line for line in lines if "Error" in line), lines[-1])
+    return {"failures": [f"load generator failed: {why.strip()[:300]}"]}
 
 
 def run_case(processes: int, use_redis: bool, rooms: int, seconds: float) -> dict[str, Any]:
