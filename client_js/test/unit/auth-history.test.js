@@ -94,25 +94,42 @@ test('with a token, edits are saved, and history shows each earlier state', asyn
   }
 })
 
-test('versions through the library with the room token: name one, list it, restore an earlier seq', async () => {
-  const roomToken = await token('versions')
-  const room = open('versions', roomToken)
+test('restore through the library with the room token: the room is the earlier seq again, live', async () => {
+  const roomToken = await token('restore')
+  const room = open('restore', roomToken)
   const http = { baseUrl: server.httpUrl, token: roomToken }
   try {
     addMessage(room.doc, { user: 'alice', text: 'keep' })
     const kept = await room.status.until((s) => s.state === 'saved' && s.pending === 0)
-    assert.deepEqual(await nameVersion(http, 'versions', 'good'), { name: 'good', seq: kept.seq })
     addMessage(room.doc, { user: 'alice', text: 'drop' })
     await room.status.until((s) => s.state === 'saved' && s.pending === 0)
-    assert.deepEqual((await fetchVersions(http, 'versions')).map((v) => [v.name, v.seq]), [['good', kept.seq]])
-    await assert.rejects(restoreVersion({ baseUrl: server.httpUrl, token: await token('versions', ['--read-only']) }, 'versions', kept.seq), /403/)
-    await assert.rejects(restoreVersion({ baseUrl: server.httpUrl }, 'versions', kept.seq), /401/)
+    await assert.rejects(restoreVersion({ baseUrl: server.httpUrl, token: await token('restore', ['--read-only']) }, 'restore', kept.seq), /403/)
+    await assert.rejects(restoreVersion({ baseUrl: server.httpUrl }, 'restore', kept.seq), /401/)
 
-    const restored = await restoreVersion(http, 'versions', kept.seq)
+    const restored = await restoreVersion(http, 'restore', kept.seq)
     assert.ok(restored.seq > kept.seq, `the restore is a new entry (${restored.seq})`)
     const texts = () => readMessages(room.doc).map((m) => m.text)
     await waitFor(() => texts().join() === 'keep', { timeoutMs: 10000, what: `the restore arriving through sync (have ${texts().join()})` })
-    assert.deepEqual(readMessages(await fetchDocAt(http, 'versions', restored.seq)).map((m) => m.text), ['keep'])
+    assert.deepEqual(readMessages(await fetchDocAt(http, 'restore', restored.seq)).map((m) => m.text), ['keep'])
+    const history = await fetchHistory(http, 'restore')
+    assert.equal(/** @type {any} */ (history.entries.find((e) => e.seq === restored.seq))?.restore_of, kept.seq)
+  } finally {
+    await room.destroy()
+  }
+})
+
+test('named versions through the library with the room token: name the current seq, list it', async () => {
+  const roomToken = await token('versions')
+  const room = open('versions', roomToken)
+  const http = { baseUrl: server.httpUrl, token: roomToken }
+  try {
+    addMessage(room.doc, { user: 'alice', text: 'release' })
+    const kept = await room.status.until((s) => s.state === 'saved' && s.pending === 0)
+    assert.deepEqual(await nameVersion(http, 'versions', 'good'), { name: 'good', seq: kept.seq })
+    addMessage(room.doc, { user: 'alice', text: 'later' })
+    await room.status.until((s) => s.state === 'saved' && s.pending === 0)
+    assert.deepEqual((await fetchVersions(http, 'versions')).map((v) => [v.name, v.seq]), [['good', kept.seq]])
+    await assert.rejects(nameVersion({ baseUrl: server.httpUrl }, 'versions', 'anonymous'), /401/)
   } finally {
     await room.destroy()
   }
