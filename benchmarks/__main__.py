@@ -149,6 +149,7 @@ def run_all(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
                     status = (
                         "ok" if not case["failures"] else "FAILED: " + case["failures"][0][:200]
                     )
+                    status += _glance(case["metrics"])
                     print(
                         f"[bench] {workload} {server} #{rep + 1} {case['case']}: {status}",
                         file=sys.stderr,
@@ -160,6 +161,13 @@ def run_all(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
                     flush=True,
                 )
     return raw
+
+
+def _glance(metrics: dict[str, Any]) -> str:
+    """A few headline numbers for the progress line."""
+    keys = ("updates_per_s", "p99_ms", "server_cpu_pct", "cold_complete_ms", "small_p99_ms")
+    shown = [f"{k}={metrics[k]:.1f}" for k in keys if isinstance(metrics.get(k), int | float)]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 def write_outputs(

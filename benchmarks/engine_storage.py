@@ -21,7 +21,7 @@ from typing import Any
 from pycrdt import Doc, Text
 
 from engine.document import RoomDocument
-from engine.storage import Append, CompactionPolicy, DocStore, LmdbKV
+from engine.storage import Append, CompactionPolicy, DocStore, KVLogStore, LmdbKV
 
 
 def typing_updates(count: int) -> list[bytes]:
@@ -36,7 +36,9 @@ def typing_updates(count: int) -> list[bytes]:
 
 def append_throughput(updates: list[bytes], batch: int, seconds: float = 2.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        store = DocStore(LmdbKV(Path(tmp)), policy=CompactionPolicy(every_updates=10**9))
+        store = DocStore(
+            KVLogStore(LmdbKV(Path(tmp))), policy=CompactionPolicy(every_updates=10**9)
+        )
         done = 0
         commits = 0
         started = time.perf_counter()
@@ -49,7 +51,7 @@ def append_throughput(updates: list[bytes], batch: int, seconds: float = 2.0) ->
             done += batch
             commits += 1
         elapsed = time.perf_counter() - started
-        store.kv.close()
+        store.close()
     return {
         "batch": batch,
         "records_per_s": round(done / elapsed),
@@ -60,7 +62,7 @@ def append_throughput(updates: list[bytes], batch: int, seconds: float = 2.0) ->
 def load_time(updates: list[bytes], snapshots: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         policy = CompactionPolicy(every_updates=1000 if snapshots else 10**9, min_bytes=10**12)
-        store = DocStore(LmdbKV(Path(tmp)), policy=policy)
+        store = DocStore(KVLogStore(LmdbKV(Path(tmp))), policy=policy)
         for start in range(0, len(updates), 1000):
             store.append_many([Append("bench", u) for u in updates[start : start + 1000]])
             if snapshots:
@@ -72,7 +74,7 @@ def load_time(updates: list[bytes], snapshots: bool) -> dict[str, Any]:
         for update in loaded.updates:
             room.apply(update, "storage")
         total = time.perf_counter() - started
-        store.kv.close()
+        store.close()
     return {
         "updates": len(updates),
         "snapshots": snapshots,
