@@ -111,6 +111,8 @@ async def resolve_at(request: web.Request, room: str, last_seq: int) -> int:
         return last_seq
     if raw.isdigit():
         return min(int(raw), last_seq)
+    if not raw or raw.lstrip("-+").replace(".", "", 1).isdigit():
+        raise ProtocolError(0, f"at={raw!r} is neither a seq (an integer >= 0) nor a version name")
     store = request.app[STORE]
     seq = await store.read(store.docs.get_meta, room, LABEL_PREFIX + raw)
     if seq is None:

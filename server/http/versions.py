@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -122,7 +123,8 @@ async def add_version(request: web.Request) -> web.Response:
     name = _version_name(await _json_body(request))
     info = await store.require(room)
     seq = str(info.last_seq).encode()
-    if not await store.write(store.docs.set_meta, room, LABEL_PREFIX + name, seq, True):
+    label = partial(store.docs.set_meta, room, LABEL_PREFIX + name, seq, only_new=True)
+    if not await store.write(label):
         raise Conflict(f"room {room!r} already has a version named {name!r}")
     return web.json_response({"name": name, "seq": info.last_seq})
 

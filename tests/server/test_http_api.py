@@ -110,7 +110,11 @@ async def test_bad_input_gets_a_clear_status_and_reason(server_factory: StartSer
             if response.content_type == "application/json":
                 assert words in (await response.json())["error"]
         await http.post(f"{server.url}/v1/rooms/r/update", data=edit(Doc(), "ok"))
-        bad_query = await http.get(f"{server.url}/v1/rooms/r/state", params={"at": "soon"})
-        assert bad_query.status == 400
+        unnamed = await http.get(f"{server.url}/v1/rooms/r/state", params={"at": "soon"})
+        assert unnamed.status == 404  # not a seq, so a version name: there is none
+        assert "no version named 'soon'" in (await unnamed.json())["error"]
+        for bad in ("-1", "", "1.5"):
+            bad_query = await http.get(f"{server.url}/v1/rooms/r/state", params={"at": bad})
+            assert bad_query.status == 400, bad
         negative = await http.get(f"{server.url}/v1/rooms/r/history", params={"after": "-1"})
         assert negative.status == 400
