@@ -32,7 +32,7 @@ from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 15.0  # a process that dies holds its rooms this long at most
 IDLE_SECONDS = 5.0  # a room task with nothing to do waits this long, then ends
 
 
