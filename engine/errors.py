@@ -152,6 +152,16 @@ def meaning_of(error: BaseException) -> Meaning:
     return _UNKNOWN
 
 
+def error_for_status(status: int, message: str) -> EngineError:
+    """The exception a client raises for an HTTP error status (the table read backwards)."""
+    if status == 400:
+        return ProtocolError(0, message)
+    for kind, meaning in ERROR_TABLE:
+        if kind is not None and meaning.http == status:
+            return kind(message)
+    return Unavailable(message) if status >= 500 else EngineError(message)
+
+
 def meaning_of_close(code: int | None) -> Meaning | None:
     """The table's row for a close code (None: not ours, e.g. 1006 dropped)."""
     for _, meaning in ERROR_TABLE:

@@ -30,12 +30,14 @@ const SLOW_DOWN_44XX = new Set([4408])
 
 /**
  * Whether a server close means retrying cannot help (bad token, wrong room, malformed or too
- * large input). 44xx mirrors HTTP 4xx, except 4408 (slow consumer), which asks the client to slow down.
+ * large input, a frame over the server's limit: 1009). 44xx mirrors HTTP 4xx, except 4408
+ * (slow consumer), which asks the client to slow down. The server's one error table
+ * (engine/errors.py) is checked against this function by tests/server/test_error_table.py.
  * @param {number} code WebSocket close code
  * @returns {boolean}
  */
 export function isPermanentClose (code) {
-  return code >= 4400 && code < 4500 && !SLOW_DOWN_44XX.has(code)
+  return code === 1009 || (code >= 4400 && code < 4500 && !SLOW_DOWN_44XX.has(code))
 }
 
 /**

@@ -24,9 +24,11 @@ from engine.client.errors import ClientClosed, CloseAction, WriteDenied, close_a
 from engine.client.link import Closed, Dialer, Link
 from engine.client.local_store import LocalStore, ReplicaKey
 from engine.client.replica import Replica
+from engine.client.rest import RoomApi
 from engine.client.shared_kv import StorePath
 from engine.client.status import Status, StatusBoard
 from engine.errors import EngineError
+from engine.jsonview import to_json
 from engine.names import validate_room_name
 from engine.protocol import Message, Saved, decode, encode
 from engine.session import SyncSession
@@ -58,6 +60,7 @@ class Client:
     ) -> None:
         self.room = validate_room_name(room)
         self.url = URL(url.rstrip("/")).joinpath(room).update_query(ack="1")
+        self.api = RoomApi(url, self.room, token)
         self.backoff = backoff or Backoff()
         self._dialer = Dialer(
             self.url,
@@ -96,6 +99,15 @@ class Client:
     def on_status(self, callback: Callable[[Status], None]) -> Callable[[], None]:
         """Call `callback(status)` on every status change; returns an unsubscribe function."""
         return self._board.subscribe(callback)
+
+    async def restore(self, seq: int) -> int:
+        """Ask the server to restore the room to its content at `seq` (one forward edit
+        that reaches this replica like any other); returns the edit's seq."""
+        return await self.api.restore(seq)
+
+    def to_json(self, types: dict[str, str] | None = None) -> dict[str, Any]:
+        """The replica's content as JSON (roots' types inferred, `types` overrides)."""
+        return to_json(bytes(self.doc.get_update()), types)
 
     async def synced(self) -> None:
         """Wait until this client is in sync with the server (immediately if it is now).

@@ -11,15 +11,15 @@ The client's errors are branches of the engine's one exception tree (`engine.err
      └── StorageError
           └── ReplicaInUse      another open client holds this replica in this process
 
-How the client reacts to a close code is decided in one place, `close_action`, over one
-table (`CLOSE_ACTIONS`), so it can later be swapped for a table shared by the whole engine.
+How the client reacts to a close code is decided in one place, `close_action`, over
+`CLOSE_ACTIONS`, which is read from the engine's one error table (`engine.errors`).
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-from engine.errors import EngineError, PermissionDenied, StorageError
+from engine.errors import ERROR_TABLE, Close, EngineError, PermissionDenied, Retry, StorageError
 
 
 class AuthError(PermissionDenied):
@@ -63,15 +63,20 @@ class CloseAction(Enum):
     REJECT = "reject"  # stop: ConnectionRejected
 
 
-# The server's close codes (the README's close code table) as this client acts on them.
-# Any code not listed here (1001 going away, 1006 dropped, 1009 frame too big) is RETRY.
+def _action(code: Close, retry: Retry) -> CloseAction:
+    if retry is Retry.SLOW_DOWN:
+        return CloseAction.SLOW_DOWN
+    if retry is Retry.BACKOFF:
+        return CloseAction.RETRY
+    return CloseAction.AUTH if code in (Close.UNAUTHORIZED, Close.FORBIDDEN) else CloseAction.REJECT
+
+
+# The server's close codes as this client acts on them, read from the engine's one error
+# table. Any code not listed (1006 dropped, a code from a proxy) is RETRY. 1009 (a frame
+# over the server's limit) is REJECT: sending the same frame again cannot succeed.
 CLOSE_ACTIONS: dict[int, tuple[CloseAction, str]] = {
-    4400: (CloseAction.REJECT, "the server could not decode a message"),
-    4401: (CloseAction.AUTH, "token missing, invalid or expired"),
-    4403: (CloseAction.AUTH, "token is for another room"),
-    4408: (CloseAction.SLOW_DOWN, "the server's send buffer for us filled up"),
-    4413: (CloseAction.REJECT, "update or document too large"),
-    4503: (CloseAction.SLOW_DOWN, "room unavailable, retry later"),
+    int(meaning.close): (_action(meaning.close, meaning.retry), meaning.reason)
+    for _, meaning in reversed(ERROR_TABLE)
 }
 
 # A refused WebSocket handshake carries an HTTP status instead of a close code.
