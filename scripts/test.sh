@@ -14,6 +14,7 @@ echo "== lint and types"
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 
 echo "== python tests"
 set +e

@@ -213,3 +213,28 @@ async def test_server_side_edits_in_process_commit_once_or_not_at_all(tmp_path: 
         async with rooms.edit("cold", user="assistant") as doc:
             doc.get("t", type=Text).insert(0, "loaded on demand")
         assert rooms.last_seq["cold"] == 1
+
+
+async def test_the_readme_time_bot_answers_in_the_chat(server_factory: StartServer) -> None:
+    """examples/time_bot.py, started exactly as the README says."""
+    from engine.client import connect as sdk_connect
+    from engine.client.chat import new_message
+
+    server = server_factory("--hooks", "examples.time_bot:TimeBot")
+    async with sdk_connect(server.ws_url, "lobby", store_path=None) as client:
+        await asyncio.wait_for(client.synced(), WAIT)
+        messages = client.doc.get("messages", type=Array)
+        messages.append(new_message("ann", "/time"))
+
+        def replies() -> list[Any]:
+            return [m for m in messages.to_py() or [] if m.get("user") == "time-bot"]
+
+        async with asyncio.timeout(WAIT):
+            while not replies():
+                await asyncio.sleep(0.05)
+        (reply,) = replies()
+        assert reply["text"].startswith("It is ") and reply["reply_to"] == messages[0]["id"]
+        messages.append(new_message("ann", "thanks"))
+        await asyncio.wait_for(client.saved(), WAIT)
+        await asyncio.sleep(0.5)
+        assert len(replies()) == 1  # answered once, not on every later change

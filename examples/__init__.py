@@ -1,0 +1,1 @@
+"""Worked examples from the README, runnable as they are (and tested)."""
