@@ -326,8 +326,9 @@ def typists_step(server: RunningServer, sizes: Sizes, seed: int, rooms: int) -> 
 def typists(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     """T: R rooms x 3 clients typing one character 5 times/s (jittered), R stepped up.
 
-    Stepping stops after a step that failed or whose p99 passed 1 s. Each step
-    and the busy room get a restarted server (same data directory).
+    Stepping stops after a step that failed, or whose p99 passed 1 s while the
+    load client kept up. Each step and the busy room get a restarted server
+    (same data directory).
     """
     cases: list[Case] = []
     for i, rooms in enumerate(sizes.typist_rooms):
@@ -336,7 +337,12 @@ def typists(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
         case = typists_step(server, sizes, seed, rooms)
         cases.append(case)
         p99 = case["metrics"].get("p99_ms")
-        if case["failures"] or p99 is None or float(p99) > P99_STOP_MS:
+        if case["failures"] or p99 is None:
+            break
+        # A p99 past 1 s stops the stepping when the server is what is slow; when
+        # the load client was the bottleneck (starved of CPU on a shared machine,
+        # or busy itself) the step says little about the server: go on, marked.
+        if float(p99) > P99_STOP_MS and not case["metrics"]["client_bound"]:
             break
     server.restart()
     r = _run(
@@ -391,6 +397,7 @@ def big_room(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     if case["failures"] or last_item is None:
         return [case]
     server.restart()
+    before = server.metrics_text()
     join = _run(
         server,
         "bigjoin",
@@ -407,7 +414,57 @@ def big_room(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
         for key, value in (join.get(f"small_{phase}") or {}).items():
             case["metrics"][f"small_{phase}_{key}"] = value
     case["metrics"]["build_rss_mib"] = build.get("rss_after_build_mib")
+    case["metrics"]["rss_peak_over_doc"] = _peak_over_doc(join, build.get("doc_bytes"))
+    after = server.metrics_text()
+    if before is not None and after is not None:
+        case["metrics"].update(_server_side(before, after))
     return [case]
+
+
+def _peak_over_doc(join: Result, doc_bytes: Any) -> float | None:
+    """Peak RSS growth since the restart, in multiples of the document's size."""
+    peak, start = join.get("rss_peak_mib"), join.get("rss_start_mib")
+    if not isinstance(doc_bytes, int | float) or not doc_bytes or peak is None or start is None:
+        return None
+    return float((peak - start) * 2**20 / doc_bytes)
+
+
+_BUCKET = re.compile(r'^(performer_\w+)_bucket\{le="([^"]+)"\}\s+([0-9.eE+]+)$', re.M)
+
+
+def _buckets(text: str, name: str) -> list[tuple[float, float]]:
+    """A histogram's cumulative (upper bound, count) pairs from Prometheus text."""
+    return [
+        (float(le), float(count)) for metric, le, count in _BUCKET.findall(text) if metric == name
+    ]
+
+
+def _server_side(before: str, after: str) -> dict[str, Any]:
+    """What the server's own histograms saw during the join run (baseline, cold join,
+    crowd, tail): commits of every room, and how late the event loop ran timers."""
+    out: dict[str, Any] = {}
+    for name, key in (
+        ("performer_commit_seconds", "commit"),
+        ("performer_loop_stall_seconds", "loop_stall"),
+    ):
+        old = dict(_buckets(before, name))
+        now = [(le, count - old.get(le, 0.0)) for le, count in _buckets(after, name)]
+        total = now[-1][1] if now else 0.0
+        if not total:
+            continue
+        out[f"{key}_count"] = total
+        # Upper bounds: the bucket holding the 99th percentile, and the highest non-empty one.
+        p99 = next(le for le, c in now if c >= 0.99 * total)
+        out[f"{key}_p99_le_ms"] = p99 * 1000 if p99 != float("inf") else None
+        counts = [
+            (le, c - prev)
+            for (le, c), prev in zip(now, [0.0] + [c for _, c in now][:-1], strict=True)
+        ]
+        seen = [(le, c) for le, c in counts if c > 0]
+        top = seen[-1][0] if seen else 0.0
+        out[f"{key}_max_le_ms"] = top * 1000 if top != float("inf") else None
+        out[f"{key}_histogram"] = " ".join(f"≤{le * 1000:g}ms:{int(c)}" for le, c in seen)
+    return out
 
 
 _BATCH = re.compile(r"^performer_commit_batch_size_(sum|count)\s+([0-9.eE+]+)$", re.M)
