@@ -1,0 +1,1 @@
+"""Benchmarks of what applications build on: hooks, the change feed."""
