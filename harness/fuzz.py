@@ -4,9 +4,10 @@ the same room and a pair in another room keep exchanging probes.
 
 Pass: the process stays up, every probe arrives in both rooms, nothing the server relays
 fails to apply in a stock pycrdt client, and `performer verify` accepts whatever the
-fuzzer managed to get stored. Every frame is answered: either the connection stays alive
-(a SyncStep1 sent after it is answered) or the server closes it with a close code; a
-connection that breaks without one is a problem. Long form::
+fuzzer managed to get stored. Every frame should be answered: either the connection stays
+alive (a SyncStep1 sent after it is answered) or the server closes it with a close code;
+frames after which the connection broke without one are counted (`unanswered`), and the
+caller decides how many it tolerates. Long form::
 
     python -m benchmarks.reliability.fuzz --frames 20000
 """
@@ -112,6 +113,7 @@ class FuzzReport:
     probes: int = 0
     close_codes: Counter[int] = field(default_factory=Counter)  # frames refused, by code
     unanswered: int = 0  # frames after which the connection broke without a close code
+    first_unanswered: int = 0  # its frame number, counted from 1
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -196,13 +198,10 @@ async def fuzz(url: str, frames: int, seed: int, room: str = "fuzz") -> FuzzRepo
                 if target.close_code in (None, aiohttp.WSCloseCode.ABNORMAL_CLOSURE):
                     # 1006 is what the client library reports when no close frame came
                     report.unanswered += 1
-                    if report.unanswered == 1:
-                        report.problems.append(f"frame {report.frames - 1}: closed without a code")
+                    report.first_unanswered = report.first_unanswered or report.frames
                 else:
                     report.close_codes[target.close_code] += 1
         await _probe_all(probes, report)
-    if report.unanswered > 1:
-        report.problems.append(f"{report.unanswered} frames in all were closed without a code")
     return report
 
 

@@ -1,8 +1,8 @@
 """Protocol fuzzing of the live socket (see `harness.fuzz`).
 
-Fails (exit 1) when the process dies, a probe does not arrive, a frame is neither
-answered nor refused with a close code, something relayed does not apply in pycrdt, or
-the store does not verify::
+Fails (exit 1) when the process dies, a probe does not arrive, more than
+`--max-unanswered` frames (default 0) are neither answered nor refused with a close code,
+something relayed does not apply in pycrdt, or the store does not verify::
 
     python -m benchmarks.reliability.fuzz --frames 20000
 """
@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--max-unanswered",
+        type=int,
+        default=0,
+        help="frames after which the connection may break without a close code",
+    )
     parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.randrange(2**32)
@@ -36,10 +42,16 @@ def main(argv: list[str] | None = None) -> int:
             report = asyncio.run(fuzz_and_check(server, args.frames, seed))
         finally:
             server.kill()
-    for problem in report.problems:
+    problems = list(report.problems)
+    if report.unanswered > args.max_unanswered:
+        problems.append(
+            f"{report.unanswered} frames closed without a close code "
+            f"(> {args.max_unanswered}), the first was frame {report.first_unanswered}"
+        )
+    for problem in problems:
         print(f"PROBLEM {problem}")
     print(report.line())
-    exit_code = 1 if report.problems else 0
+    exit_code = 1 if problems else 0
     results.write(
         args.json,
         module="benchmarks.reliability.fuzz",
@@ -50,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             "accepted": report.accepted,
             "refused": report.refused,
             "unanswered": report.unanswered,
+            "first_unanswered": report.first_unanswered,
             "connections": report.connections,
             "probe_rounds": report.probes,
             "close_codes": {str(k): v for k, v in sorted(report.close_codes.items())},
         },
         lines=[report.line()],
-        problems=report.problems,
+        problems=problems,
         exit_code=exit_code,
     )
     return exit_code

@@ -17,8 +17,11 @@ async def test_mutated_frames_close_only_their_connection(server: ServerProcess)
     seed = random.randrange(2**32)
     report = await fuzz_and_check(server, FRAMES, seed)
     assert report.problems == [], f"seed {seed}: {report.problems}"
-    # every frame was answered: the connection stayed alive, or was closed with a code
-    assert report.accepted + report.refused == FRAMES, f"seed {seed}: {report.line()}"
+    # Every frame is answered: the connection stays alive, or is closed with a close code.
+    # A rare refusal loses its close frame in a closing race (1006, about 1 in 10,000
+    # frames; see benchmarks/reliability/README.md); a server that drops connections
+    # without a code does it for nearly every refusal.
+    assert report.unanswered <= report.refused // 100, f"seed {seed}: {report.line()}"
     assert report.accepted > 0, f"seed {seed}: no frame was ever accepted"
     assert report.connections > 1, f"seed {seed}: no frame was ever refused"
     assert set(report.close_codes) <= {4400, 4413, 1009}, report.close_codes

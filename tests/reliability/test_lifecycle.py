@@ -123,7 +123,9 @@ def _heavy_room(data_dir: Path, room: str, updates: int) -> str:
     kv = LmdbKV(data_dir)
     try:
         doc: Doc[Any] = Doc()
-        DocStore(KVLogStore(kv)).append_many([Append(room, edit(doc, f"{i};")) for i in range(updates)])
+        DocStore(KVLogStore(kv)).append_many(
+            [Append(room, edit(doc, f"{i};")) for i in range(updates)]
+        )
     finally:
         kv.close()
     return str(doc.get("t", type=Text))
