@@ -89,7 +89,7 @@ def ensure_for(servers: list[str], want_tools: bool) -> None:
     ensure_node_clients()
     if {"y-websocket", "y-websocket-leveldb", "hocuspocus"} & set(servers):
         ensure_node_peers()
-    if "pycrdt" in servers or want_tools:
+    if {"pycrdt", "pycrdt-asyncio"} & set(servers) or want_tools:
         ensure_peers_venv()
 
 

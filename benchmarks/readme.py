@@ -20,7 +20,15 @@ from benchmarks.servers import KINDS
 
 Row = dict[str, Any]
 README = REPO / "README.md"
-PEER_ORDER = ["ours", "y-websocket", "y-websocket-leveldb", "hocuspocus", "pycrdt"]
+PEER_ORDER = [
+    "ours",
+    "ours-asyncio",
+    "y-websocket",
+    "y-websocket-leveldb",
+    "hocuspocus",
+    "pycrdt",
+    "pycrdt-asyncio",
+]
 
 
 def _num(row: Row | None, key: str, decimals: int = 0, scale: float = 1.0) -> str:
@@ -62,10 +70,17 @@ def _when(rows: list[Row]) -> str:
     loops = sorted({str(r["machine"].get("loop") or "see RESULTS.md") for r in rows})
     span = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     arch = f" ({m['arch']})" if m.get("arch") else ""
+    other = [_f(r, "other_busy_cores") for r in rows if r["metrics"].get("other_busy_cores")]
+    load = (
+        f" Other work on the machine used {min(other):.1f}-{max(other):.1f} cores during these "
+        "runs (recorded per run)."
+        if other
+        else ""
+    )
     return (
         f"Measured {span}; Performer at {', '.join(commits)}; {m.get('nproc') or m['cores']}-core "
         f"{m['cpu']}{arch}, shared with the load generator; "
-        f"Python servers' event loop: {', '.join(loops)}."
+        f"Python servers' event loop: {', '.join(loops)}.{load}"
     )
 
 
@@ -84,7 +99,7 @@ def classic(rows: list[Row]) -> str:
             return " · ".join(
                 [
                     _num(r, "updates_per_s"),
-                    _num(r, "p99_ms", 0 if _f(r, "p99_ms") >= 100 else 1),
+                    _num(r, "p99_ms", _dec(r, "p99_ms")),
                     _num(r, "server_cpu_us_per_update"),
                 ]
             )
@@ -143,6 +158,11 @@ def classic(rows: list[Row]) -> str:
     return _table("workload", servers, lines) + notes
 
 
+def _dec(row: Row, key: str) -> int:
+    """One decimal below 100, none above."""
+    return 0 if _f(row, key) >= 100 else 1
+
+
 def _f(row: Row, key: str) -> float:
     stat = row["metrics"].get(key)
     return float(stat["median"]) if isinstance(stat, dict) and "median" in stat else 0.0
@@ -164,7 +184,7 @@ def typists(rows: list[Row]) -> str:
             if not r["ok"]:
                 return "FAILED"
             text = (
-                f"{_num(r, 'p50_ms', 1)} · {_num(r, 'p99_ms', 0 if _f(r, 'p99_ms') >= 100 else 1)}"
+                f"{_num(r, 'p50_ms', _dec(r, 'p50_ms'))} · {_num(r, 'p99_ms', _dec(r, 'p99_ms'))}"
                 f" · {_num(r, 'server_cpu_pct')} % · {_num(r, 'server_cpu_us_per_update')}"
             )
             if (r["metrics"].get("client_bound") or {}).get("any"):

@@ -38,6 +38,12 @@ class ServerKind:
     label: str
     durable: bool = False  # keeps rooms across a restart (the big-room workload needs it)
     python: bool = False  # a Python server: runs on the event loop chosen by --loop
+    impl: str = ""  # which server this runs ("" = name); variants share one implementation
+    loop: str | None = None  # a variant pinned to one event loop, whatever --loop says
+
+    @property
+    def base(self) -> str:
+        return self.impl or self.name
 
 
 KINDS: dict[str, ServerKind] = {
@@ -78,6 +84,29 @@ KINDS: dict[str, ServerKind] = {
     ),
 }
 
+# The same Python servers pinned to asyncio's loop, to show both loops side by side.
+KINDS["ours-asyncio"] = ServerKind(
+    "ours-asyncio",
+    "path",
+    "/rooms",
+    KINDS["ours"].persists,
+    "Performer (asyncio)",
+    durable=True,
+    python=True,
+    impl="ours",
+    loop="asyncio",
+)
+KINDS["pycrdt-asyncio"] = ServerKind(
+    "pycrdt-asyncio",
+    "path",
+    "",
+    KINDS["pycrdt"].persists,
+    "pycrdt-websocket 0.16 + uvicorn (asyncio)",
+    python=True,
+    impl="pycrdt",
+    loop="asyncio",
+)
+
 # The event loop of the Python servers (--loop). Ours picks uvloop when it is
 # installed; pycrdt-websocket under uvicorn gets asyncio's default loop unless
 # uvloop is installed and asked for. Both run on the same loop in every run.
@@ -94,7 +123,8 @@ _RUN_ASYNCIO = "import sys; sys.modules['uvloop'] = None; " + _RUN_SNAPSHOT
 def _command(
     kind: ServerKind, data_dir: Path, idle_unload_s: float | None, loop: str = "uvloop"
 ) -> list[str]:
-    if kind.name == "ours":
+    loop = kind.loop or loop
+    if kind.base == "ours":
         if loop == "asyncio":
             launcher = [sys.executable, "-c", _RUN_ASYNCIO]
         elif OURS_SNAPSHOT:
@@ -106,11 +136,11 @@ def _command(
         if idle_unload_s is not None:
             cmd += ["--idle-unload", str(idle_unload_s)]
         return cmd
-    if kind.name in ("y-websocket", "y-websocket-leveldb"):
+    if kind.base in ("y-websocket", "y-websocket-leveldb"):
         return ["node", str(NODE_PEERS / "y_websocket_server.mjs")]
-    if kind.name == "hocuspocus":
+    if kind.base == "hocuspocus":
         return ["node", str(NODE_PEERS / "hocuspocus_server.mjs")]
-    if kind.name == "pycrdt":
+    if kind.base == "pycrdt":
         return [str(peers_python()), str(BENCH / "peers" / "pycrdt_server.py"), "--loop", loop]
     raise ValueError(f"unknown server {kind.name}")
 
@@ -148,7 +178,7 @@ class RunningServer:
             cwd = NODE_PEERS
         if self.kind.name == "y-websocket-leveldb":
             env["YPERSISTENCE"] = str(self.data_dir)
-        if self.kind.name == "ours" and OURS_SNAPSHOT:
+        if self.kind.base == "ours" and OURS_SNAPSHOT:
             cwd = OURS_SNAPSHOT[0]
             env["PYTHONPATH"] = str(cwd)
         with self.log_path.open("ab") as log:
@@ -196,7 +226,7 @@ class RunningServer:
 
     def metrics_text(self) -> str | None:
         """Prometheus text from ``/metrics`` (ours only), or None."""
-        if self.kind.name != "ours":
+        if self.kind.base != "ours":
             return None
         url = f"http://127.0.0.1:{self.port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as resp:

@@ -205,7 +205,7 @@ def cold_sync(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     if case["failures"]:
         return [case]
     server.restart()
-    persists = server.kind.name == "ours"
+    persists = server.kind.base == "ours"
     expect = live["expect_chars"] if persists else None
     cfg: dict[str, Any] = {"roomPrefix": "cold-"}
     if expect is not None:
@@ -238,7 +238,7 @@ def memory(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
 
 def ingest(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     """E: many writers (plus one reading observer per room); ours also waits for saved acks."""
-    params = {"ack": "1"} if server.kind.name == "ours" else {}
+    params = {"ack": "1"} if server.kind.base == "ours" else {}
     cases = []
     shapes = [(1, sizes.ingest_writers), (sizes.ingest_rooms, 1)]
     for rooms, writers in shapes:
