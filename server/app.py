@@ -11,6 +11,8 @@ rooms under /sync/ from the application's own aiohttp server.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -22,7 +24,7 @@ from server.change_hooks import ChangeHookConsumer
 from server.config import Config
 from server.delivery import Delivery
 from server.hooks import Hooks
-from server.http.changes import add_change_routes
+from server.http.changes import add_change_routes, sse_update
 from server.http.keys import AUTHORIZER, CONFIG, FEEDS, HOOKS, METRICS, REGISTRY, ROOMS, STORE
 from server.http.rest import add_routes, engine_errors
 from server.http.versions import add_version_routes
@@ -62,6 +64,7 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
     app[AUTHORIZER] = Authorizer(config.auth_secret, app[HOOKS])
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_deliveries)
+    app.cleanup_ctx.append(_watch_loop)
     app.on_shutdown.append(_drain_rooms)
     add_routes(app)
     add_change_routes(app)
@@ -104,7 +107,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS], app[HOOKS])
     app[ROOMS] = Rooms(app[REGISTRY])
-    app[FEEDS] = FeedHub(store, config.feed_queue_entries)
+    app[FEEDS] = FeedHub(store, sse_update, config.feed_queue_entries)
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     try:
         yield
@@ -112,6 +115,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await app[FEEDS].close()
         await fanout.close()
         await store.close()
+
+
+async def _watch_loop(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.get_running_loop().create_task(app[METRICS].watch_loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _deliveries(app: web.Application) -> AsyncIterator[None]:

@@ -161,7 +161,7 @@ class Delivery:
             cursor = await self._cursor(room)
             records = await self.store.entries(room, cursor, self.consumer.batch_limit)
             if not records:
-                if not await self.store.commits.wait(room, IDLE_SECONDS):
+                if not await self.store.commits.wait(room, cursor, IDLE_SECONDS):
                     return
                 continue
             try:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+STALL_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+LOOP_WATCH_SECONDS = 0.05
 
 
 class Metrics:
@@ -51,6 +56,12 @@ class Metrics:
             ["consumer"],
             registry=r,
         )
+        self.loop_stalls = Histogram(
+            "performer_loop_stall_seconds",
+            "How late the event loop woke a timer (every 50 ms): work that held the loop",
+            buckets=STALL_BUCKETS,
+            registry=r,
+        )
         self.feed_subscribers = Gauge(
             "performer_feed_subscribers", "Open change-feed subscriptions", registry=r
         )
@@ -60,6 +71,14 @@ class Metrics:
         self.commit_batch.observe(updates)
         self.updates.inc(updates)
         self.update_bytes.inc(size)
+
+    async def watch_loop(self) -> None:
+        """Record how late a periodic timer fires: a stall anywhere on the loop (a large
+        room decoded, a big frame copied) shows up here, whichever room caused it."""
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(LOOP_WATCH_SECONDS)
+            self.loop_stalls.observe(max(0.0, time.monotonic() - start - LOOP_WATCH_SECONDS))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

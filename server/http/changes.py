@@ -92,7 +92,7 @@ async def _poll(request: web.Request) -> web.Response:
         after = snapshot["seq"]
     entries = await store.entries(room, after, PAGE)
     if not entries and wait and snapshot is None:
-        await store.commits.wait(room, wait)
+        await store.commits.wait(room, after, wait)
         entries = await store.entries(room, after, PAGE)
     info = await store.require(room)
     body |= {"last_seq": info.last_seq, "entries": [entry_json(e) for e in entries]}
@@ -120,7 +120,8 @@ async def _stream(request: web.Request) -> web.StreamResponse:
             await response.write(_event("snapshot", snapshot))
             after = snapshot["seq"]
         while entries := await store.entries(room, after, PAGE):  # catch up from the log
-            after = await _write_entries(response, entries, after)
+            encoded = [(record.seq, sse_update(record)) for record in entries]
+            after = await _write_entries(response, encoded, after)
         heartbeat = request.app[CONFIG].feed_heartbeat_seconds
         await _follow(response, subscriber, after, heartbeat)
     except (ConnectionResetError, ConnectionError):
@@ -131,14 +132,19 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def sse_update(record: UpdateRecord) -> bytes:
+    """One log entry as the SSE event every subscriber of the room receives."""
+    return _event("update", entry_json(record), record.seq)
+
+
 async def _write_entries(
-    response: web.StreamResponse, entries: list[UpdateRecord], after: int
+    response: web.StreamResponse, entries: list[tuple[int, bytes]], after: int
 ) -> int:
     """Write entries past `after` (skipping ones already sent); returns the new position."""
-    for record in entries:
-        if record.seq > after:
-            await response.write(_event("update", entry_json(record), record.seq))
-            after = record.seq
+    fresh = [event for seq, event in entries if seq > after]
+    if fresh:
+        await response.write(b"".join(fresh))
+        after = max(seq for seq, _ in entries)
     return after
 
 

@@ -31,6 +31,7 @@ from server.config import Limits
 from server.hooks import Grant
 from server.metrics import Metrics
 from server.rooms.actor import READ_ONLY_REASON, RoomActor
+from server.rooms.peer import Frame
 
 log = logging.getLogger(__name__)
 _peer_ids = itertools.count(1)
@@ -39,7 +40,7 @@ _peer_ids = itertools.count(1)
 class Sink(Protocol):
     """The transport under a connection (a WebSocket in production, a list in tests)."""
 
-    def write_frames(self, frames: list[bytes]) -> None: ...
+    def write_frames(self, frames: list[Frame]) -> None: ...
 
     def buffered_bytes(self) -> int: ...
 
@@ -70,7 +71,8 @@ class Connection:
         self._sink = sink
         self._limits = limits
         self._metrics = metrics
-        self._outbox: list[bytes] = []
+        self._outbox: list[Frame] = []
+        self._shared_bytes = 0  # shared payloads written since the buffer last drained
         self._flush_scheduled = False
         self._awareness: dict[int, AwarenessEntry] = {}
         self._tokens = float(limits.message_burst)
@@ -78,7 +80,7 @@ class Connection:
 
     # ------------------------------------------------------------------ outgoing
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: Frame) -> None:
         if self.closed:
             return
         self._outbox.append(frame)
@@ -92,7 +94,13 @@ class Connection:
             return
         frames, self._outbox = self._outbox, []
         self._sink.write_frames(frames)
-        if not self.closed and self._sink.buffered_bytes() > self._limits.send_buffer_bytes:
+        # A first sync's shared payload (one object for every joiner, not a copy) may sit
+        # in the buffer beyond the limit: a 100 MB room is not a slow consumer.
+        self._shared_bytes += sum(len(part) for f in frames if isinstance(f, tuple) for part in f)
+        buffered = self._sink.buffered_bytes()
+        if buffered <= self._limits.send_buffer_bytes:
+            self._shared_bytes = 0
+        elif not self.closed and buffered > self._limits.send_buffer_bytes + self._shared_bytes:
             self.close(Close.SLOW_CONSUMER)
 
     def close(self, code: Close, detail: str | None = None) -> None:

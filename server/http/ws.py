@@ -19,11 +19,13 @@ from server.auth import Authorizer, bearer_token
 from server.config import Config
 from server.http.connection import Connection
 from server.metrics import Metrics
+from server.rooms.peer import Frame
 from server.rooms.registry import RoomRegistry
 
 log = logging.getLogger(__name__)
 
 _BINARY_FIN = 0x82
+_SHARED_PART = 64 * 1024
 
 
 def binary_frame_header(size: int) -> bytes:
@@ -44,14 +46,27 @@ class WebSocketSink:
         self._closing = False
         self.close_task: asyncio.Task[bool] | None = None
 
-    def write_frames(self, frames: list[bytes]) -> None:
+    def write_frames(self, frames: list[Frame]) -> None:
+        """Small frames are joined into one write; a frame in parts keeps its large
+        payload apart, written as the very object every joiner shares (uvloop holds on
+        to it until sent rather than copying it into a buffer)."""
         if self._closing or self._transport.is_closing():
             return
-        parts = []
+        parts: list[bytes] = []
         for frame in frames:
-            parts.append(binary_frame_header(len(frame)))
-            parts.append(frame)
-        self._transport.write(b"".join(parts))
+            if isinstance(frame, bytes):
+                parts += (binary_frame_header(len(frame)), frame)
+                continue
+            parts.append(binary_frame_header(sum(len(part) for part in frame)))
+            for part in frame:
+                if len(part) < _SHARED_PART:
+                    parts.append(part)
+                    continue
+                self._transport.write(b"".join(parts))
+                self._transport.write(part)
+                parts = []
+        if parts:
+            self._transport.write(b"".join(parts))
 
     def buffered_bytes(self) -> int:
         return self._transport.get_write_buffer_size()
@@ -99,25 +114,36 @@ async def handle_websocket(
     conn = Connection(
         actor, grant, sink, config.limits, metrics, wants_ack=request.query.get("ack") == "1"
     )
+    await _serve(ws, conn, sink, grant.expires_at, metrics)
+    return ws
+
+
+async def _serve(
+    ws: web.WebSocketResponse,
+    conn: Connection,
+    sink: WebSocketSink,
+    expires_at: float | None,
+    metrics: Metrics,
+) -> None:
+    """Join the room, read until the socket ends (or the grant expires), then leave."""
     expiry = None
-    if grant.expires_at is not None:
-        delay = max(0.0, grant.expires_at - time.time())
+    if expires_at is not None:
+        delay = max(0.0, expires_at - time.time())
         expiry = asyncio.get_running_loop().call_later(
             delay, conn.close, Close.UNAUTHORIZED, "token expired"
         )
     metrics.connections.inc()
     try:
-        actor.join(conn)
+        conn.room.join(conn)
         await _read_loop(ws, conn)
     finally:
         metrics.connections.dec()
         if expiry is not None:
             expiry.cancel()
-        actor.leave(conn)
+        conn.room.leave(conn)
         conn.closed = True
         if sink.close_task is not None:
             await sink.close_task
-    return ws
 
 
 async def _read_loop(ws: web.WebSocketResponse, conn: Connection) -> None:

@@ -34,6 +34,7 @@ from engine.protocol import (
     SyncStep2,
     Update,
     encode,
+    encode_parts,
     encode_update,
 )
 from engine.storage import Append
@@ -41,13 +42,17 @@ from engine.yjs import EMPTY_UPDATE, decode_state_vector
 from server.config import Config
 from server.metrics import Metrics
 from server.rooms.fanout import Fanout
-from server.rooms.peer import Peer
+from server.rooms.peer import Frame, Peer
 from server.rooms.presence import PresenceRelay
 from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
 
 READ_ONLY_REASON = "read-only token: updates and awareness are not accepted"
+EMPTY_STATE_VECTOR = b"\x00"  # what a client with nothing sends in its SyncStep1
+LARGE_PAYLOAD = 64 * 1024  # payloads from here on are sent as shared parts, never copied
+ANSWER_CACHE_SECONDS = 5.0  # how long SyncStep2 answers are kept for further joiners
+ANSWER_CACHE_ENTRIES = 8
 
 
 class RoomState(Enum):
@@ -72,7 +77,7 @@ class _Batch:
 
     appends: list[Append] = field(default_factory=list)
     updates: list[tuple[Peer | None, bytes]] = field(default_factory=list)
-    replies: list[tuple[Peer, bytes]] = field(default_factory=list)
+    replies: list[tuple[Peer, Frame]] = field(default_factory=list)
     acks: dict[int, tuple[Peer, int]] = field(default_factory=dict)  # peer, count to ack
     http: list[tuple[_HttpUpdate, int]] = field(default_factory=list)
 
@@ -91,7 +96,10 @@ class RoomActor:
         config: Config,
         metrics: Metrics,
         on_close: Callable[[RoomActor], None],
+        first_sync: list[bytes] | None = None,
     ) -> None:
+        """`first_sync`: the stored pieces the document was just built from (snapshot,
+        then log tail); a client with nothing gets them as they are, no encoding."""
         self.name = name
         self.doc = doc
         self.last_seq = last_seq
@@ -117,6 +125,13 @@ class RoomActor:
         self._busy = False
         self._holds = 0  # in-process users (server-side edits) keeping the room loaded
         self._idle_handle: asyncio.TimerHandle | None = None
+        # SyncStep2 answers by state vector, valid while the document is at
+        # `_answers_version`: joiners of one moment share one encoding (and its bytes).
+        self._answers: dict[bytes, list[Frame]] = {}
+        self._answers_version = doc.version
+        self._answers_expiry: asyncio.TimerHandle | None = None
+        if first_sync:
+            self._remember_answer(EMPTY_STATE_VECTOR, _sync_frames(first_sync))
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._schedule_idle()  # a room loaded for a client that never joins still unloads
         self._on_close = on_close
@@ -279,11 +294,36 @@ class RoomActor:
         cap = self.doc.client_count + self.config.limits.max_state_vector_entries
         try:
             decode_state_vector(state_vector, max_entries=cap)
-            diff = self.doc.diff(state_vector)
+            frames = self._answer(state_vector)
         except (ProtocolError, UpdateRejected) as exc:
             peer.close(Close.MALFORMED, f"state vector: {exc}")
             return
-        batch.replies.append((peer, encode(SyncStep2(diff))))
+        batch.replies.extend((peer, frame) for frame in frames)
+
+    def _answer(self, state_vector: bytes) -> list[Frame]:
+        """SyncStep2 for `state_vector`, encoded once per document version however many
+        clients ask at that moment; they all get the same bytes (a 17 MB room costs
+        ~25 ms and 17 MB to encode, so five joiners must not cost five times that)."""
+        if self._answers_version != self.doc.version:
+            self._answers.clear()
+            self._answers_version = self.doc.version
+        frames = self._answers.get(state_vector)
+        if frames is None:
+            frames = _sync_frames([self.doc.diff(state_vector)])
+            self._remember_answer(state_vector, frames)
+        return frames
+
+    def _remember_answer(self, state_vector: bytes, frames: list[Frame]) -> None:
+        if len(self._answers) >= ANSWER_CACHE_ENTRIES:
+            self._answers.clear()
+        self._answers[state_vector] = frames
+        if self._answers_expiry is None:
+            loop = asyncio.get_running_loop()
+            self._answers_expiry = loop.call_later(ANSWER_CACHE_SECONDS, self._forget_answers)
+
+    def _forget_answers(self) -> None:
+        self._answers_expiry = None
+        self._answers.clear()
 
     def _apply_http(self, request: _HttpUpdate, batch: _Batch) -> None:
         try:
@@ -391,6 +431,9 @@ class RoomActor:
         self.state = RoomState.CLOSED
         self._on_close(self)
         self._cancel_idle()
+        if self._answers_expiry is not None:
+            self._answers_expiry.cancel()
+        self._forget_answers()
         self.presence.close()
         self._wakeup.set()
         self._space.set()
@@ -404,3 +447,14 @@ class RoomActor:
         """Let queued work finish (used at shutdown, before closing clients)."""
         if self.state is RoomState.RUNNING:
             await self._settled.wait()
+
+
+def _sync_frames(pieces: list[bytes]) -> list[Frame]:
+    """Updates that together make the answer, in order, the last one as the SyncStep2:
+    a client counts itself synced on SyncStep2, so it holds everything by then."""
+    frames: list[Frame] = []
+    for index, piece in enumerate(pieces):
+        last = index == len(pieces) - 1
+        message: SyncStep2 | Update = SyncStep2(piece) if last else Update(piece)
+        frames.append(encode_parts(message) if len(piece) >= LARGE_PAYLOAD else encode(message))
+    return frames

@@ -1,56 +1,87 @@
 """Group commit: every update that arrives while one commit is in flight goes into the
 next transaction, so N concurrent writers cost one fsync (or one Redis round trip), not N.
 
-For LMDB, all storage writes (appends, compaction, deletes) run on ONE writer thread,
+All storage writes (appends, compaction, deletes, metadata) run on ONE writer thread,
 which is what the DocStore requires and what keeps LMDB's single-writer lock uncontended.
+The thread takes everything queued since its last round, runs it in submission order,
+and folds runs of consecutive commits into one `write` call; the results of each write
+go back to the event loop in one callback, so a commit costs the loop one wake-up however
+many rooms it covered (no executor, no per-job thread hop).
+
+The writer thread hands the GIL back and forth with the event loop on every LMDB call
+(py-lmdb releases it around each put and around the commit's fsync). Python's default
+switch interval lets a busy loop keep the GIL for 5 ms before the writer gets it back, so
+a commit of a few puts waited tens of milliseconds behind a busy loop; the writer sets a
+shorter interval when it starts (`GIL_SWITCH_SECONDS`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from engine.errors import StorageError
 from engine.storage import Append
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GIL_SWITCH_SECONDS = 0.0005
+
+WriteBatch = Callable[[list[Append]], list[int]]
 
 
 @dataclass(slots=True)
-class _Job:
+class _Commit:
     appends: list[Append]
     future: asyncio.Future[list[int]] = field(repr=False)
 
 
-WriteBatch = Callable[[list[Append]], Awaitable[list[int]]]
+@dataclass(slots=True)
+class _Call:
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any] = field(repr=False)
 
 
-def writer_thread() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+_STOP = object()
 
 
-class GroupCommitter:
-    """Batches appends from every room into one durable write per round.
+class WriterThread:
+    """Runs storage writes in order on one thread; consecutive commits share a write.
 
     Args:
-        write: durably appends a batch and returns one seq per append, in order.
+        write: durably appends a batch and returns one seq per append, in order
+            (called on the writer thread).
     """
 
     def __init__(self, write: WriteBatch, metrics: Metrics) -> None:
         self._write = write
         self.metrics = metrics
-        self._jobs: list[_Job] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._queue: list[_Commit | _Call | object] = []
+        self._waiting = False
         self._closing = False
+        self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        self._loop = asyncio.get_running_loop()
+        if sys.getswitchinterval() > GIL_SWITCH_SECONDS:
+            sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        self._thread = threading.Thread(target=self._main, name="store-writer", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ event loop side
 
     async def commit(self, appends: list[Append]) -> list[int]:
         """Append durably; returns one seq per append once the transaction is on disk.
@@ -60,43 +91,114 @@ class GroupCommitter:
         """
         if self._closing:
             raise StorageError("store is closing")
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(appends, future))
-        self._wakeup.set()
+        future: asyncio.Future[list[int]] = self._future()
+        self._put(_Commit(appends, future))
         return await future
 
-    async def _run(self) -> None:
-        while not (self._closing and not self._jobs):
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            jobs, self._jobs = self._jobs, []
-            if not jobs:
-                continue
-            batch = [append for job in jobs for append in job.appends]
-            started = time.perf_counter()
-            try:
-                seqs = await self._write(batch)
-            except Exception as exc:
-                log.exception("commit of %d updates failed", len(batch))
-                error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(error)
-                self.metrics.commit_failures.inc()
-                continue
-            self.metrics.observe_commit(
-                time.perf_counter() - started, len(batch), sum(len(a.update) for a in batch)
-            )
-            offset = 0
-            for job in jobs:
-                count = len(job.appends)
-                if not job.future.done():
-                    job.future.set_result(seqs[offset : offset + count])
-                offset += count
+    async def call(self, func: Callable[..., T], *args: Any) -> T:
+        """Run any other write on the writer thread, in order with the commits."""
+        if self._stopped:
+            raise StorageError("store is closed")
+        future: asyncio.Future[T] = self._future()
+        self._put(_Call(func, args, future))
+        return await future
+
+    def _future(self) -> asyncio.Future[Any]:
+        if self._loop is None:
+            raise StorageError("the store's writer is not running")
+        return self._loop.create_future()
+
+    def _put(self, item: _Commit | _Call | object) -> None:
+        with self._lock:
+            self._queue.append(item)
+            if self._waiting:
+                self._waiting = False
+                self._ready.notify()
 
     async def close(self) -> None:
-        """Finish the commits already queued."""
+        """Finish everything already queued, then stop the thread."""
+        if self._thread is None or self._closing:
+            return
         self._closing = True
-        self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        done: asyncio.Future[None] = self._future()
+        self._put(_Call(lambda: None, (), done))
+        self._put(_STOP)
+        await done
+        self._stopped = True
+        await asyncio.to_thread(self._thread.join)
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _main(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    self._waiting = True
+                    self._ready.wait()
+                items, self._queue = self._queue, []
+            start = 0
+            while start < len(items):
+                item = items[start]
+                if item is _STOP:
+                    return
+                if isinstance(item, _Call):
+                    self._run_call(item)
+                    start += 1
+                    continue
+                end = start
+                while end < len(items) and isinstance(items[end], _Commit):
+                    end += 1
+                self._run_commits(items[start:end])  # type: ignore[arg-type]
+                start = end
+
+    def _run_call(self, call: _Call) -> None:
+        try:
+            result = call.func(*call.args)
+        except Exception as exc:  # handed to the awaiting coroutine
+            self._deliver([(call.future, exc, False)])
+            return
+        self._deliver([(call.future, result, True)])
+
+    def _run_commits(self, jobs: list[_Commit]) -> None:
+        if len(jobs) == 1:
+            batch = jobs[0].appends
+        else:
+            batch = [append for job in jobs for append in job.appends]
+        started = time.perf_counter()
+        try:
+            seqs = self._write(batch)
+        except Exception as exc:
+            log.exception("commit of %d updates failed", len(batch))
+            error = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+            self.metrics.commit_failures.inc()
+            self._deliver([(job.future, error, False) for job in jobs])
+            return
+        self.metrics.observe_commit(
+            time.perf_counter() - started, len(batch), sum(len(a.update) for a in batch)
+        )
+        results: list[tuple[asyncio.Future[Any], Any, bool]] = []
+        offset = 0
+        for job in jobs:
+            count = len(job.appends)
+            results.append((job.future, seqs[offset : offset + count], True))
+            offset += count
+        self._deliver(results)
+
+    def _deliver(self, results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(_settle, results)
+        except RuntimeError:  # the loop closed meanwhile: nobody is waiting any more
+            pass
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
+    for future, value, ok in results:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

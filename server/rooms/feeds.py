@@ -6,6 +6,9 @@ offers them to every subscriber's bounded queue. A subscriber that cannot keep u
 queue is full) is marked `overflowed` and its stream is ended; it resumes with
 Last-Event-ID, from the log, costing nobody else anything.
 
+Each entry is encoded once (by the hub's `encode`, the SSE event bytes) and the same bytes
+go to every subscriber.
+
 A new subscriber registers first and then catches up from the log itself; entries it
 then also receives live are skipped by seq, so the hand-over has no gap and no duplicate.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from engine.errors import EngineError
 from engine.storage.records import UpdateRecord
@@ -25,18 +29,21 @@ log = logging.getLogger(__name__)
 QUEUE_ENTRIES = 10_000
 READ_LIMIT = 1000
 
+Encoded = tuple[int, bytes]  # (seq, the entry as sent)
+Encoder = Callable[[UpdateRecord], bytes]
+
 
 class Subscriber:
     def __init__(self, room: str, limit: int = QUEUE_ENTRIES) -> None:
         self.room = room
         self.limit = limit
-        self.queue: asyncio.Queue[list[UpdateRecord]] = asyncio.Queue()
+        self.queue: asyncio.Queue[list[Encoded]] = asyncio.Queue()
         self.queued = 0
         self.overflowed = False
         self.deleted = False
         self.wakeup = asyncio.Event()
 
-    def offer(self, entries: list[UpdateRecord]) -> None:
+    def offer(self, entries: list[Encoded]) -> None:
         if self.overflowed:
             return
         if self.queued + len(entries) > self.limit:
@@ -46,9 +53,9 @@ class Subscriber:
             self.queue.put_nowait(entries)
         self.wakeup.set()
 
-    def take(self) -> list[UpdateRecord]:
+    def take(self) -> list[Encoded]:
         """Everything queued so far (empty if nothing is)."""
-        out: list[UpdateRecord] = []
+        out: list[Encoded] = []
         while not self.queue.empty():
             out += self.queue.get_nowait()
         self.queued = 0
@@ -59,8 +66,9 @@ class Subscriber:
 class RoomFeed:
     """Reads a room's new durable entries once per commit for all its subscribers."""
 
-    def __init__(self, room: str, store: RoomStore, position: int) -> None:
+    def __init__(self, room: str, store: RoomStore, position: int, encode: Encoder) -> None:
         self.room = room
+        self.encode = encode
         self.store = store
         self.position = position
         self.subscribers: set[Subscriber] = set()
@@ -69,7 +77,7 @@ class RoomFeed:
 
     async def run(self) -> None:
         while self.subscribers:
-            await self.store.commits.wait(self.room, 5.0)
+            await self.store.commits.wait(self.room, self.position, 5.0)
             try:
                 await self._read_new()
             except EngineError as exc:
@@ -82,13 +90,17 @@ class RoomFeed:
             if not entries:
                 return
             self.position = entries[-1].seq
+            encoded = [(entry.seq, self.encode(entry)) for entry in entries]
             for subscriber in list(self.subscribers):
-                subscriber.offer(entries)
+                subscriber.offer(encoded)
 
 
 class FeedHub:
-    def __init__(self, store: RoomStore, queue_entries: int = QUEUE_ENTRIES) -> None:
+    def __init__(
+        self, store: RoomStore, encode: Encoder, queue_entries: int = QUEUE_ENTRIES
+    ) -> None:
         self.store = store
+        self.encode = encode
         self.queue_entries = queue_entries
         self.feeds: dict[str, RoomFeed] = {}
 
@@ -97,7 +109,7 @@ class FeedHub:
         if feed is None:
             info = await self.store.info(room)
             position = self.store.commits.durable(room) or (info.last_seq if info else 0)
-            feed = self.feeds.setdefault(room, RoomFeed(room, self.store, position))
+            feed = self.feeds.setdefault(room, RoomFeed(room, self.store, position, self.encode))
         subscriber = Subscriber(room, self.queue_entries)
         feed.subscribers.add(subscriber)
         if feed.task is None or feed.task.done():

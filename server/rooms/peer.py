@@ -7,6 +7,10 @@ from typing import Protocol
 from engine.errors import Close
 from engine.protocol import AwarenessEntry
 
+Frame = bytes | tuple[bytes, ...]
+"""One message: its bytes, or its parts in order (a large payload kept apart, shared by
+every recipient, never copied)."""
+
 
 class Peer(Protocol):
     """One client in a room.
@@ -22,7 +26,7 @@ class Peer(Protocol):
     received_updates: int
     closed: bool
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: Frame) -> None:
         """Queue one frame; never blocks. A peer whose buffer is full closes itself."""
         ...
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from engine.storage import Append, DocStore, HistoryEntry, LoadedRoom, RoomInfo, should_compact
 from engine.storage.records import UpdateRecord
 from server.metrics import Metrics
-from server.rooms.committer import GroupCommitter, writer_thread
+from server.rooms.committer import WriterThread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,8 +55,12 @@ class Commits:
     def forget(self, room: str) -> None:
         self._durable.pop(room, None)
 
-    async def wait(self, room: str, seconds: float) -> bool:
-        """Wait for the room's next commit; False after `seconds` without one."""
+    async def wait(self, room: str, after: int, seconds: float) -> bool:
+        """Wait until the room has a durable seq past `after` (at once if it already
+        has: a commit between a reader's last read and this call is not missed); False
+        after `seconds` without one."""
+        if self._durable.get(room, 0) > after:
+            return True
         event = self._events.setdefault(room, asyncio.Event())
         try:
             async with asyncio.timeout(seconds):
@@ -82,8 +86,7 @@ class RoomStore:
         self.docs = docs
         self.metrics = metrics
         self.shared = shared
-        self._writer = writer_thread()
-        self.committer = GroupCommitter(self._write_batch, metrics)
+        self.committer = WriterThread(docs.append_many, metrics)
         self.commits = Commits()
         self.deleted_listeners: list[Callable[[str], None]] = []
         self._tails: dict[str, _Tail] = {}
@@ -94,21 +97,17 @@ class RoomStore:
         self.committer.start()
 
     async def close(self) -> None:
-        await self.committer.close()
         if self._tasks:
             await asyncio.wait(self._tasks)
-        self._writer.shutdown(wait=True)
+        await self.committer.close()
         self.docs.close()
 
     async def write(self, func: Callable[..., T], *args: Any) -> T:
         """Run a storage write on the writer thread, in order with every other write."""
-        return await asyncio.get_running_loop().run_in_executor(self._writer, func, *args)
+        return await self.committer.call(func, *args)
 
     async def read(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(func, *args)
-
-    async def _write_batch(self, batch: list[Append]) -> list[int]:
-        return await self.write(self.docs.append_many, batch)
 
     # ------------------------------------------------------------------ rooms
 
