@@ -22,9 +22,10 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
+from pycrdt import Array, ArrayEvent, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from engine.errors import UpdateRejected
 from engine.update_scan import StructHead, iter_structs
@@ -55,12 +56,15 @@ def to_json(state: bytes, types: Mapping[str, str] | None = None) -> dict[str, A
         UpdateRejected: pycrdt cannot apply `state`.
     """
     kinds = resolve_types(state, types)
-    doc = load_doc(state)
+    doc, elements = load_doc(state, arrays=array_roots(kinds))
     named = types or {}
     view: dict[str, Any] = {}
     with doc.transaction():
         for name, kind in kinds.items():
-            value = value_json(root_of(doc, name, kind))
+            if kind == "array":
+                value = [value_json(item) for item in elements[name]]
+            else:
+                value = value_json(root_of(doc, name, kind))
             if name in named or value not in ("", [], {}):
                 view[name] = value
     return view
@@ -152,20 +156,43 @@ def _placements(heads: list[StructHead]) -> list[tuple[str | None, bool]]:
     return [p or (None, False) for p in placed]
 
 
-def load_doc(state: bytes, client_id: int | None = None) -> Doc[Any]:
-    """A pycrdt Doc holding `state`.
+def load_doc(
+    state: bytes, client_id: int | None = None, *, arrays: Iterable[str] = ()
+) -> tuple[Doc[Any], dict[str, list[Any]]]:
+    """A pycrdt Doc holding `state`, and the elements of its root arrays named in
+    `arrays`. pycrdt (0.14) reads an array element by element from the start, which
+    is quadratic; the event of loading hands all of them over at once.
 
     Raises:
         UpdateRejected: pycrdt cannot apply it (its Rust panics included).
     """
     doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
+    elements: dict[str, list[Any]] = {}
+    watched = []
+    for name in arrays:
+        root: Array[Any] = doc.get(name, type=Array)
+        elements[name] = []
+        watched.append((root, root.observe(partial(_collect, elements[name]))))
     try:
         doc.apply_update(state)
     except BaseException as exc:
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise
         raise UpdateRejected(f"state does not apply: {exc}") from exc
-    return doc
+    finally:
+        for root, subscription in watched:
+            root.unobserve(subscription)
+    return doc, elements
+
+
+def _collect(into: list[Any], event: ArrayEvent) -> None:
+    changes: list[dict[str, Any]] = event.delta  # type: ignore[attr-defined]  # untyped slot
+    for change in changes:
+        into.extend(change.get("insert", ()))
+
+
+def array_roots(kinds: Mapping[str, str]) -> list[str]:
+    return [name for name, kind in kinds.items() if kind == "array"]
 
 
 def root_of(doc: Doc[Any], name: str, kind: str) -> RootType:

@@ -17,12 +17,14 @@ Anything that cannot be edited in place is replaced by a deep copy of the target
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from functools import partial
 from typing import Any
 
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from engine.errors import UpdateRejected
 from engine.jsonview import (
+    array_roots,
     attributes_of,
     check_types,
     load_doc,
@@ -30,11 +32,11 @@ from engine.jsonview import (
     root_types,
 )
 from engine.textdiff import RichText, canonical, chunks, opcodes
-from engine.update_scan import scan_update
-from engine.yjs import EMPTY_UPDATE
+from engine.yjs import EMPTY_UPDATE, decode_state_vector
 
 Shared = Text | Array[Any] | Map[Any] | XmlFragment | XmlElement | XmlText
 ORIGIN = "restore"
+_SCALARS = (str, float, int, bool, type(None))
 
 
 def restore_update(
@@ -60,33 +62,38 @@ def restore_update(
         ProtocolError / UpdateRejected: a state does not decode or apply, or holds a
             value pycrdt cannot copy (an XML element outside an XML node).
     """
-    overrides = check_types(types)
-    kinds = root_types(current) | root_types(target) | overrides
-    doc = load_doc(current, _author(current, client_id))
-    past = load_doc(target)
+    kinds = root_types(current) | check_types(types)
+    doc, have = _load_as_new_author(current, client_id, array_roots(kinds))
+    past, want = load_doc(target, arrays=array_roots(kinds))
+    if set(past.keys()) - kinds.keys():  # roots that hold nothing now but did then
+        kinds = root_types(target) | kinds
+        past, want = load_doc(target, arrays=array_roots(kinds))
     updates: list[bytes] = []
     subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
     try:
         with doc.transaction(origin=ORIGIN):
             for name, kind in kinds.items():
-                sync(root_of(doc, name, kind), root_of(past, name, kind))
+                now, then = root_of(doc, name, kind), root_of(past, name, kind)
+                if kind == "array":
+                    _sync_sequence(now, have.get(name, []), want[name])
+                else:
+                    sync(now, then)
     finally:
         doc.unobserve(subscription)
     return updates[0] if updates else EMPTY_UPDATE
 
 
-def _author(current: bytes, client_id: int | None) -> int:
-    """A client id that has not written to the room: reusing one would make two
-    authors of the same clock values."""
-    taken = scan_update(current).ranges
-    if client_id is not None:
-        if client_id in taken:
-            raise ValueError(f"client id {client_id} has already written to this room")
-        return client_id
+def _load_as_new_author(
+    current: bytes, client_id: int | None, arrays: list[str]
+) -> tuple[Doc[Any], dict[str, list[Any]]]:
+    """The current document, edited by a client id that has not written to the room:
+    reusing one would make two authors of the same clock values."""
     while True:
-        candidate: int = Doc().client_id
-        if candidate not in taken:
-            return candidate
+        doc, elements = load_doc(current, client_id, arrays=arrays)
+        if doc.client_id not in decode_state_vector(doc.get_state()):
+            return doc, elements
+        if client_id is not None:
+            raise ValueError(f"client id {client_id} has already written to this room")
 
 
 def sync(current: Shared, target: Shared) -> None:
@@ -142,6 +149,8 @@ def fingerprint(value: Any) -> Hashable:
         return ("doc", value.guid)
     if isinstance(value, bytes | bytearray):
         return ("bytes", bytes(value))
+    if type(value) in _SCALARS and value == value:  # NaN goes the JSON way
+        return (type(value).__name__, value)  # the type keeps `1` and `true` apart
     return ("value", canonical(value))
 
 
@@ -175,12 +184,17 @@ def _sync_map(current: Map[Any], target: Map[Any]) -> None:
         if key in have and _same_kind(have[key], value):
             sync(have[key], value)
         elif key not in have or fingerprint(have[key]) != fingerprint(value):
-            place(lambda copy, key=key: current.__setitem__(key, copy), value)  # type: ignore[misc]
+            place(partial(current.__setitem__, key), value)
 
 
 def _sync_sequence(container: Any, have: list[Any], want: list[Any]) -> None:
-    """Diff two lists of children by content; edit same-kind pairs in place. Runs from
-    the end, so the indices of what is still to do stay valid."""
+    """Diff two lists of children by content; edit same-kind pairs in place.
+
+    Every edit goes right to left (blocks from the end, and within a block the last
+    element first, each inserted at the same index): Yrs walks from the start to an
+    index through the items of the open transaction, so left-to-right inserts in one
+    transaction cost quadratic time and memory.
+    """
     changes = opcodes([fingerprint(v) for v in have], [fingerprint(v) for v in want])
     for tag, i1, i2, j1, j2 in reversed(changes):
         if tag == "equal":
@@ -188,14 +202,14 @@ def _sync_sequence(container: Any, have: list[Any], want: list[Any]) -> None:
         paired = min(i2 - i1, j2 - j1)
         if i2 - i1 > paired:
             _delete(container, i1 + paired, i2)
-        for k in range(paired):
+        for k in reversed(range(paired, j2 - j1)):
+            _insert(container, i1 + paired, want[j1 + k])
+        for k in reversed(range(paired)):
             if _same_kind(have[i1 + k], want[j1 + k]):
                 sync(have[i1 + k], want[j1 + k])
             else:
                 _delete(container, i1 + k, i1 + k + 1)
                 _insert(container, i1 + k, want[j1 + k])
-        for k in range(paired, j2 - j1):
-            _insert(container, i1 + k, want[j1 + k])
 
 
 def _delete(container: Any, start: int, stop: int) -> None:
@@ -207,7 +221,7 @@ def _delete(container: Any, start: int, stop: int) -> None:
 
 def _insert(container: Any, index: int, value: Any) -> None:
     if isinstance(container, Array):
-        place(lambda copy: container.insert(index, copy), value)
+        place(partial(container.insert, index), value)
     elif isinstance(value, XmlText):
         sync(container.children.insert(index, ""), value)
     elif isinstance(value, XmlElement):
@@ -258,10 +272,8 @@ def _sync_text(current: Text | XmlText, target: Any) -> None:
         at = have.offset(i1)
         if i2 > i1:
             del current[at : have.offset(i2)]
-        for piece, attrs in want.pieces(j1, j2):
+        for piece, attrs in reversed(list(want.pieces(j1, j2))):  # right to left, as above
             if isinstance(piece, str):
                 current.insert(at, piece, attrs)
-                at += len(piece.encode())
             else:
-                place(lambda copy, at=at, attrs=attrs: current.insert_embed(at, copy, attrs), piece)  # type: ignore[misc]
-                at += 1
+                place(partial(current.insert_embed, at, attrs=attrs), piece)

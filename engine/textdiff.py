@@ -30,6 +30,8 @@ S = TypeVar("S", str, Sequence[Hashable])
 def canonical(value: Any) -> str:
     """A stored value as sorted-key JSON, so equal JSON compares equal (and `1` differs
     from `true`, which Python's `==` would not tell apart)."""
+    if not value and isinstance(value, dict):
+        return "{}"  # most text runs: no formatting
     return json.dumps(plain_json(value), sort_keys=True)
 
 
