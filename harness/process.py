@@ -1,5 +1,5 @@
-"""A `performer serve` process on a free port, for the benchmarks' long forms (the test
-suite has the same class as a fixture in tests/conftest.py)."""
+"""A `performer serve` process on a free port, for the benchmarks' long forms and for the
+test suite's `server_factory` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,15 @@ class ServerProcess:
     process: subprocess.Popen[str] | None = None
     url: str = ""
     port: int = 0
+
+    @property
+    def http_url(self) -> str:
+        return self.url
+
+    @property
+    def ws_url(self) -> str:
+        """The base the Yjs clients and the SDK take: `ws://HOST:PORT/rooms`."""
+        return self.url.replace("http://", "ws://") + "/rooms"
 
     def start(self) -> None:
         args = [

@@ -120,14 +120,19 @@ async def resolve_at(request: web.Request, room: str, last_seq: int) -> int:
     return int(seq)
 
 
-async def room_state(request: web.Request) -> web.Response:
-    """The durable state as one Yjs update; `?at=SEQ|NAME` rewinds to that log position."""
+async def state_for(request: web.Request) -> tuple[str, int, bytes]:
+    """(room, seq, state as one Yjs update) for a read request with an optional `at=`."""
     room = request.match_info["room"]
     await grant_for(request, room)
     store = request.app[STORE]
     info = await store.require(room)
     at = await resolve_at(request, room, info.last_seq)
-    state = await store.state_at(room, at)
+    return room, at, await store.state_at(room, at)
+
+
+async def room_state(request: web.Request) -> web.Response:
+    """The durable state as one Yjs update; `?at=SEQ|NAME` rewinds to that log position."""
+    _, at, state = await state_for(request)
     return web.Response(
         body=state,
         content_type="application/octet-stream",

@@ -26,7 +26,7 @@ from engine.jsonview import to_json
 from engine.restore import restore_update
 from engine.yjs import EMPTY_UPDATE
 from server.http.keys import REGISTRY, STORE
-from server.http.rest import LABEL_PREFIX, grant_for, resolve_at
+from server.http.rest import LABEL_PREFIX, grant_for, state_for
 
 MAX_VERSION_NAME = 100
 
@@ -53,13 +53,8 @@ def _checked(func: Any, *args: Any) -> Any:
 
 
 async def json_view(request: web.Request) -> web.Response:
-    room = request.match_info["room"]
-    await grant_for(request, room)
-    store = request.app[STORE]
-    info = await store.require(room)
-    at = await resolve_at(request, room, info.last_seq)
-    state = await store.state_at(room, at)
-    doc = await store.read(_checked, to_json, state, _types(request))
+    room, at, state = await state_for(request)
+    doc = await request.app[STORE].read(_checked, to_json, state, _types(request))
     return web.json_response({"room": room, "seq": at, "doc": doc})
 
 

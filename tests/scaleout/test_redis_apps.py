@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from pycrdt import Array, Doc, Text
 
 from engine.protocol import Update
 from harness.wire import connect, edit
 from tests.conftest import ServerProcess, StartServer
 from tests.redis_process import RedisProcess
+from tests.server.hooks_app import delivered, wait_until
 from tests.server.receiver import Receiver, verify
 
 HOOKS = "tests.server.hooks_app"
@@ -36,21 +34,6 @@ async def post(base: str, room: str, update: bytes, token: str | None = None) ->
                              headers=headers) as response:  # fmt: skip
             assert response.status == 200, await response.text()
             return int((await response.json())["seq"])
-
-
-def delivered(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-async def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def test_on_change_sees_both_processes_edits_once_each_in_order(
@@ -128,14 +111,6 @@ async def test_feed_on_one_process_streams_commits_made_on_another(
         for entry in entries:
             doc.apply_update(base64.b64decode(entry["update"]))
         assert str(doc.get("t", type=Text)) == "first second"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 async def test_webhooks_from_two_processes_cover_each_room_once_in_order(

@@ -9,10 +9,29 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from pycrdt import Array
 
 from server import Change, Grant, Hooks, Rooms
+
+
+def delivered(path: Path) -> list[dict[str, Any]]:
+    """What Recorder wrote to `path` so far, one dict per delivery."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+async def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 class AppAuth(Hooks):

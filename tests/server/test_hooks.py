@@ -6,7 +6,6 @@ bad --hooks values. The same delivery runs on Redis in tests/scaleout/test_redis
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,24 +18,10 @@ from pycrdt import Array, Doc
 from engine.protocol import PermissionDeniedMessage, Update
 from harness.wire import connect, edit
 from tests.conftest import StartServer
+from tests.server.hooks_app import delivered, wait_until
 
 HOOKS = "tests.server.hooks_app"
 WAIT = 20.0
-
-
-def delivered(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-async def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def post(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, Any]:

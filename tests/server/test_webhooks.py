@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,6 @@ from tests.conftest import ServerProcess, StartServer
 from tests.server.receiver import Receiver, verify
 
 SECRET = "s3cret"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 def webhook_server(factory: StartServer, url: str, *extra: str, **kwargs: Any) -> ServerProcess:
