@@ -223,3 +223,29 @@ async def test_the_readme_time_bot_answers_in_the_chat(server_factory: StartServ
         await asyncio.wait_for(client.saved(), WAIT)
         await asyncio.sleep(0.5)
         assert len(replies()) == 1  # answered once, not on every later change
+
+
+async def test_the_server_mounts_as_a_sub_application_of_an_existing_app(tmp_path: Path) -> None:
+    """The README's embedding example: the app's own routes beside ours under /sync/."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from server import Config, create_app
+
+    async def own_route(_: web.Request) -> web.Response:
+        return web.Response(text="the app's own page")
+
+    parent = web.Application()
+    parent.router.add_get("/", own_route)
+    parent.add_subapp("/sync/", create_app(Config(data_dir=tmp_path)))
+    async with TestServer(parent) as test_server:
+        base = str(test_server.make_url("")).rstrip("/")
+        async with connect(f"{base}/sync", "mounted", ack=True) as client:
+            await client.sync()
+            await client.send(Update(edit(client.doc, "inside")))
+            await client.wait_saved(1)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/") as response:
+                assert await response.text() == "the app's own page"
+            async with http.get(f"{base}/sync/v1/rooms/mounted/json") as response:
+                assert (await response.json())["doc"] == {"t": "inside"}
