@@ -34,6 +34,8 @@ from server.rooms.actor import READ_ONLY_REASON, RoomActor
 from server.rooms.peer import Frame
 
 log = logging.getLogger(__name__)
+
+MIN_SLEEP_SECONDS = 0.001  # what an event loop's timer can actually wait
 _peer_ids = itertools.count(1)
 
 
@@ -177,16 +179,23 @@ class Connection:
         return entries
 
     async def _throttle(self) -> None:
-        """Token bucket: past the burst, wait until the rate allows the next message."""
-        now = time.monotonic()
-        rate = self._limits.messages_per_second
-        self._tokens = min(
-            float(self._limits.message_burst), self._tokens + (now - self._refilled) * rate
-        )
-        self._refilled = now
+        """Token bucket: past the burst, wait until the rate allows the next message.
+
+        Tokens are recomputed from the time that really passed after every sleep: event
+        loops may return from a sub-millisecond sleep at once (uvloop does), so assuming
+        the sleep earned a token let any rate above ~1,000/s through unthrottled.
+        """
+        self._refill()
         if self._tokens < 1.0:
             self._metrics.rejected.labels("throttled").inc()
-            await asyncio.sleep((1.0 - self._tokens) / rate)
-            self._tokens = 1.0
-            self._refilled = time.monotonic()
+            while self._tokens < 1.0:
+                rate = self._limits.messages_per_second
+                await asyncio.sleep(max((1.0 - self._tokens) / rate, MIN_SLEEP_SECONDS))
+                self._refill()
         self._tokens -= 1.0
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        earned = (now - self._refilled) * self._limits.messages_per_second
+        self._tokens = min(float(self._limits.message_burst), self._tokens + earned)
+        self._refilled = now
