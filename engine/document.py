@@ -35,6 +35,7 @@ class RoomDocument:
         self.max_update_bytes = max_update_bytes
         self.max_doc_bytes = max_doc_bytes
         self.size_bytes = 0
+        self.version = 0  # grows with every update that changes the document
         self._clocks: dict[int, int] = {}  # our own copy of the state vector
         self._pending: list[tuple[bytes, UpdateShape]] = []
 
@@ -62,6 +63,7 @@ class RoomDocument:
             return shape.clients
         self._apply_raw(update)
         self.size_bytes += size
+        self.version += 1
         if not self._pending and shape.integrates_after(self._clocks):
             for client, (_start, end) in shape.ranges.items():
                 if end > self._clocks.get(client, 0):
@@ -70,6 +72,25 @@ class RoomDocument:
             self._pending.append((update, shape))
             self._settle_pending()
         return shape.clients
+
+    @classmethod
+    def from_stored(
+        cls,
+        updates: list[bytes],
+        *,
+        max_update_bytes: int | None = None,
+        max_doc_bytes: int | None = None,
+    ) -> RoomDocument:
+        """A document rebuilt from what storage holds (a snapshot and the log after it).
+
+        Meant to run in a worker thread: pycrdt releases the GIL while it integrates an
+        update, so a large room loads without holding up the event loop. The caller
+        hands the finished document to the loop's thread and uses it only there.
+        """
+        room = cls(max_update_bytes=max_update_bytes, max_doc_bytes=max_doc_bytes)
+        for update in updates:
+            room.apply(update, "storage")
+        return room
 
     def _check_quota(self, size: int) -> None:
         if self.max_update_bytes is not None and size > self.max_update_bytes:

@@ -267,6 +267,17 @@ def _sync_header(out: bytearray, step: int, payload: bytes) -> None:
     write_varbytes(out, payload)
 
 
+def encode_parts(message: SyncStep2 | Update) -> tuple[bytes, bytes]:
+    """A sync message as (header, payload): the same bytes as `encode`, with a large
+    payload left as it is, so a room's first sync can send one stored or encoded
+    document to many clients without copying it for each."""
+    header = bytearray(
+        (MESSAGE_SYNC, SYNC_STEP2 if isinstance(message, SyncStep2) else SYNC_UPDATE)
+    )
+    write_varuint(header, len(message.update))
+    return bytes(header), message.update
+
+
 def encode_update(update: bytes) -> bytes:
     """The hot path of broadcasting: one sync-update frame, built once per update."""
     out = bytearray(b"\x00\x02")

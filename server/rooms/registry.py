@@ -25,6 +25,24 @@ from server.rooms.store import RoomStore
 log = logging.getLogger(__name__)
 
 
+# A fresh client gets the stored pieces as they are when there are few of them; past
+# this, one encoding (made once, in the loading thread) is cheaper for every client than
+# hundreds of separate updates, each its own transaction on the client.
+MAX_STORED_PIECES = 32
+
+
+def _build(
+    updates: list[bytes], *, max_update_bytes: int | None, max_doc_bytes: int | None
+) -> tuple[RoomDocument, list[bytes]]:
+    """The room's document, and what a client with nothing gets as its first sync."""
+    doc = RoomDocument.from_stored(
+        updates, max_update_bytes=max_update_bytes, max_doc_bytes=max_doc_bytes
+    )
+    if len(updates) <= MAX_STORED_PIECES:
+        return doc, updates
+    return doc, [doc.encode_snapshot()]
+
+
 class RoomRegistry:
     def __init__(
         self,
@@ -83,9 +101,9 @@ class RoomRegistry:
         limits = self.config.limits
         # Off the event loop: a 17 MB room takes ~250 ms to rebuild, during which every
         # other room would wait. The loop takes the document over once it is built.
-        doc = await self.store.read(
+        doc, first_sync = await self.store.read(
             partial(
-                RoomDocument.from_stored,
+                _build,
                 loaded.updates,
                 max_update_bytes=limits.max_update_bytes,
                 max_doc_bytes=limits.max_doc_bytes,
@@ -95,7 +113,7 @@ class RoomRegistry:
             name,
             doc,
             loaded.last_seq,
-            first_sync=loaded.updates,
+            first_sync=first_sync,
             store=self.store,
             fanout=self.fanout,
             config=self.config,

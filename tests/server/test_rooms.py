@@ -21,6 +21,7 @@ from server.config import Config
 from server.metrics import Metrics
 from server.rooms.actor import RoomActor, RoomState
 from server.rooms.fanout import LocalFanout
+from server.rooms.peer import Frame
 from server.rooms.registry import RoomRegistry
 from server.rooms.store import RoomStore
 
@@ -64,9 +65,9 @@ class FakePeer:
     close_code: int | None = None
     frames: list[bytes] = field(default_factory=list)
 
-    def send(self, frame: bytes) -> None:
+    def send(self, frame: Frame) -> None:
         if not self.closed:
-            self.frames.append(frame)
+            self.frames.append(frame if isinstance(frame, bytes) else b"".join(frame))
 
     def close(self, code: Close, detail: str | None = None) -> None:
         self.closed = True
