@@ -9,15 +9,24 @@
  * @param {import('../src/status.js').StatusSnapshot} status
  * @returns {string}
  */
-export function statusText ({ state, pending, error }) {
+export function statusText ({ state, pending, error, received }) {
   const queued = pending > 0 ? ` · ${pending} queued` : ''
   switch (state) {
     case 'offline': return error ? `offline · ${error}` : `offline${queued}`
     case 'connecting': return `connecting…${queued}`
-    case 'syncing': return `connecting · syncing${queued}`
+    case 'syncing': return `syncing…${received > 0 ? ` ${formatBytes(received)} received` : ''}${queued}`
     case 'synced': return pending > 0 ? `synced · saving ${pending}…` : 'synced'
     case 'saved': return 'saved · all changes stored'
   }
+}
+
+/**
+ * @param {number} bytes
+ * @returns {string} e.g. "12.3 MB"
+ */
+function formatBytes (bytes) {
+  if (bytes < 1e6) return `${Math.round(bytes / 1e3)} kB`
+  return `${(bytes / 1e6).toFixed(1)} MB`
 }
 
 /**

@@ -75,7 +75,10 @@ export function connectRoom (options) {
     refresh()
   })
 
-  const Socket = instrumentSocket(options.WebSocket ?? globalThis.WebSocket, tracker)
+  const Socket = instrumentSocket(options.WebSocket ?? globalThis.WebSocket, tracker, (bytes) => {
+    // Progress only matters until the first sync is done; later traffic would just re-render.
+    if (bytes === 0 || !ws.synced) status.set({ received: bytes })
+  })
   /** @type {Record<string, string>} */
   const params = { ack: '1' }
   if (token) params.token = token
@@ -252,12 +255,14 @@ function isBrowserOffline () {
 
 /**
  * Subclass the WebSocket so every outgoing update-carrying frame is counted in send order,
- * which is exactly how the server counts them for its acknowledgements.
+ * which is exactly how the server counts them for its acknowledgements, and the bytes received
+ * on each connection are reported (a large room's first sync shows its progress).
  * @param {any} Base
  * @param {PendingTracker} tracker
+ * @param {(bytes: number) => void} onReceived
  * @returns {typeof WebSocket}
  */
-function instrumentSocket (Base, tracker) {
+function instrumentSocket (Base, tracker, onReceived) {
   if (typeof Base !== 'function') throw new Error('no WebSocket implementation: pass options.WebSocket')
   class CountingWebSocket extends Base {
     /**
@@ -267,6 +272,13 @@ function instrumentSocket (Base, tracker) {
     constructor (address, protocols) {
       super(address, protocols)
       tracker.newConnection()
+      let received = 0
+      onReceived(0)
+      this.addEventListener('message', (/** @type {MessageEvent} */ event) => {
+        const data = event.data
+        received += data instanceof ArrayBuffer ? data.byteLength : (data?.size ?? data?.length ?? 0)
+        onReceived(received)
+      })
     }
 
     /** @param {any} data */

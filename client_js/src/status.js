@@ -14,6 +14,8 @@
  * @property {number} pending local update messages not yet confirmed durable by the server
  * @property {number} seq the room's log position from the latest "saved" acknowledgement (0 if none)
  * @property {string | null} error why the connection stopped for good (e.g. a 44xx close), else null
+ * @property {number} received bytes received on the current connection (how far a large room's
+ *   first sync has got; 0 while offline)
  */
 
 /** @typedef {(snapshot: StatusSnapshot) => void} StatusListener */
@@ -21,7 +23,7 @@
 export class Status {
   constructor () {
     /** @type {StatusSnapshot} */
-    this._value = { state: 'offline', pending: 0, seq: 0, error: null }
+    this._value = { state: 'offline', pending: 0, seq: 0, error: null, received: 0 }
     /** @type {Set<StatusListener>} */
     this._listeners = new Set()
   }
@@ -49,7 +51,7 @@ export class Status {
     const next = { ...this._value, ...change }
     const prev = this._value
     if (next.state === prev.state && next.pending === prev.pending &&
-        next.seq === prev.seq && next.error === prev.error) return
+        next.seq === prev.seq && next.error === prev.error && next.received === prev.received) return
     this._value = next
     for (const listener of [...this._listeners]) listener({ ...next })
   }

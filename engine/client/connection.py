@@ -84,12 +84,20 @@ class Client:
         self._denied: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._received_bytes = 0
         self._awareness_subscription = self.awareness.observe(self._on_awareness_change)
 
     @property
     def status(self) -> Status:
-        """offline | connecting | synced (edits pending) | saved (nothing pending)."""
+        """offline | connecting | syncing (connected, first sync under way) | synced
+        (edits pending) | saved (nothing pending)."""
         return self._board.value
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes of messages received on the current connection (0 while offline): how
+        far the first sync of a large room has got."""
+        return self._received_bytes
 
     @property
     def error(self) -> EngineError | None:
@@ -227,15 +235,18 @@ class Client:
         async with ws:
             session = SyncSession(self._replica, self.awareness)
             self._link, self._session = Link(ws, f"room {self.room!r}"), session
+            self._received_bytes = 0
             try:
                 self._send(session.open())
                 closed = await self._link.run(lambda data: self._on_frame(session, data))
                 return closed, session.synced
             finally:
                 self._link = self._session = None
+                self._received_bytes = 0
                 presence.forget_others(self.awareness)
 
     def _on_frame(self, session: SyncSession, data: bytes) -> None:
+        self._received_bytes += len(data)
         message = decode(data)
         denied_before = len(session.denied)
         self._send(session.receive(message, self._replica.store.last_seq))
@@ -252,7 +263,7 @@ class Client:
         if session is None:
             return
         if not (session.synced and session.answered):
-            self._board.set("connecting")
+            self._board.set("syncing")
         else:
             self._board.set("saved" if self._replica.saved else "synced")
 

@@ -11,7 +11,7 @@ from engine.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-Status = Literal["offline", "connecting", "synced", "saved"]
+Status = Literal["offline", "connecting", "syncing", "synced", "saved"]
 
 
 class StatusBoard:

@@ -23,3 +23,12 @@ test('until resolves on the first matching value and rejects at its deadline', a
   assert.equal((await saved).state, 'saved')
   await assert.rejects(status.until((s) => s.state === 'offline' && s.pending > 5, 30), /timed out/)
 })
+
+test('while syncing, the badge says how much has arrived, never "connecting"', async () => {
+  const { statusText } = await import('../../demo/status-view.js')
+  const base = { pending: 0, seq: 0, error: null }
+  assert.equal(statusText({ ...base, state: 'syncing', received: 0 }), 'syncing…')
+  const text = statusText({ ...base, state: 'syncing', received: 42_500_000 })
+  assert.equal(text, 'syncing… 42.5 MB received')
+  assert.doesNotMatch(text, /connecting/)
+})
