@@ -214,35 +214,44 @@ def typists(rows: list[Row]) -> str:
 
 
 def big_room(rows: list[Row]) -> str:
-    """BIG: one line per measure, one column per server."""
+    """BIG: one line per measure, one column per server and document size."""
     mine = [r for r in rows if r["workload"] == "BIG"]
     if not mine:
         return "(no results for BIG yet: `python -m benchmarks --workload BIG`)"
-    servers = _servers(mine, {"BIG"})
+    order = {s: i for i, s in enumerate(PEER_ORDER)}
+    columns = sorted(mine, key=lambda r: (_doc_mb(r), order.get(r["server"], len(order))))
 
-    def metric(key: str, decimals: int = 0, scale: float = 1.0) -> Callable[[str], str]:
-        return lambda s: _num(_find(mine, "BIG", s), key, decimals, scale)
+    def metric(key: str, decimals: int = 0, scale: float = 1.0) -> Callable[[Row], str]:
+        return lambda r: _num(r, key, decimals, scale)
+
+    def pair(a: str, b: str) -> Callable[[Row], str]:
+        return lambda r: f"{_num(r, a, 1)} · {_num(r, b, 1)}"
 
     lines = [
-        ("document size, MB", metric("doc_bytes", 1, 1e-6)),
         ("cold first sync (whole document), ms", metric("cold_complete_ms")),
         ("four clients joining at once, all complete, ms", metric("crowd_all_complete_ms")),
-        (
-            "small room p99 ms: before · during",
-            _pair(mine, "small_baseline_p99_ms", "small_p99_ms"),
-        ),
+        ("small room p99 ms: before · during", pair("small_baseline_p99_ms", "small_p99_ms")),
         ("small room max latency during, ms", metric("small_max_ms")),
         ("peak server RSS, MiB", metric("rss_peak_mib")),
+        ("RSS growth over the document size, x", metric("rss_peak_over_doc", 1)),
+        (
+            "server: commit latency p99 during the run, ms (bucket bound)",
+            metric("commit_p99_le_ms", 1),
+        ),
+        ("server: longest event-loop stall, ms (bucket bound)", metric("loop_stall_max_le_ms")),
     ]
-    return _table("big room, cold after a restart", servers, lines) + "\n\n" + _when(mine)
+    head = "| big room, cold after a restart | " + " | ".join(
+        f"{KINDS[r['server']].label}, {_doc_mb(r):.0f} MB" for r in columns
+    )
+    out = [head + " |", "|---|" + "---:|" * len(columns)]
+    for title, cell in lines:
+        out.append(f"| {title} | " + " | ".join(cell(r) for r in columns) + " |")
+    return "\n".join(out) + "\n\n" + _when(mine)
 
 
-def _pair(rows: list[Row], a: str, b: str) -> Callable[[str], str]:
-    def cell(s: str) -> str:
-        r = _find(rows, "BIG", s)
-        return f"{_num(r, a, 1)} · {_num(r, b, 1)}"
-
-    return cell
+def _doc_mb(row: Row) -> float:
+    stat = row["metrics"].get("doc_bytes")
+    return float(stat["median"]) / 1e6 if isinstance(stat, dict) and "median" in stat else 0.0
 
 
 SECTIONS: dict[str, Callable[[list[Row]], str]] = {

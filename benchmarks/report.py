@@ -77,6 +77,9 @@ COLUMNS["BIG"] = [
     ("small_p99_ms", "small room p99 ms during", 1),
     ("small_max_ms", "small room max ms during", 0),
     ("rss_peak_mib", "peak server RSS MiB", 0),
+    ("rss_peak_over_doc", "RSS growth / doc size", 1),
+    ("commit_p99_le_ms", "commit p99 ms (≤ bucket)", 1),
+    ("loop_stall_max_le_ms", "loop stall max ms (≤ bucket)", 0),
     ("other_busy_cores", "other load (cores)", 2),
 ]
 # Cells scaled before printing (bytes -> MB).
@@ -287,10 +290,18 @@ def read_jsonl(path: Path) -> list[Row]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# Workloads whose cases are separate runs (BIG at 17 MB, at 100 MB): replaced case by case.
+BY_CASE = {"BIG"}
+
+
+def _merge_key(row: Row) -> tuple[str, str, str]:
+    return (row["workload"], row["server"], row["case"] if row["workload"] in BY_CASE else "")
+
+
 def merge_jsonl(path: Path, rows: list[Row], header: dict[str, Any]) -> None:
     """Replace the rows of every (workload, server) measured now; keep all others."""
-    fresh = {(r["workload"], r["server"]) for r in rows}
-    kept = [r for r in read_jsonl(path) if (r["workload"], r["server"]) not in fresh]
+    fresh = {_merge_key(r) for r in rows}
+    kept = [r for r in read_jsonl(path) if _merge_key(r) not in fresh]
     write_jsonl(path, kept + [{**r, "machine": header} for r in rows], None)
 
 
