@@ -43,6 +43,9 @@ class ProtocolError(EngineError):
         self.offset = offset
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type[ProtocolError], tuple[int, str]]:
+        return (type(self), (self.offset, self.reason))  # crosses process boundaries
+
 
 class UpdateRejected(EngineError):
     """A Yjs update that cannot be applied; the document is left unchanged."""
@@ -88,6 +91,10 @@ class CorruptRecord(StorageError):
         super().__init__(f"room {room!r}: corrupt {what} at seq {seq}: {reason}")
         self.room = room
         self.seq = seq
+        self._args = (room, what, seq, reason)
+
+    def __reduce__(self) -> tuple[type[CorruptRecord], tuple[str, str, int, str]]:
+        return (type(self), self._args)
 
 
 class SchemaVersionError(StorageError):

@@ -21,11 +21,22 @@ from aiohttp import web
 from engine.store import open_store
 from server.auth import Authorizer
 from server.change_hooks import ChangeHookConsumer
+from server.compute import Compute
 from server.config import Config
 from server.delivery import Delivery
 from server.hooks import Hooks
 from server.http.changes import add_change_routes, sse_update
-from server.http.keys import AUTHORIZER, CONFIG, FEEDS, HOOKS, METRICS, REGISTRY, ROOMS, STORE
+from server.http.keys import (
+    AUTHORIZER,
+    COMPUTE,
+    CONFIG,
+    FEEDS,
+    HOOKS,
+    METRICS,
+    REGISTRY,
+    ROOMS,
+    STORE,
+)
 from server.http.rest import add_routes, engine_errors
 from server.http.versions import add_version_routes
 from server.http.ws import handle_websocket
@@ -108,11 +119,13 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS], app[HOOKS])
     app[ROOMS] = Rooms(app[REGISTRY])
     app[FEEDS] = FeedHub(store, sse_update, config.feed_queue_entries)
+    app[COMPUTE] = Compute()
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     try:
         yield
     finally:
         await app[FEEDS].close()
+        app[COMPUTE].close()
         await fanout.close()
         await store.close()
 

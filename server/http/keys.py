@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.auth import Authorizer
+from server.compute import Compute
 from server.config import Config
 from server.hooks import Hooks
 from server.metrics import Metrics
@@ -18,6 +19,7 @@ STORE = web.AppKey("store", RoomStore)
 HOOKS = web.AppKey("hooks", Hooks)
 ROOMS = web.AppKey("rooms", Rooms)
 FEEDS = web.AppKey("feeds", FeedHub)
+COMPUTE = web.AppKey("compute", Compute)
 REGISTRY = web.AppKey("registry", RoomRegistry)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", Metrics)

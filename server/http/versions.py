@@ -5,6 +5,9 @@
     POST /v1/rooms/{room}/versions  {"name": S}   -> {"name", "seq"}
     GET  /v1/rooms/{room}/versions                -> {"room", "versions": [{"name", "seq"}]}
 
+The diff and the JSON view run in a worker process (server/compute.py): for a big room
+they take seconds of pycrdt work that would otherwise hold the event loop.
+
 A restore is an edit, not a rewind: one forward update (engine/restore.py) that makes the
 room's content equal to its content at N, submitted through the room's actor like any
 client's edit (durable, broadcast, in the history under the caller with `restore_of`).
@@ -25,7 +28,7 @@ from engine.errors import Conflict, CorruptRecord, ProtocolError
 from engine.jsonview import to_json
 from engine.restore import restore_update
 from engine.yjs import EMPTY_UPDATE
-from server.http.keys import REGISTRY, STORE
+from server.http.keys import COMPUTE, REGISTRY, STORE
 from server.http.rest import LABEL_PREFIX, grant_for, state_for
 
 MAX_VERSION_NAME = 100
@@ -54,7 +57,7 @@ def _checked(func: Any, *args: Any) -> Any:
 
 async def json_view(request: web.Request) -> web.Response:
     room, at, state = await state_for(request)
-    doc = await request.app[STORE].read(_checked, to_json, state, _types(request))
+    doc = await request.app[COMPUTE].run(_checked, to_json, state, _types(request))
     return web.json_response({"room": room, "seq": at, "doc": doc})
 
 
@@ -89,7 +92,9 @@ async def restore(request: web.Request) -> web.Response:
         raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
     actor = await request.app[REGISTRY].acquire(room)
     current = actor.doc.encode_state()
-    update = await store.read(_checked, restore_update, current, target, _types(request))
+    update = await request.app[COMPUTE].run(
+        _checked, restore_update, current, target, _types(request)
+    )
     if update == EMPTY_UPDATE:
         return web.json_response(
             {"seq": actor.last_seq, "restore_of": target_seq, "changed": False}

@@ -71,3 +71,14 @@ def test_the_browser_client_follows_the_table() -> None:
         permanent, slow = verdicts[int(meaning.close)]
         assert permanent == (meaning.retry is Retry.NEVER), meaning
         assert slow == (meaning.retry is Retry.SLOW_DOWN), meaning
+
+
+def test_errors_survive_a_trip_to_a_worker_process() -> None:
+    """Restores and JSON views run in a worker process; their errors come back pickled."""
+    import pickle
+
+    from engine.errors import CorruptRecord
+
+    for error in (ProtocolError(3, "bad"), CorruptRecord("r", "log", 7, "torn"), Conflict("x")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)

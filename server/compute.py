@@ -1,0 +1,35 @@
+"""CPU-heavy pure functions (a restore diff, a JSON view) run in a worker process.
+
+pycrdt holds Python's global lock for the whole of a library call, so the same work in a
+thread would still stall the event loop, and every room with it, for as long as it runs
+(seconds for a 10 MB room). The functions take and return bytes and plain values, so a
+process costs only the copying. The pool starts on first use, with `spawn`: forking a
+process that holds LMDB handles and threads is not safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Compute:
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
