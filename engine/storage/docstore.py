@@ -20,7 +20,7 @@ from pycrdt import get_state
 from engine.errors import CorruptRecord, RoomNotFound, StorageError
 from engine.storage.compaction import CompactionPolicy, Retention, should_compact
 from engine.storage.contract import LogStore, RoomInfo
-from engine.storage.records import Snapshot, UpdateRecord, pack, unpack
+from engine.storage.records import Snapshot, UpdateRecord, pack, pack_updates, unpack
 from engine.yjs import EMPTY_UPDATE, update_clients
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,20 @@ class DocStore:
         Returns the seq given to each update, in batch order; on failure nothing is written.
         """
         now = self.clock()
-        entries = []
-        for item in batch:
-            clients = item.clients if item.clients is not None else update_clients(item.update)
-            record = UpdateRecord(0, now, item.user, clients, item.update, item.restore_of)
-            entries.append((item.room, pack(record.to_map())))
-        return self.log.append(entries, now)
+        records = pack_updates(
+            now,
+            [
+                (
+                    item.user,
+                    item.clients if item.clients is not None else update_clients(item.update),
+                    item.update,
+                    item.restore_of,
+                )
+                for item in batch
+            ],
+        )
+        rooms = [item.room for item in batch]
+        return self.log.append(list(zip(rooms, records, strict=True)), now)
 
     # ------------------------------------------------------------------ reads
 

@@ -6,30 +6,48 @@ Key layout (integers big-endian, so byte order is numeric order)::
     meta       room id                    -> RoomMeta (name, created, last_seq, log_bytes)
     meta       room id || 0x00 || name    -> a metadata value (cursors, labels)
     meta       b"next-room-id"            -> u64
-    log        room id || seq             -> record
+    log        room id || seq             -> record, or a run of records ending at seq
     snapshots  room id || seq             -> record
 
 Names map to fixed-width ids, so `doc1` never scans into `doc10` and a name never becomes
-a path. Writes must come from one thread at a time (the server has one writer thread):
+a path.
+
+One append writes one log value per room: the record itself when the room got one update
+(the only form stores had before runs existed, so older stores read unchanged), otherwise
+a *run* keyed by its last seq::
+
+    b"PSLR" || count (u32) || crc32(body) (u32) || body = CBOR array of the count records
+
+Every record in a run keeps its own checksum and audit fields (seq, user, ts, size); the
+run only saves the per-value cost (one B-tree entry, one put) that made a transaction of
+1,000 updates cost 1,000 puts. Keyed by the last seq, a run is found by the same
+`set_range(after + 1)` as a single record. A value that merely starts with the marker
+(a single record whose checksum happens to match it) is told apart by the run's checksum.
+
+Writes must come from one thread at a time (the server has one writer thread):
 the compare-and-set checks read, then write, in the same thread.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from dataclasses import replace
+import zlib
+from collections.abc import Iterable, Sequence
+
+import cbor2
 
 from engine.errors import StorageError
 from engine.names import validate_room_name
 from engine.storage.contract import RoomInfo
 from engine.storage.kv import KV, Delete, Put
-from engine.storage.records import RoomMeta, pack, unpack
+from engine.storage.records import RecordError, RoomMeta, pack, unpack
 
 _U64 = struct.Struct(">Q")
 _ROOM_SEQ = struct.Struct(">QQ")
 _NEXT_ROOM_ID = b"next-room-id"
 _META_SEP = b"\x00"
+_RUN = b"PSLR"
+_RUN_HEAD = struct.Struct(">4sII")  # marker, count, crc32 of the body
 
 
 def _key(room_id: int, seq: int) -> bytes:
@@ -38,6 +56,41 @@ def _key(room_id: int, seq: int) -> bytes:
 
 def _seq(key: bytes) -> int:
     return int(_ROOM_SEQ.unpack(key)[1])
+
+
+def _run(records: list[bytes]) -> bytes:
+    body = cbor2.dumps(records)
+    return _RUN_HEAD.pack(_RUN, len(records), zlib.crc32(body)) + body
+
+
+def _entries(last: int, value: bytes) -> list[tuple[int, bytes]]:
+    """The (seq, record) pairs one log value holds, the last one at `last`."""
+    if value[:4] != _RUN or len(value) < _RUN_HEAD.size:
+        return [(last, value)]
+    _, count, crc = _RUN_HEAD.unpack_from(value)
+    body = value[_RUN_HEAD.size :]
+    if zlib.crc32(body) == crc:
+        try:
+            records = cbor2.loads(body)
+        except (cbor2.CBORDecodeError, RecursionError, ValueError):
+            records = None
+        if isinstance(records, list) and len(records) == count:
+            first = last - count + 1
+            return [(first + i, bytes(record)) for i, record in enumerate(records)]
+    try:
+        unpack(value)  # a single record that happens to start with the marker
+    except RecordError:
+        pass
+    else:
+        return [(last, value)]
+    # A torn run: every seq it held reads as the broken value (which fails its checks).
+    count = count if 1 <= count <= last else 1
+    return [(seq, value) for seq in range(last - count + 1, last + 1)]
+
+
+def _flatten(pairs: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[int, bytes]]:
+    for key, value in pairs:
+        yield from _entries(_seq(key), value)
 
 
 class KVLogStore:
@@ -82,33 +135,47 @@ class KVLogStore:
     # ------------------------------------------------------------------ log
 
     def append(self, entries: Sequence[tuple[str, bytes]], now: float) -> list[int]:
+        groups: dict[str, list[bytes]] = {}
+        for room, record in entries:
+            group = groups.get(room)
+            if group is None:
+                groups[room] = [record]
+            else:
+                group.append(record)
         puts: list[Put] = []
         metas: dict[int, RoomMeta] = {}
         new_ids: dict[str, int] = {}
+        next_seq: dict[str, int] = {}
         next_id: int | None = None
-        seqs: list[int] = []
-        for room, record in entries:
-            room_id = self._ids.get(room) or new_ids.get(room)
+        for room, records in groups.items():
+            room_id = self._ids.get(room)
             if room_id is None:
                 room_id = self._room_id(validate_room_name(room))
             if room_id is None:
                 room_id = next_id = next_id or self._next_room_id()
                 next_id += 1
                 new_ids[room] = room_id
-                metas[room_id] = RoomMeta(name=room, created=now)
+                meta = RoomMeta(name=room, created=now)
                 puts.append(("rooms", room.encode("utf-8"), _U64.pack(room_id)))
-            meta = metas.get(room_id) or self._meta(room_id)
-            meta = metas[room_id] = replace(
-                meta, last_seq=meta.last_seq + 1, log_bytes=meta.log_bytes + len(record)
-            )
-            puts.append(("log", _key(room_id, meta.last_seq), record))
-            seqs.append(meta.last_seq)
+            else:
+                meta = self._meta(room_id)
+            last = meta.last_seq + len(records)
+            value = records[0] if len(records) == 1 else _run(records)
+            puts.append(("log", _key(room_id, last), value))
+            size = sum(map(len, records))
+            metas[room_id] = RoomMeta(meta.name, meta.created, last, meta.log_bytes + size)
+            next_seq[room] = meta.last_seq + 1
         puts += [("meta", _U64.pack(i), pack(m.to_map())) for i, m in metas.items()]
         if next_id is not None:
             puts.append(("meta", _NEXT_ROOM_ID, _U64.pack(next_id)))
         self.kv.write(puts)
         self._metas.update(metas)
         self._ids.update(new_ids)
+        seqs: list[int] = []
+        for room, _ in entries:
+            seq = next_seq[room]
+            seqs.append(seq)
+            next_seq[room] = seq + 1
         return seqs
 
     def _next_room_id(self) -> int:
@@ -121,11 +188,13 @@ class KVLogStore:
         room_id = self._room_id(room)
         if room_id is None:
             return []
-        out = []
+        out: list[tuple[int, bytes]] = []
+        # Each value holds at least one entry past `after`, so `limit` values are enough.
         pairs = self.kv.scan("log", _U64.pack(room_id), start=_key(room_id, after + 1), limit=limit)
-        for key, value in pairs:
-            seq = _seq(key)
-            if upto is not None and seq > upto:
+        for seq, value in _flatten(pairs):
+            if seq <= after:
+                continue
+            if (upto is not None and seq > upto) or (limit is not None and len(out) >= limit):
                 break
             out.append((seq, value))
         return out
@@ -135,7 +204,7 @@ class KVLogStore:
         if room_id is None:
             return None
         first = self.kv.scan("log", _U64.pack(room_id), limit=1)
-        return _seq(first[0][0]) if first else None
+        return next(iter(_flatten(first)))[0] if first else None
 
     # ------------------------------------------------------------------ snapshots
 

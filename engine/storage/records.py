@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,97 @@ class RoomMeta:
         return cls(
             str(data["name"]), float(data["created"]), int(data["last_seq"]), int(data["log_bytes"])
         )
+
+
+_F64 = struct.Struct(">d")
+_U8 = struct.Struct(">B")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+# {"v": 1, "ts": <float64 follows>: the map's head with 5 or 6 entries (restore_of).
+_UPDATE_HEAD = {
+    False: bytes((0xA5, 0x61)) + b"v" + bytes((0x01, 0x62)) + b"ts" + bytes((0xFB,)),
+    True: bytes((0xA6, 0x61)) + b"v" + bytes((0x01, 0x62)) + b"ts" + bytes((0xFB,)),
+}
+_USER_KEY = bytes((0x64,)) + b"user"
+_CLIENTS_KEY = bytes((0x67,)) + b"clients"
+_UPDATE_KEY = bytes((0x61,)) + b"u"
+_RESTORE_KEY = bytes((0x6A,)) + b"restore_of"
+_NULL = bytes((0xF6,))
+
+
+_BIG = 1 << 64
+_SMALL = {major: [bytes((major | n,)) for n in range(24)] for major in (0x00, 0x40, 0x60, 0x80)}
+_SMALL_BYTES = _SMALL[0x40]
+
+
+def _head(major: int, n: int) -> bytes:
+    """A CBOR item head: major type and length (or value), shortest form."""
+    if n < 24:
+        return _SMALL[major][n]
+    if n < 0x100:
+        return _U8.pack(major | 24) + _U8.pack(n)
+    if n < 0x10000:
+        return _U8.pack(major | 25) + _U16.pack(n)
+    if n < 0x100000000:
+        return _U8.pack(major | 26) + _U32.pack(n)
+    return _U8.pack(major | 27) + _U64.pack(n)
+
+
+def pack_update(
+    ts: float,
+    user: str | None,
+    clients: tuple[int, ...],
+    update: bytes,
+    restore_of: int | None = None,
+) -> bytes:
+    """`pack(UpdateRecord(...).to_map())`, byte for byte, without building the map."""
+    return pack_updates(ts, [(user, clients, update, restore_of)])[0]
+
+
+def pack_updates(
+    ts: float, items: Sequence[tuple[str | None, tuple[int, ...], bytes, int | None]]
+) -> list[bytes]:
+    """Records for (user, clients, update, restore_of) appended at one time `ts`; each
+    is `pack(UpdateRecord(...).to_map())` byte for byte. The log's hot path: the map's
+    head, the timestamp and each user's name are encoded once per batch, not per update."""
+    stamp = _F64.pack(ts)
+    heads = {flag: head + stamp + _USER_KEY for flag, head in _UPDATE_HEAD.items()}
+    users: dict[str | None, bytes] = {None: _NULL + _CLIENTS_KEY}
+    crc32 = zlib.crc32
+    crc = _CRC.pack
+    small = _SMALL[0x00]
+    out: list[bytes] = []
+    for user, clients, update, restore_of in items:
+        if (clients and (min(clients) < 0 or max(clients) >= _BIG)) or (
+            restore_of is not None and not 0 <= restore_of < _BIG
+        ):
+            record = UpdateRecord(0, ts, user, clients, update, restore_of)
+            out.append(pack(record.to_map()))
+            continue
+        named = users.get(user)
+        if named is None:
+            assert user is not None
+            text = user.encode("utf-8")
+            named = users[user] = _head(0x60, len(text)) + text + _CLIENTS_KEY
+        if len(clients) == 1 and clients[0] < 24:
+            ids = _SMALL[0x80][1] + small[clients[0]]
+        else:
+            ids = _head(0x80, len(clients)) + b"".join([_head(0x00, c) for c in clients])
+        size = len(update)
+        body = b"".join(
+            (
+                heads[restore_of is not None],
+                named,
+                ids,
+                _UPDATE_KEY,
+                _SMALL_BYTES[size] if size < 24 else _head(0x40, size),
+                update,
+                b"" if restore_of is None else _RESTORE_KEY + _head(0x00, restore_of),
+            )
+        )
+        out.append(crc(crc32(body)) + body)
+    return out
 
 
 def pack(fields: dict[str, Any]) -> bytes:
