@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import sys
 import threading
 import time
@@ -65,10 +66,7 @@ class WriterThread:
     def __init__(self, write: WriteBatch, metrics: Metrics) -> None:
         self._write = write
         self.metrics = metrics
-        self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
-        self._queue: list[_Commit | _Call | object] = []
-        self._waiting = False
+        self._queue: queue.SimpleQueue[_Commit | _Call | object] = queue.SimpleQueue()
         self._closing = False
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,11 +107,7 @@ class WriterThread:
         return self._loop.create_future()
 
     def _put(self, item: _Commit | _Call | object) -> None:
-        with self._lock:
-            self._queue.append(item)
-            if self._waiting:
-                self._waiting = False
-                self._ready.notify()
+        self._queue.put(item)  # C-level: no Python lock dance on the event loop
 
     async def close(self) -> None:
         """Finish everything already queued, then stop the thread."""
@@ -131,11 +125,12 @@ class WriterThread:
 
     def _main(self) -> None:
         while True:
-            with self._lock:
-                while not self._queue:
-                    self._waiting = True
-                    self._ready.wait()
-                items, self._queue = self._queue, []
+            items = [self._queue.get()]
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             start = 0
             while start < len(items):
                 item = items[start]
