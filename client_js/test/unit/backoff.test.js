@@ -25,8 +25,8 @@ test('jitter spreads clients that failed at the same moment', () => {
 })
 
 test('auth, malformed and too-large closes are final; slow-down and transient ones are retried', () => {
-  for (const code of [4400, 4401, 4403, 4413]) assert.equal(isPermanentClose(code), true, String(code))
-  for (const code of [1000, 1001, 1006, 1009, 4408, 4500, 4503]) assert.equal(isPermanentClose(code), false, String(code))
+  for (const code of [1009, 4400, 4401, 4403, 4413]) assert.equal(isPermanentClose(code), true, String(code))
+  for (const code of [1000, 1001, 1006, 4408, 4500, 4503]) assert.equal(isPermanentClose(code), false, String(code))
   for (const code of [4408, 4503]) assert.equal(isSlowDownClose(code), true, String(code))
   for (const code of [1001, 1006, 4401]) assert.equal(isSlowDownClose(code), false, String(code))
 })
