@@ -18,7 +18,7 @@ echo "== lint and types"
 
 echo "== python tests"
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=15 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
