@@ -6,7 +6,9 @@ Appends real Yjs typing updates to an LMDB DocStore with fsync on every commit, 
 commits of 1, 10, 100 and 1000 updates (author ids given, as the server passes them from
 its own validation pass), with the process's CPU time per record (steadier than the rate,
 which follows the disk's fsync latency), and loads a room of N logged updates with and
-without snapshots (snapshot + tail replay vs full log replay).
+without snapshots (snapshot + tail replay vs full log replay). Last, single-update commits
+while another thread keeps the GIL busy, at Python's default switch interval (5 ms) and
+at the server's (0.5 ms).
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from pycrdt import Doc, Text
 
-from engine.document import RoomDocument
+from engine.document import RoomDocument, rebuild
 from engine.storage import Append, CompactionPolicy, DocStore, KVLogStore, LmdbKV
 
 
@@ -63,10 +67,46 @@ def append_throughput(updates: list[bytes], batch: int, seconds: float = 2.0) ->
     }
 
 
+def busy_loop_commits(updates: list[bytes], switch_s: float, commits: int = 40) -> dict[str, Any]:
+    """Commit latency of single-update group commits on a writer thread while another
+    thread keeps the GIL busy (the event loop under load): py-lmdb releases the GIL
+    around every LMDB call, and each time the writer waits for it to come back."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(switch_s)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(100))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = DocStore(KVLogStore(LmdbKV(Path(tmp))))
+        store.append_many([Append("bench", updates[0], None, (1,))])
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        times = []
+        try:
+            for i in range(commits):
+                started = time.perf_counter()
+                store.append_many([Append("bench", updates[i + 1], None, (1,))])
+                times.append(time.perf_counter() - started)
+        finally:
+            stop.set()
+            spinner.join()
+            sys.setswitchinterval(old)
+            store.close()
+    times.sort()
+    return {
+        "switch_ms": switch_s * 1000,
+        "commit_p50_ms": round(times[len(times) // 2] * 1000, 2),
+        "commit_p90_ms": round(times[int(len(times) * 0.9)] * 1000, 2),
+    }
+
+
 def load_time(updates: list[bytes], snapshots: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         policy = CompactionPolicy(every_updates=1000 if snapshots else 10**9, min_bytes=10**12)
-        store = DocStore(KVLogStore(LmdbKV(Path(tmp))), policy=policy)
+        store = DocStore(KVLogStore(LmdbKV(Path(tmp))), policy=policy, rebuild=rebuild)
         for start in range(0, len(updates), 1000):
             store.append_many([Append("bench", u) for u in updates[start : start + 1000]])
             if snapshots:
@@ -96,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     updates = typing_updates(args.updates)
     results = [append_throughput(updates, batch) for batch in (1, 10, 100, 1000)]
     results += [load_time(updates, snapshots) for snapshots in (False, True)]
+    busy = [busy_loop_commits(updates, switch) for switch in (0.005, 0.0005)]
     if args.json:
-        for row in results:
+        for row in results + busy:
             print(json.dumps(row))
         return 0
     print(f"machine: {platform.machine()}, python {platform.python_version()}")
@@ -113,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     for row in results[4:]:
         kind = "snapshot + tail" if row["snapshots"] else "full log"
         print(f"| {kind} | {row['replayed_records']:,} | {row['read_s']} s | {row['load_s']} s |")
+    print("\n| GIL switch interval | commit p50 with a busy thread | p90 |")
+    print("|---|---|---|")
+    for row in busy:
+        print(
+            f"| {row['switch_ms']:g} ms | {row['commit_p50_ms']} ms | {row['commit_p90_ms']} ms |"
+        )
     return 0
 
 
