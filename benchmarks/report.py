@@ -207,7 +207,10 @@ def provenance(rows: list[Row]) -> str:
     for r in rows:
         m = r.get("machine", {})
         key = json.dumps(
-            {k: m.get(k) for k in ("date", "ours", "command", "loop", "arch", "nproc", "cpu")}
+            {
+                k: m.get(k)
+                for k in ("date", "ours", "command", "loop", "arch", "nproc", "cores", "cpu")
+            }
         )
         label = KINDS[r["server"]].label
         if label not in seen.setdefault(key, []):
@@ -217,7 +220,7 @@ def provenance(rows: list[Row]) -> str:
         m = json.loads(key)
         loop = f"; Python servers on {m['loop']}" if m.get("loop") else ""
         arch = f"{m['arch']}, " if m.get("arch") else ""
-        nproc = m.get("nproc") or "?"
+        nproc = m.get("nproc") or m.get("cores") or "?"
         lines.append(
             f"_{', '.join(labels)}: {m['date']}, Performer {m.get('ours')}, "
             f"{arch}{nproc} cores {m.get('cpu')}{loop}; `{m.get('command') or 'n/a'}`._"
