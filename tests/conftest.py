@@ -76,3 +76,13 @@ async def receiver() -> AsyncIterator[Receiver]:
     await receiver.start()
     yield receiver
     await receiver.stop()
+
+
+def require_node(package: str = "yjs") -> str:
+    """Node and the interop packages, or a failure saying how to get them. Never a skip:
+    the test command installs both, so a missing one is a broken setup, not an option."""
+    node = shutil.which("node")
+    if node is None or not (ROOT / "tests" / "interop" / "node_modules" / package).is_dir():
+        pytest.fail(f"Node and tests/interop/node_modules/{package} are needed: "
+                    "run `npm ci` in tests/interop (scripts/test.sh does)")  # fmt: skip
+    return node

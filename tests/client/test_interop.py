@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from asyncio.subprocess import Process
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,15 @@ from engine.client import connect
 from engine.client.chat import new_message, toggle_reaction
 from tests.client.conftest import ROOT, LiveServer
 from tests.client.helpers import DEADLINE, wait_for_doc
+from tests.conftest import require_node
 
 NODE_MODULES = ROOT / "tests" / "interop" / "node_modules"
 PEER = Path(__file__).parent / "js" / "chat_peer.mjs"
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
-    pytest.mark.skipif(
-        not (NODE_MODULES / "y-websocket").is_dir(),
-        reason="tests/interop/node_modules is missing: run `npm ci` in tests/interop",
-    ),
-]
+
+@pytest.fixture(autouse=True)
+def node_packages() -> None:
+    require_node("y-websocket")  # fails (never skips) when the setup is broken
 
 
 PRESENCE_DEADLINE = 5.0  # presence is relayed within a flush window, far below this

@@ -5,7 +5,6 @@ JSON as ours."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -16,6 +15,7 @@ from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from engine.errors import ProtocolError
 from engine.jsonview import js_string, root_types, to_json
+from tests.conftest import require_node
 
 INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
 NODE_TIMEOUT = 60.0
@@ -23,9 +23,7 @@ EMPTY: tuple[object, ...] = ("", [], {})
 
 
 def _run_node(docs: list[dict[str, Any]]) -> Any:
-    node = shutil.which("node")
-    if node is None or not (INTEROP_DIR / "node_modules" / "yjs").is_dir():
-        pytest.fail("Node and tests/interop/node_modules are needed: run `npm ci` in tests/interop")
+    node = require_node()
     result = subprocess.run(
         [node, str(INTEROP_DIR / "js" / "jsonview.mjs")],
         input=json.dumps({"docs": docs}).encode(),

@@ -9,7 +9,6 @@ come from `npm ci` in tests/interop (scripts/test.sh runs it).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -37,6 +36,7 @@ from engine.protocol import (
 )
 from engine.update_scan import scan_update
 from engine.yjs import decode_state_vector
+from tests.conftest import require_node
 
 INTEROP_DIR = Path(__file__).resolve().parents[1] / "interop"
 NODE_TIMEOUT = 60.0
@@ -47,9 +47,7 @@ PYCRDT_CANNOT_APPLY = {"xml hooks"}
 
 def _run_node(script: str, stdin: bytes = b"") -> Any:
     """Run one of the interop scripts and parse the JSON it prints."""
-    node = shutil.which("node")
-    if node is None or not (INTEROP_DIR / "node_modules" / "yjs").is_dir():
-        pytest.fail("Node and tests/interop/node_modules are needed: run `npm ci` in tests/interop")
+    node = require_node()
     result = subprocess.run(
         [node, str(INTEROP_DIR / "js" / script)],
         input=stdin,

@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import require_node
 
 INTEROP_DIR = Path(__file__).resolve().parent
 ROOT = INTEROP_DIR.parents[1]
@@ -120,9 +121,7 @@ class NodeProcess:
 
     @classmethod
     async def start(cls, script: str, **options: object) -> NodeProcess:
-        node = shutil.which("node")
-        if node is None or not (INTEROP_DIR / "node_modules" / "y-websocket").is_dir():
-            raise RuntimeError("Node and tests/interop/node_modules are needed: npm ci there")
+        node = require_node("y-websocket")
         process = await asyncio.create_subprocess_exec(
             node,
             str(JS_DIR / script),

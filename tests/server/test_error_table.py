@@ -4,11 +4,8 @@ client and the browser client must agree on what every close code means."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from engine.client.errors import CloseAction, close_action
 from engine.errors import (
@@ -25,6 +22,7 @@ from engine.errors import (
     error_for_status,
     meaning_of,
 )
+from tests.conftest import require_node
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,9 +54,7 @@ def test_the_python_client_follows_the_table() -> None:
 
 
 def test_the_browser_client_follows_the_table() -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed: scripts/test.sh installs the Node dependencies")
+    node = require_node()
     codes = sorted({int(m.close) for _, m in ERROR_TABLE})
     script = (
         "import { isPermanentClose as p, isSlowDownClose as s } from './client_js/src/backoff.js';"
