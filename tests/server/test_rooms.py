@@ -36,9 +36,12 @@ class FaultyKV(MemoryKV):
         self.gate.set()
         self.loads = 0
         self.fail_reads = False
+        self.waiting = 0  # writes held at the gate right now
 
     def write(self, puts: Sequence[Put], deletes: Sequence[Delete] = ()) -> None:
+        self.waiting += 1
         self.gate.wait(10)
+        self.waiting -= 1
         if self.failing:
             raise StorageError("I/O error (injected)")
         super().write(puts, deletes)
@@ -123,7 +126,7 @@ async def test_nothing_leaves_before_the_commit_is_durable(rig: Rig) -> None:
     rig.kv.gate.clear()  # the disk is slow
     room.submit(alice, Update(edit(Doc(), "x")))
     room.submit(bob, SyncStep1(b"\x00"))
-    await asyncio.sleep(0.1)
+    await settle(lambda: rig.kv.waiting == 1)  # the commit is at the disk, held there
     assert [type(m) for m in bob.messages()] == [SyncStep1]  # only the greeting
     assert not any(isinstance(m, Saved) for m in alice.messages())
     rig.kv.gate.set()
@@ -183,7 +186,7 @@ async def test_idle_room_unloads_only_after_its_writes_commit(rig: Rig) -> None:
     rig.kv.gate.clear()
     room.submit(peer, Update(edit(Doc(), "pending")))
     room.leave(peer)
-    await asyncio.sleep(0.2)  # well past the idle timeout, but the commit is stuck
+    await settle(lambda: room._idle_handle is None)  # the idle check ran while it is stuck
     assert room.state is RoomState.RUNNING
     rig.kv.gate.set()
     await settle(lambda: state_of(room) is RoomState.CLOSED)
@@ -209,7 +212,7 @@ async def test_updates_of_many_clients_share_one_commit(rig: Rig) -> None:
         room.join(peer)
     rig.kv.gate.clear()
     room.submit(peers[0], Update(edit(Doc(), "first")))
-    await asyncio.sleep(0.05)  # the first commit is in flight
+    await settle(lambda: rig.kv.waiting == 1)  # the first commit is in flight
     for peer in peers[1:]:
         room.submit(peer, Update(edit(Doc(), f"from {peer.peer_id}")))
     rig.kv.gate.set()
