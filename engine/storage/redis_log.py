@@ -4,6 +4,8 @@
     performer:seq:{room}     the room's last seq (INCR'd atomically with the XADD)
     performer:bytes:{room}   bytes ever appended (INCRBY'd with it)
     performer:snaps:{room}   sorted set: snapshot records scored by the seq they cover
+    performer:snap:{room}    hash (seq, r): the one snapshot earlier versions kept; still
+                             read, so a stream they trimmed loads; replaced on the next snapshot
     performer:meta:{room}    hash: metadata (cursors, labels)
     performer:rooms          hash: room -> created timestamp
 
@@ -39,8 +41,11 @@ _SNAPSHOT_CAS = """
 local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 local current = 0
 if #newest > 0 then current = tonumber(newest[2]) end
+local legacy = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
+if legacy > current then current = legacy end
 if current ~= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[3])
 local keep = tonumber(ARGV[4])
 if keep > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1)) end
 if ARGV[5] == '1' then redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(ARGV[2]) + 1)) end
@@ -133,7 +138,12 @@ class RedisLogStore:
         pairs = self._call(
             "read", self.redis.zrevrangebyscore, key("snaps", room), top, "-inf", withscores=True
         )
-        return [(int(score), _bytes(record)) for record, score in pairs]
+        found = [(int(score), _bytes(record)) for record, score in pairs]
+        legacy = self._call("read", self.redis.hmget, key("snap", room), "seq", "r")
+        if legacy[0] is not None and (upto is None or int(legacy[0]) <= upto):
+            found.append((int(legacy[0]), _bytes(legacy[1])))
+            found.sort(key=lambda pair: -pair[0])
+        return found
 
     def put_snapshot(
         self, room: str, seq: int, record: bytes, *, expect: int, keep: int, trim_log: bool
@@ -141,7 +151,7 @@ class RedisLogStore:
         won = self._call(
             "snapshot",
             self._cas,
-            keys=[key("snaps", room), key("log", room)],
+            keys=[key("snaps", room), key("log", room), key("snap", room)],
             args=[expect, seq, record, keep, "1" if trim_log else "0"],
         )
         return bool(won)
@@ -170,7 +180,7 @@ class RedisLogStore:
 
     def delete_room(self, room: str) -> bool:
         removed = self._call("write", self.redis.hdel, ROOMS, room)
-        kinds = ("log", "seq", "bytes", "snaps", "meta")
+        kinds = ("log", "seq", "bytes", "snaps", "snap", "meta")
         self._call("write", self.redis.delete, *(key(kind, room) for kind in kinds))
         return bool(removed)
 

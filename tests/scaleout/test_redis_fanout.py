@@ -102,3 +102,30 @@ async def test_a_lease_has_one_owner_until_it_expires(redis_server: RedisProcess
     finally:
         await first.close()
         await second.close()
+
+
+def test_a_stream_trimmed_by_the_previous_version_still_loads(redis_server: RedisProcess) -> None:
+    """Earlier versions kept one snapshot in a hash `performer:snap:{room}` and trimmed the
+    stream up to it; such a room must still load, and the next snapshot replaces it."""
+    from engine.document import rebuild
+    from engine.storage.records import Snapshot, pack
+    from engine.storage.redis_keys import key
+    from engine.storage.redis_log import RedisLogStore
+
+    store = open_store(redis_url=redis_server.url, retention=Retention(keep_log=False))
+    try:
+        updates = typing_updates("old store")
+        store.append_many([Append("legacy", u) for u in updates])
+        state = rebuild(updates[:5])
+        record = pack(Snapshot(5, 1.0, state, b"\x00").to_map())
+        assert isinstance(store.log, RedisLogStore)
+        redis = store.log.redis
+        redis.hset(key("snap", "legacy"), mapping={"seq": 5, "r": record})
+        redis.xtrim(key("log", "legacy"), minid="0-6")
+        loaded = store.load("legacy")
+        assert loaded.snapshot_seq == 5 and content(loaded.updates)["t"] == "old store"
+        assert store.compact("legacy", force=True) is not None
+        assert not redis.exists(key("snap", "legacy"))
+        assert content(store.load("legacy").updates)["t"] == "old store"
+    finally:
+        store.close()
