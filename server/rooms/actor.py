@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import Enum
 
 from pycrdt import merge_updates
@@ -34,52 +33,27 @@ from engine.protocol import (
     SyncStep2,
     Update,
     encode,
-    encode_parts,
     encode_update,
 )
 from engine.storage import Append
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
 from server.config import Config
 from server.metrics import Metrics
+from server.rooms.answers import Answers
+from server.rooms.batch import Batch, DirectUpdate, Work
 from server.rooms.fanout import Fanout
-from server.rooms.peer import Frame, Peer
+from server.rooms.peer import Peer
 from server.rooms.presence import PresenceRelay
 from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
 
 READ_ONLY_REASON = "read-only token: updates and awareness are not accepted"
-EMPTY_STATE_VECTOR = b"\x00"  # what a client with nothing sends in its SyncStep1
-LARGE_PAYLOAD = 64 * 1024  # payloads from here on are sent as shared parts, never copied
-ANSWER_CACHE_SECONDS = 5.0  # how long SyncStep2 answers are kept for further joiners
-ANSWER_CACHE_ENTRIES = 8
 
 
 class RoomState(Enum):
     RUNNING = "running"
     CLOSED = "closed"
-
-
-@dataclass(slots=True)
-class _HttpUpdate:
-    update: bytes
-    user: str | None
-    future: asyncio.Future[int] = field(repr=False)
-    restore_of: int | None = None
-
-
-_Work = tuple[Peer, Message] | _HttpUpdate
-
-
-@dataclass(slots=True)
-class _Batch:
-    """What one round produced, held back until its commit is durable."""
-
-    appends: list[Append] = field(default_factory=list)
-    updates: list[tuple[Peer | None, bytes]] = field(default_factory=list)
-    replies: list[tuple[Peer, Frame]] = field(default_factory=list)
-    acks: dict[int, tuple[Peer, int]] = field(default_factory=dict)  # peer, count to ack
-    http: list[tuple[_HttpUpdate, int]] = field(default_factory=list)
 
 
 class RoomActor:
@@ -116,7 +90,7 @@ class RoomActor:
             flush_seconds=config.awareness_flush_seconds,
             max_ids_per_peer=config.limits.max_client_ids_per_connection,
         )
-        self._inbox: deque[_Work] = deque()
+        self._inbox: deque[Work] = deque()
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
@@ -125,13 +99,7 @@ class RoomActor:
         self._busy = False
         self._holds = 0  # in-process users (server-side edits) keeping the room loaded
         self._idle_handle: asyncio.TimerHandle | None = None
-        # SyncStep2 answers by state vector, valid while the document is at
-        # `_answers_version`: joiners of one moment share one encoding (and its bytes).
-        self._answers: dict[bytes, list[Frame]] = {}
-        self._answers_version = doc.version
-        self._answers_expiry: asyncio.TimerHandle | None = None
-        if first_sync:
-            self._remember_answer(EMPTY_STATE_VECTOR, _sync_frames(first_sync))
+        self.answers = Answers(doc, first_sync)  # shared by joiners of one moment
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._schedule_idle()  # a room loaded for a client that never joins still unloads
         self._on_close = on_close
@@ -184,7 +152,7 @@ class RoomActor:
         restores); returns its seq once durable and broadcast."""
         self._require_running()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._inbox.append(_HttpUpdate(update, user, future, restore_of))
+        self._inbox.append(DirectUpdate(update, user, future, restore_of))
         self._wake()
         return await future
 
@@ -240,10 +208,10 @@ class RoomActor:
             if not self.peers:
                 self._schedule_idle()
 
-    async def _process(self, work: list[_Work]) -> None:
-        batch = _Batch()
+    async def _process(self, work: list[Work]) -> None:
+        batch = Batch()
         for item in work:
-            if isinstance(item, _HttpUpdate):
+            if isinstance(item, DirectUpdate):
                 self._apply_http(item, batch)
             else:
                 self._apply_message(item[0], item[1], batch)
@@ -273,7 +241,7 @@ class RoomActor:
         else:
             self.store.snapshot(self.name, self.last_seq, self.doc.encode_snapshot())
 
-    def _apply_message(self, peer: Peer, message: Message, batch: _Batch) -> None:
+    def _apply_message(self, peer: Peer, message: Message, batch: Batch) -> None:
         if peer.closed and not isinstance(message, (SyncStep2, Update)):
             return
         match message:
@@ -288,44 +256,19 @@ class RoomActor:
                 if self._apply(peer, update, peer.user, batch) is not None:
                     batch.acks[peer.peer_id] = (peer, peer.received_updates)
 
-    def _answer_step1(self, peer: Peer, state_vector: bytes, batch: _Batch) -> None:
+    def _answer_step1(self, peer: Peer, state_vector: bytes, batch: Batch) -> None:
         # The cap counts clients the room does not know: a room may legitimately hold
         # more authors than the cap, and its own clients must always be able to sync.
         cap = self.doc.client_count + self.config.limits.max_state_vector_entries
         try:
             decode_state_vector(state_vector, max_entries=cap)
-            frames = self._answer(state_vector)
+            frames = self.answers.answer(state_vector)
         except (ProtocolError, UpdateRejected) as exc:
             peer.close(Close.MALFORMED, f"state vector: {exc}")
             return
         batch.replies.extend((peer, frame) for frame in frames)
 
-    def _answer(self, state_vector: bytes) -> list[Frame]:
-        """SyncStep2 for `state_vector`, encoded once per document version however many
-        clients ask at that moment; they all get the same bytes (a 17 MB room costs
-        ~25 ms and 17 MB to encode, so five joiners must not cost five times that)."""
-        if self._answers_version != self.doc.version:
-            self._answers.clear()
-            self._answers_version = self.doc.version
-        frames = self._answers.get(state_vector)
-        if frames is None:
-            frames = _sync_frames([self.doc.diff(state_vector)])
-            self._remember_answer(state_vector, frames)
-        return frames
-
-    def _remember_answer(self, state_vector: bytes, frames: list[Frame]) -> None:
-        if len(self._answers) >= ANSWER_CACHE_ENTRIES:
-            self._answers.clear()
-        self._answers[state_vector] = frames
-        if self._answers_expiry is None:
-            loop = asyncio.get_running_loop()
-            self._answers_expiry = loop.call_later(ANSWER_CACHE_SECONDS, self._forget_answers)
-
-    def _forget_answers(self) -> None:
-        self._answers_expiry = None
-        self._answers.clear()
-
-    def _apply_http(self, request: _HttpUpdate, batch: _Batch) -> None:
+    def _apply_http(self, request: DirectUpdate, batch: Batch) -> None:
         try:
             index = self._apply(None, request.update, request.user, batch, request.restore_of)
         except (UpdateRejected, ProtocolError) as exc:
@@ -341,7 +284,7 @@ class RoomActor:
         peer: Peer | None,
         update: bytes,
         user: str | None,
-        batch: _Batch,
+        batch: Batch,
         restore_of: int | None = None,
     ) -> int | None:
         """Apply one update; returns its index in the commit batch (None: rejected).
@@ -368,7 +311,7 @@ class RoomActor:
         batch.updates.append((peer, update))
         return len(batch.appends) - 1
 
-    def _release(self, batch: _Batch) -> None:
+    def _release(self, batch: Batch) -> None:
         """The batch is durable: broadcast, answer, acknowledge."""
         self._broadcast(batch.updates)
         for peer, frame in batch.replies:
@@ -431,30 +374,17 @@ class RoomActor:
         self.state = RoomState.CLOSED
         self._on_close(self)
         self._cancel_idle()
-        if self._answers_expiry is not None:
-            self._answers_expiry.cancel()
-        self._forget_answers()
+        self.answers.forget()
         self.presence.close()
         self._wakeup.set()
         self._space.set()
         self._settled.set()
         while self._inbox:
             item = self._inbox.popleft()
-            if isinstance(item, _HttpUpdate) and not item.future.done():
+            if isinstance(item, DirectUpdate) and not item.future.done():
                 item.future.set_exception(Unavailable(f"room {self.name!r} closed"))
 
     async def drain(self) -> None:
         """Let queued work finish (used at shutdown, before closing clients)."""
         if self.state is RoomState.RUNNING:
             await self._settled.wait()
-
-
-def _sync_frames(pieces: list[bytes]) -> list[Frame]:
-    """Updates that together make the answer, in order, the last one as the SyncStep2:
-    a client counts itself synced on SyncStep2, so it holds everything by then."""
-    frames: list[Frame] = []
-    for index, piece in enumerate(pieces):
-        last = index == len(pieces) - 1
-        message: SyncStep2 | Update = SyncStep2(piece) if last else Update(piece)
-        frames.append(encode_parts(message) if len(piece) >= LARGE_PAYLOAD else encode(message))
-    return frames

@@ -1,0 +1,34 @@
+"""What a room actor works on: its inbox items and what one round of them produces."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from engine.protocol import Message
+from engine.storage import Append
+from server.rooms.peer import Frame, Peer
+
+
+@dataclass(slots=True)
+class DirectUpdate:
+    """An update made outside the sync protocol (REST, server-side edits, restores)."""
+
+    update: bytes
+    user: str | None
+    future: asyncio.Future[int] = field(repr=False)
+    restore_of: int | None = None
+
+
+Work = tuple[Peer, Message] | DirectUpdate
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one round produced, held back until its commit is durable."""
+
+    appends: list[Append] = field(default_factory=list)
+    updates: list[tuple[Peer | None, bytes]] = field(default_factory=list)
+    replies: list[tuple[Peer, Frame]] = field(default_factory=list)
+    acks: dict[int, tuple[Peer, int]] = field(default_factory=dict)  # peer, count to ack
+    http: list[tuple[DirectUpdate, int]] = field(default_factory=list)
