@@ -87,8 +87,11 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
     return app
 
 
-def open_storage(config: Config, metrics: Metrics) -> tuple[RoomStore, Fanout]:
-    """Embedded LMDB by default; Redis Streams when several processes share rooms."""
+def open_storage(
+    config: Config, metrics: Metrics, compute: Compute | None = None
+) -> tuple[RoomStore, Fanout]:
+    """Embedded LMDB by default; Redis Streams when several processes share rooms.
+    `compute` is the worker pool big rooms' snapshots are built in."""
     docs = open_store(
         data_dir=config.data_dir,
         redis_url=config.redis_url,
@@ -98,7 +101,7 @@ def open_storage(config: Config, metrics: Metrics) -> tuple[RoomStore, Fanout]:
         retention=config.retention,
     )
     if not config.redis_url:
-        return RoomStore(docs, metrics), LocalFanout()
+        return RoomStore(docs, metrics, compute=compute), LocalFanout()
     from engine.storage.redis_log import RedisLogStore
     from server.rooms.redis_fanout import RedisFanout
 
@@ -106,28 +109,28 @@ def open_storage(config: Config, metrics: Metrics) -> tuple[RoomStore, Fanout]:
     warning = docs.log.durability_warning()
     if warning:
         log.warning("%s", warning)
-    store = RoomStore(docs, metrics, shared=True)
+    store = RoomStore(docs, metrics, shared=True, compute=compute)
     return store, RedisFanout(config.redis_url, docs.log.node, store.load)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store, fanout = open_storage(config, app[METRICS])
+    app[COMPUTE] = Compute()
+    store, fanout = open_storage(config, app[METRICS], app[COMPUTE])
     await store.start()
     await fanout.start()
     app[STORE] = store
     app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS], app[HOOKS])
     app[ROOMS] = Rooms(app[REGISTRY])
     app[FEEDS] = FeedHub(store, sse_update, config.feed_queue_entries)
-    app[COMPUTE] = Compute()
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     try:
         yield
     finally:
         await app[FEEDS].close()
-        app[COMPUTE].close()
         await fanout.close()
-        await store.close()
+        await store.close()  # waits for snapshots still building in the worker
+        app[COMPUTE].close()
 
 
 async def _watch_loop(app: web.Application) -> AsyncIterator[None]:

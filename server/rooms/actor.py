@@ -232,14 +232,14 @@ class RoomActor:
 
     def _maybe_snapshot(self) -> None:
         """Snapshot when the policy says so. Alone on a room, the live document holds
-        exactly log entries 1..last_seq right now, so its encoding is the snapshot;
-        shared with other processes it may not, so the store rebuilds one."""
+        exactly 1..last_seq now, so its encoding is the snapshot (a big room's is built
+        in the worker); shared with other processes it may not: the store rebuilds one."""
         if not self.store.snapshot_due(self.name):
             return
         if self.fanout.shared:
             self.store.rebuild_snapshot(self.name)
         else:
-            self.store.snapshot(self.name, self.last_seq, self.doc.encode_snapshot())
+            self.store.snapshot(self.name, self.last_seq, self.doc.encode_snapshot)
 
     def _apply_message(self, peer: Peer, message: Message, batch: Batch) -> None:
         if peer.closed and not isinstance(message, (SyncStep2, Update)):

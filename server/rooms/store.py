@@ -5,28 +5,41 @@ writer thread, which the KV log store requires and which keeps LMDB's single-wri
 uncontended; reads run on other threads. Commits go through the group committer: all
 updates that arrive while one commit is in flight share the next transaction and fsync.
 
-Snapshots: when the policy says so, the actor hands in its live document's encoding for
+Snapshots: when the policy says so, the actor hands in its live document's encoder for
 exactly the seqs it has applied (`snapshot`), so compaction never replays the log. Where
 several processes append to a room (Redis), no actor knows that its document holds exactly
 1..seq, so the snapshot is rebuilt from the store instead (`rebuild_snapshot`).
+
+A big room's snapshot is built in the compute worker process on either path: pycrdt holds
+the GIL for the whole of a call, so encoding 100 MB stalls the event loop (and every other
+room) for hundreds of milliseconds, in a thread as much as on the loop. The stored pieces
+are read in a thread (reading records is cheap), folded by `rebuild` in the worker, and the
+result written on the writer thread. Small rooms stay in-process: a process round trip
+costs more than encoding a few kilobytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from engine.document import rebuild
 from engine.storage import Append, DocStore, HistoryEntry, LoadedRoom, RoomInfo, should_compact
-from engine.storage.records import UpdateRecord
+from engine.storage.records import Snapshot, UpdateRecord
+from server.compute import Compute
 from server.metrics import Metrics
 from server.rooms.committer import WriterThread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Past this many stored bytes (snapshot + log since), a room's snapshot is built in the
+# compute worker; below it, one encoding costs well under a millisecond in-process.
+BIG_ROOM_BYTES = 1 << 20
 
 
 class Commits:
@@ -72,20 +85,44 @@ class Commits:
 
 @dataclass(slots=True)
 class _Tail:
-    """What a loaded room has appended since its last snapshot (for the policy)."""
+    """What a loaded room has appended since its last snapshot (for the policy), and
+    what the log held past that snapshot when the room was loaded (for its size only:
+    the policy counts from the load, as it always has)."""
 
     updates: int = 0
     bytes: int = 0
     snapshot_bytes: int = 0
+    loaded_bytes: int = 0
+
+    @property
+    def stored_bytes(self) -> int:
+        """What the room's stored pieces weigh: about what building its snapshot costs."""
+        return self.snapshot_bytes + self.loaded_bytes + self.bytes
 
 
 class RoomStore:
-    """Async face of a DocStore: group commit, background snapshots, reads in threads."""
+    """Async face of a DocStore: group commit, background snapshots, reads in threads.
 
-    def __init__(self, docs: DocStore, metrics: Metrics, *, shared: bool = False) -> None:
+    Args:
+        compute: the worker pool big rooms' snapshots are built in; None builds every
+            snapshot in-process.
+        big_room_bytes: from this many stored bytes on, a room counts as big.
+    """
+
+    def __init__(
+        self,
+        docs: DocStore,
+        metrics: Metrics,
+        *,
+        shared: bool = False,
+        compute: Compute | None = None,
+        big_room_bytes: int = BIG_ROOM_BYTES,
+    ) -> None:
         self.docs = docs
         self.metrics = metrics
         self.shared = shared
+        self.compute = compute
+        self.big_room_bytes = big_room_bytes
         self.committer = WriterThread(docs.append_many, metrics)
         self.commits = Commits()
         self.deleted_listeners: list[Callable[[str], None]] = []
@@ -114,7 +151,10 @@ class RoomStore:
     async def load(self, room: str) -> LoadedRoom:
         loaded = await self.read(self.docs.load, room)
         snapshot_bytes = len(loaded.updates[0]) if loaded.snapshot_seq else 0
-        self._tails[room] = _Tail(loaded.last_seq - loaded.snapshot_seq, 0, snapshot_bytes)
+        tail_bytes = sum(map(len, loaded.updates)) - snapshot_bytes
+        self._tails[room] = _Tail(
+            loaded.last_seq - loaded.snapshot_seq, 0, snapshot_bytes, tail_bytes
+        )
         return loaded
 
     def unloaded(self, room: str) -> None:
@@ -139,25 +179,56 @@ class RoomStore:
             return False
         return should_compact(tail.updates, tail.bytes, tail.snapshot_bytes, self.docs.policy)
 
-    def snapshot(self, room: str, seq: int, encoded: bytes) -> None:
-        """Write a snapshot of exactly log entries 1..seq in the background."""
+    def snapshot(self, room: str, seq: int, encode: Callable[[], bytes]) -> None:
+        """Write a snapshot of exactly log entries 1..seq in the background; `encode`
+        gives the live document's encoding of them, and is called (on the loop, at once)
+        only for a small room: a big one is rebuilt in the worker from what the store
+        holds (1..seq, or further if more has been committed since)."""
+        if self._big(room):
+            self._spawn(room, self._rebuild_in_worker(room), None)
+            return
+        encoded = encode()
         work = self.write(partial(self.docs.compact, room, state=(seq, encoded), force=True))
         self._spawn(room, work, len(encoded))
 
     def rebuild_snapshot(self, room: str) -> None:
         """Write a snapshot rebuilt from the store, in the background."""
-        self._spawn(room, self.read(self._compact_from_store, room), None)
+        if self._big(room):
+            self._spawn(room, self._rebuild_in_worker(room), None)
+        else:
+            self._spawn(room, self.read(self._compact_from_store, room), None)
 
-    def _compact_from_store(self, room: str) -> Any:
+    def _big(self, room: str) -> bool:
+        tail = self._tails.get(room)
+        return (
+            self.compute is not None
+            and tail is not None
+            and tail.stored_bytes >= self.big_room_bytes
+        )
+
+    def _compact_from_store(self, room: str) -> Snapshot | None:
         return self.docs.compact(room, force=True)
 
-    def _spawn(self, room: str, work: Any, size: int | None) -> None:
+    async def _rebuild_in_worker(self, room: str) -> Snapshot | None:
+        """The stored pieces (newest snapshot + log after it) are read in a thread, folded
+        in the worker process, and written compare-and-set on the writer thread. They
+        cover the log up to its newest durable seq, which is at least what the caller
+        applied; anything another writer snapshots meanwhile wins the compare-and-set."""
+        assert self.compute is not None
+        loaded = await self.read(self.docs.load, room)
+        if loaded.last_seq == loaded.snapshot_seq:
+            return None
+        encoded = await self.compute.run(rebuild, loaded.updates)
+        state = (loaded.last_seq, encoded)
+        return await self.write(partial(self.docs.compact, room, state=state, force=True))
+
+    def _spawn(self, room: str, work: Awaitable[Snapshot | None], size: int | None) -> None:
         self._compacting.add(room)
         task = asyncio.get_running_loop().create_task(self._compact(room, work, size))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _compact(self, room: str, work: Any, size: int | None) -> None:
+    async def _compact(self, room: str, work: Awaitable[Snapshot | None], size: int | None) -> None:
         try:
             snapshot = await work
             if snapshot is not None:
