@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-DATABASES = ("rooms", "meta", "log", "snapshots")
+DATABASES = ("rooms", "meta", "log", "snapshots", "journal")
 
 Put = tuple[str, bytes, bytes]
 Delete = tuple[str, bytes]

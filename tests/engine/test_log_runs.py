@@ -30,8 +30,10 @@ def _record(seq: int) -> bytes:
     return pack(UpdateRecord(0, 1.0, f"user{seq}", (seq,), b"u%d" % seq).to_map())
 
 
-def test_runs_read_like_one_record_per_seq(tmp_path: Path) -> None:
-    log = KVLogStore(LmdbKV(tmp_path))
+@pytest.mark.parametrize("journal_entries", [1, 7, 1000])
+def test_runs_read_like_one_record_per_seq(tmp_path: Path, journal_entries: int) -> None:
+    """Whether entries sit in the journal, in the log, or both (1: no journal)."""
+    log = KVLogStore(LmdbKV(tmp_path), journal_entries=journal_entries)
     expected: list[tuple[int, bytes]] = []
     rng = random.Random(7)
     seq = 0
@@ -96,8 +98,10 @@ def test_trimming_keeps_a_run_that_reaches_past_the_snapshot() -> None:
 
 def test_a_torn_run_is_an_error_naming_the_room(tmp_path: Path) -> None:
     kv = LmdbKV(tmp_path)
-    store = DocStore(KVLogStore(kv))
+    log = KVLogStore(kv)
+    store = DocStore(log)
     store.append_many([Append("doc", u) for u in typing_updates("abcde")])
+    log.fold()
     ((key, value),) = kv.scan("log", b"")
     kv.write([("log", key, value[:-3] + b"\xff\xff\xff")])
     with pytest.raises(CorruptRecord, match="doc"):

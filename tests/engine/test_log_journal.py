@@ -1,0 +1,154 @@
+"""The KV log store's journal: recent appends kept whole at one end, folded in batches.
+
+Whatever is in the journal must read, count and survive a crash exactly as if it were in
+the per-room log; a read that races a fold must see every entry once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StorageError
+from engine.storage import KVLogStore, LmdbKV, MemoryKV
+from engine.storage.records import UpdateRecord, pack
+
+
+def _record(seq: int) -> bytes:
+    return pack(UpdateRecord(0, 1.0, f"user{seq}", (seq,), b"u%d" % seq).to_map())
+
+
+def _fill(log: KVLogStore, appends: int) -> dict[str, list[tuple[int, bytes]]]:
+    """Appends of one to three rooms each; returns what each room must read back."""
+    expected: dict[str, list[tuple[int, bytes]]] = {}
+    for n in range(appends):
+        rooms = [f"room{(n + k) % 5}" for k in range(1 + n % 3)]
+        batch = []
+        for room in rooms:
+            seq = len(expected.setdefault(room, [])) + 1
+            record = _record(seq)
+            expected[room].append((seq, record))
+            batch.append((room, record))
+        log.append(batch, 1.0)
+    return expected
+
+
+def _journal_keys(kv: LmdbKV | MemoryKV) -> int:
+    return len(kv.scan("journal", b""))
+
+
+def test_appends_stay_in_the_journal_until_the_line_then_fold_whole() -> None:
+    kv = MemoryKV()
+    log = KVLogStore(kv, journal_entries=10)
+    _fill(log, 9)
+    assert _journal_keys(kv) == 9 and kv.scan("log", b"") == []
+    _fill_more = [("room0", _record(0))]
+    log.append(_fill_more, 1.0)  # the tenth append folds the journal and itself
+    assert _journal_keys(kv) == 0
+    assert len(kv.scan("log", b"")) == sum(1 + n % 3 for n in range(9)) + 1
+
+
+def test_the_byte_line_folds_too() -> None:
+    kv = MemoryKV()
+    log = KVLogStore(kv, journal_entries=1000, journal_bytes=2000)
+    for _ in range(40):
+        log.append([("doc", b"x" * 100)], 1.0)
+        assert _journal_keys(kv) * 100 < 2000
+    assert [seq for seq, _ in log.read("doc")] == list(range(1, 41))
+
+
+def test_a_big_append_goes_straight_to_the_log_with_the_journal() -> None:
+    kv = MemoryKV()
+    log = KVLogStore(kv, journal_entries=1000)
+    _fill(log, 5)
+    log.append([("big", b"x" * 70_000)], 1.0)
+    assert _journal_keys(kv) == 0
+    assert log.read("big") == [(1, b"x" * 70_000)]
+
+
+def test_reads_and_counters_are_the_same_wherever_the_entries_sit() -> None:
+    log = KVLogStore(MemoryKV(), journal_entries=1000)
+    expected = _fill(log, 30)
+    for room, entries in expected.items():
+        assert log.read(room) == entries
+        assert log.read(room, 2, 5, 2) == [e for e in entries if 2 < e[0] <= 5][:2]
+        assert log.first_seq(room) == 1
+        info = log.info(room)
+        assert info is not None and info.last_seq == len(entries)
+        assert info.log_bytes == sum(len(record) for _, record in entries)
+    log.fold()
+    for room, entries in expected.items():
+        assert log.read(room) == entries
+
+
+def test_a_read_racing_a_fold_sees_every_entry_once() -> None:
+    log = KVLogStore(MemoryKV(), journal_entries=1000)
+    expected = _fill(log, 20)
+    view = log._journal  # what a reader took just before the fold
+    log.fold()
+    log._journal = view  # ... and the log it then scans is the folded one
+    for room, entries in expected.items():
+        assert log.read(room) == entries
+        assert log.read(room, 1, limit=3) == entries[1:4]
+
+
+def test_a_store_opened_later_replays_the_journal() -> None:
+    kv = MemoryKV()
+    first = KVLogStore(kv, journal_entries=1000)
+    expected = _fill(first, 25)
+    # Not closed: as after a crash, the journal is not folded.
+    again = KVLogStore(kv, journal_entries=1000)
+    for room, entries in expected.items():
+        assert again.read(room) == entries
+        info = again.info(room)
+        assert info is not None and info.last_seq == len(entries)
+    assert again.append([("room0", _record(99))], 1.0) == [len(expected["room0"]) + 1]
+
+
+def test_a_journal_survives_a_killed_process_on_lmdb(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os
+        from engine.storage import KVLogStore, LmdbKV
+        log = KVLogStore(LmdbKV({str(tmp_path)!r}), journal_entries=1000)
+        for n in range(50):
+            log.append([("doc", b"r%d" % n), ("other", b"o%d" % n)], 1.0)
+        os._exit(0)  # no close, no fold
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    kv = LmdbKV(tmp_path)
+    assert _journal_keys(kv) == 50
+    log = KVLogStore(kv)
+    assert log.read("doc") == [(n + 1, b"r%d" % n) for n in range(50)]
+    info = log.info("other")
+    assert info is not None and info.last_seq == 50
+    log.append([("doc", b"r50")], 1.0)
+    log.close()  # a store that appended folds on close
+    kv = LmdbKV(tmp_path)
+    assert _journal_keys(kv) == 0 and len(kv.scan("log", b"")) == 101
+    kv.close()
+
+
+def test_trimming_and_deleting_see_journaled_entries() -> None:
+    log = KVLogStore(MemoryKV(), journal_entries=1000)
+    _fill(log, 30)
+    assert log.put_snapshot("room0", 5, b"snap", expect=0, keep=2, trim_log=True)
+    assert log.first_seq("room0") == 6
+    assert log.delete_room("room1")
+    assert log.read("room1") == [] and log.info("room1") is None
+    assert [seq for seq, _ in log.read("room0")][:1] == [6]
+
+
+def test_a_damaged_journal_entry_is_an_error_at_open() -> None:
+    kv = MemoryKV()
+    log = KVLogStore(kv, journal_entries=1000)
+    _fill(log, 3)
+    ((key, value), *_) = kv.scan("journal", b"")
+    kv.write([("journal", key, value[:-2] + b"\x00\x00")])
+    with pytest.raises(StorageError, match="journal entry 1"):
+        KVLogStore(kv)
