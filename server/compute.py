@@ -13,6 +13,7 @@ import asyncio
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -24,10 +25,19 @@ class Compute:
         self._pool: ProcessPoolExecutor | None = None
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
-        if self._pool is None:
+        """Raises what `func` raised; a worker that died (killed, out of memory) raises
+        BrokenProcessPool for the calls it had, and the next call gets a fresh pool."""
+        pool = self._pool
+        if pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+            pool = self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, func, *args)
+        except BrokenProcessPool:
+            if self._pool is pool:
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def close(self) -> None:
         if self._pool is not None:
