@@ -1,0 +1,74 @@
+"""The writer thread's group commit: rounds, and the linger when rooms commit together."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from engine.storage import Append
+from server.metrics import Metrics
+from server.rooms.committer import WriterThread
+
+LINGER = 0.05  # long enough that thread scheduling cannot blur the rounds
+
+
+class Disk:
+    """A write function that records each round's rooms and can hold the first one."""
+
+    def __init__(self) -> None:
+        self.rounds: list[list[str]] = []
+        self.hold = threading.Event()
+        self.hold.set()
+        self.entered = threading.Event()
+        self.next_seq = 0
+
+    def write(self, appends: list[Append]) -> list[int]:
+        self.entered.set()
+        self.hold.wait(10)
+        self.rounds.append([append.room for append in appends])
+        self.next_seq += len(appends)
+        return list(range(self.next_seq - len(appends) + 1, self.next_seq + 1))
+
+
+async def _two_rounds(rooms_first: list[str], linger: float) -> list[list[str]]:
+    """A round of `rooms_first` committed together, then two lone commits 10 ms apart."""
+    disk = Disk()
+    writer = WriterThread(disk.write, Metrics(), linger=linger)
+    writer.start()
+    try:
+        disk.hold.clear()
+        blocker = asyncio.ensure_future(writer.commit([Append("blocker", b"x")]))
+        assert await asyncio.to_thread(disk.entered.wait, 10)  # the writer is at the disk
+        together = [asyncio.ensure_future(writer.commit([Append(r, b"x")])) for r in rooms_first]
+        await asyncio.sleep(0.01)
+        disk.hold.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(blocker, *together)
+        first = asyncio.ensure_future(writer.commit([Append("c", b"x")]))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(writer.commit([Append("d", b"x")]))
+        async with asyncio.timeout(10):
+            await asyncio.gather(first, second)
+        return disk.rounds
+    finally:
+        await writer.close()
+
+
+async def test_commits_queued_during_a_write_share_the_next_one() -> None:
+    rounds = await _two_rounds(["a", "b"], linger=0)
+    assert ["a", "b"] in rounds
+
+
+async def test_after_a_round_of_several_rooms_the_next_round_waits_for_more() -> None:
+    rounds = await _two_rounds(["a", "b"], linger=LINGER)
+    assert rounds[-1] == ["c", "d"]  # 10 ms apart, yet one transaction
+
+
+async def test_a_lone_room_never_waits() -> None:
+    rounds = await _two_rounds(["a"], linger=LINGER)
+    assert rounds[-2:] == [["c"], ["d"]]
+
+
+async def test_without_linger_commits_apart_in_time_are_apart() -> None:
+    rounds = await _two_rounds(["a", "b"], linger=0)
+    assert rounds[-2:] == [["c"], ["d"]]
