@@ -11,12 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+PARENT_CHECK_SECONDS = 1.0
+
+
+def watch_parent(parent: int) -> None:
+    """Exit when the server is gone: a worker of a killed server (kill -9, out of memory)
+    is never told to stop by its pool and would sit there holding its memory."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class Compute:
@@ -30,7 +46,9 @@ class Compute:
         pool = self._pool
         if pool is None:
             context = multiprocessing.get_context("spawn")
-            pool = self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            pool = self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=watch_parent, initargs=(os.getpid(),)
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, func, *args)
         except BrokenProcessPool:

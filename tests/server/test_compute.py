@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +39,34 @@ async def test_an_exception_in_the_function_comes_back_as_itself() -> None:
         assert await compute.run(divmod, 7, 2) == (3, 1)
     finally:
         compute.close()
+
+
+def test_workers_exit_when_the_server_is_killed() -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, os, signal
+        from server.compute import Compute
+        async def main():
+            compute = Compute()
+            print(await compute.run(os.getpid), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    worker = int(done.stdout.strip())
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the worker outlived its server"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
