@@ -22,6 +22,7 @@ _SKIP = 10
 _HAS_ORIGIN = 0x80
 _HAS_RIGHT_ORIGIN = 0x40
 _HAS_PARENT_SUB = 0x20
+_FLAT_VALUE_TAGS = (119, 116)  # lib0 any: string, bytes (a length, then the bytes)
 _TYPE_REFS_WITH_KEY = (3, 5)  # YXmlElement, YXmlHook carry a node name
 
 
@@ -244,8 +245,7 @@ def _skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
         return 1
     if kind == 8:  # any: n values
         count = _count(reader)
-        for _ in range(count):
-            _skip_any(reader, max_nesting)
+        _skip_values(reader, count, max_nesting)
         return count
     if kind == 9:  # subdocument: guid, options
         reader.varbytes()
@@ -263,6 +263,24 @@ def _utf16_length(raw: bytes) -> int:
         # Yjs writes lone surrogates of split emoji as replacement bytes; count as is.
         text = raw.decode("utf-8", "replace")
     return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def _skip_values(reader: Reader, count: int, max_nesting: int) -> None:
+    """`count` lib0 values. Strings and byte arrays, what array items and map values
+    mostly are, are skipped inline: a big room's snapshot holds hundreds of thousands,
+    and the general walk cost several times as much per value."""
+    buf = reader.buf
+    end = len(buf)
+    for _ in range(count):
+        pos = reader.pos
+        if pos < end and buf[pos] in _FLAT_VALUE_TAGS:
+            reader.pos = pos + 1
+            length = reader.varuint()
+            if reader.pos + length > end:
+                raise ProtocolError(pos, "value runs past the end of the update")
+            reader.pos += length
+        else:
+            _skip_any(reader, max_nesting)
 
 
 def _skip_any(reader: Reader, max_nesting: int) -> None:

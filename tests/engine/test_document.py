@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pycrdt import Text
+from pycrdt import Array, Doc, Text
 
 from engine.document import RoomDocument
-from engine.errors import QuotaExceeded, UpdateRejected
+from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
 from engine.update_scan import scan_update
 from tests.engine.helpers import typing_updates
 
@@ -51,3 +51,19 @@ def test_nesting_deeper_than_the_limit_is_rejected_before_pycrdt_sees_it() -> No
 def test_apply_reports_the_authoring_clients() -> None:
     update = typing_updates("x", client_id=424242)[0]
     assert RoomDocument().apply(update) == (424242,) == scan_update(update).clients
+
+
+def test_array_values_are_scanned_exactly_and_truncations_are_protocol_errors() -> None:
+    """Strings and bytes take the scanner's inline path, the rest the general walk."""
+    doc: Doc[Array[object]] = Doc()
+    items = doc.get("items", type=Array)
+    items.extend(["short", "é" * 100, b"\x00\x01" * 90, 7, None, {"k": ["v", b"b"]}, "x" * 300])
+    update = doc.get_update()
+    shape = scan_update(update)
+    assert shape.ranges == {doc.client_id: (0, 7)}
+    for cut in range(len(update) - 1):
+        try:
+            scan_update(update[:cut])
+        except ProtocolError:
+            continue
+        raise AssertionError(f"a cut at {cut} scanned as a whole update")
