@@ -64,8 +64,16 @@ class LogStore(Protocol):
         """Every stored room's name, sorted."""
         ...
 
-    def snapshots(self, room: str, upto: int | None = None) -> list[tuple[int, bytes]]:
-        """Stored snapshots with seq <= upto, newest first."""
+    def newest_snapshot_seq(self, room: str) -> int:
+        """The seq of the newest stored snapshot, readable or not (0: none), without
+        reading it: what a compare-and-set on snapshots expects."""
+        ...
+
+    def snapshots(
+        self, room: str, upto: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """Stored snapshots with seq <= upto, newest first (at most `limit`: each is a
+        whole document, so a load reads the newest alone unless it is unreadable)."""
         ...
 
     def put_snapshot(

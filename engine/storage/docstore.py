@@ -166,7 +166,18 @@ class DocStore:
         return LoadedRoom(room, updates, tail[-1].seq if tail else base, base)
 
     def _snapshot_at_or_before(self, room: str, seq: int | None) -> Snapshot | None:
-        for snap_seq, value in self.log.snapshots(room, seq):
+        """The newest readable snapshot; older ones are read only if it is not (each is a
+        whole document: tens of megabytes for a big room)."""
+        newest = self.log.snapshots(room, seq, limit=1)
+        found = self._first_readable(room, seq, newest)
+        if found is None and newest:
+            found = self._first_readable(room, seq, self.log.snapshots(room, seq)[1:])
+        return found
+
+    def _first_readable(
+        self, room: str, seq: int | None, snapshots: list[tuple[int, bytes]]
+    ) -> Snapshot | None:
+        for snap_seq, value in snapshots:
             try:
                 snapshot = Snapshot.from_map(unpack(value))
             except _READ_ERRORS as exc:
@@ -304,8 +315,7 @@ class DocStore:
         return snapshot
 
     def _newest_snapshot_seq(self, room: str) -> int:
-        newest = self.log.snapshots(room)
-        return newest[0][0] if newest else 0
+        return self.log.newest_snapshot_seq(room)
 
     # ------------------------------------------------------------------ metadata
 

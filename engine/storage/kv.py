@@ -32,11 +32,13 @@ class KV(Protocol):
         start: bytes | None = None,
         reverse: bool = False,
         limit: int | None = None,
+        keys_only: bool = False,
     ) -> list[tuple[bytes, bytes]]:
         """Pairs whose key starts with `prefix`, ascending (or descending with `reverse`).
 
         `start` is inclusive: ascending scans begin at the first key >= start, descending
-        scans at the last key <= start.
+        scans at the last key <= start. With `keys_only` every value is b"" (nothing is
+        read or copied: snapshots of big rooms are tens of megabytes each).
         """
         ...
 

@@ -267,13 +267,22 @@ class KVLogStore:
 
     # ------------------------------------------------------------------ snapshots
 
-    def snapshots(self, room: str, upto: int | None = None) -> list[tuple[int, bytes]]:
+    def snapshots(
+        self, room: str, upto: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, bytes]]:
         room_id = self._room_id(room)
         if room_id is None:
             return []
         start = None if upto is None else log_key(room_id, upto)
-        pairs = self.kv.scan("snapshots", U64.pack(room_id), start=start, reverse=True)
+        pairs = self.kv.scan("snapshots", U64.pack(room_id), start=start, reverse=True, limit=limit)
         return [(key_seq(key), value) for key, value in pairs]
+
+    def newest_snapshot_seq(self, room: str) -> int:
+        room_id = self._room_id(room)
+        if room_id is None:
+            return 0
+        newest = self.kv.scan("snapshots", U64.pack(room_id), reverse=True, limit=1, keys_only=True)
+        return key_seq(newest[0][0]) if newest else 0
 
     def put_snapshot(
         self, room: str, seq: int, record: bytes, *, expect: int, keep: int, trim_log: bool
@@ -282,16 +291,19 @@ class KVLogStore:
         if room_id is None:
             raise StorageError(f"room {room!r} does not exist")
         prefix = U64.pack(room_id)
-        newest = self.kv.scan("snapshots", prefix, reverse=True, limit=1)
-        if (key_seq(newest[0][0]) if newest else 0) != expect:
+        if self.newest_snapshot_seq(room) != expect:
             return False
         deletes: list[Delete] = []
         if keep:
-            older = self.kv.scan("snapshots", prefix, start=log_key(room_id, seq - 1), reverse=True)
+            older = self.kv.scan(
+                "snapshots", prefix, start=log_key(room_id, seq - 1), reverse=True, keys_only=True
+            )
             deletes += [("snapshots", key) for key, _ in older[keep - 1 :]]
         if trim_log:
             self.fold()
-            trimmed = self.kv.scan("log", prefix, start=log_key(room_id, seq), reverse=True)
+            trimmed = self.kv.scan(
+                "log", prefix, start=log_key(room_id, seq), reverse=True, keys_only=True
+            )
             deletes += [("log", key) for key, _ in trimmed]
         self.kv.write([("snapshots", log_key(room_id, seq), record)], deletes)
         return True
@@ -336,7 +348,7 @@ class KVLogStore:
         prefix = U64.pack(room_id)
         deletes: list[Delete] = [("rooms", room.encode("utf-8"))]
         for db in ("meta", "log", "snapshots"):
-            deletes += [(db, key) for key, _ in self.kv.scan(db, prefix)]
+            deletes += [(db, key) for key, _ in self.kv.scan(db, prefix, keys_only=True)]
         self.kv.write([], deletes)
         self._ids.pop(room, None)
         self._metas.pop(room_id, None)

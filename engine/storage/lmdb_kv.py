@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import lmdb
 
@@ -75,20 +76,25 @@ class LmdbKV:
         start: bytes | None = None,
         reverse: bool = False,
         limit: int | None = None,
+        keys_only: bool = False,
     ) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
+        values = not keys_only
         try:
             with self._env.begin(db=self._dbs[db]) as txn:
                 cursor = txn.cursor()
                 if reverse:
                     if not self._position_last_at_or_below(cursor, prefix, start):
                         return out
-                    iterator = cursor.iterprev()
+                    iterator: Iterator[Any] = (
+                        cursor.iterprev() if values else cursor.iterprev(values=False)
+                    )
                 else:
                     if not cursor.set_range(max(prefix, start or b"")):
                         return out
-                    iterator = cursor.iternext()
-                for key, value in iterator:
+                    iterator = cursor.iternext() if values else cursor.iternext(values=False)
+                for item in iterator:
+                    key, value = item if values else (item, b"")
                     if not key.startswith(prefix):
                         break
                     out.append((bytes(key), bytes(value)))

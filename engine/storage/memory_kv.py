@@ -27,6 +27,7 @@ class MemoryKV:
         start: bytes | None = None,
         reverse: bool = False,
         limit: int | None = None,
+        keys_only: bool = False,
     ) -> list[tuple[bytes, bytes]]:
         keys = self._keys[db]
         data = self._data[db]
@@ -36,7 +37,7 @@ class MemoryKV:
             while index >= 0 and (limit is None or len(out) < limit):
                 key = keys[index]
                 if key.startswith(prefix):
-                    out.append((key, data[key]))
+                    out.append((key, b"" if keys_only else data[key]))
                 elif key < prefix:
                     break
                 index -= 1
@@ -46,7 +47,7 @@ class MemoryKV:
             key = keys[index]
             if not key.startswith(prefix):
                 break
-            out.append((key, data[key]))
+            out.append((key, b"" if keys_only else data[key]))
             index += 1
         return out
 

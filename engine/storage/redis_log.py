@@ -37,13 +37,18 @@ redis.call('XADD', KEYS[2], '0-' .. seq, 'r', ARGV[1], 'n', ARGV[2])
 redis.call('HSETNX', KEYS[3], ARGV[3], ARGV[4])
 return seq
 """
-_SNAPSHOT_CAS = """
+# The newest snapshot's seq, in the sorted set or the single hash earlier versions kept.
+_CURRENT = """
 local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 local current = 0
 if #newest > 0 then current = tonumber(newest[2]) end
-local legacy = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
+local legacy = tonumber(redis.call('HGET', KEYS[{legacy}], 'seq') or '0')
 if legacy > current then current = legacy end
-if current ~= tonumber(ARGV[1]) then return 0 end
+"""
+_NEWEST_SNAPSHOT = _CURRENT.format(legacy=2) + "return current\n"
+_SNAPSHOT_CAS = (
+    _CURRENT.format(legacy=3)
+    + """if current ~= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('DEL', KEYS[3])
 local keep = tonumber(ARGV[4])
@@ -51,6 +56,7 @@ if keep > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1)) end
 if ARGV[5] == '1' then redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(ARGV[2]) + 1)) end
 return 1
 """
+)
 
 
 def _bytes(value: Any) -> bytes:
@@ -72,6 +78,7 @@ class RedisLogStore:
         self.redis: Any = redis.Redis.from_url(url)
         self._append = self.redis.register_script(_APPEND)
         self._cas = self.redis.register_script(_SNAPSHOT_CAS)
+        self._newest = self.redis.register_script(_NEWEST_SNAPSHOT)
 
     def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -133,17 +140,30 @@ class RedisLogStore:
     def rooms(self) -> list[str]:
         return sorted(name.decode("utf-8") for name in self._call("read", self.redis.hkeys, ROOMS))
 
-    def snapshots(self, room: str, upto: int | None = None) -> list[tuple[int, bytes]]:
+    def snapshots(
+        self, room: str, upto: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, bytes]]:
         top = "+inf" if upto is None else str(upto)
+        window = {} if limit is None else {"start": 0, "num": limit}
         pairs = self._call(
-            "read", self.redis.zrevrangebyscore, key("snaps", room), top, "-inf", withscores=True
+            "read",
+            self.redis.zrevrangebyscore,
+            key("snaps", room),
+            top,
+            "-inf",
+            withscores=True,
+            **window,
         )
         found = [(int(score), _bytes(record)) for record, score in pairs]
         legacy = self._call("read", self.redis.hmget, key("snap", room), "seq", "r")
         if legacy[0] is not None and (upto is None or int(legacy[0]) <= upto):
             found.append((int(legacy[0]), _bytes(legacy[1])))
             found.sort(key=lambda pair: -pair[0])
-        return found
+        return found if limit is None else found[:limit]
+
+    def newest_snapshot_seq(self, room: str) -> int:
+        top = self._call("read", self._newest, keys=[key("snaps", room), key("snap", room)])
+        return int(top)
 
     def put_snapshot(
         self, room: str, seq: int, record: bytes, *, expect: int, keep: int, trim_log: bool

@@ -265,11 +265,50 @@ def test_a_torn_snapshot_falls_back_to_the_previous_one_not_the_whole_log(log: L
     newest = store.compact("r", force=True)
     assert newest is not None and newest.seq == 5
     tear_snapshot(log, "r", 5)
+    assert log.newest_snapshot_seq("r") == 5  # unreadable, still what a new one must replace
     loaded = store.load("r")
     assert loaded.snapshot_seq == 2  # the previous snapshot, then the tail after it
     assert len(loaded.updates) == 1 + 3
     assert text_of(loaded.updates) == "torn!"
     assert any("snapshot at seq 5" in p for p in store.check_records("r"))
+
+
+class SnapshotReads:
+    """A log store whose snapshot reads are counted (how many whole documents came back)."""
+
+    def __init__(self, log: LogStore) -> None:
+        self.log = log
+        self.values_read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
+
+    def snapshots(
+        self, room: str, upto: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        found = self.log.snapshots(room, upto, limit)
+        self.values_read += len(found)
+        return found
+
+
+def test_a_load_and_a_compaction_read_no_snapshot_but_the_newest(log: LogStore) -> None:
+    updates = typing_updates("several snapshots")
+    counted = SnapshotReads(log)
+    store = docstore(counted, retention=Retention(keep_snapshots=0))
+    for n, update in enumerate(updates, 1):
+        store.append("r", update)
+        if n % 4 == 0:
+            store.compact("r", force=True)
+    assert [seq for seq, _ in log.snapshots("r")] == [16, 12, 8, 4]
+    assert [seq for seq, _ in log.snapshots("r", limit=2)] == [16, 12]
+    assert [seq for seq, _ in log.snapshots("r", 13, limit=1)] == [12]
+    counted.values_read = 0
+    loaded = store.load("r")
+    assert loaded.snapshot_seq == 16 and text_of(loaded.updates) == "several snapshots"
+    assert counted.values_read == 1
+    counted.values_read = 0
+    store.compact("r", force=True)
+    assert counted.values_read <= 1
 
 
 def test_a_compare_and_set_lets_only_one_racing_snapshot_win(log: LogStore) -> None:

@@ -136,3 +136,15 @@ def test_pack_update_is_the_generic_encoding_byte_for_byte(
             assert UpdateRecord.from_map(unpack(packed), 0) == record
     negative = pack_update(1.0, None, (-1,), b"")  # outside the fast path: still right
     assert UpdateRecord.from_map(unpack(negative), 0).clients == (-1,)
+
+
+@pytest.mark.parametrize("kind", ["memory", "lmdb"])
+def test_a_keys_only_scan_finds_the_same_keys_and_reads_no_value(kind: str, tmp_path: Path) -> None:
+    kv = MemoryKV() if kind == "memory" else LmdbKV(tmp_path)
+    kv.write([("log", b"a%d" % n, b"v" * n) for n in range(1, 8)] + [("log", b"b1", b"x")])
+    for options in ({}, {"reverse": True}, {"start": b"a3"}, {"reverse": True, "limit": 2}):
+        full = kv.scan("log", b"a", **options)
+        keys = kv.scan("log", b"a", keys_only=True, **options)
+        assert [k for k, _ in keys] == [k for k, _ in full] and full
+        assert all(value == b"" for _, value in keys)
+    kv.close()
