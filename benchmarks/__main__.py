@@ -190,7 +190,10 @@ def write_outputs(
     if profile_md:
         (out / f"profile-{args.profile}.md").write_text(profile_md)
     report.merge_jsonl(out / "results.jsonl", rows, header)
-    regenerate(out, plots=not args.no_plots, readme_too=args.mode != "quick")
+    # Only the committed results feed the README: a run written elsewhere (--out) holds
+    # just its own workloads, and would blank the others' tables.
+    committed = out.resolve() == RESULTS.resolve()
+    regenerate(out, plots=not args.no_plots, readme_too=args.mode != "quick" and committed)
     print(f"[bench] wrote {runs_dir / name}", file=sys.stderr)
     return all(r["ok"] for r in rows)
 
