@@ -17,13 +17,15 @@ The journal: a B-tree write costs a page per leaf it touches, and an append of u
 from seven rooms touches seven log leaves, their branches, and the metadata's; at typing
 pace, where almost every commit is a handful of rooms, those pages (not the records) were
 most of a commit's cost (LMDB, fsync: 365 us CPU per 7-room commit, against 179 us for
-the same bytes appended at one end and moved over in batches). So an append goes to the
-journal, one value at its end, and every `journal_entries` appends (or `journal_bytes`)
-the append that crosses the line moves the whole journal, and itself, into the per-room
-log in its transaction (as does an append too big to gain from the journal), where each
-room's leaf is written once for many commits. Room counters live in memory meanwhile and
-are written with the fold. Readers see the log and the journal together: this process
-keeps the journal's entries per room in memory, and a store opened later replays them.
+the same bytes appended at one end and moved over in batches). So an append of several
+rooms goes to the journal, one value at its end; every `journal_entries` appends (or
+`journal_bytes`), the append that crosses the line moves the whole journal, and itself,
+into the per-room log in its transaction, where each room's leaf is written once for many
+commits. An append of one room (nothing of it journaled) costs the same pages either way
+and goes straight to its log; so does, with the whole journal, an append too big to gain
+from it. Room counters of journaled rooms live in memory meanwhile and are written with
+the fold. Readers see the log and the journal together: this process keeps the journal's
+entries per room in memory, and a store opened later replays them.
 
 Writes must come from one thread at a time (the server has one writer thread):
 the compare-and-set checks read, then write, in the same thread. Reads may come from any
@@ -186,9 +188,15 @@ class KVLogStore:
     def _write_append(
         self, puts: list[Put], items: list[JournalItem], metas: dict[int, RoomMeta]
     ) -> None:
-        """Journal the append, or fold the journal and the append into the log."""
+        """Journal an append of several rooms; write an append of one room (that has
+        nothing in the journal) straight to its log, which costs the same pages; fold the
+        journal when it is full, or before an append it would have to precede."""
         self._appended = True
         journal = self._journal
+        if len(items) == 1 and items[0].room_id not in journal.by_room:
+            self.kv.write(puts + self._fold_puts(items, metas))
+            self._metas.update(metas)
+            return
         size = sum(len(item.value) for item in items)
         entry = pack_journal(items) if size < JOURNAL_APPEND_BYTES else b""
         if (

@@ -41,33 +41,50 @@ def _journal_keys(kv: LmdbKV | MemoryKV) -> int:
     return len(kv.scan("journal", b""))
 
 
-def test_appends_stay_in_the_journal_until_the_line_then_fold_whole() -> None:
+def test_appends_of_several_rooms_stay_in_the_journal_until_the_line_then_fold_whole() -> None:
     kv = MemoryKV()
     log = KVLogStore(kv, journal_entries=10)
-    _fill(log, 9)
+    for n in range(9):
+        log.append([("a", _record(n)), ("b", _record(n))], 1.0)
     assert _journal_keys(kv) == 9 and kv.scan("log", b"") == []
-    _fill_more = [("room0", _record(0))]
-    log.append(_fill_more, 1.0)  # the tenth append folds the journal and itself
+    log.append([("a", _record(9)), ("c", _record(0))], 1.0)  # the tenth folds all
     assert _journal_keys(kv) == 0
-    assert len(kv.scan("log", b"")) == sum(1 + n % 3 for n in range(9)) + 1
+    assert len(kv.scan("log", b"")) == 9 * 2 + 2
+
+
+def test_an_append_of_one_room_goes_to_the_journal_only_behind_its_own_entries() -> None:
+    kv = MemoryKV()
+    log = KVLogStore(kv, journal_entries=1000)
+    log.append([("a", _record(1)), ("b", _record(1))], 1.0)
+    log.append([("c", _record(1))], 1.0)  # nothing of c journaled: straight to its log
+    assert _journal_keys(kv) == 1 and len(kv.scan("log", b"")) == 1
+    log.append([("a", _record(2))], 1.0)  # a has journaled entries: it must follow them
+    assert _journal_keys(kv) == 2
+    assert [seq for seq, _ in log.read("a")] == [1, 2]
+    assert [seq for seq, _ in log.read("c")] == [1]
+    info = KVLogStore(kv).info("c")  # reopened: the counters of c were written with it
+    assert info is not None and info.last_seq == 1
 
 
 def test_the_byte_line_folds_too() -> None:
     kv = MemoryKV()
     log = KVLogStore(kv, journal_entries=1000, journal_bytes=2000)
+    seen = []
     for _ in range(40):
-        log.append([("doc", b"x" * 100)], 1.0)
-        assert _journal_keys(kv) * 100 < 2000
+        log.append([("doc", b"x" * 100), ("other", b"y")], 1.0)
+        seen.append(_journal_keys(kv))
+    assert max(seen) * 100 < 2000 and max(seen) > 5 and 0 in seen
     assert [seq for seq, _ in log.read("doc")] == list(range(1, 41))
 
 
-def test_a_big_append_goes_straight_to_the_log_with_the_journal() -> None:
+def test_a_big_append_goes_to_the_log_with_the_journal() -> None:
     kv = MemoryKV()
     log = KVLogStore(kv, journal_entries=1000)
     _fill(log, 5)
-    log.append([("big", b"x" * 70_000)], 1.0)
+    assert _journal_keys(kv) > 0
+    log.append([("room1", b"x" * 70_000), ("big", b"y")], 1.0)
     assert _journal_keys(kv) == 0
-    assert log.read("big") == [(1, b"x" * 70_000)]
+    assert log.read("room1")[-1][1] == b"x" * 70_000
 
 
 def test_reads_and_counters_are_the_same_wherever_the_entries_sit() -> None:
