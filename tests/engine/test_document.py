@@ -67,3 +67,20 @@ def test_array_values_are_scanned_exactly_and_truncations_are_protocol_errors() 
         except ProtocolError:
             continue
         raise AssertionError(f"a cut at {cut} scanned as a whole update")
+
+
+def test_a_stored_snapshot_that_carries_a_waiting_update_keeps_it() -> None:
+    """A snapshot may hold an update whose dependency never arrived (encode_snapshot
+    merges such updates in); loading it must keep tracking it, or the next snapshot
+    would silently drop it."""
+    updates = typing_updates("abcdef", client_id=9)
+    source = RoomDocument()
+    for update in updates[:3] + updates[4:]:  # the fourth is missing: the rest wait
+        source.apply(update)
+    assert text(source) == "abc"
+    snapshot = source.encode_snapshot()
+    loaded = RoomDocument.from_stored([snapshot])
+    assert text(loaded) == "abc"
+    again = RoomDocument.from_stored([loaded.encode_snapshot()])
+    again.apply(updates[3])
+    assert text(again) == "abcdef"
