@@ -80,17 +80,34 @@ class RoomDocument:
         *,
         max_update_bytes: int | None = None,
         max_doc_bytes: int | None = None,
+        whole_snapshot: bool = False,
     ) -> RoomDocument:
         """A document rebuilt from what storage holds (a snapshot and the log after it).
+
+        `whole_snapshot`: `updates[0]` is a snapshot stored as whole (every struct of it
+        integrated when it was made), so it is applied without the scan every other
+        update gets, which for a big room was most of the load.
 
         Meant to run in a worker thread: pycrdt releases the GIL while it integrates an
         update, so a large room loads without holding up the event loop. The caller
         hands the finished document to the loop's thread and uses it only there.
         """
         room = cls(max_update_bytes=max_update_bytes, max_doc_bytes=max_doc_bytes)
-        for update in updates:
+        rest = updates
+        if whole_snapshot and updates:
+            room._apply_whole(updates[0])
+            rest = updates[1:]
+        for update in rest:
             room.apply(update, "storage")
         return room
+
+    def _apply_whole(self, snapshot: bytes) -> None:
+        """Apply a snapshot known to integrate whole, without the scan: the clocks are
+        then exactly the document's state vector."""
+        self._apply_raw(snapshot)
+        self._clocks = decode_state_vector(self.state_vector())
+        self.size_bytes += len(snapshot)
+        self.version += 1
 
     def _check_quota(self, size: int) -> None:
         if self.max_update_bytes is not None and size > self.max_update_bytes:
@@ -167,7 +184,10 @@ def rebuild(updates: list[bytes]) -> bytes:
     """Fold updates into one compact update, keeping any that still wait for a
     dependency (see `RoomDocument.encode_snapshot`). The DocStore takes this as its
     `rebuild` function, so storage itself never builds documents."""
-    room = RoomDocument()
-    for update in updates:
-        room.apply(update, "storage")
-    return room.encode_snapshot()
+    return rebuild_whole(updates)[0]
+
+
+def rebuild_whole(updates: list[bytes]) -> tuple[bytes, bool]:
+    """`rebuild`, and whether every struct integrated (see `Snapshot.whole`)."""
+    room = RoomDocument.from_stored(updates)
+    return room.encode_snapshot(), not room._pending

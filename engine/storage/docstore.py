@@ -48,6 +48,7 @@ class LoadedRoom:
     updates: list[bytes]
     last_seq: int
     snapshot_seq: int
+    snapshot_whole: bool = False  # see Snapshot.whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +164,8 @@ class DocStore:
         base = snapshot.seq if snapshot else 0
         tail = self.records(room, base)
         updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
-        return LoadedRoom(room, updates, tail[-1].seq if tail else base, base)
+        whole = snapshot.whole if snapshot else False
+        return LoadedRoom(room, updates, tail[-1].seq if tail else base, base, whole)
 
     def _snapshot_at_or_before(self, room: str, seq: int | None) -> Snapshot | None:
         """The newest readable snapshot; older ones are read only if it is not (each is a
@@ -272,7 +274,12 @@ class DocStore:
         )
 
     def compact(
-        self, room: str, *, state: tuple[int, bytes] | None = None, force: bool = False
+        self,
+        room: str,
+        *,
+        state: tuple[int, bytes] | None = None,
+        force: bool = False,
+        whole: bool = False,
     ) -> Snapshot | None:
         """Write a snapshot if the policy says so (or `force`).
 
@@ -280,6 +287,7 @@ class DocStore:
             state: (seq, encoded document) the caller holds for exactly log entries
                 1..seq (the room actor's live document); without it the snapshot is
                 rebuilt from the stored snapshot and log tail.
+            whole: the caller knows every struct of `state` integrated (Snapshot.whole).
 
         The write is a compare-and-set on the newest snapshot: if another compactor wrote
         one meanwhile, its snapshot wins and this returns None. Retention (older
@@ -294,12 +302,13 @@ class DocStore:
             if loaded.last_seq == loaded.snapshot_seq:
                 return None
             state = (loaded.last_seq, self._rebuilt(loaded.updates))
+            whole = False
             info = self.require(room)
         seq, encoded = state
         if seq <= expect:
             return None
         log_bytes = info.log_bytes  # at most what the snapshot covers: errs towards sooner
-        snapshot = Snapshot(seq, self.clock(), encoded, get_state(encoded), log_bytes)
+        snapshot = Snapshot(seq, self.clock(), encoded, get_state(encoded), log_bytes, whole)
         won = self.log.put_snapshot(
             room,
             seq,

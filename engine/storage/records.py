@@ -72,6 +72,8 @@ class Snapshot:
     Args:
         log_bytes: the room's log size when the snapshot was taken (for the policy's
             "bytes since the last snapshot").
+        whole: every struct in it integrates (it carries no update still waiting for a
+            dependency), so a load may apply it without scanning it first.
     """
 
     seq: int
@@ -79,15 +81,17 @@ class Snapshot:
     update: bytes
     state_vector: bytes
     log_bytes: int = 0
+    whole: bool = False
 
     def to_map(self) -> dict[str, Any]:
-        return {
+        fields = {
             "seq": self.seq,
             "ts": self.ts,
             "u": self.update,
             "sv": self.state_vector,
             "log_bytes": self.log_bytes,
         }
+        return {**fields, "whole": True} if self.whole else fields
 
     @classmethod
     def from_map(cls, data: dict[str, Any]) -> Snapshot:
@@ -97,6 +101,7 @@ class Snapshot:
             bytes(data["u"]),
             bytes(data["sv"]),
             int(data.get("log_bytes", 0)),
+            data.get("whole") is True,
         )
 
 

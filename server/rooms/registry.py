@@ -32,11 +32,18 @@ MAX_STORED_PIECES = 32
 
 
 def _build(
-    updates: list[bytes], *, max_update_bytes: int | None, max_doc_bytes: int | None
+    updates: list[bytes],
+    *,
+    max_update_bytes: int | None,
+    max_doc_bytes: int | None,
+    whole_snapshot: bool,
 ) -> tuple[RoomDocument, list[bytes]]:
     """The room's document, and what a client with nothing gets as its first sync."""
     doc = RoomDocument.from_stored(
-        updates, max_update_bytes=max_update_bytes, max_doc_bytes=max_doc_bytes
+        updates,
+        max_update_bytes=max_update_bytes,
+        max_doc_bytes=max_doc_bytes,
+        whole_snapshot=whole_snapshot,
     )
     if len(updates) <= MAX_STORED_PIECES:
         return doc, updates
@@ -107,6 +114,7 @@ class RoomRegistry:
                 loaded.updates,
                 max_update_bytes=limits.max_update_bytes,
                 max_doc_bytes=limits.max_doc_bytes,
+                whole_snapshot=loaded.snapshot_whole,
             )
         )
         actor = RoomActor(

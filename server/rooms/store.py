@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from engine.document import rebuild
+from engine.document import rebuild_whole
 from engine.storage import Append, DocStore, HistoryEntry, LoadedRoom, RoomInfo, should_compact
 from engine.storage.records import Snapshot, UpdateRecord
 from server.compute import Compute
@@ -218,9 +218,10 @@ class RoomStore:
         loaded = await self.read(self.docs.load, room)
         if loaded.last_seq == loaded.snapshot_seq:
             return None
-        encoded = await self.compute.run(rebuild, loaded.updates)
+        encoded, whole = await self.compute.run(rebuild_whole, loaded.updates)
         state = (loaded.last_seq, encoded)
-        return await self.write(partial(self.docs.compact, room, state=state, force=True))
+        compact = partial(self.docs.compact, room, state=state, force=True, whole=whole)
+        return await self.write(compact)
 
     def _spawn(self, room: str, work: Awaitable[Snapshot | None], size: int | None) -> None:
         self._compacting.add(room)

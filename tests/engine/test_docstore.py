@@ -273,6 +273,19 @@ def test_a_torn_snapshot_falls_back_to_the_previous_one_not_the_whole_log(log: L
     assert any("snapshot at seq 5" in p for p in store.check_records("r"))
 
 
+def test_a_snapshot_says_whether_it_loads_whole(log: LogStore) -> None:
+    store = docstore(log)
+    updates = typing_updates("whole")
+    for update in updates:
+        store.append("r", update)
+    assert not store.load("r").snapshot_whole  # no snapshot yet
+    store.compact("r", state=(3, rebuild(updates[:3])), force=True, whole=True)
+    assert store.load("r").snapshot_whole
+    store.compact("r", force=True)  # rebuilt by the store: not known to be whole
+    loaded = store.load("r")
+    assert loaded.snapshot_seq == 5 and not loaded.snapshot_whole
+
+
 class SnapshotReads:
     """A log store whose snapshot reads are counted (how many whole documents came back)."""
 

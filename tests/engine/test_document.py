@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pycrdt import Array, Doc, Text
 
-from engine.document import RoomDocument
+from engine.document import RoomDocument, rebuild_whole
 from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
 from engine.update_scan import scan_update
 from tests.engine.helpers import typing_updates
@@ -84,3 +84,29 @@ def test_a_stored_snapshot_that_carries_a_waiting_update_keeps_it() -> None:
     again = RoomDocument.from_stored([loaded.encode_snapshot()])
     again.apply(updates[3])
     assert text(again) == "abcdef"
+
+
+def test_a_whole_snapshot_loads_unscanned_with_the_same_clocks_and_content() -> None:
+    updates = typing_updates("snapshot", client_id=7)
+    snapshot, whole = rebuild_whole(updates)
+    assert whole
+    alone = RoomDocument.from_stored([snapshot], whole_snapshot=True)
+    assert alone._clocks == RoomDocument.from_stored([snapshot])._clocks != {}
+    assert alone.client_count == 1 and not alone._pending
+    scanned = RoomDocument.from_stored([snapshot, *typing_updates("snapshot!", 7)[-1:]])
+    unscanned = RoomDocument.from_stored(
+        [snapshot, *typing_updates("snapshot!", 7)[-1:]], whole_snapshot=True
+    )
+    assert text(unscanned) == text(scanned) == "snapshot!"
+    assert unscanned._clocks == scanned._clocks and unscanned.client_count == 1
+    assert (unscanned.size_bytes, unscanned.version) == (scanned.size_bytes, scanned.version)
+    assert unscanned.encode_snapshot() == scanned.encode_snapshot()
+
+
+def test_a_rebuild_with_an_update_still_waiting_is_not_whole() -> None:
+    updates = typing_updates("abcdef", client_id=9)
+    snapshot, whole = rebuild_whole(updates[:3] + updates[4:])
+    assert not whole
+    room = RoomDocument.from_stored([snapshot])
+    room.apply(updates[3])
+    assert text(room) == "abcdef"

@@ -129,9 +129,10 @@ async def test_a_big_room_loaded_from_its_log_is_snapshotted_in_the_worker(
         assert await room.post_update(edit(author, "!"), "ann") == 3  # the policy's 3rd
 
         loaded = await snapshot_at(rig, "big", 3)
-        assert rig.compute.calls == ["rebuild"]
+        assert rig.compute.calls == ["rebuild_whole"]
         assert encodings == []
         assert (loaded.last_seq, len(loaded.updates)) == (3, 1)
+        assert loaded.snapshot_whole  # nothing waits: the next load applies it unscanned
         assert_is_the_room(loaded.updates[0], room, author)
 
 
@@ -151,7 +152,7 @@ async def test_a_room_growing_past_the_threshold_moves_its_snapshots_to_the_work
 
         await room.post_update(edit(author, "b" * (PIECE + 100_000)), None)
         big = await snapshot_at(rig, "growing", 2)
-        assert rig.compute.calls == ["rebuild"]
+        assert rig.compute.calls == ["rebuild_whole"]
         assert encodings == [1]
         assert_is_the_room(big.updates[0], room, author)
 
@@ -175,7 +176,7 @@ async def test_a_failed_worker_snapshot_is_logged_keeps_the_log_and_is_retried(
         rig.compute.failing = False  # the next commit tries again
         await room.post_update(edit(author, "?"), None)
         loaded = await snapshot_at(rig, "big", 4)
-        assert rig.compute.calls == ["rebuild", "rebuild"]
+        assert rig.compute.calls == ["rebuild_whole", "rebuild_whole"]
         assert_is_the_room(loaded.updates[0], room, author)
 
 
@@ -188,7 +189,7 @@ async def test_closing_the_store_waits_for_a_snapshot_still_in_the_worker(
         await prefill(rig, "big", author, 2)
         room = await rig.registry.acquire("big")
         await room.post_update(edit(author, "!"), None)  # the snapshot is under way
-    assert rig.compute.calls == ["rebuild"]
+    assert rig.compute.calls == ["rebuild_whole"]
     docs = open_store(data_dir=config.data_dir)
     try:
         loaded = docs.load("big")
@@ -209,7 +210,7 @@ async def test_a_big_room_on_redis_is_rebuilt_in_the_worker(
         await room.post_update(edit(author, "!"), None)
 
         loaded = await snapshot_at(rig, "big", 3)
-        assert rig.compute.calls == ["rebuild"]
+        assert rig.compute.calls == ["rebuild_whole"]
         assert encodings == []
         assert (loaded.last_seq, len(loaded.updates)) == (3, 1)
         assert_is_the_room(loaded.updates[0], room, author)
