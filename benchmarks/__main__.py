@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import shlex
 import subprocess
@@ -186,7 +187,12 @@ def write_outputs(
     runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = header["date"].replace(" UTC", "").replace(" ", "T").replace(":", "")
     name = f"{stamp}-{'-'.join(args.workload_list)}-{header['commit'][:12]}.json"
-    (runs_dir / name).write_text(json.dumps({"machine": header, "runs": raw}, indent=1) + "\n")
+    path = runs_dir / name
+    for n in itertools.count(2):  # two runs started in the same minute keep both files
+        if not path.exists():
+            break
+        path = runs_dir / name.replace(".json", f"-{n}.json")
+    path.write_text(json.dumps({"machine": header, "runs": raw}, indent=1) + "\n")
     if profile_md:
         (out / f"profile-{args.profile}.md").write_text(profile_md)
     report.merge_jsonl(out / "results.jsonl", rows, header)
@@ -194,7 +200,7 @@ def write_outputs(
     # just its own workloads, and would blank the others' tables.
     committed = out.resolve() == RESULTS.resolve()
     regenerate(out, plots=not args.no_plots, readme_too=args.mode != "quick" and committed)
-    print(f"[bench] wrote {runs_dir / name}", file=sys.stderr)
+    print(f"[bench] wrote {path}", file=sys.stderr)
     return all(r["ok"] for r in rows)
 
 
