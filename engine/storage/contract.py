@@ -15,9 +15,11 @@ Calls are synchronous; the server runs them off its event loop, writes on one th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,19 @@ class LogStore(Protocol):
     ) -> list[tuple[int, bytes]]:
         """Stored snapshots with seq <= upto, newest first (at most `limit`: each is a
         whole document, so a load reads the newest alone unless it is unreadable)."""
+        ...
+
+    def decode_snapshots(
+        self,
+        room: str,
+        decode: Callable[[bytes | memoryview], T],
+        upto: int | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[int, T]]:
+        """`snapshots`, each handed to `decode`, as a view of the store's memory where it
+        has one (LMDB), so a snapshot the size of its room is copied once, by `decode`.
+        `decode` must not raise: a snapshot that does not decode is for the caller to
+        skip, the others still come back."""
         ...
 
     def put_snapshot(

@@ -70,6 +70,14 @@ class SnapshotMark:
     log_bytes: int = 0
 
 
+def _decode_snapshot(value: bytes | memoryview) -> Snapshot | Exception:
+    """A stored snapshot, or why it does not read (the caller skips it for an older one)."""
+    try:
+        return Snapshot.from_map(unpack(value))
+    except _READ_ERRORS as exc:
+        return exc
+
+
 def _record(room: str, seq: int, value: bytes) -> UpdateRecord:
     try:
         return UpdateRecord.from_map(unpack(value), seq)
@@ -170,21 +178,20 @@ class DocStore:
     def _snapshot_at_or_before(self, room: str, seq: int | None) -> Snapshot | None:
         """The newest readable snapshot; older ones are read only if it is not (each is a
         whole document: tens of megabytes for a big room)."""
-        newest = self.log.snapshots(room, seq, limit=1)
+        newest = self.log.decode_snapshots(room, _decode_snapshot, seq, limit=1)
         found = self._first_readable(room, seq, newest)
         if found is None and newest:
-            found = self._first_readable(room, seq, self.log.snapshots(room, seq)[1:])
+            older = self.log.decode_snapshots(room, _decode_snapshot, seq)[1:]
+            found = self._first_readable(room, seq, older)
         return found
 
     def _first_readable(
-        self, room: str, seq: int | None, snapshots: list[tuple[int, bytes]]
+        self, room: str, seq: int | None, snapshots: list[tuple[int, Snapshot | Exception]]
     ) -> Snapshot | None:
-        for snap_seq, value in snapshots:
-            try:
-                snapshot = Snapshot.from_map(unpack(value))
-            except _READ_ERRORS as exc:
+        for snap_seq, snapshot in snapshots:
+            if isinstance(snapshot, Exception):
                 log.warning(
-                    "room %r: skipping unreadable snapshot at seq %d: %s", room, snap_seq, exc
+                    "room %r: skipping unreadable snapshot at seq %d: %s", room, snap_seq, snapshot
                 )
                 continue
             if seq is None:

@@ -8,11 +8,12 @@ when `write` returns).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 DATABASES = ("rooms", "meta", "log", "snapshots", "journal")
 
+T = TypeVar("T")
 Put = tuple[str, bytes, bytes]
 Delete = tuple[str, bytes]
 
@@ -40,6 +41,22 @@ class KV(Protocol):
         scans at the last key <= start. With `keys_only` every value is b"" (nothing is
         read or copied: snapshots of big rooms are tens of megabytes each).
         """
+        ...
+
+    def scan_views(
+        self,
+        db: str,
+        prefix: bytes,
+        read: Callable[[bytes, memoryview], T],
+        *,
+        start: bytes | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[T]:
+        """`scan`, handing each key and a view of its value to `read` instead of copying
+        the value first: the view is the store's own memory (LMDB's map) and is valid only
+        during the call, so `read` must copy what it keeps. A big room's snapshot is then
+        copied once (decoding it), not twice."""
         ...
 
     def write(self, puts: Sequence[Put], deletes: Sequence[Delete] = ()) -> None:

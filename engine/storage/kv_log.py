@@ -35,8 +35,9 @@ seen twice (and counted once), never missed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from engine.errors import StorageError
 from engine.names import validate_room_name
@@ -55,6 +56,7 @@ from engine.storage.log_values import (
 )
 from engine.storage.records import RoomMeta, pack, unpack
 
+T = TypeVar("T")
 _NEXT_ROOM_ID = b"next-room-id"
 _META_SEP = b"\x00"
 JOURNAL_ENTRIES = 256
@@ -291,6 +293,26 @@ class KVLogStore:
             return 0
         newest = self.kv.scan("snapshots", U64.pack(room_id), reverse=True, limit=1, keys_only=True)
         return key_seq(newest[0][0]) if newest else 0
+
+    def decode_snapshots(
+        self,
+        room: str,
+        decode: Callable[[bytes | memoryview], T],
+        upto: int | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[int, T]]:
+        room_id = self._room_id(room)
+        if room_id is None:
+            return []
+        start = None if upto is None else log_key(room_id, upto)
+        return self.kv.scan_views(
+            "snapshots",
+            U64.pack(room_id),
+            lambda key, view: (key_seq(key), decode(view)),
+            start=start,
+            reverse=True,
+            limit=limit,
+        )
 
     def put_snapshot(
         self, room: str, seq: int, record: bytes, *, expect: int, keep: int, trim_log: bool

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lmdb
 
@@ -24,6 +24,7 @@ from engine.storage.kv import DATABASES, Delete, Put, prefix_end
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 DEFAULT_MAP_SIZE = 256 * 1024 * 1024
 MAX_MAP_SIZE = 1 << 40
 
@@ -78,10 +79,39 @@ class LmdbKV:
         limit: int | None = None,
         keys_only: bool = False,
     ) -> list[tuple[bytes, bytes]]:
-        out: list[tuple[bytes, bytes]] = []
-        values = not keys_only
+        if keys_only:
+            return self._scan(db, prefix, start, reverse, limit, _key_only, values=False)
+        return self._scan(db, prefix, start, reverse, limit, _copied)
+
+    def scan_views(
+        self,
+        db: str,
+        prefix: bytes,
+        read: Callable[[bytes, memoryview], T],
+        *,
+        start: bytes | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[T]:
+        return self._scan(db, prefix, start, reverse, limit, read, buffers=True)
+
+    def _scan(
+        self,
+        db: str,
+        prefix: bytes,
+        start: bytes | None,
+        reverse: bool,
+        limit: int | None,
+        take: Callable[[bytes, Any], T],
+        *,
+        values: bool = True,
+        buffers: bool = False,
+    ) -> list[T]:
+        out: list[T] = []
         try:
-            with self._env.begin(db=self._dbs[db]) as txn:
+            # With buffers, values are views of the map, valid until the transaction ends.
+            txn: Any = self._env.begin(db=self._dbs[db], buffers=buffers)  # type: ignore[call-overload]
+            with txn:
                 cursor = txn.cursor()
                 if reverse:
                     if not self._position_last_at_or_below(cursor, prefix, start):
@@ -95,9 +125,9 @@ class LmdbKV:
                     iterator = cursor.iternext() if values else cursor.iternext(values=False)
                 for item in iterator:
                     key, value = item if values else (item, b"")
-                    if not key.startswith(prefix):
+                    if key[: len(prefix)] != prefix:
                         break
-                    out.append((bytes(key), bytes(value)))
+                    out.append(take(bytes(key), value))
                     if limit is not None and len(out) >= limit:
                         break
         except lmdb.Error as exc:
@@ -146,3 +176,11 @@ class LmdbKV:
 
     def close(self) -> None:
         self._env.close()
+
+
+def _copied(key: bytes, value: Any) -> tuple[bytes, bytes]:
+    return key, bytes(value)
+
+
+def _key_only(key: bytes, value: Any) -> tuple[bytes, bytes]:
+    return key, b""

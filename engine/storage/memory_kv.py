@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from engine.storage.kv import DATABASES, Delete, Put
+
+T = TypeVar("T")
 
 
 class MemoryKV:
@@ -50,6 +53,19 @@ class MemoryKV:
             out.append((key, b"" if keys_only else data[key]))
             index += 1
         return out
+
+    def scan_views(
+        self,
+        db: str,
+        prefix: bytes,
+        read: Callable[[bytes, memoryview], T],
+        *,
+        start: bytes | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[T]:
+        pairs = self.scan(db, prefix, start=start, reverse=reverse, limit=limit)
+        return [read(key, memoryview(value)) for key, value in pairs]
 
     def write(self, puts: Sequence[Put], deletes: Sequence[Delete] = ()) -> None:
         unknown = {db for db, *_ in (*puts, *deletes)} - self._data.keys()

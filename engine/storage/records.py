@@ -235,7 +235,7 @@ def pack(fields: dict[str, Any]) -> bytes:
     return _CRC.pack(zlib.crc32(body)) + body
 
 
-def unpack(value: bytes) -> dict[str, Any]:
+def unpack(value: bytes | memoryview) -> dict[str, Any]:
     """Check and decode a stored record.
 
     Raises:
@@ -245,7 +245,7 @@ def unpack(value: bytes) -> dict[str, Any]:
     if len(value) < _CRC.size:
         raise RecordError(f"record of {len(value)} bytes is truncated")
     (expected,) = _CRC.unpack_from(value)
-    body = value[_CRC.size :]
+    body = memoryview(value)[_CRC.size :]  # a view: a snapshot is the size of its room
     if zlib.crc32(body) != expected:
         raise RecordError("checksum mismatch (torn or corrupted write)")
     try:

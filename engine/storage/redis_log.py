@@ -17,8 +17,8 @@ means the AOF was fsynced; `durability_warning()` says when the server promises 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
 from redis.exceptions import RedisError
@@ -27,6 +27,8 @@ from engine.errors import StorageError
 from engine.names import validate_room_name
 from engine.storage.contract import RoomInfo
 from engine.storage.redis_keys import PREFIX, key, seq_of
+
+T = TypeVar("T")
 
 ROOMS = PREFIX + "rooms"
 
@@ -164,6 +166,15 @@ class RedisLogStore:
     def newest_snapshot_seq(self, room: str) -> int:
         top = self._call("read", self._newest, keys=[key("snaps", room), key("snap", room)])
         return int(top)
+
+    def decode_snapshots(
+        self,
+        room: str,
+        decode: Callable[[bytes | memoryview], T],
+        upto: int | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[int, T]]:
+        return [(seq, decode(value)) for seq, value in self.snapshots(room, upto, limit)]
 
     def put_snapshot(
         self, room: str, seq: int, record: bytes, *, expect: int, keep: int, trim_log: bool

@@ -303,6 +303,13 @@ class SnapshotReads:
         self.values_read += len(found)
         return found
 
+    def decode_snapshots(
+        self, room: str, decode: Any, upto: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, Any]]:
+        found = self.log.decode_snapshots(room, decode, upto, limit)
+        self.values_read += len(found)
+        return found
+
 
 def test_a_load_and_a_compaction_read_no_snapshot_but_the_newest(log: LogStore) -> None:
     updates = typing_updates("several snapshots")

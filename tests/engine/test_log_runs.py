@@ -148,3 +148,20 @@ def test_a_keys_only_scan_finds_the_same_keys_and_reads_no_value(kind: str, tmp_
         assert [k for k, _ in keys] == [k for k, _ in full] and full
         assert all(value == b"" for _, value in keys)
     kv.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "lmdb"])
+def test_a_scan_of_views_reads_what_a_scan_copies(kind: str, tmp_path: Path) -> None:
+    kv = MemoryKV() if kind == "memory" else LmdbKV(tmp_path)
+    kv.write([("snapshots", b"a%d" % n, b"v" * n * 1000) for n in range(1, 6)])
+    seen: list[type] = []
+
+    def read(key: bytes, view: memoryview) -> tuple[bytes, bytes]:
+        seen.append(type(view))
+        return key, bytes(view)
+
+    for options in ({}, {"reverse": True}, {"reverse": True, "limit": 1}, {"start": b"a2"}):
+        copied = kv.scan("snapshots", b"a", **options)
+        assert kv.scan_views("snapshots", b"a", read, **options) == copied
+    assert seen and set(seen) == {memoryview}
+    kv.close()
