@@ -88,8 +88,9 @@ class RoomDocument:
         integrated when it was made), so it is applied without the scan every other
         update gets, which for a big room was most of the load.
 
-        Meant to run in a worker thread: pycrdt releases the GIL while it integrates an
-        update, so a large room loads without holding up the event loop. The caller
+        Meant to run in a worker thread, so a large room loads beside the event loop; the
+        loop still waits while one pycrdt call holds the GIL (the snapshot's apply). The
+        caller
         hands the finished document to the loop's thread and uses it only there.
         """
         room = cls(max_update_bytes=max_update_bytes, max_doc_bytes=max_doc_bytes)
