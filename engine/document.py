@@ -90,8 +90,7 @@ class RoomDocument:
 
         Meant to run in a worker thread, so a large room loads beside the event loop; the
         loop still waits while one pycrdt call holds the GIL (the snapshot's apply). The
-        caller
-        hands the finished document to the loop's thread and uses it only there.
+        caller hands the finished document to the loop's thread and uses it only there.
         """
         room = cls(max_update_bytes=max_update_bytes, max_doc_bytes=max_doc_bytes)
         rest = updates
