@@ -3,6 +3,7 @@ every transport.
 
     EngineError
      ├── ProtocolError          malformed wire message or request (carries the byte offset)
+ ├── UnsupportedMediaType   a request body of a content type the route does not take
      ├── UpdateRejected         a well-formed update that cannot be applied
      │    └── QuotaExceeded     update or document larger than the configured limit
      ├── RoomNameError          a room name that is not allowed
@@ -45,6 +46,10 @@ class ProtocolError(EngineError):
 
     def __reduce__(self) -> tuple[type[ProtocolError], tuple[int, str]]:
         return (type(self), (self.offset, self.reason))  # crosses process boundaries
+
+
+class UnsupportedMediaType(EngineError):
+    """A request body whose Content-Type the route does not take."""
 
 
 class UpdateRejected(EngineError):
@@ -134,6 +139,7 @@ class Meaning:
 ERROR_TABLE: list[tuple[type[EngineError] | None, Meaning]] = [
     (QuotaExceeded, Meaning(413, Close.TOO_LARGE, Retry.NEVER, "update or document too large")),
     (ProtocolError, Meaning(400, Close.MALFORMED, Retry.NEVER, "malformed message")),
+    (UnsupportedMediaType, Meaning(415, Close.MALFORMED, Retry.NEVER, "unsupported content type")),
     (UpdateRejected, Meaning(400, Close.MALFORMED, Retry.NEVER, "update does not apply")),
     (RoomNameError, Meaning(400, Close.MALFORMED, Retry.NEVER, "room name not allowed")),
     (Unauthorized, Meaning(401, Close.UNAUTHORIZED, Retry.NEVER, "invalid or expired token")),

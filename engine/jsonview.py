@@ -12,6 +12,9 @@ inferred roots whose value is empty are left out; roots named in `types` always 
 Values follow Yjs `toJSON`: text is its string (embeds and formatting left out), XML is
 its `toString()`; where that is not JSON, the view says so: bytes are base64 text,
 numbers JSON cannot hold are null, and a subdocument is `{"guid": ...}`.
+
+Nesting is capped at MAX_DEPTH levels: a room nested deeper (any client may write one)
+is a clear error rather than a stack overflow here or in the JSON encoder after.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 from pycrdt import Array, ArrayEvent, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
-from engine.errors import UpdateRejected
+from engine.errors import ProtocolError, UpdateRejected
 from engine.update_scan import StructHead, iter_structs
 
 ROOT_TYPES = ("text", "array", "map", "xml")
@@ -42,6 +45,22 @@ _XML_REFS = (3, 5, 6)  # YXmlElement, YXmlHook, YXmlText
 _TEXT_KINDS = (4, 5, 6)  # string, embed, format
 _PRECEDENCE = ("xml", "text", "map", "array")  # text with attributes also has keyed items
 _EXPONENT = re.compile(r"e([+-])0*(\d)")
+MAX_DEPTH = 256
+
+
+def _deeper(depth: int) -> int:
+    """The next level's depth.
+
+    Raises:
+        ProtocolError: past MAX_DEPTH.
+    """
+    if depth >= MAX_DEPTH:
+        raise ProtocolError(
+            0,
+            f"the room nests deeper than {MAX_DEPTH} levels; the JSON view stops there "
+            "(its state is still readable from /state)",
+        )
+    return depth + 1
 
 
 def to_json(state: bytes, types: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -52,7 +71,7 @@ def to_json(state: bytes, types: Mapping[str, str] | None = None) -> dict[str, A
 
     Raises:
         ValueError: `types` names a type that is none of the four.
-        ProtocolError: `state` does not decode.
+        ProtocolError: `state` does not decode, or nests deeper than MAX_DEPTH.
         UpdateRejected: pycrdt cannot apply `state`.
     """
     kinds = resolve_types(state, types)
@@ -207,20 +226,22 @@ def attributes_of(node: XmlElement | XmlText) -> list[tuple[str, Any]]:
     return sorted(node.attributes.__iter__())
 
 
-def value_json(value: Any) -> Any:
+def value_json(value: Any, depth: int = 0) -> Any:
     """A shared type or stored value as Yjs `toJSON` gives it (JSON-safe, see module)."""
     if isinstance(value, XmlFragment | XmlElement | XmlText):
-        return xml_string(value)
+        return xml_string(value, depth)
     if isinstance(value, Text):
         return str(value)
     if isinstance(value, Array):
-        return [value_json(item) for item in value]
+        inner = _deeper(depth)
+        return [value_json(item, inner) for item in value]
     if isinstance(value, Map):
-        return {key: value_json(item) for key, item in value.items()}
-    return plain_json(value)
+        inner = _deeper(depth)
+        return {key: value_json(item, inner) for key, item in value.items()}
+    return plain_json(value, depth)
 
 
-def plain_json(value: Any) -> Any:
+def plain_json(value: Any, depth: int = 0) -> Any:
     """A stored (non-shared) value as JSON. Yjs numbers are doubles, so an integral
     float is written as an integer, as JSON.stringify does."""
     if isinstance(value, float):
@@ -230,20 +251,23 @@ def plain_json(value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, dict):
-        return {key: plain_json(item) for key, item in value.items()}
+        inner = _deeper(depth)
+        return {key: plain_json(item, inner) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [plain_json(item) for item in value]
+        inner = _deeper(depth)
+        return [plain_json(item, inner) for item in value]
     if isinstance(value, Doc):
         return {"guid": value.guid}
     return value
 
 
-def xml_string(node: XmlFragment | XmlElement | XmlText) -> str:
+def xml_string(node: XmlFragment | XmlElement | XmlText, depth: int = 0) -> str:
     """Yjs `toString()` of an XML node: tags lower-cased, attributes sorted by name,
     formatted text wrapped in one tag per mark (YXmlElement / YXmlText `toString`)."""
     if isinstance(node, XmlText):
         return "".join(_marked(insert, attrs) for insert, attrs in node.diff())
-    inner = "".join(xml_string(child) for child in node.children)
+    level = _deeper(depth)
+    inner = "".join(xml_string(child, level) for child in node.children)
     if isinstance(node, XmlFragment):
         return inner
     tag = (node.tag or "").lower()

@@ -5,7 +5,17 @@ from server import Hooks, Grant, Change, create_app, Config
 
 from server.app import create_app
 from server.config import Config
-from server.hooks import Change, Grant, Hooks
+from server.hooks import AuthRequest, Change, Grant, Hooks
+from server.http.access_log import TokenRedactingAccessLogger
 from server.rooms.access import Rooms
 
-__all__ = ["Change", "Config", "Grant", "Hooks", "Rooms", "create_app"]
+__all__ = [
+    "AuthRequest",
+    "Change",
+    "Config",
+    "Grant",
+    "Hooks",
+    "Rooms",
+    "TokenRedactingAccessLogger",
+    "create_app",
+]

@@ -1,7 +1,8 @@
 """Who may do what: the application's `authenticate` hook, or our room tokens.
 
 Tokens are JWT (HS256) with claims `room`, `mode`, `exp`, `sub`. `room` is an exact room
-name or a prefix ending in `*` (`team-*`). `mode` is `read` or `write`. Without a secret
+name or a prefix ending in `*` (`team-*`). `mode` is `read` or `write`; a token without
+one is read-only (a claim forgotten by another issuer must not grant writes). Without a secret
 (and without an authenticate hook) the server is open: every caller may write every room.
 """
 
@@ -14,7 +15,7 @@ import time
 import jwt
 
 from engine.errors import EngineError, PermissionDenied, Unauthorized
-from server.hooks import Grant, Hooks
+from server.hooks import AuthRequest, Grant, Hooks, ask_authenticate
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +66,30 @@ class Authorizer:
     def open(self) -> bool:
         return self.secret is None and self.hooks is None
 
-    async def check(self, token: str | None, room: str) -> Grant:
+    async def check(
+        self, token: str | None, room: str, request: AuthRequest | None = None
+    ) -> Grant:
         """The caller's grant for `room`, from the hook if there is one, else the token.
+        `request` carries the HTTP request's headers and cookies to the hook.
 
         Raises:
-            Unauthorized: refused (never anything else from a misbehaving hook).
+            Unauthorized: refused (never anything else from a misbehaving hook; what it
+                raised is logged, never sent: it may name a database or a password).
             PermissionDenied: a valid token for another room.
         """
         if self.hooks is None:
             return self.grant(token, room)
+        asked = request if request is not None else AuthRequest(token, room)
         try:
             async with asyncio.timeout(AUTHENTICATE_TIMEOUT):
-                grant = await self.hooks.authenticate(token, room)
+                grant = await ask_authenticate(self.hooks, asked)
         except EngineError:
             raise
         except Exception as exc:
-            log.warning("room %r: authenticate hook raised %r: refused", room, exc)
-            raise Unauthorized(f"refused by the authenticate hook: {exc!r}") from exc
+            log.warning("room %r: authenticate hook raised %r: refused", room, exc, exc_info=exc)
+            raise Unauthorized(
+                "refused by the authenticate hook (it failed; see the server log)"
+            ) from exc
         if grant is None:
             raise Unauthorized("refused by the authenticate hook")
         if not isinstance(grant, Grant):
@@ -102,7 +110,7 @@ class Authorizer:
         pattern = str(claims["room"])
         if not room_matches(pattern, room):
             raise PermissionDenied(f"token is for room {pattern!r}")
-        mode = claims.get("mode", "write")
+        mode = claims.get("mode", "read")
         if mode not in ("read", "write"):
             raise Unauthorized(f"token mode {mode!r} is neither read nor write")
         user = claims.get("sub")

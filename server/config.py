@@ -24,6 +24,7 @@ class Limits:
     message_burst: int = 10_000
     send_buffer_bytes: int = 16 * MIB  # a client that stops reading is closed past this
     max_inbox: int = 10_000  # messages queued for one room before readers wait
+    max_versions: int = 1_000  # named versions per room; more is a 409
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,9 @@ class Config:
     port: int = 8080
     data_dir: Path = Path("./data")
     auth_secret: str | None = None
+    # Browser origins that may open WebSockets and make writing REST calls, e.g.
+    # ("https://app.example",); empty: only the server's own host; ("*",): any.
+    allowed_origins: tuple[str, ...] = ()
     redis_url: str | None = None  # share rooms between processes through Redis Streams
     webhook_url: str | None = None  # POST each room's changes here (server/webhooks.py)
     webhook_secret: str | None = None  # signs them; None only with webhook_unsigned

@@ -1,24 +1,29 @@
 """Application hooks: your own auth, reactions to every committed change, room lifecycle.
 
     class MyHooks(Hooks):
-        async def authenticate(self, token, room): return Grant(user="ann", mode="write")
+        async def authenticate(self, request): return Grant(user="ann", mode="write")
         async def on_change(self, change): index(change.room, change.update)
 
 Every method is optional. `authenticate`, when defined, replaces the JWT check: it is
-called once per WebSocket connection and per REST call; None or an exception refuses the
-caller (close 4401 / HTTP 401). `on_change` is driven from the durable log by a stored
-per-room cursor (server/delivery.py): after the commit, in seq order per room, at least
-once per seq; a slow or failing hook never holds up the room. `on_start` gets the `Rooms`
-handle, whose `edit(room, user=...)` makes server-side edits.
+called once per WebSocket connection and per REST call with an `AuthRequest` (token,
+room, the request's headers and cookies); hooks written as `authenticate(token, room)`
+are told apart by their signature and called as before. None or an exception refuses the
+caller (close 4401 / HTTP 401; the exception's text goes to the log, not to the caller).
+`on_change` is driven from the durable log by a stored per-room cursor (server/delivery.py):
+after the commit, in seq order per room, at least once per seq; a slow or failing hook
+never holds up the room. `on_start` gets the `Rooms` handle, whose `edit(room, user=...)`
+makes server-side edits.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from server.rooms.access import Rooms
@@ -45,6 +50,26 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """What `authenticate` may look at: the caller's token (from `Authorization: Bearer`
+    or `?token=`, None without one), the room (already checked to be a valid name), and
+    the HTTP request's headers and cookies (the WebSocket upgrade's, or the REST call's),
+    so a hook can read a session cookie. `origin` is the Origin header (browsers only)."""
+
+    token: str | None
+    room: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    path: str = ""
+    remote: str | None = None
+
+    @property
+    def origin(self) -> str | None:
+        return self.headers.get("Origin")
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One committed log entry of a room, as `on_change` receives it."""
 
@@ -58,7 +83,9 @@ class Change:
 class Hooks:
     """Subclass and override what you need; the defaults do nothing (and use JWT auth)."""
 
-    async def authenticate(self, token: str | None, room: str) -> Grant | None:
+    async def authenticate(self, *args: Any, **kwargs: Any) -> Grant | None:
+        """Override as `authenticate(self, request: AuthRequest)`, or in the older form
+        `authenticate(self, token, room)` (both keep working; see `ask_authenticate`)."""
         raise NotImplementedError  # not overridden: the server checks its JWTs
 
     async def on_start(self, rooms: Rooms) -> None:
@@ -80,6 +107,26 @@ class Hooks:
     @property
     def watches_changes(self) -> bool:
         return type(self).on_change is not Hooks.on_change
+
+
+def ask_authenticate(hooks: Hooks, request: AuthRequest) -> Awaitable[Grant | None]:
+    """Call the hook in the form it was written in: one parameter gets the AuthRequest,
+    two get (token, room) as hooks written before AuthRequest existed expect."""
+    method: Callable[..., Awaitable[Grant | None]] = hooks.authenticate
+    if _positional_count(method) == 1:
+        return method(request)
+    return method(request.token, request.room)
+
+
+def _positional_count(method: Callable[..., object]) -> int:
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return 2
+    return sum(1 for p in parameters if p.kind in kinds)
 
 
 class HooksNotFound(Exception):

@@ -61,6 +61,9 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
     add("--port", type=int, default=DEFAULTS.port, help="0 picks a free port")
     add("--data", type=Path, default=DEFAULTS.data_dir)
     add("--auth-secret", default=os.environ.get("PERFORMER_AUTH_SECRET"))
+    add("--allowed-origins", default="", metavar="ORIGINS",
+        help="comma-separated browser origins that may connect and write, e.g. "
+             "https://app.example ('*': any; default: this server's own host)")  # fmt: skip
     add("--idle-unload", type=float, default=DEFAULTS.idle_unload_seconds,
         help="seconds a room without clients stays in memory")  # fmt: skip
     add("--max-frame-bytes", type=int, default=limits.max_frame_bytes)

@@ -32,6 +32,7 @@ def config_from(args: argparse.Namespace) -> Config:
         port=args.port,
         data_dir=args.data,
         auth_secret=args.auth_secret or None,
+        allowed_origins=tuple(o for o in args.allowed_origins.split(",") if o.strip()),
         idle_unload_seconds=args.idle_unload,
         limits=limits,
         redis_url=args.redis,

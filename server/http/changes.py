@@ -30,7 +30,7 @@ from aiohttp import web
 from engine.errors import ProtocolError
 from engine.storage.records import UpdateRecord
 from server.http.keys import CONFIG, FEEDS, METRICS, STORE
-from server.http.rest import grant_for, int_query
+from server.http.rest import grant_for, int_query, parse_seq
 from server.rooms.feeds import Subscriber
 from server.rooms.store import RoomStore
 
@@ -55,9 +55,7 @@ async def _start(request: web.Request) -> tuple[str, int, int]:
     after = int_query(request, "after", 0)
     last_event = request.headers.get("Last-Event-ID")
     if last_event is not None:
-        if not last_event.isdigit():
-            raise ProtocolError(0, f"Last-Event-ID {last_event!r} is not a seq")
-        after = int(last_event)
+        after = parse_seq(last_event, "Last-Event-ID")
     if after > info.last_seq:
         raise ProtocolError(0, f"after={after} is beyond the room's last seq {info.last_seq}")
     return room, after, info.last_seq

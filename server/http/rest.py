@@ -16,7 +16,8 @@ from engine.errors import EngineError, PermissionDenied, ProtocolError, RoomNotF
 from engine.names import validate_room_name
 from server.auth import Authorizer, bearer_token, room_matches
 from server.hooks import Grant
-from server.http.keys import AUTHORIZER, METRICS, REGISTRY, STORE
+from server.http.guard import auth_request, check_origin, require_content_type
+from server.http.keys import AUTHORIZER, CONFIG, METRICS, REGISTRY, STORE
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +40,44 @@ async def engine_errors(
 
 
 async def grant_for(request: web.Request, room: str, *, write: bool = False) -> Grant:
-    """The caller's grant for `room` (token from Authorization: Bearer or ?token=)."""
+    """The caller's grant for `room` (token from Authorization: Bearer or ?token=). A
+    write from a browser page must come from an allowed origin (server/http/guard.py)."""
     validate_room_name(room)
+    if write:
+        check_origin(request, request.app[CONFIG].allowed_origins)
     token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
-    grant = await request.app[AUTHORIZER].check(token, room)
+    grant = await request.app[AUTHORIZER].check(token, room, auth_request(request, token, room))
     if write and not grant.can_write:
         raise PermissionDenied("read-only token")
     return grant
+
+
+MAX_SEQ_DIGITS = 19  # every seq fits in a signed 64-bit integer
+
+
+def parse_seq(raw: str, what: str) -> int:
+    """A non-negative integer written in ASCII digits (`²` and `٣` are digits to
+    `str.isdigit`, not to `int`), short enough to be a seq.
+
+    Raises:
+        ProtocolError: naming `what` (e.g. "at=", "Last-Event-ID") and the rule.
+    """
+    if not raw.isascii() or not raw.isdigit():
+        raise ProtocolError(0, f"{what} {_shown(raw)} is not a seq (an integer >= 0)")
+    if len(raw) > MAX_SEQ_DIGITS:
+        raise ProtocolError(0, f"{what} has {len(raw)} digits; a seq has at most {MAX_SEQ_DIGITS}")
+    return int(raw)
+
+
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:40] + "...")
 
 
 def int_query(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ProtocolError(0, f"query parameter {name}={raw!r} is not an integer") from exc
-    if value < 0:
-        raise ProtocolError(0, f"query parameter {name} must be >= 0")
-    return value
+    return parse_seq(raw, f"query parameter {name}=")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -84,8 +103,8 @@ async def list_rooms(request: web.Request) -> web.Response:
     pattern = "*"
     if not authorizer.open:
         token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
-        if authorizer.hooks is not None:
-            await authorizer.check(token, "*")  # the application decides who may list
+        if authorizer.hooks is not None:  # the application decides who may list
+            await authorizer.check(token, "*", auth_request(request, token, "*"))
         pattern = authorizer.pattern(token)
     loaded = request.app[REGISTRY].rooms
     metas = await request.app[STORE].rooms()
@@ -110,9 +129,11 @@ async def resolve_at(request: web.Request, room: str, last_seq: int) -> int:
     if raw is None:
         return last_seq
     if raw.isdigit():
-        return min(int(raw), last_seq)
+        return min(parse_seq(raw, "at="), last_seq)
     if not raw or raw.lstrip("-+").replace(".", "", 1).isdigit():
-        raise ProtocolError(0, f"at={raw!r} is neither a seq (an integer >= 0) nor a version name")
+        raise ProtocolError(
+            0, f"at={_shown(raw)} is neither a seq (an integer >= 0) nor a version name"
+        )
     store = request.app[STORE]
     seq = await store.read(store.docs.get_meta, room, LABEL_PREFIX + raw)
     if seq is None:
@@ -143,6 +164,7 @@ async def room_state(request: web.Request) -> web.Response:
 async def post_update(request: web.Request) -> web.Response:
     room = request.match_info["room"]
     grant = await grant_for(request, room, write=True)
+    require_content_type(request, "application/octet-stream")
     body = await request.read()
     actor = await request.app[REGISTRY].acquire(room)
     seq = await actor.post_update(body, grant.user)

@@ -3,7 +3,8 @@
     GET  /v1/rooms/{room}/json[?at=SEQ|NAME][&types=ROOT:text,ROOT2:map]
     POST /v1/rooms/{room}/restore   {"seq": N}    -> {"seq": M, "restore_of": N}
     POST /v1/rooms/{room}/versions  {"name": S}   -> {"name", "seq"}
-    GET  /v1/rooms/{room}/versions                -> {"room", "versions": [{"name", "seq"}]}
+    GET  /v1/rooms/{room}/versions[?limit=N&after=NAME]
+                                                  -> {"room", "versions": [{"name", "seq"}], "next"}
 
 The diff and the JSON view run in a worker process (server/compute.py): for a big room
 they take seconds of pycrdt work that would otherwise hold the event loop.
@@ -19,19 +20,25 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from bisect import bisect_right
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 
-from engine.errors import Conflict, CorruptRecord, ProtocolError
+from engine.errors import Conflict, CorruptRecord, ProtocolError, RoomNotFound
 from engine.jsonview import to_json
 from engine.restore import restore_update
+from engine.storage import DocStore
 from engine.yjs import EMPTY_UPDATE
-from server.http.keys import COMPUTE, REGISTRY, STORE
-from server.http.rest import LABEL_PREFIX, grant_for, state_for
+from server.http.guard import require_content_type
+from server.http.keys import COMPUTE, CONFIG, REGISTRY, STORE
+from server.http.rest import LABEL_PREFIX, grant_for, int_query, state_for
 
 MAX_VERSION_NAME = 100
+VERSIONS_PAGE = 100
+MAX_VERSIONS_PAGE = 1000
+MAX_JSON_BODY = 64 * 1024  # a restore or a version name is a few bytes
 
 
 def _types(request: web.Request) -> dict[str, str] | None:
@@ -48,11 +55,14 @@ def _types(request: web.Request) -> dict[str, str] | None:
 
 
 def _checked(func: Any, *args: Any) -> Any:
-    """Run an engine view function; a bad `types` value is the caller's 400."""
+    """Run an engine view function; a bad `types` value is the caller's 400, and so is a
+    room nested past the stack (the JSON view caps depth; this catches any other walk)."""
     try:
         return func(*args)
     except ValueError as exc:
         raise ProtocolError(0, str(exc)) from exc
+    except RecursionError as exc:
+        raise ProtocolError(0, "the room nests too deep to walk") from exc
 
 
 async def json_view(request: web.Request) -> web.Response:
@@ -62,10 +72,16 @@ async def json_view(request: web.Request) -> web.Response:
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    require_content_type(request, "application/json")
+    raw = await request.read()
+    if len(raw) > MAX_JSON_BODY:
+        raise ProtocolError(0, f"JSON body of {len(raw)} bytes; at most {MAX_JSON_BODY}")
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(0, f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ProtocolError(0, "body is not JSON this server reads: nested too deep") from exc
     if not isinstance(body, dict):
         raise ProtocolError(0, "body must be a JSON object")
     return body
@@ -116,30 +132,61 @@ def _version_name(body: dict[str, Any]) -> str:
     return name
 
 
+def _label(docs: DocStore, room: str, name: str, seq: int, limit: int) -> str:
+    """Name `seq` unless the name is taken or the room has `limit` names already: run on
+    the store's one writer thread, so this process's counts and writes never interleave
+    (with several processes on Redis, a race may pass the limit by one per process)."""
+    if docs.get_meta(room, LABEL_PREFIX + name) is not None:
+        return "taken"
+    if len(docs.scan_meta(room, LABEL_PREFIX)) >= limit:
+        return "full"
+    return (
+        "named"
+        if docs.set_meta(room, LABEL_PREFIX + name, str(seq).encode(), only_new=True)
+        else "taken"
+    )
+
+
 async def add_version(request: web.Request) -> web.Response:
     room = request.match_info["room"]
     await grant_for(request, room, write=True)
     store = request.app[STORE]
     name = _version_name(await _json_body(request))
     info = await store.require(room)
-    seq = str(info.last_seq).encode()
-    label = partial(store.docs.set_meta, room, LABEL_PREFIX + name, seq, only_new=True)
-    if not await store.write(label):
+    limit = request.app[CONFIG].limits.max_versions
+    outcome = await store.write(partial(_label, store.docs, room, name, info.last_seq, limit))
+    if outcome == "taken":
         raise Conflict(f"room {room!r} already has a version named {name!r}")
+    if outcome == "full":
+        raise Conflict(f"room {room!r} has {limit} versions, the most a room may name")
     return web.json_response({"name": name, "seq": info.last_seq})
 
 
 async def list_versions(request: web.Request) -> web.Response:
+    """The room's named versions in (seq, name) order, `limit` a page (default 100);
+    `next` names the last one listed when more follow (pass it as `after`)."""
     room = request.match_info["room"]
     await grant_for(request, room)
     store = request.app[STORE]
     await store.require(room)
+    limit = max(1, min(int_query(request, "limit", VERSIONS_PAGE), MAX_VERSIONS_PAGE))
     labels = await store.read(store.docs.scan_meta, room, LABEL_PREFIX)
     versions = sorted(
         ({"name": key[len(LABEL_PREFIX) :], "seq": int(value)} for key, value in labels),
         key=lambda v: (v["seq"], v["name"]),
     )
-    return web.json_response({"room": room, "versions": versions})
+    after = request.query.get("after")
+    if after is not None:
+        keys = [(v["seq"], v["name"]) for v in versions]
+        marks = [k for k in keys if k[1] == after]
+        if not marks:
+            raise RoomNotFound(f"room {room!r} has no version named {after!r}")
+        versions = versions[bisect_right(keys, marks[0]) :]
+    page = versions[:limit]
+    body: dict[str, Any] = {"room": room, "versions": page}
+    if len(versions) > limit:
+        body["next"] = page[-1]["name"]
+    return web.json_response(body)
 
 
 def add_version_routes(app: web.Application) -> None:

@@ -15,9 +15,11 @@ import time
 from aiohttp import WSMsgType, web
 
 from engine.errors import Close, EngineError, close_reason, meaning_of
+from engine.names import validate_room_name
 from server.auth import Authorizer, bearer_token
 from server.config import Config
 from server.http.connection import Connection
+from server.http.guard import auth_request, check_origin
 from server.metrics import Metrics
 from server.rooms.peer import Frame
 from server.rooms.registry import RoomRegistry
@@ -92,7 +94,10 @@ async def handle_websocket(
     registry: RoomRegistry,
     metrics: Metrics,
 ) -> web.WebSocketResponse:
-    """`/rooms/{room}`: the y-websocket protocol for one client."""
+    """`/rooms/{room}`: the y-websocket protocol for one client. A browser page from an
+    origin not allowed gets HTTP 403 before the upgrade; a bad room name is refused
+    before the authenticate hook is asked about it."""
+    check_origin(request, config.allowed_origins)
     ws = web.WebSocketResponse(
         heartbeat=config.heartbeat_seconds,
         compress=False,
@@ -102,7 +107,8 @@ async def handle_websocket(
     room_name = request.match_info["room"]
     token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
     try:
-        grant = await authorizer.check(token, room_name)
+        validate_room_name(room_name)
+        grant = await authorizer.check(token, room_name, auth_request(request, token, room_name))
         actor = await registry.acquire(room_name)
     except EngineError as exc:  # the error table decides the close code
         await refuse(ws, meaning_of(exc).close, str(exc))

@@ -98,8 +98,11 @@ async def test_bad_restore_and_version_requests(server_factory: StartServer) -> 
                                     headers=headers) as response:  # fmt: skip
                 assert response.status == expected, (method, path, body, await response.text())
                 assert "error" in await response.json()
-        async with http.post(f"{base}/restore", data=b"{not json", headers=auth) as response:
+        typed = {**auth, "Content-Type": "application/json"}
+        async with http.post(f"{base}/restore", data=b"{not json", headers=typed) as response:
             assert response.status == 400
+        async with http.post(f"{base}/restore", data=b'{"seq": 0}', headers=auth) as response:
+            assert response.status == 415  # no Content-Type: not a JSON request
 
 
 async def test_restore_of_a_trimmed_seq_is_a_conflict(server_factory: StartServer) -> None:
