@@ -156,6 +156,7 @@ async def _deliveries(app: web.Application) -> AsyncIterator[None]:
             config.webhook_secret,
             timeout=config.webhook_timeout_seconds,
             retry_seconds=config.webhook_retry_seconds,
+            probe_seconds=config.webhook_probe_seconds,
         )
         deliveries.append(Delivery(webhook, registry.store, registry.fanout, metrics))
     for delivery in deliveries:

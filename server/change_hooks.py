@@ -24,6 +24,7 @@ class ChangeHookConsumer:
     min_interval = 0.0
     max_attempts: int | None = None
     retry_seconds = 0.5
+    probe_seconds: float | None = None
 
     def __init__(self, hooks: Hooks, metrics: Metrics, *, timeout: float = 30.0) -> None:
         self.hooks = hooks

@@ -43,7 +43,9 @@ class Config:
     webhook_secret: str | None = None  # signs them; None only with webhook_unsigned
     webhook_unsigned: bool = False
     webhook_timeout_seconds: float = 10.0  # a receiver slower than this is a failed attempt
-    webhook_retry_seconds: float = 0.5  # first retry delay; doubles per attempt (with jitter)
+    webhook_retry_seconds: float = 1.0  # first retry delay; the rest of server/parking.py's
+    # schedule (about a day in all) keeps its proportions to it
+    webhook_probe_seconds: float = 300.0  # how often a parked room is tried again
     feed_heartbeat_seconds: float = 15.0  # a comment line on an idle change feed
     feed_queue_entries: int = 10_000  # how far a feed subscriber may lag before it is cut
     map_size: int = 256 * MIB

@@ -8,27 +8,35 @@ metadata `cursor:NAME`), delivers a batch, then advances the cursor. Work per ro
 its own task; a consumer that fails retries that room with backoff (or parks it, past
 `max_attempts`), and other rooms carry on.
 
-Which rooms have work: a local commit wakes its room at once; a periodic scan compares
-every room's last seq to its cursor (this finds work left from before a restart and,
-with Redis, commits made by other processes). With Redis one process delivers each room:
-the room's task holds a lease (`Fanout.lease`) while it runs.
+Which rooms have work: a local commit (or one relayed from another process) wakes its
+room at once. A full pass over the store's rooms (its room list, then cursors only of rooms
+whose last seq moved past the cursor last seen) runs at start, which finds work left from
+before a restart, and then once every `full_scan_seconds` (work a process that died left
+behind, with Redis). The scan every `scan_seconds` reads only the parked rooms: its cost
+follows the rooms with work, not every room in the store. With Redis one process delivers
+each room: the room's task holds a lease (`Fanout.lease`) while it runs.
+
+Failures follow server/parking.py's schedule (seconds to hours, about a day in all), then
+the room is parked. Every `probe_seconds` one parked room's batch is tried again; once it
+gets through, every parked room of this consumer resumes from its cursor (`performer
+webhooks --retry` does the same by hand).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import random
-from dataclasses import dataclass
 from typing import Protocol
 
 from engine.errors import EngineError
 from engine.storage import DocStore
 from engine.storage.records import UpdateRecord
 from server.metrics import Metrics
+from server.parking import RETRY_SCHEDULE, Parked, retry_delay
 from server.rooms.fanout import Fanout
 from server.rooms.store import RoomStore
+
+__all__ = ["RETRY_SCHEDULE", "Consumer", "Delivery", "Parked", "parked_rooms", "unpark"]
 
 log = logging.getLogger(__name__)
 
@@ -41,39 +49,12 @@ class Consumer(Protocol):
     batch_limit: int
     min_interval: float  # seconds between two deliveries of one room (coalescing)
     max_attempts: int | None  # failed attempts of one batch before the room is parked
-    retry_seconds: float  # the first retry's delay; doubles per attempt, jittered
+    retry_seconds: float  # the first retry's delay; later ones follow RETRY_SCHEDULE
+    probe_seconds: float | None  # how often a parked room is tried again (None: never)
 
     async def deliver(self, room: str, records: list[UpdateRecord]) -> int:
         """Deliver a batch; return the last seq now delivered (raise: retry later)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Parked:
-    """A room whose deliveries stopped after too many failed attempts (kept in the store)."""
-
-    room: str
-    from_seq: int
-    to_seq: int
-    attempts: int
-    error: str
-
-    def encode(self) -> bytes:
-        return json.dumps(
-            {"from_seq": self.from_seq, "to_seq": self.to_seq, "attempts": self.attempts,
-             "error": self.error}
-        ).encode()  # fmt: skip
-
-    @classmethod
-    def decode(cls, room: str, raw: bytes) -> Parked:
-        data = json.loads(raw)
-        return cls(room, int(data["from_seq"]), int(data["to_seq"]), int(data["attempts"]),
-                   str(data["error"]))  # fmt: skip
-
-
-def backoff_seconds(attempt: int, base: float = 0.5, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter (attempt 1 waits up to `base`)."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
 class Delivery:
@@ -87,16 +68,23 @@ class Delivery:
         metrics: Metrics,
         *,
         scan_seconds: float = 2.0,
+        full_scan_seconds: float = 60.0,
     ) -> None:
         self.consumer = consumer
         self.store = store
         self.fanout = fanout
         self.metrics = metrics
         self.scan_seconds = scan_seconds
+        self.full_scan_seconds = full_scan_seconds
         self.cursor_key = f"cursor:{consumer.name}"
         self.parked_key = f"parked:{consumer.name}"
         self._rooms: dict[str, asyncio.Task[None]] = {}
         self._scanner: asyncio.Task[None] | None = None
+        self._cursors: dict[str, int] = {}  # the cursor last read or written, per room
+        self._parked_rooms: dict[str, Parked] = {}
+        self._elsewhere: set[str] = set()  # rooms with work whose lease another process held
+        self._next_full_scan = 0.0
+        self._next_probe = 0.0
 
     async def start(self) -> None:
         self.store.commits.listeners.append(self._on_commit)
@@ -111,7 +99,8 @@ class Delivery:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _on_commit(self, room: str, seq: int) -> None:
-        self._ensure(room)
+        if room not in self._parked_rooms:
+            self._ensure(room)
 
     def _ensure(self, room: str) -> None:
         if room not in self._rooms:
@@ -128,17 +117,78 @@ class Delivery:
             await asyncio.sleep(self.scan_seconds)
 
     async def _scan(self) -> None:
-        parked = 0
-        for info in await self.store.rooms():
-            if await self._parked(info.name) is not None:
-                parked += 1
-            elif info.last_seq > await self._cursor(info.name):
-                self._ensure(info.name)
-        self.metrics.parked_rooms.labels(self.consumer.name).set(parked)
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_full_scan:
+            self._next_full_scan = now + self.full_scan_seconds
+            await self._full_scan()
+        await self._recheck_parked()
+        await self._recheck_elsewhere()
+        probe = self.consumer.probe_seconds
+        if probe is not None and self._parked_rooms and now >= self._next_probe:
+            self._next_probe = now + probe
+            await self._probe()
+        self.metrics.parked_rooms.labels(self.consumer.name).set(len(self._parked_rooms))
+
+    async def _full_scan(self) -> None:
+        """Every room in the store; cursors are read only where the room's last seq moved
+        past the cursor this process last saw."""
+        infos = await self.store.rooms()
+        self._cursors = {i.name: c for i in infos if (c := self._cursors.get(i.name)) is not None}
+        for info in infos:
+            room = info.name
+            if room in self._rooms or room in self._parked_rooms:
+                continue
+            if info.last_seq <= self._cursors.get(room, -1):
+                continue
+            parked = await self._parked(room)
+            if parked is not None:
+                self._parked_rooms[room] = parked
+            elif info.last_seq > await self._cursor(room):
+                self._ensure(room)
+
+    async def _recheck_parked(self) -> None:
+        """Rooms unparked elsewhere (the CLI, another process's probe) resume here."""
+        for room in list(self._parked_rooms):
+            if await self._parked(room) is None:
+                self._resume(room)
+
+    async def _recheck_elsewhere(self) -> None:
+        """A room another process was delivering: take it over if its work is not done
+        (that process may have died; its lease runs out after LEASE_SECONDS)."""
+        rooms, self._elsewhere = self._elsewhere, set()
+        for room in rooms:
+            if await self._cursor(room) < (self.store.commits.durable(room) or 0):
+                self._ensure(room)
+
+    def _resume(self, room: str) -> None:
+        self._parked_rooms.pop(room, None)
+        self._ensure(room)
+
+    async def _probe(self) -> None:
+        """Try one parked room's batch once; if the consumer takes it, unpark them all."""
+        room = next(iter(self._parked_rooms))
+        if not await self.fanout.lease(f"{self.consumer.name}:{room}", LEASE_SECONDS):
+            return
+        cursor = await self._cursor(room)
+        records = await self.store.entries(room, cursor, self.consumer.batch_limit)
+        if records:
+            try:
+                delivered = await self.consumer.deliver(room, records)
+            except Exception as exc:
+                log.info("%s: probe with room %r failed: %s", self.consumer.name, room, exc)
+                return
+            await self._advance(room, cursor, delivered)
+        rooms = list(self._parked_rooms)
+        log.warning("%s: the receiver answers again: %d parked rooms resume",
+                    self.consumer.name, len(rooms))  # fmt: skip
+        for parked in rooms:
+            await self.store.write(self.store.docs.set_meta, parked, self.parked_key, None)
+            self._resume(parked)
 
     async def _cursor(self, room: str) -> int:
         raw = await self.store.read(self.store.docs.get_meta, room, self.cursor_key)
-        return int(raw or b"0")
+        cursor = self._cursors[room] = int(raw or b"0")
+        return cursor
 
     async def _parked(self, room: str) -> Parked | None:
         raw = await self.store.read(self.store.docs.get_meta, room, self.parked_key)
@@ -155,8 +205,11 @@ class Delivery:
         attempts = 0
         while True:
             if not await self.fanout.lease(f"{self.consumer.name}:{room}", LEASE_SECONDS):
-                return  # another process delivers this room
-            if await self._parked(room) is not None:
+                self._elsewhere.add(room)  # another process delivers it: checked each scan
+                return
+            parked = await self._parked(room)
+            if parked is not None:
+                self._parked_rooms[room] = parked
                 return
             cursor = await self._cursor(room)
             records = await self.store.entries(room, cursor, self.consumer.batch_limit)
@@ -179,7 +232,8 @@ class Delivery:
     async def _failed(
         self, room: str, records: list[UpdateRecord], attempts: int, exc: Exception
     ) -> bool:
-        """Count, log, back off; park the room past max_attempts. True: stop the room."""
+        """Count, log, wait the schedule's delay; park the room past max_attempts. True:
+        stop the room."""
         self.metrics.delivery_errors.labels(self.consumer.name).inc()
         first, last = records[0].seq, records[-1].seq
         log.warning("%s: room %r seq %d..%d: attempt %d failed: %s",
@@ -188,15 +242,18 @@ class Delivery:
         if limit is not None and attempts >= limit:
             parked = Parked(room, first, last, attempts, str(exc)[:500])
             await self.store.write(self.store.docs.set_meta, room, self.parked_key, parked.encode())
-            self.metrics.parked_rooms.labels(self.consumer.name).inc()
-            log.error("%s: room %r parked after %d attempts (retry with `performer "
-                      "webhooks --retry`)", self.consumer.name, room, attempts)  # fmt: skip
+            self._parked_rooms[room] = parked
+            self.metrics.parked_rooms.labels(self.consumer.name).set(len(self._parked_rooms))
+            log.error("%s: room %r parked after %d attempts (resumed when a probe gets "
+                      "through, or by `performer webhooks --retry`)",
+                      self.consumer.name, room, attempts)  # fmt: skip
             return True
-        await asyncio.sleep(backoff_seconds(attempts, self.consumer.retry_seconds))
+        await asyncio.sleep(retry_delay(attempts, self.consumer.retry_seconds))
         return False
 
     async def _advance(self, room: str, cursor: int, seq: int) -> None:
         await self.store.write(self.store.docs.set_meta, room, self.cursor_key, str(seq).encode())
+        self._cursors[room] = seq
         self.metrics.delivered.labels(self.consumer.name).inc(seq - cursor)
 
 

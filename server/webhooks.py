@@ -6,10 +6,14 @@
 
 Delivery runs on server/delivery.py: the room's cursor is stored, so a restart (even kill
 -9) sends what was not acknowledged; at most one request per room per `min_interval`
-(everything committed meanwhile goes into the next one); retries with exponential backoff
-and jitter on a non-2xx answer, a refused connection, a timeout or a redirect (redirects
-are not followed: a signed body should reach the URL it was meant for); parked after
-`max_attempts`. Receivers de-duplicate by (room, to_seq).
+(everything committed meanwhile goes into the next one); retried on server/parking.py's
+schedule (about a day) on a non-2xx answer, a refused connection, a timeout or a redirect
+(redirects are not followed: a signed body should reach the URL it was meant for); parked
+after `max_attempts` and resumed once a probe gets through. Receivers de-duplicate by
+(room, to_seq).
+
+The URL may carry credentials (`https://user:pass@host/hook?apikey=...`); what is logged
+or stored in a parked record names only scheme, host, port and path.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from engine.storage.records import UpdateRecord
+from server.parking import MAX_ATTEMPTS, RETRY_SCHEDULE
 
 SIGNATURE_HEADER = "X-Performer-Signature"
 DELIVERY_HEADER = "X-Performer-Delivery"
@@ -30,6 +36,27 @@ DELIVERY_HEADER = "X-Performer-Delivery"
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def shown_url(url: str) -> str:
+    """The URL without userinfo, query or fragment: what may appear in a log line."""
+    try:
+        parsed = URL(url)
+        return str(parsed.with_user(None).with_query(None).with_fragment(None))
+    except (ValueError, TypeError):
+        return "<webhook URL>"
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The parts of `url` that must not be written anywhere, longest first."""
+    try:
+        parsed = URL(url)
+    except (ValueError, TypeError):
+        return [url]
+    parts = [url, str(parsed), parsed.raw_query_string, parsed.query_string,
+             parsed.raw_password or "", parsed.password or "", parsed.raw_user or "",
+             parsed.user or "", parsed.raw_fragment]  # fmt: skip
+    return sorted({p for p in parts if len(p) >= 3}, key=len, reverse=True)
 
 
 class WebhookFailed(Exception):
@@ -47,7 +74,7 @@ class _Request:
 class WebhookConsumer:
     name = "webhook"
     batch_limit = 1000
-    max_attempts: int | None = 8
+    max_attempts: int | None = MAX_ATTEMPTS
 
     def __init__(
         self,
@@ -56,15 +83,25 @@ class WebhookConsumer:
         *,
         min_interval: float = 1.0,
         timeout: float = 10.0,
-        retry_seconds: float = 0.5,
+        retry_seconds: float = RETRY_SCHEDULE[0],
+        probe_seconds: float | None = 300.0,
     ) -> None:
         self.retry_seconds = retry_seconds
+        self.probe_seconds = probe_seconds
         self.url = url
+        self.shown_url = shown_url(url)
+        self._secrets = _secrets_of(url)
         self.secret = secret
         self.min_interval = min_interval
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._pending: dict[str, _Request] = {}  # a request being retried, per room
         self._session: aiohttp.ClientSession | None = None
+
+    def scrub(self, text: str) -> str:
+        """`text` (an exception's words) with the URL's credentials and query cut out."""
+        for secret in self._secrets:
+            text = text.replace(secret, self.shown_url if "/" in secret else "***")
+        return text
 
     async def close(self) -> None:
         if self._session is not None:
@@ -97,8 +134,8 @@ class WebhookConsumer:
                 self.url, data=request.body, headers=headers, allow_redirects=False
             ) as response:
                 if not 200 <= response.status < 300:
-                    raise WebhookFailed(f"{self.url} answered {response.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise WebhookFailed(f"{self.url}: {exc!r}") from exc
+                    raise WebhookFailed(f"{self.shown_url} answered {response.status}")
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise WebhookFailed(f"{self.shown_url}: {self.scrub(repr(exc))}") from None
         del self._pending[room]
         return request.to_seq

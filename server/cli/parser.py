@@ -85,7 +85,10 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
     add("--webhook-timeout", type=float, default=DEFAULTS.webhook_timeout_seconds,
         help="seconds before an unanswered webhook request counts as failed")  # fmt: skip
     add("--webhook-retry", type=float, default=DEFAULTS.webhook_retry_seconds,
-        help="first retry delay in seconds (doubles per failed attempt, jittered)")  # fmt: skip
+        help="first retry delay in seconds; the later ones (up to hours, about a day in "
+             "all) keep their proportions to it")  # fmt: skip
+    add("--webhook-probe", type=float, default=DEFAULTS.webhook_probe_seconds,
+        help="seconds between tries of a parked room; one that succeeds resumes all")  # fmt: skip
     add("--webhook-unsigned", action="store_true",
         help="send webhooks without a signature (no secret)")  # fmt: skip
     serve_cmd.set_defaults(func=serve.serve)

@@ -42,6 +42,7 @@ def config_from(args: argparse.Namespace) -> Config:
         webhook_unsigned=args.webhook_unsigned,
         webhook_timeout_seconds=args.webhook_timeout,
         webhook_retry_seconds=args.webhook_retry,
+        webhook_probe_seconds=args.webhook_probe,
     )
 
 
