@@ -163,7 +163,8 @@ export async function nameVersion (http, room, name) {
  * @returns {Promise<NamedVersion[]>}
  */
 export async function fetchVersions (http, room) {
-  const url = endpoint(http, `/v1/rooms/${encodeURIComponent(room)}/versions`, {})
+  // a room holds at most 1,000 names by default: one page of 1,000 is all of them
+  const url = endpoint(http, `/v1/rooms/${encodeURIComponent(room)}/versions`, { limit: 1000 })
   const response = await (http.fetch ?? fetch)(url, { cache: 'no-store' })
   if (response.status === 404) return []
   if (!response.ok) {

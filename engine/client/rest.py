@@ -28,9 +28,12 @@ class RoomApi:
         self.base = rest_base(ws_url) / "v1" / "rooms" / room
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
+    async def call(
+        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
         async with aiohttp.ClientSession(headers=self.headers) as http:
-            async with http.request(method, self.base / path, json=body) as response:
+            url = self.base / path
+            async with http.request(method, url, json=body, params=params) as response:
                 data = await response.json(content_type=None)
                 if response.status >= 400:
                     raise error_for_status(response.status, str(data.get("error", data)))
@@ -43,4 +46,12 @@ class RoomApi:
         return int((await self.call("POST", "versions", {"name": name}))["seq"])
 
     async def versions(self) -> list[dict[str, Any]]:
-        return list((await self.call("GET", "versions"))["versions"])
+        """Every named version, oldest first (the server lists them in pages)."""
+        out: list[dict[str, Any]] = []
+        params = {"limit": "1000"}
+        while True:
+            page = await self.call("GET", "versions", params=params)
+            out += page["versions"]
+            if not page.get("next"):
+                return out
+            params = {"limit": "1000", "after": str(page["next"])}

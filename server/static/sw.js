@@ -3,7 +3,7 @@
  * is handled here; documents live in IndexedDB and the WebSocket is never intercepted. */
 // @ts-check
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self))
-const CACHE = 'performer-shell-9f9352947414'
+const CACHE = 'performer-shell-2a98a45818cd'
 const SHELL = ['/', '/static/app.js', '/static/app.css', '/static/fonts/emoji.woff2']
 const NETWORK_TIMEOUT_MS = 4000
 
