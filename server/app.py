@@ -41,6 +41,7 @@ from server.http.rest import add_routes, engine_errors
 from server.http.versions import add_version_routes
 from server.http.ws import handle_websocket
 from server.metrics import Metrics
+from server.operations import operations
 from server.rooms.access import Rooms
 from server.rooms.fanout import Fanout, LocalFanout
 from server.rooms.feeds import FeedHub
@@ -75,6 +76,7 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
     app[AUTHORIZER] = Authorizer(config.auth_secret, app[HOOKS])
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_deliveries)
+    app.cleanup_ctx.append(operations)
     app.cleanup_ctx.append(_watch_loop)
     app.on_shutdown.append(_drain_rooms)
     add_routes(app)

@@ -54,6 +54,9 @@ class Config:
     awareness_flush_seconds: float = 0.03
     shutdown_timeout_seconds: float = 8.0
     heartbeat_seconds: float = 30.0
+    backup_dir: Path | None = None  # scheduled backups go here (server/backups.py)
+    backup_every_seconds: float = 3600.0
+    backup_keep: int = 24  # the newest N backups are kept, older ones deleted
     limits: Limits = field(default_factory=Limits)
     compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
     retention: Retention = field(default_factory=Retention)

@@ -66,6 +66,22 @@ class Metrics:
             "performer_feed_subscribers", "Open change-feed subscriptions", registry=r
         )
 
+        self.backup_last_success = Gauge(
+            "performer_backup_last_success_timestamp_seconds",
+            "When the last scheduled backup finished (epoch seconds; 0: none yet)",
+            registry=r,
+        )
+        self.backup_bytes = Gauge(
+            "performer_backup_bytes", "Size of the last scheduled backup", registry=r
+        )
+        self.backup_seconds = Gauge(
+            "performer_backup_duration_seconds", "How long the last scheduled backup took",
+            registry=r,
+        )  # fmt: skip
+        self.backup_failures = Counter(
+            "performer_backup_failures", "Scheduled backups that failed", registry=r
+        )
+
     def observe_commit(self, seconds: float, updates: int, size: int) -> None:
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(updates)

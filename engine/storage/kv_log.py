@@ -56,6 +56,7 @@ from engine.storage.log_values import (
     value_entries,
 )
 from engine.storage.records import RoomMeta, pack, unpack
+from engine.storage.room_dump import RoomDump
 
 T = TypeVar("T")
 _NEXT_ROOM_ID = b"next-room-id"
@@ -63,6 +64,7 @@ _META_SEP = b"\x00"
 JOURNAL_ENTRIES = 256
 JOURNAL_BYTES = 1 << 20
 JOURNAL_APPEND_BYTES = 64 * 1024  # a bigger append fills its own pages: straight to the log
+RUN_RECORDS = 256  # records per log value when a whole room is written at once (put_room)
 
 
 @dataclass(frozen=True)
@@ -385,10 +387,59 @@ class KVLogStore:
         self._metas.pop(room_id, None)
         return True
 
+    def put_room(self, dump: RoomDump) -> None:
+        """Write a room another store held, with its seqs, snapshots and metadata, in one
+        transaction (backups of Redis, recovery from an archive). The room must be new."""
+        room = validate_room_name(dump.name)
+        if self._room_id(room) is not None:
+            raise StorageError(f"room {room!r} already exists")
+        room_id = self._next_room_id()
+        prefix = U64.pack(room_id)
+        meta = RoomMeta(room, dump.created, dump.last_seq, dump.log_bytes)
+        puts: list[Put] = [
+            ("rooms", room.encode("utf-8"), prefix),
+            ("meta", prefix, pack(meta.to_map())),
+            ("meta", _NEXT_ROOM_ID, U64.pack(room_id + 1)),
+        ]
+        puts += [("log", log_key(room_id, last), log_value(run)) for last, run in _runs(dump.log)]
+        puts += [("snapshots", log_key(room_id, seq), value) for seq, value in dump.snapshots]
+        puts += [("meta", prefix + _META_SEP + k.encode(), v) for k, v in dump.meta.items()]
+        self.kv.write(puts)
+        self._ids[room] = room_id
+        self._metas[room_id] = meta
+
+    def dump_room(self, room: str) -> RoomDump | None:
+        """Everything stored for `room` (None: no such room); consistent when no write
+        runs meanwhile (the writer thread's own calls, or a store nobody else writes)."""
+        info = self.info(room)
+        if info is None:
+            return None
+        return RoomDump(
+            room,
+            info.created,
+            info.last_seq,
+            info.log_bytes,
+            self.read(room),
+            self.snapshots(room),
+            dict(self.scan_meta(room, "")),
+        )
+
     def close(self) -> None:
         if self._appended:
             self.fold()
         self.kv.close()
+
+
+def _runs(log: list[tuple[int, bytes]]) -> list[tuple[int, list[bytes]]]:
+    """Consecutive records grouped into runs of at most RUN_RECORDS, keyed by last seq."""
+    runs: list[tuple[int, list[bytes]]] = []
+    for seq, record in log:
+        if runs and runs[-1][0] == seq - 1 and len(runs[-1][1]) < RUN_RECORDS:
+            runs[-1][1].append(record)
+            runs[-1] = (seq, runs[-1][1])
+        else:
+            runs.append((seq, [record]))
+    return runs
 
 
 def _with_journal(

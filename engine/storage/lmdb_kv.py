@@ -174,8 +174,41 @@ class LmdbKV:
             "page_size": self._env.stat()["psize"],
         }
 
+    def copy_to(self, path: str | os.PathLike[str]) -> None:
+        """A compacted, consistent copy of the whole environment into the empty directory
+        `path`: LMDB copies from one read transaction, so writers carry on meanwhile and
+        the copy holds exactly what was committed when it began."""
+        copy_env(self._env, path)
+
     def close(self) -> None:
         self._env.close()
+
+
+def copy_env(env: lmdb.Environment, path: str | os.PathLike[str]) -> None:
+    """`env.copy` with compaction; a map the writer grew meanwhile is adopted and the
+    copy retried (another process's growth surfaces as MapResizedError)."""
+    for _ in range(3):
+        try:
+            env.copy(str(path), compact=True)
+            return
+        except lmdb.MapResizedError:
+            env.set_mapsize(0)  # adopt the size the writer set
+        except lmdb.Error as exc:
+            raise StorageError(f"copying LMDB to {path} failed: {exc}") from exc
+    raise StorageError(f"copying LMDB to {path} failed: the map kept growing")
+
+
+def open_readonly(path: str | os.PathLike[str]) -> lmdb.Environment:
+    """An existing environment opened to read only, safe beside the server that writes
+    it (it never sets the map size, which a writer in another process would notice)."""
+    if not (Path(path) / "data.mdb").exists():
+        raise StorageError(f"no LMDB data directory at {path}")
+    try:
+        return lmdb.open(
+            str(path), readonly=True, max_dbs=len(DATABASES) + 1, max_readers=256, readahead=False
+        )
+    except lmdb.Error as exc:
+        raise StorageError(f"cannot open LMDB at {path}: {exc}") from exc
 
 
 def _copied(key: bytes, value: Any) -> tuple[bytes, bytes]:

@@ -27,6 +27,7 @@ from engine.errors import StorageError
 from engine.names import validate_room_name
 from engine.storage.contract import RoomInfo
 from engine.storage.redis_keys import PREFIX, key, seq_of
+from engine.storage.room_dump import RoomDump
 
 T = TypeVar("T")
 
@@ -214,6 +215,34 @@ class RedisLogStore:
         kinds = ("log", "seq", "bytes", "snaps", "snap", "meta")
         self._call("write", self.redis.delete, *(key(kind, room) for kind in kinds))
         return bool(removed)
+
+    def dump_room(self, room: str) -> RoomDump | None:
+        """Everything stored for `room`, read in one MULTI/EXEC, so it is one consistent
+        point of the room: the stream up to the seq counter, and the snapshots and
+        metadata as they were then (None: no such room)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hget(ROOMS, room)
+        pipe.get(key("seq", room))
+        pipe.get(key("bytes", room))
+        pipe.xrange(key("log", room), "-", "+")
+        pipe.zrange(key("snaps", room), 0, -1, withscores=True)
+        pipe.hmget(key("snap", room), "seq", "r")
+        pipe.hgetall(key("meta", room))
+        created, last_seq, size, entries, snaps, legacy, meta = self._call("dump", pipe.execute)
+        if created is None:
+            return None
+        snapshots = [(int(score), _bytes(record)) for record, score in snaps]
+        if legacy[0] is not None:
+            snapshots.append((int(legacy[0]), _bytes(legacy[1])))
+        return RoomDump(
+            room,
+            float(created),
+            int(last_seq or 0),
+            int(size or 0),
+            [(seq_of(entry_id), _bytes(fields[b"r"])) for entry_id, fields in entries],
+            snapshots,
+            {name.decode("utf-8"): _bytes(value) for name, value in meta.items()},
+        )
 
     def close(self) -> None:
         self.redis.close()

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from server.cli import serve, tools
+from server.cli import ops, serve, tools
 from server.config import Config
 
 DEFAULTS = Config()
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     hooks = _store_command(commands, "webhooks", "list parked webhook deliveries", tools.webhooks)
     hooks.add_argument("--retry", metavar="ROOM", default=None,
                        help="unpark ROOM ('*': all); delivery resumes from its cursor")  # fmt: skip
+    ops.add_backup(commands)
     migrate = commands.add_parser("migrate", help="copy LMDB rooms into Redis (idempotent)")
     migrate.add_argument("--data", type=Path, required=True)
     migrate.add_argument("--redis", required=True)
@@ -91,7 +92,38 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="seconds between tries of a parked room; one that succeeds resumes all")  # fmt: skip
     add("--webhook-unsigned", action="store_true",
         help="send webhooks without a signature (no secret)")  # fmt: skip
+    add("--backup-dir", type=Path, default=None,
+        help="write scheduled backups here (each a data directory usable as --data)")  # fmt: skip
+    add("--backup-every", type=duration, default=DEFAULTS.backup_every_seconds,
+        metavar="SECONDS", help="seconds between scheduled backups (or 30m, 1h, 1d)")  # fmt: skip
+    add("--backup-keep", type=positive_int, default=DEFAULTS.backup_keep, metavar="N",
+        help="how many scheduled backups to keep")  # fmt: skip
     serve_cmd.set_defaults(func=serve.serve)
+
+
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(raw: str) -> float:
+    """Seconds, or a number with s, m, h or d."""
+    unit = UNITS.get(raw[-1:].lower(), None) if raw else None
+    try:
+        value = float(raw[:-1]) * unit if unit else float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a duration (e.g. 3600, 30m, 1h)")
+    return value
+
+
+def positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number >= 1")
+    return value
 
 
 def _token(token: argparse.ArgumentParser) -> None:
