@@ -11,6 +11,7 @@ every transport.
      ├── PermissionDenied       a valid caller who may not do this (other room, read-only)
      ├── RoomNotFound           the room has never been written
      ├── Conflict               the request contradicts what is stored (name taken, log trimmed)
+     │    └── HistoryFolded     a past state before the history window (names the oldest)
      ├── Unavailable            the room cannot be served now; retry later
      └── StorageError           the store failed or holds something it cannot read
           ├── CorruptRecord     checksum or decoding failed (names room and seq)
@@ -78,6 +79,23 @@ class RoomNotFound(EngineError):
 
 class Conflict(EngineError):
     """The request contradicts what is stored (a version name taken, a trimmed log)."""
+
+
+class HistoryFolded(Conflict):
+    """A past state the log no longer holds: retention folded (or --trim-log trimmed) the
+    entries before `oldest`, the earliest position still available."""
+
+    def __init__(self, room: str, seq: int, oldest: int) -> None:
+        super().__init__(
+            f"room {room!r}: seq {seq} is before the history window (the log before it was "
+            f"trimmed or folded); the oldest position available is seq {oldest}"
+        )
+        self.room = room
+        self.seq = seq
+        self.oldest = oldest
+
+    def __reduce__(self) -> tuple[type[HistoryFolded], tuple[str, int, int]]:
+        return (type(self), (self.room, self.seq, self.oldest))
 
 
 class Unavailable(EngineError):

@@ -27,10 +27,21 @@ class Retention:
             the newest and one to fall back on if the newest is ever torn. Older ones only
             speed up time travel (the log rebuilds any past state), and keeping every one
             would grow the store quadratically in a long-lived room.
+        history_seconds, history_bytes: the history window (None: unbounded); see
+            `engine/storage/retention.py`.
     """
 
     keep_log: bool = True
     keep_snapshots: int = 2
+    history_seconds: float | None = None
+    history_bytes: int | None = None
+
+    @property
+    def windowed(self) -> bool:
+        """A history window is set: entries older than it are folded (retention.py), and
+        compaction keeps every snapshot, since the one at the window's edge must outlive
+        newer ones (the fold deletes those before the edge)."""
+        return self.history_seconds is not None or self.history_bytes is not None
 
 
 def should_compact(

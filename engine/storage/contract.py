@@ -101,6 +101,11 @@ class LogStore(Protocol):
         """
         ...
 
+    def drop_snapshots_before(self, room: str, seq: int) -> int:
+        """Delete the room's snapshots older than `seq` (retention, after the snapshot at
+        the window's edge is written); returns how many went."""
+        ...
+
     def get_meta(self, room: str, name: str) -> bytes | None: ...
 
     def set_meta(

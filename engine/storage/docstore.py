@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pycrdt import get_state
 
-from engine.errors import CorruptRecord, RoomNotFound, StorageError
+from engine.errors import CorruptRecord, HistoryFolded, RoomNotFound, StorageError
 from engine.storage.compaction import CompactionPolicy, Retention, should_compact
 from engine.storage.contract import LogStore, RoomInfo
 from engine.storage.records import Snapshot, UpdateRecord, pack, pack_updates, unpack
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 Rebuild = Callable[[list[bytes]], bytes]
 _READ_ERRORS = (StorageError, KeyError, TypeError, ValueError)
+KEPT_PREFIX = "kept:"  # metadata: a named version's state, kept when the log before it goes
+
+
+def kept_key(seq: int) -> str:
+    return f"{KEPT_PREFIX}{seq:020d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,10 @@ def _decode_snapshot(value: bytes | memoryview) -> Snapshot | Exception:
         return Snapshot.from_map(unpack(value))
     except _READ_ERRORS as exc:
         return exc
+
+
+def _no_decode(_value: bytes | memoryview) -> None:
+    return None
 
 
 def _record(room: str, seq: int, value: bytes) -> UpdateRecord:
@@ -232,18 +241,40 @@ class DocStore:
         """The room as it was right after log entry `seq`, as one Yjs update.
 
         Raises:
-            CorruptRecord: the log no longer holds what that state needs (trimmed).
+            HistoryFolded: `seq` is before the oldest position the log still holds (and
+                no named version's state was kept for it).
+            CorruptRecord: the log no longer holds what that state needs.
         """
         info = self.require(room)
         seq = min(seq, info.last_seq)
         if seq <= 0:
             return EMPTY_UPDATE
+        oldest = self.oldest_position(room)
+        if seq < oldest:
+            kept = self.log.get_meta(room, kept_key(seq))
+            if kept is None:
+                raise HistoryFolded(room, seq, oldest)
+            return Snapshot.from_map(unpack(kept)).update
         snapshot = self._snapshot_at_or_before(room, seq)
         base = snapshot.seq if snapshot else 0
         updates = ([snapshot.update] if snapshot else []) + [
             r.update for r in self.records(room, base, seq)
         ]
         return self._rebuilt(updates)
+
+    def oldest_position(self, room: str) -> int:
+        """The earliest seq whose state the store can still rebuild exactly (0: all of
+        them): where the log was trimmed, the oldest snapshot the surviving log continues
+        (a trim keeps a log value holding several seqs whole, so the log may start a
+        little before that snapshot)."""
+        first = self.log.first_seq(room)
+        if first == 1:
+            return 0
+        if first is None:
+            return self.log.newest_snapshot_seq(room)
+        seqs = [seq for seq, _ in self.log.decode_snapshots(room, _no_decode)]
+        continued = [seq for seq in seqs if seq >= first - 1]
+        return min(continued) if continued else first - 1
 
     def _rebuilt(self, updates: list[bytes]) -> bytes:
         if self._rebuild is None:
@@ -321,7 +352,7 @@ class DocStore:
             seq,
             pack(snapshot.to_map()),
             expect=expect,
-            keep=self.retention.keep_snapshots,
+            keep=0 if self.retention.windowed else self.retention.keep_snapshots,
             trim_log=not self.retention.keep_log,
         )
         if not won:

@@ -341,6 +341,18 @@ class KVLogStore:
         self.kv.write([("snapshots", log_key(room_id, seq), record)], deletes)
         return True
 
+    def drop_snapshots_before(self, room: str, seq: int) -> int:
+        room_id = self._room_id(room)
+        if room_id is None or seq <= 1:
+            return 0
+        older = self.kv.scan(
+            "snapshots", U64.pack(room_id), start=log_key(room_id, seq - 1), reverse=True,
+            keys_only=True,
+        )  # fmt: skip
+        if older:
+            self.kv.write([], [("snapshots", key) for key, _ in older])
+        return len(older)
+
     # ------------------------------------------------------------------ metadata
 
     def _meta_key(self, room: str, name: str) -> bytes:

@@ -188,6 +188,16 @@ class RedisLogStore:
         )
         return bool(won)
 
+    def drop_snapshots_before(self, room: str, seq: int) -> int:
+        dropped = self._call(
+            "snapshot", self.redis.zremrangebyscore, key("snaps", room), "-inf", f"({seq}"
+        )
+        legacy = self._call("read", self.redis.hget, key("snap", room), "seq")
+        if legacy is not None and int(legacy) < seq:
+            self._call("snapshot", self.redis.delete, key("snap", room))
+            dropped += 1
+        return int(dropped)
+
     def get_meta(self, room: str, name: str) -> bytes | None:
         value = self._call("read", self.redis.hget, key("meta", room), name)
         return None if value is None else _bytes(value)

@@ -16,6 +16,7 @@ import pytest
 from engine.document import rebuild
 from engine.errors import (
     CorruptRecord,
+    HistoryFolded,
     RoomNameError,
     RoomNotFound,
     SchemaVersionError,
@@ -238,7 +239,7 @@ def test_trimming_retention_drops_covered_log_but_keeps_content(log: LogStore) -
     loaded = store.load("r")
     assert text_of(loaded.updates) == "trimmed" and loaded.snapshot_seq == len(updates)
     assert log.read("r") == [] and [s for s, _ in log.snapshots("r")] == [len(updates)]
-    with pytest.raises(CorruptRecord, match="missing"):
+    with pytest.raises(HistoryFolded, match=f"oldest position available is seq {len(updates)}"):
         store.state_at("r", 2)
     assert text_of([store.state_at("r", len(updates))]) == "trimmed"
 

@@ -1,0 +1,194 @@
+"""History retention: entries older than the window are folded into a snapshot at its edge.
+
+With a window (`serve --history-days N` and/or `--history-bytes N`), a room keeps its full
+log for the newest N days and/or the newest N bytes; entries before that edge are folded:
+the state at the edge (seq S) is written as a snapshot, and the log up to S is trimmed in
+the same atomic step (`LogStore.put_snapshot(trim_log=True)`). Then snapshots older than S
+are dropped. What stays of the folded entries:
+
+- a summary per fold, metadata `folded:<S>`: seq range, how many entries, their bytes,
+  first and last time, and who edited (user -> entries): the audit trail still answers
+  "who touched this room in March";
+- the state of every named version (`label:NAME`) at or before S, metadata
+  `kept:<seq>`: named versions stay restorable whatever their age.
+
+`?at=` inside the window is exact (snapshot at S + log); before it, `DocStore.state_at`
+raises `HistoryFolded` naming the oldest position, unless a named version's state was kept.
+
+Crash safety: a fold is a sequence of writes each atomic on its own, in an order where a
+stop between any two leaves a whole store: kept version states, the summary, then the
+snapshot with the trim (one transaction / one Lua script), then the drop of older
+snapshots. A summary whose fold never happened (its S is past the log's start) is
+replaced by the next fold's. Nothing is deleted that the snapshot written in the same
+step does not cover.
+
+A fold reads and rebuilds off the writer (`plan_fold`), and writes briefly on it
+(`apply_fold`), so room commits never wait for a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from pycrdt import get_state
+
+from engine.storage.docstore import DocStore, kept_key
+from engine.storage.records import Snapshot, UpdateRecord, pack, unpack
+from engine.storage.tools import LABEL_PREFIX
+
+FOLDED_PREFIX = "folded:"
+PAGE = 1000
+DAY = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryWindow:
+    """How much history to keep: by age (`seconds`) and/or size (`bytes`); a fold happens
+    once at least `min_entries` are past the edge (a snapshot per entry would cost more
+    than the entries)."""
+
+    seconds: float | None = None
+    bytes: int | None = None
+    min_entries: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class FoldSummary:
+    """What one fold removed from the log: the audit trail's memory of it."""
+
+    from_seq: int
+    upto: int
+    count: int
+    size: int  # bytes of the folded records
+    first_ts: float
+    last_ts: float
+    users: dict[str, int] = field(default_factory=dict)  # "" for entries without a user
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> FoldSummary:
+        data = json.loads(raw)
+        return cls(int(data["from_seq"]), int(data["upto"]), int(data["count"]),
+                   int(data["size"]), float(data["first_ts"]), float(data["last_ts"]),
+                   {str(k): int(v) for k, v in data["users"].items()})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FoldPlan:
+    """A fold computed off the writer; `apply_fold` writes it if nothing moved meanwhile."""
+
+    room: str
+    oldest: int  # the oldest position when planned: the fold applies only from there
+    snapshot: Snapshot  # the state at the window's edge
+    summary: FoldSummary
+    kept: dict[int, bytes]  # named versions' states (packed snapshots) by seq
+
+
+def fold_point(
+    entries: list[tuple[int, float, int]], window: HistoryWindow, now: float
+) -> int | None:
+    """The last seq past the window's edge, given (seq, ts, bytes) ascending; None if none."""
+    upto = None
+    if window.seconds is not None:
+        cutoff = now - window.seconds
+        old = [seq for seq, ts, _ in entries if ts < cutoff]
+        upto = old[-1] if old else None
+    if window.bytes is not None:
+        kept = 0
+        for seq, _, size in reversed(entries):
+            kept += size
+            if kept > window.bytes:
+                upto = max(upto or 0, seq)
+                break
+    return upto
+
+
+def _log_pages(docs: DocStore, room: str, after: int) -> Iterator[list[tuple[int, bytes]]]:
+    while True:
+        page = docs.log.read(room, after, limit=PAGE)
+        if not page:
+            return
+        yield page
+        after = page[-1][0]
+
+
+def plan_fold(docs: DocStore, room: str, window: HistoryWindow, now: float) -> FoldPlan | None:
+    """The fold the window asks of `room` now (None: nothing, or too little, to fold)."""
+    oldest = docs.oldest_position(room)
+    entries: list[tuple[int, float, int]] = []
+    records: dict[int, UpdateRecord] = {}
+    for page in _log_pages(docs, room, oldest):
+        for seq, value in page:
+            record = UpdateRecord.from_map(unpack(value), seq)
+            entries.append((seq, record.ts, len(value)))
+            records[seq] = record
+    upto = fold_point(entries, window, now)
+    folded = [e for e in entries if upto is not None and e[0] <= upto]
+    if upto is None or len(folded) < window.min_entries:
+        return None
+    users: dict[str, int] = {}
+    for seq, _, _ in folded:
+        user = records[seq].user or ""
+        users[user] = users.get(user, 0) + 1
+    summary = FoldSummary(folded[0][0], upto, len(folded), sum(e[2] for e in folded),
+                          folded[0][1], folded[-1][1], users)  # fmt: skip
+    info = docs.require(room)
+    after = sum(size for seq, _, size in entries if seq > upto)
+    state = docs.state_at(room, upto)
+    snapshot = Snapshot(upto, now, state, get_state(state), info.log_bytes - after)
+    return FoldPlan(room, oldest, snapshot, summary, _version_states(docs, room, oldest, upto))
+
+
+def _version_states(docs: DocStore, room: str, oldest: int, upto: int) -> dict[int, bytes]:
+    """Named versions the fold would take out of the window, as packed snapshots."""
+    seqs = {int(raw) for _, raw in docs.scan_meta(room, LABEL_PREFIX)}
+    kept = {}
+    for seq in sorted(s for s in seqs if oldest < s <= upto):
+        if docs.get_meta(room, kept_key(seq)) is None:
+            state = docs.state_at(room, seq)
+            kept[seq] = pack(Snapshot(seq, time.time(), state, get_state(state)).to_map())
+    return kept
+
+
+def apply_fold(docs: DocStore, plan: FoldPlan) -> bool:
+    """Write a planned fold (on the writer thread); False if the room moved under it."""
+    room, upto = plan.room, plan.snapshot.seq
+    if docs.info(room) is None or docs.oldest_position(room) != plan.oldest:
+        return False
+    for seq, record in plan.kept.items():
+        docs.set_meta(room, kept_key(seq), record)
+    for name, raw in docs.scan_meta(room, FOLDED_PREFIX):
+        if FoldSummary.decode(raw).upto > plan.oldest:  # written by a fold that never ran
+            docs.set_meta(room, name, None)
+    docs.set_meta(room, f"{FOLDED_PREFIX}{upto:020d}", plan.summary.encode())
+    won = docs.log.put_snapshot(
+        room,
+        upto,
+        pack(plan.snapshot.to_map()),
+        expect=docs.log.newest_snapshot_seq(room),
+        keep=0,
+        trim_log=True,
+    )
+    if won:
+        docs.log.drop_snapshots_before(room, upto)
+    return won
+
+
+def fold_room(docs: DocStore, room: str, window: HistoryWindow, now: float) -> FoldSummary | None:
+    """Plan and apply in one go (a store nobody else writes: tests, offline tools)."""
+    plan = plan_fold(docs, room, window, now)
+    if plan is None or not apply_fold(docs, plan):
+        return None
+    return plan.summary
+
+
+def folded_summaries(docs: DocStore, room: str) -> list[FoldSummary]:
+    """Every fold's summary of the room, oldest first (only those whose fold happened)."""
+    oldest = docs.oldest_position(room)
+    summaries = [FoldSummary.decode(raw) for _, raw in docs.scan_meta(room, FOLDED_PREFIX)]
+    return [s for s in summaries if s.upto <= oldest]
