@@ -4,6 +4,9 @@ naming the oldest position, keeps named versions restorable and summarises what 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,8 +14,9 @@ from pycrdt import Text
 
 from engine.document import rebuild
 from engine.errors import HistoryFolded
-from engine.storage import DocStore, KVLogStore, LogStore, MemoryKV, Retention
+from engine.storage import DocStore, KVLogStore, LmdbKV, LogStore, MemoryKV, Retention
 from engine.storage.docstore import kept_key
+from engine.storage.redis_log import RedisLogStore
 from engine.storage.retention import (
     HistoryWindow,
     apply_fold,
@@ -22,9 +26,22 @@ from engine.storage.retention import (
 )
 from engine.storage.tools import verify
 from tests.engine.helpers import content, recording_doc
-from tests.engine.test_docstore import FakeClock, backend, log, opener  # noqa: F401, F811
+from tests.engine.test_docstore import FakeClock
 
 WINDOWED = Retention(history_seconds=50.0)
+
+
+@pytest.fixture(params=["memory", "lmdb", "redis"])
+def log_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogStore]:
+    log: LogStore
+    if request.param == "memory":
+        log = KVLogStore(MemoryKV())
+    elif request.param == "lmdb":
+        log = KVLogStore(LmdbKV(tmp_path / "kv"))
+    else:
+        log = RedisLogStore(request.getfixturevalue("redis_server").url)
+    yield log
+    log.close()
 
 
 def store_on(log: LogStore, retention: Retention = WINDOWED) -> tuple[DocStore, FakeClock]:
@@ -41,8 +58,8 @@ def type_into(store: DocStore, room: str, text: str, users: tuple[str, ...]) -> 
     return updates
 
 
-def test_fold_keeps_time_travel_inside_the_window_and_refuses_before_it(log: LogStore) -> None:
-    store, clock = store_on(log)
+def test_fold_keeps_time_travel_inside_the_window_and_refuses_before(log_store: LogStore) -> None:
+    store, clock = store_on(log_store)
     updates = type_into(store, "notes", "a" * 200, ("ann", "bob"))
     store.set_meta("notes", "label:early", b"20")
     store.compact("notes", force=True)  # a snapshot at 200, newer than the edge
@@ -68,16 +85,16 @@ def test_fold_keeps_time_travel_inside_the_window_and_refuses_before_it(log: Log
     assert report.ok, report.problems
 
 
-def test_nothing_is_folded_inside_the_window_or_below_the_minimum(log: LogStore) -> None:
-    store, clock = store_on(log)
+def test_nothing_is_folded_inside_the_window_or_below_the_minimum(log_store: LogStore) -> None:
+    store, clock = store_on(log_store)
     type_into(store, "notes", "a" * 60, ("ann",))
     assert fold_room(store, "notes", HistoryWindow(seconds=50.0), clock.now) is None
     assert fold_room(store, "notes", HistoryWindow(seconds=1000.0), clock.now) is None
     assert store.oldest_position("notes") == 0
 
 
-def test_a_byte_window_levels_the_log_off_on_an_insert_delete_loop(log: LogStore) -> None:
-    store, clock = store_on(log, Retention(history_bytes=20_000))
+def test_a_byte_window_levels_the_log_off_on_an_insert_delete_loop(log_store: LogStore) -> None:
+    store, clock = store_on(log_store, Retention(history_bytes=20_000))
     doc, updates = recording_doc(1)
     t = doc.get("t", type=Text)
     window = HistoryWindow(bytes=20_000, min_entries=50)
@@ -95,10 +112,10 @@ def test_a_byte_window_levels_the_log_off_on_an_insert_delete_loop(log: LogStore
     assert content(store.load("nb").updates) == content(updates)
 
 
-def test_a_fold_interrupted_before_its_trim_leaves_a_whole_store(log: LogStore) -> None:
+def test_a_fold_interrupted_before_its_trim_leaves_a_whole_store(log_store: LogStore) -> None:
     """The writes before the atomic snapshot+trim (kept versions, summary) happen, then
     the process dies: the store is whole and the next fold replaces the summary."""
-    store, clock = store_on(log)
+    store, clock = store_on(log_store)
     updates = type_into(store, "notes", "b" * 200, ("ann",))
     store.set_meta("notes", "label:v1", b"10")
     plan = plan_fold(store, "notes", HistoryWindow(seconds=50.0), clock.now)
