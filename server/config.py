@@ -57,6 +57,8 @@ class Config:
     backup_dir: Path | None = None  # scheduled backups go here (server/backups.py)
     backup_every_seconds: float = 3600.0
     backup_keep: int = 24  # the newest N backups are kept, older ones deleted
+    history_fold_seconds: float = 60.0  # how often retention looks for history to fold
+    history_fold_min_entries: int = 100  # fold once at least this many are past the edge
     limits: Limits = field(default_factory=Limits)
     compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
     retention: Retention = field(default_factory=Retention)

@@ -82,6 +82,13 @@ class Metrics:
             "performer_backup_failures", "Scheduled backups that failed", registry=r
         )
 
+        self.history_folds = Counter(
+            "performer_history_folds", "Folds of history past the retention window", registry=r
+        )
+        self.history_folded_entries = Counter(
+            "performer_history_folded_entries", "Log entries folded into snapshots", registry=r
+        )
+
     def observe_commit(self, seconds: float, updates: int, size: int) -> None:
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(updates)

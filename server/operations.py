@@ -1,5 +1,6 @@
-"""The operations a server runs beside its rooms: scheduled backups (and, when
-configured, the continuous archive), started after the store and stopped before it."""
+"""The operations a server runs beside its rooms: scheduled backups and history
+retention (and, when configured, the continuous archive), started after the store and
+stopped before it."""
 
 from __future__ import annotations
 
@@ -8,17 +9,24 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.backups import ScheduledBackups
-from server.http.keys import CONFIG, METRICS, STORE
+from server.http.keys import CONFIG, METRICS, REGISTRY, STORE
+from server.retention import HistoryFolder, window_of
 
 
 async def operations(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    backups = None
+    running: list[ScheduledBackups | HistoryFolder] = []
     if config.backup_dir is not None:
-        backups = ScheduledBackups(config, app[STORE], app[METRICS])
-        await backups.start()
+        running.append(ScheduledBackups(config, app[STORE], app[METRICS]))
+    window = window_of(config)
+    if window is not None:
+        fanout = app[REGISTRY].fanout
+        running.append(HistoryFolder(window, app[STORE], fanout, app[METRICS],
+                                     config.history_fold_seconds))  # fmt: skip
+    for part in running:
+        await part.start()
     try:
         yield
     finally:
-        if backups is not None:
-            await backups.close()
+        for part in running:
+            await part.close()

@@ -92,6 +92,12 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="seconds between tries of a parked room; one that succeeds resumes all")  # fmt: skip
     add("--webhook-unsigned", action="store_true",
         help="send webhooks without a signature (no secret)")  # fmt: skip
+    add("--history-days", type=float, default=None, metavar="N",
+        help="keep the full log for N days; older entries are folded into a snapshot")  # fmt: skip
+    add("--history-bytes", type=int, default=None, metavar="N",
+        help="keep the newest N bytes of each room's log; older entries are folded")  # fmt: skip
+    add("--history-fold-every", type=duration, default=DEFAULTS.history_fold_seconds,
+        metavar="SECONDS", help="how often to look for history past the window")  # fmt: skip
     add("--backup-dir", type=Path, default=None,
         help="write scheduled backups here (each a data directory usable as --data)")  # fmt: skip
     add("--backup-every", type=duration, default=DEFAULTS.backup_every_seconds,

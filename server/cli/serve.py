@@ -11,6 +11,7 @@ import sys
 from aiohttp import web
 
 from engine.storage import Retention
+from engine.storage.retention import DAY
 from server.app import ConfigError, create_app
 from server.config import Config, Limits
 from server.hooks import HooksNotFound, load_hooks
@@ -36,7 +37,12 @@ def config_from(args: argparse.Namespace) -> Config:
         idle_unload_seconds=args.idle_unload,
         limits=limits,
         redis_url=args.redis,
-        retention=Retention(keep_log=not args.trim_log),
+        retention=Retention(
+            keep_log=not args.trim_log,
+            history_seconds=None if args.history_days is None else args.history_days * DAY,
+            history_bytes=args.history_bytes,
+        ),
+        history_fold_seconds=args.history_fold_every,
         webhook_url=args.webhook,
         webhook_secret=args.webhook_secret or None,
         webhook_unsigned=args.webhook_unsigned,

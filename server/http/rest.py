@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 
 from aiohttp import web
 
 from engine.errors import EngineError, PermissionDenied, ProtocolError, RoomNotFound, meaning_of
 from engine.names import validate_room_name
+from engine.storage.retention import folded_summaries
 from server.auth import Authorizer, bearer_token, room_matches
 from server.hooks import Grant
 from server.http.guard import auth_request, check_origin, require_content_type
@@ -179,6 +181,7 @@ async def history(request: web.Request) -> web.Response:
     store = request.app[STORE]
     entries = await store.history(room, after, limit)
     meta = await store.info(room)
+    folded = await store.read(folded_summaries, store.docs, room)
     return web.json_response(
         {
             "room": room,
@@ -194,6 +197,7 @@ async def history(request: web.Request) -> web.Response:
                 }
                 for e in entries
             ],
+            **({"folded": [asdict(summary) for summary in folded]} if folded else {}),
         },
         dumps=json.dumps,
     )
