@@ -18,7 +18,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from engine.storage.archive import DirectoryTarget
 from engine.store import open_store
+from server.archive import ArchiveConsumer
 from server.auth import Authorizer
 from server.change_hooks import ChangeHookConsumer
 from server.compute import Compute
@@ -161,6 +163,9 @@ async def _deliveries(app: web.Application) -> AsyncIterator[None]:
             probe_seconds=config.webhook_probe_seconds,
         )
         deliveries.append(Delivery(webhook, registry.store, registry.fanout, metrics))
+    if config.archive_dir is not None:  # the continuous archive (server/archive.py)
+        archive = ArchiveConsumer(DirectoryTarget(config.archive_dir), registry.store)
+        deliveries.append(Delivery(archive, registry.store, registry.fanout, metrics))
     for delivery in deliveries:
         await delivery.start()
     await hooks.on_start(app[ROOMS])

@@ -54,6 +54,7 @@ class Config:
     awareness_flush_seconds: float = 0.03
     shutdown_timeout_seconds: float = 8.0
     heartbeat_seconds: float = 30.0
+    archive_dir: Path | None = None  # the continuous archive (server/archive.py)
     backup_dir: Path | None = None  # scheduled backups go here (server/backups.py)
     backup_every_seconds: float = 3600.0
     backup_keep: int = 24  # the newest N backups are kept, older ones deleted

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--retry", metavar="ROOM", default=None,
                        help="unpark ROOM ('*': all); delivery resumes from its cursor")  # fmt: skip
     ops.add_backup(commands)
+    ops.add_recover(commands)
     migrate = commands.add_parser("migrate", help="copy LMDB rooms into Redis (idempotent)")
     migrate.add_argument("--data", type=Path, required=True)
     migrate.add_argument("--redis", required=True)
@@ -98,6 +99,8 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="keep the newest N bytes of each room's log; older entries are folded")  # fmt: skip
     add("--history-fold-every", type=duration, default=DEFAULTS.history_fold_seconds,
         metavar="SECONDS", help="how often to look for history past the window")  # fmt: skip
+    add("--archive", type=Path, default=None, metavar="DIR",
+        help="ship each room's committed log and snapshots here (performer recover)")  # fmt: skip
     add("--backup-dir", type=Path, default=None,
         help="write scheduled backups here (each a data directory usable as --data)")  # fmt: skip
     add("--backup-every", type=duration, default=DEFAULTS.backup_every_seconds,

@@ -49,6 +49,7 @@ def config_from(args: argparse.Namespace) -> Config:
         webhook_timeout_seconds=args.webhook_timeout,
         webhook_retry_seconds=args.webhook_retry,
         webhook_probe_seconds=args.webhook_probe,
+        archive_dir=args.archive,
         backup_dir=args.backup_dir,
         backup_every_seconds=args.backup_every,
         backup_keep=args.backup_keep,

@@ -1,0 +1,212 @@
+"""The continuous archive's format, and where it is written (a small target interface).
+
+An archive is a tree of immutable files plus one manifest per room, so any copy tool
+(rsync, `aws s3 sync`, a mounted bucket) can carry it off-site and a copy taken at any
+moment is usable up to its manifests::
+
+    ARCHIVE/rooms/<hex of the room name's UTF-8>/
+        manifest.json                    replaced atomically after the files it lists exist
+        log-<first seq>-<last seq>.cbor  a sealed segment: CBOR array of entries, ascending
+        snap-<seq>.cbor                  a snapshot: CBOR map {seq, ts, u}
+
+    entry    = {"seq": int, "ts": float, "user": str|null, "clients": [int], "u": bytes,
+                ? "restore_of": int}
+    manifest = {"format": "performer-archive", "version": 1, "room": str, "created": float,
+                "segments": [{"file", "first", "last", "sha256"}],
+                "snapshots": [{"file", "seq", "sha256"}],
+                "labels": {name: seq}}
+
+Seqs are zero-padded to 20 digits in file names. A segment or snapshot is written (and
+made durable) before the manifest names it, and the manifest before the server's cursor
+moves on, so a crash at any point leaves at worst a file no manifest names yet (written
+again, under the same name, when the entries are shipped again). Entries carry Yjs
+updates as the clients sent them, not the store's internal records, so the format does
+not change when the store's does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cbor2
+
+from engine.errors import StorageError
+from engine.storage.records import UpdateRecord
+
+FORMAT = "performer-archive"
+MANIFEST = "manifest.json"
+
+
+class ArchiveTarget(Protocol):
+    """Where archive files go. Paths are relative, '/'-separated.
+
+    An object store would implement `put` as one PUT per object (immutable names, so no
+    overwrite races), `replace` as a PUT of the manifest (atomic per object), `get` as a
+    GET, and `rooms` as a listing of the `rooms/` prefix with '/' as delimiter.
+    """
+
+    def put(self, path: str, data: bytes) -> None:
+        """Store an immutable file; durable when it returns."""
+        ...
+
+    def replace(self, path: str, data: bytes) -> None:
+        """Store or atomically replace a file (a manifest); durable when it returns."""
+        ...
+
+    def get(self, path: str) -> bytes | None:
+        """A file's content, or None if there is none."""
+        ...
+
+    def rooms(self) -> list[str]:
+        """The room directories present (names as in `room_dir`)."""
+        ...
+
+
+class DirectoryTarget:
+    """An archive in a local directory (or anything mounted as one)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def put(self, path: str, data: bytes) -> None:
+        self._write(self.root / path, data)
+
+    def replace(self, path: str, data: bytes) -> None:
+        self._write(self.root / path, data)
+
+    def get(self, path: str) -> bytes | None:
+        try:
+            return (self.root / path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def rooms(self) -> list[str]:
+        base = self.root / "rooms"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    @staticmethod
+    def _write(target: Path, data: bytes) -> None:
+        """Write beside, fsync, rename over, fsync the directory: whole or absent."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        with open(partial, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        partial.replace(target)
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def room_dir(room: str) -> str:
+    return "rooms/" + room.encode("utf-8").hex()
+
+
+@dataclass
+class Manifest:
+    """One room's manifest: what of the room the archive holds."""
+
+    room: str
+    created: float
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def last_seq(self) -> int:
+        return max((s["last"] for s in self.segments), default=0)
+
+    @property
+    def newest_snapshot(self) -> int:
+        return max((s["seq"] for s in self.snapshots), default=0)
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {"format": FORMAT, "version": 1, "room": self.room, "created": self.created,
+             "segments": self.segments, "snapshots": self.snapshots, "labels": self.labels},
+            indent=1,
+        ).encode()  # fmt: skip
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Manifest:
+        data = json.loads(raw)
+        if data.get("format") != FORMAT:
+            raise StorageError("not a performer archive manifest")
+        labels = {str(k): int(v) for k, v in data["labels"].items()}
+        return cls(str(data["room"]), float(data["created"]), list(data["segments"]),
+                   list(data["snapshots"]), labels)  # fmt: skip
+
+
+def read_manifest(target: ArchiveTarget, room: str) -> Manifest | None:
+    raw = target.get(f"{room_dir(room)}/{MANIFEST}")
+    return None if raw is None else Manifest.decode(raw)
+
+
+def write_manifest(target: ArchiveTarget, manifest: Manifest) -> None:
+    target.replace(f"{room_dir(manifest.room)}/{MANIFEST}", manifest.encode())
+
+
+def encode_segment(records: list[UpdateRecord]) -> bytes:
+    entries = []
+    for r in records:
+        entry: dict[str, Any] = {"seq": r.seq, "ts": r.ts, "user": r.user,
+                                 "clients": list(r.clients), "u": r.update}  # fmt: skip
+        if r.restore_of is not None:
+            entry["restore_of"] = r.restore_of
+        entries.append(entry)
+    return bytes(cbor2.dumps(entries))
+
+
+def decode_segment(data: bytes) -> list[UpdateRecord]:
+    try:
+        return [
+            UpdateRecord(
+                int(e["seq"]),
+                float(e["ts"]),
+                e["user"],
+                tuple(e["clients"]),
+                bytes(e["u"]),
+                e.get("restore_of"),
+            )  # fmt: skip
+            for e in cbor2.loads(data)
+        ]
+    except (cbor2.CBORDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise StorageError(f"unreadable archive segment: {exc}") from exc
+
+
+def add_segment(target: ArchiveTarget, manifest: Manifest, records: list[UpdateRecord]) -> None:
+    """Write a sealed segment and list it in the manifest (not yet written back)."""
+    first, last = records[0].seq, records[-1].seq
+    name = f"log-{first:020d}-{last:020d}.cbor"
+    data = encode_segment(records)
+    target.put(f"{room_dir(manifest.room)}/{name}", data)
+    manifest.segments.append({"file": name, "first": first, "last": last,
+                              "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+
+
+def add_snapshot(
+    target: ArchiveTarget, manifest: Manifest, seq: int, ts: float, update: bytes
+) -> None:
+    name = f"snap-{seq:020d}.cbor"
+    data = bytes(cbor2.dumps({"seq": seq, "ts": ts, "u": update}))
+    target.put(f"{room_dir(manifest.room)}/{name}", data)
+    manifest.snapshots.append({"file": name, "seq": seq,
+                               "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+
+
+def read_checked(target: ArchiveTarget, room: str, item: dict[str, Any]) -> bytes:
+    """A listed file's bytes, checked against the manifest's digest."""
+    data = target.get(f"{room_dir(room)}/{item['file']}")
+    if data is None:
+        raise StorageError(f"archive of room {room!r}: {item['file']} is missing")
+    if hashlib.sha256(data).hexdigest() != item["sha256"]:
+        raise StorageError(f"archive of room {room!r}: {item['file']} fails its checksum")
+    return data
