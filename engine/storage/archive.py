@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ from engine.storage.records import UpdateRecord
 
 FORMAT = "performer-archive"
 MANIFEST = "manifest.json"
+FILE_NAME = re.compile(r"(log-[0-9]{20}-[0-9]{20}|snap-[0-9]{20})\.cbor")
 
 
 class ArchiveTarget(Protocol):
@@ -203,7 +205,10 @@ def add_snapshot(
 
 
 def read_checked(target: ArchiveTarget, room: str, item: dict[str, Any]) -> bytes:
-    """A listed file's bytes, checked against the manifest's digest."""
+    """A listed file's bytes, checked against the manifest's digest (a manifest can only
+    name files of the archive's own shapes, never a path elsewhere)."""
+    if not isinstance(item.get("file"), str) or not FILE_NAME.fullmatch(item["file"]):
+        raise StorageError(f"archive of room {room!r}: manifest names a bad file {item!r}")
     data = target.get(f"{room_dir(room)}/{item['file']}")
     if data is None:
         raise StorageError(f"archive of room {room!r}: {item['file']} is missing")

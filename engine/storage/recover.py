@@ -12,6 +12,7 @@ every entry again (at least once, as always).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import cbor2
@@ -46,7 +47,10 @@ def recover(
     names = [bytes.fromhex(name).decode("utf-8") for name in target.rooms()]
     if to_seq is not None and to_seq[0] not in names:
         raise StorageError(f"the archive has no room {to_seq[0]!r}")
-    store = KVLogStore(LmdbKV(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.parent / f".{path.name}.partial"  # renamed into place when whole
+    shutil.rmtree(partial, ignore_errors=True)
+    store = KVLogStore(LmdbKV(partial))
     recovered: dict[str, int] = {}
     try:
         for room in names:
@@ -58,8 +62,14 @@ def recover(
             if dump is not None:
                 store.put_room(dump)
                 recovered[room] = dump.last_seq
-    finally:
         store.close()
+    except BaseException:
+        store.close()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if path.exists():
+        path.rmdir()
+    partial.rename(path)
     return recovered
 
 
