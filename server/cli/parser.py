@@ -93,9 +93,9 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="seconds between tries of a parked room; one that succeeds resumes all")  # fmt: skip
     add("--webhook-unsigned", action="store_true",
         help="send webhooks without a signature (no secret)")  # fmt: skip
-    add("--history-days", type=float, default=None, metavar="N",
+    add("--history-days", type=positive_float, default=None, metavar="N",
         help="keep the full log for N days; older entries are folded into a snapshot")  # fmt: skip
-    add("--history-bytes", type=int, default=None, metavar="N",
+    add("--history-bytes", type=positive_int, default=None, metavar="N",
         help="keep the newest N bytes of each room's log; older entries are folded")  # fmt: skip
     add("--history-fold-every", type=duration, default=DEFAULTS.history_fold_seconds,
         metavar="SECONDS", help="how often to look for history past the window")  # fmt: skip
@@ -122,6 +122,16 @@ def duration(raw: str) -> float:
         value = -1.0
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a duration (e.g. 3600, 30m, 1h)")
+    return value
+
+
+def positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number > 0")
     return value
 
 
