@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pycrdt import Text
 
 from engine.document import rebuild
@@ -112,3 +114,33 @@ def test_a_tampered_archive_is_refused_with_a_clear_error(tmp_path: Path, tamper
         recover(target, tmp_path / "out")
     assert not (tmp_path / "out").exists(), "nothing half-recovered is left"
     assert [p.name for p in tmp_path.iterdir()] == ["archive"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    count=st.integers(1, 80),
+    cuts=st.lists(st.integers(0, 80), min_size=1, max_size=6),
+    target_seq=st.integers(1, 80),
+)
+def test_any_shipping_pattern_recovers_every_seq_exactly(
+    tmp_path_factory: pytest.TempPathFactory, count: int, cuts: list[int], target_seq: int
+) -> None:
+    """Batches of any size, shipped again in part (as after a crash), in any order of
+    their bounds: recovery to any seq equals the original's state at that seq."""
+    store, updates = typed_store(count)
+    tmp = tmp_path_factory.mktemp("archive")
+    target = DirectoryTarget(tmp / "archive")
+    bounds = sorted({min(c, count) for c in cuts} | {count})
+    batches = list(zip([0, *bounds[:-1]], bounds, strict=True))
+    batches += [(max(0, a - 3), b) for a, b in batches[:2]]  # shipped again
+    orphan = Manifest("r:1 é", 0.0)  # a segment written, then the process died
+    add_segment(target, orphan, store.entries("r:1 é", 0, max(1, count // 2)))
+    ship(store, target, batches)
+    seq = min(target_seq, count)
+    recover(target, tmp / "out", to_seq=("r:1 é", seq))
+    out = DocStore(KVLogStore(LmdbKV(tmp / "out")), rebuild=rebuild)
+    assert out.require("r:1 é").last_seq == seq
+    assert content(out.load("r:1 é").updates) == content(updates[:seq])
+    assert verify(out).ok
+    out.close()
