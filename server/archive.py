@@ -3,10 +3,12 @@
 Like the on_change hooks and the webhooks (server/delivery.py), it reads each room's
 committed entries after its cursor and ships them, here as a sealed segment file, plus the
 room's newest snapshot when there is a new one, then rewrites the room's manifest
-(format: engine/storage/archive.py). Deliveries of a room are at most `min_interval`
-apart, so entries reach the archive within about a second of their commit, batched; the
-cursor moves only once the manifest naming them is durable, so a crash ships them again
-(the same file names) and never skips one. Files are written in a thread.
+(format: engine/storage/archive.py); small segments are merged as they pile up, so the
+manifest grows with the room's size, not with the number of deliveries. Deliveries of a
+room are at most `min_interval` apart, so entries reach the archive within about a
+second of their commit, batched; the cursor moves only once the manifest naming them is
+durable, so a crash ships them again (the same file names) and never skips one. Files are
+written in a thread.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from engine.storage.archive import (
     Manifest,
     add_segment,
     add_snapshot,
+    merge_small_segments,
     read_manifest,
+    room_dir,
     write_manifest,
 )
 from engine.storage.records import Snapshot, UpdateRecord, unpack
@@ -41,26 +45,27 @@ class ArchiveConsumer:
     def __init__(self, target: ArchiveTarget, store: RoomStore) -> None:
         self.target = target
         self.store = store
-        self._manifests: dict[str, Manifest] = {}
 
     async def deliver(self, room: str, records: list[UpdateRecord]) -> int:
         return await asyncio.to_thread(self._ship, room, records)
 
     def _ship(self, room: str, records: list[UpdateRecord]) -> int:
         docs = self.store.docs
-        manifest = self._manifests.get(room) or read_manifest(self.target, room)
-        if manifest is None:
+        manifest = read_manifest(self.target, room)  # read each time: with Redis, another
+        if manifest is None:  # process may have shipped this room since (the lease moved)
             manifest = Manifest(room, docs.require(room).created)
         fresh = [r for r in records if r.seq > manifest.last_seq]
         if fresh and fresh[0].seq > manifest.last_seq + 1:
             self._ship_base(manifest, fresh[0].seq - 1)
         if fresh:
             add_segment(self.target, manifest, fresh)
+        merged = merge_small_segments(self.target, manifest)
         self._ship_newest_snapshot(manifest)
         manifest.labels = {k[len(LABEL_PREFIX) :]: int(v)
                            for k, v in docs.scan_meta(room, LABEL_PREFIX)}  # fmt: skip
         write_manifest(self.target, manifest)
-        self._manifests[room] = manifest
+        for name in merged:  # no manifest names them now
+            self.target.delete(f"{room_dir(room)}/{name}")
         return records[-1].seq
 
     def _ship_base(self, manifest: Manifest, seq: int) -> None:

@@ -41,6 +41,8 @@ from engine.storage.records import UpdateRecord
 
 FORMAT = "performer-archive"
 MANIFEST = "manifest.json"
+MERGE_COUNT = 64  # small segments that trigger a merge
+MERGE_ENTRIES = 4096  # a segment with fewer entries than this counts as small
 FILE_NAME = re.compile(r"(log-[0-9]{20}-[0-9]{20}|snap-[0-9]{20})\.cbor")
 
 
@@ -49,7 +51,8 @@ class ArchiveTarget(Protocol):
 
     An object store would implement `put` as one PUT per object (immutable names, so no
     overwrite races), `replace` as a PUT of the manifest (atomic per object), `get` as a
-    GET, and `rooms` as a listing of the `rooms/` prefix with '/' as delimiter.
+    GET, `rooms` as a listing of the `rooms/` prefix with '/' as delimiter, and `delete`
+    as a DELETE.
     """
 
     def put(self, path: str, data: bytes) -> None:
@@ -66,6 +69,10 @@ class ArchiveTarget(Protocol):
 
     def rooms(self) -> list[str]:
         """The room directories present (names as in `room_dir`)."""
+        ...
+
+    def delete(self, path: str) -> None:
+        """Remove a file no manifest names any more (merged segments); absent is fine."""
         ...
 
 
@@ -90,6 +97,9 @@ class DirectoryTarget:
     def rooms(self) -> list[str]:
         base = self.root / "rooms"
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def delete(self, path: str) -> None:
+        (self.root / path).unlink(missing_ok=True)
 
     @staticmethod
     def _write(target: Path, data: bytes) -> None:
@@ -192,6 +202,26 @@ def add_segment(target: ArchiveTarget, manifest: Manifest, records: list[UpdateR
     target.put(f"{room_dir(manifest.room)}/{name}", data)
     manifest.segments.append({"file": name, "first": first, "last": last,
                               "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+
+
+def merge_small_segments(target: ArchiveTarget, manifest: Manifest) -> list[str]:
+    """Once MERGE_COUNT segments below MERGE_ENTRIES entries pile up, write them as one
+    segment in the manifest (not yet written back) and return the files it no longer
+    names, to delete after the manifest is written. A busy room ships a segment every
+    half second; without this its manifest would grow by one entry each time, forever."""
+    segments = sorted(manifest.segments, key=lambda s: (s["first"], s["last"]))
+    big = [i for i, s in enumerate(segments) if s["last"] - s["first"] + 1 >= MERGE_ENTRIES]
+    small = segments[big[-1] + 1 :] if big else segments  # the run after the last big one
+    if len(small) < MERGE_COUNT:
+        return []
+    by_seq: dict[int, UpdateRecord] = {}
+    for item in small:
+        for record in decode_segment(read_checked(target, manifest.room, item)):
+            by_seq.setdefault(record.seq, record)
+    names = {s["file"] for s in small}
+    manifest.segments = [s for s in segments if s["file"] not in names]
+    add_segment(target, manifest, [by_seq[seq] for seq in sorted(by_seq)])
+    return sorted(names - {manifest.segments[-1]["file"]})
 
 
 def add_snapshot(

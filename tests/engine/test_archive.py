@@ -21,6 +21,7 @@ from engine.storage.archive import (
     Manifest,
     add_segment,
     add_snapshot,
+    merge_small_segments,
     read_manifest,
     room_dir,
     write_manifest,
@@ -53,7 +54,10 @@ def ship(store: DocStore, target: DirectoryTarget, batches: list[tuple[int, int]
                          store.state_at(room, fresh[0].seq - 1))  # fmt: skip
         if fresh:
             add_segment(target, manifest, fresh)
+        merged = merge_small_segments(target, manifest)
         write_manifest(target, manifest)
+        for name in merged:
+            target.delete(f"{room_dir(room)}/{name}")
 
 
 def test_what_is_shipped_recovers_with_seqs_users_and_times(tmp_path: Path) -> None:
@@ -70,6 +74,21 @@ def test_what_is_shipped_recovers_with_seqs_users_and_times(tmp_path: Path) -> N
     assert verify(out).ok
     names = {p.name for p in (tmp_path / "archive" / room_dir("r:1 é")).iterdir()}
     assert "manifest.json" in names and not any(n.startswith(".") for n in names)
+
+
+def test_small_segments_are_merged_so_the_manifest_stays_short(tmp_path: Path) -> None:
+    store, updates = typed_store(300)
+    target = DirectoryTarget(tmp_path / "archive")
+    ship(store, target, [(i, i + 2) for i in range(0, 300, 2)])  # 150 deliveries
+
+    manifest = read_manifest(target, "r:1 é")
+    assert manifest is not None and len(manifest.segments) < 64, len(manifest.segments)
+    files = {p.name for p in (tmp_path / "archive" / room_dir("r:1 é")).glob("log-*")}
+    assert files == {s["file"] for s in manifest.segments}, "merged files are deleted"
+    recover(target, tmp_path / "out")
+    out = DocStore(KVLogStore(LmdbKV(tmp_path / "out")), rebuild=rebuild)
+    assert out.history("r:1 é", limit=1000) == store.history("r:1 é", limit=1000)
+    assert content(out.load("r:1 é").updates) == content(updates)
 
 
 def test_an_archive_begun_after_a_fold_recovers_from_its_base_snapshot(tmp_path: Path) -> None:
