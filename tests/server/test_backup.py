@@ -152,3 +152,27 @@ async def test_a_failed_scheduled_backup_is_one_error_line_and_counted(
     assert len(errors) == 1 and str(blocker) in errors[0] and "failed" in errors[0], errors
     assert metrics.backup_failures._value.get() == 1
     assert open_store(data_dir=tmp_path / "live").rooms() == []
+
+
+async def test_a_scheduled_backup_of_redis_is_a_data_directory_with_every_room(
+    tmp_path: Path, redis_server: RedisProcess
+) -> None:
+    source = open_store(redis_url=redis_server.url)
+    for i in range(3):
+        source.append(f"room-{i}", b"\x01\x01\x07\x00\x04\x01\x01t\x01a\x00", "ann")
+    source.close()
+    config = Config(redis_url=redis_server.url, backup_dir=tmp_path / "backups", backup_keep=1)
+    metrics = Metrics()
+    store, _fanout = open_storage(config, metrics)
+    await store.start()
+    try:
+        backups = ScheduledBackups(config, store, metrics)
+        first = await backups.run_once()
+        second = await backups.run_once()
+    finally:
+        await store.close()
+    assert first is not None and second is not None
+    assert second.rooms == {"room-0": 1, "room-1": 1, "room-2": 1}
+    assert sorted(p for p in (tmp_path / "backups").iterdir()) == [second.path], "keep 1"
+    code, output = await performer("verify", "--data", str(second.path))
+    assert code == 0 and "verified 3 rooms" in output, output
