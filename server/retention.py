@@ -17,7 +17,7 @@ import logging
 import time
 
 from engine.errors import EngineError
-from engine.storage.retention import HistoryWindow, apply_fold, plan_fold
+from engine.storage.retention import HistoryWindow, apply_fold, fold_may_be_due, plan_fold
 from server.config import Config
 from server.metrics import Metrics
 from server.rooms.fanout import Fanout
@@ -65,16 +65,13 @@ class HistoryFolder:
             await asyncio.sleep(self.every)
             try:
                 for info in await self.store.rooms():
-                    if self._may_be_due(info.name, info.log_bytes, info.last_seq):
+                    due = await self.store.read(fold_may_be_due, self.store.docs, info.name,
+                                                self.window, time.time(),
+                                                self._edge_bytes.get(info.name))  # fmt: skip
+                    if due:
                         await self.fold(info.name)
             except EngineError as exc:
                 log.warning("history retention: listing rooms failed: %s", exc)
-
-    def _may_be_due(self, room: str, log_bytes: int, last_seq: int) -> bool:
-        """Cheap: skip a room whose log cannot have outgrown a byte-only window."""
-        if self.window.seconds is not None or self.window.bytes is None:
-            return last_seq >= self.window.min_entries
-        return log_bytes - self._edge_bytes.get(room, 0) > self.window.bytes
 
     async def fold(self, room: str) -> bool:
         """Fold `room` now if the window asks for it; True if a fold was written."""

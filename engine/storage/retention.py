@@ -108,6 +108,27 @@ def fold_point(
     return upto
 
 
+def fold_may_be_due(
+    docs: DocStore, room: str, window: HistoryWindow, now: float, edge_bytes: int | None
+) -> bool:
+    """Cheap: whether `plan_fold` could find something (reads the oldest entry only).
+    `edge_bytes`: the room's log_bytes at its last fold's edge, if known."""
+    info = docs.info(room)
+    if info is None:
+        return False
+    oldest = docs.oldest_position(room)
+    if info.last_seq - oldest < window.min_entries:
+        return False
+    if window.bytes is not None and info.log_bytes - (edge_bytes or 0) > window.bytes:
+        return True
+    if window.seconds is not None:
+        first = docs.log.read(room, oldest, limit=1)
+        return bool(first) and UpdateRecord.from_map(unpack(first[0][1]), first[0][0]).ts < (
+            now - window.seconds
+        )
+    return False
+
+
 def _log_pages(docs: DocStore, room: str, after: int) -> Iterator[list[tuple[int, bytes]]]:
     while True:
         page = docs.log.read(room, after, limit=PAGE)

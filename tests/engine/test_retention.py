@@ -20,6 +20,7 @@ from engine.storage.redis_log import RedisLogStore
 from engine.storage.retention import (
     HistoryWindow,
     apply_fold,
+    fold_may_be_due,
     fold_room,
     folded_summaries,
     plan_fold,
@@ -165,3 +166,15 @@ def test_any_sequence_of_edits_and_folds_keeps_the_room_and_the_window(
     assert verify(store).ok
     total = sum(s.count for s in folded_summaries(store, "r"))
     assert total >= oldest - 1 if oldest else total == 0
+
+
+def test_the_cheap_check_agrees_with_the_plan(log_store: LogStore) -> None:
+    store, clock = store_on(log_store)
+    type_into(store, "notes", "a" * 200, ("ann",))
+    window = HistoryWindow(seconds=50.0)
+    assert fold_may_be_due(store, "notes", window, clock.now, None)
+    assert not fold_may_be_due(store, "notes", HistoryWindow(seconds=500.0), clock.now, None)
+    summary = fold_room(store, "notes", window, clock.now)
+    assert summary is not None
+    assert not fold_may_be_due(store, "notes", window, clock.now, None), "nothing left"
+    assert plan_fold(store, "notes", window, clock.now) is None
