@@ -2,6 +2,7 @@
 
     python -m benchmarks.ops_costs archive [--rooms 50] [--seconds 20]
     python -m benchmarks.ops_costs backup [--store-mb 1024]
+    python -m benchmarks.ops_costs recovery [--rooms 50] [--trials 5]
 
 archive: two runs of one `performer serve` on a fresh data directory, without and with
 `--archive`, each with `--rooms` writers posting one small text insert after another over
@@ -10,6 +11,11 @@ seconds per acknowledged edit (utime + stime from /proc) and the p50/p99 reply l
 
 backup: fills an LMDB store to about `--store-mb` MB (rooms of typing, fsync off while
 filling), then times `performer backup --data` on it and reports the backup's size.
+
+recovery: the drill, `--trials` times: a server with `--archive` under `--rooms` writers,
+kill -9 at a random moment, its data directory deleted, `performer recover` from the
+archive; reports the acknowledged edits missing from the recovered store and the seconds
+between the oldest of them and the kill (the archive's delay in practice).
 
 Prints one JSON line per measurement and appends it to results/ops_costs.jsonl.
 """
@@ -20,6 +26,8 @@ import argparse
 import asyncio
 import json
 import os
+import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +41,7 @@ from pycrdt import Doc, Text
 
 from benchmarks.paths import RESULTS
 from engine.storage import Append, DocStore, KVLogStore, LmdbKV
+from harness.ops_load import Load, room_text, wait_for_edits
 from harness.process import ServerProcess
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -115,9 +124,44 @@ def backup_run(megabytes: int) -> dict[str, Any]:
             "seconds": round(seconds, 2)}  # fmt: skip
 
 
+async def _drill(tmp: Path, rooms: int, rng: random.Random) -> dict[str, Any]:
+    server = ServerProcess(tmp / "data", ["--archive", str(tmp / "archive")])
+    server.start()
+    load = Load(server.url, rooms)
+    await load.start()
+    await wait_for_edits(load, at_least=5)
+    await asyncio.sleep(rng.uniform(1.0, 4.0))
+    killed_at = time.time()
+    server.kill()
+    await load.stop()
+    shutil.rmtree(tmp / "data")
+    recover = [sys.executable, "-m", "server", "recover", "--archive", str(tmp / "archive"),
+               "--out", str(tmp / "data")]  # fmt: skip
+    await asyncio.to_thread(subprocess.run, recover, check=True, capture_output=True)
+    server.start()
+    lost = []
+    for writer in load.writers:
+        text = await room_text(server.url, writer.room)
+        lost += [a for a in writer.acked if a.token not in text]
+    server.stop()
+    span = killed_at - min((a.at for a in lost), default=killed_at)
+    return {"what": "recovery", "rooms": rooms, "acked": load.total(), "lost": len(lost),
+            "lost_span_s": round(span, 3)}  # fmt: skip
+
+
+def recovery_runs(rooms: int, trials: int) -> list[dict[str, Any]]:
+    rng = random.Random()
+    rows = []
+    for _ in range(trials):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append(asyncio.run(_drill(Path(tmp), rooms, rng)))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["archive", "backup"])
+    parser.add_argument("what", choices=["archive", "backup", "recovery"])
+    parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--store-mb", type=int, default=1024)
@@ -126,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "archive":
         rows = [archive_run(False, args.rooms, args.seconds),
                 archive_run(True, args.rooms, args.seconds)]  # fmt: skip
+    elif args.what == "recovery":
+        rows = recovery_runs(args.rooms, args.trials)
     else:
         rows = [backup_run(args.store_mb)]
     args.results.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import redis
 
+from harness.ops_load import Load, room_text, wait_for_edits
 from tests.conftest import StartServer
-from tests.server.ops_load import Load, room_text, wait_for_edits
 
 PERFORMER = [sys.executable, "-m", "server"]
 ROOMS = 10

@@ -16,13 +16,13 @@ import aiohttp
 import pytest
 
 from engine.store import open_store
+from harness.ops_load import Load, room_text, wait_for_edits
 from server.app import open_storage
 from server.backups import PREFIX, ScheduledBackups
 from server.config import Config
 from server.metrics import Metrics
 from tests.conftest import StartServer
 from tests.redis_process import RedisProcess
-from tests.server.ops_load import Load, room_text, wait_for_edits
 
 PERFORMER = [sys.executable, "-m", "server"]
 ROOMS = 50

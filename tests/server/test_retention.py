@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from pycrdt import Doc, Text
 
+from harness.ops_load import Load, room_text, wait_for_edits
 from tests.conftest import StartServer
 from tests.redis_process import RedisProcess
-from tests.server.ops_load import Load, room_text, wait_for_edits
 
 PERFORMER = [sys.executable, "-m", "server"]
 FOLD_FAST = ["--history-bytes", "3000", "--history-fold-every", "0.1"]

@@ -1,5 +1,6 @@
-"""Edits under load for the operations tests: writers POST updates to many rooms and
-remember what the server acknowledged (the reply carries the seq), and when."""
+"""Edits under load for the operations tests and benchmarks: writers POST updates to
+many rooms and remember what the server acknowledged (the reply carries the seq), and
+when."""
 
 from __future__ import annotations
 
