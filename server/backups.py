@@ -7,7 +7,8 @@ then deletes all but the `keep` newest. The copy runs in a thread: on LMDB it is
 transaction of the server's own environment, so commits carry on meanwhile; on Redis it
 reads room by room. Metrics say when the last one succeeded, its size and how long it
 took; a failure is one ERROR line naming the directory and the cause, and the next
-attempt comes on schedule.
+attempt comes on schedule. Processes sharing a Redis store take turns: a lease held for
+most of an interval lets one of them back up per interval.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from engine.storage.kv_log import KVLogStore
 from engine.storage.lmdb_kv import LmdbKV
 from server.config import Config
 from server.metrics import Metrics
+from server.rooms.fanout import Fanout
 from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,9 @@ PREFIX = "performer-backup-"
 class ScheduledBackups:
     """The backup loop of one server; `run_once` is what each tick does."""
 
-    def __init__(self, config: Config, store: RoomStore, metrics: Metrics) -> None:
+    def __init__(
+        self, config: Config, store: RoomStore, metrics: Metrics, fanout: Fanout | None = None
+    ) -> None:
         assert config.backup_dir is not None
         self.directory: Path = config.backup_dir
         self.every = config.backup_every_seconds
@@ -43,6 +47,7 @@ class ScheduledBackups:
         self.config = config
         self.store = store
         self.metrics = metrics
+        self.fanout = fanout
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -56,7 +61,9 @@ class ScheduledBackups:
 
     async def _loop(self) -> None:
         while True:
-            await self.run_once()
+            # With Redis, one process of those sharing the store takes each backup.
+            if self.fanout is None or await self.fanout.lease("backup", self.every * 0.9):
+                await self.run_once()
             await asyncio.sleep(self.every)
 
     async def run_once(self) -> BackupResult | None:

@@ -17,7 +17,8 @@ async def operations(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     running: list[ScheduledBackups | HistoryFolder] = []
     if config.backup_dir is not None:
-        running.append(ScheduledBackups(config, app[STORE], app[METRICS]))
+        fanout = app[REGISTRY].fanout
+        running.append(ScheduledBackups(config, app[STORE], app[METRICS], fanout))
     window = window_of(config)
     if window is not None:
         fanout = app[REGISTRY].fanout
