@@ -70,8 +70,8 @@ def restore_update(
         past, want = load_doc(target, arrays=array_roots(kinds))
     updates: list[bytes] = []
     subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
-    try:
-        with doc.transaction(origin=ORIGIN):
+    try:  # one read transaction on `past` for the whole walk, not one per access
+        with doc.transaction(origin=ORIGIN), past.transaction():
             for name, kind in kinds.items():
                 now, then = root_of(doc, name, kind), root_of(past, name, kind)
                 if kind == "array":

@@ -5,12 +5,18 @@ difflib alone is quadratic on long inputs of few distinct symbols (characters), 
 common ends are trimmed first (a one-character change costs no diff at all), large
 texts are diffed by lines first, and only spans small enough are diffed by characters;
 a span too large for that is replaced whole, which is correct, only less minimal.
+
+difflib is also quadratic in the number of changed blocks (each block scans the rest),
+so long sequences of elements or lines with many scattered changes are diffed the
+patience way instead: elements that occur once on each side are matched in order (a
+longest increasing subsequence, n log n) and only the gaps between them are diffed.
 """
 
 from __future__ import annotations
 
 import json
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from difflib import SequenceMatcher
 from typing import Any, TypeVar
@@ -20,6 +26,7 @@ from pycrdt import Text, XmlText
 from engine.jsonview import plain_json
 
 CHAR_DIFF_CELLS = 4_000_000  # len(a) * len(b) up to which characters are diffed directly
+SEQUENCE_DIFF_CELLS = 250_000  # above this, sequences are diffed by unique anchors first
 _PLACEHOLDERS = range(0x100000, 0x10FFFE)  # Supplementary Private Use Area-B
 _CHECKPOINT = 1 << 16
 
@@ -68,6 +75,8 @@ def _middle(a: S, b: S, at_a: int, at_b: int) -> list[Op]:
         return [("delete" if a else "insert", at_a, at_a + len(a), at_b, at_b + len(b))]
     if isinstance(a, str) and isinstance(b, str) and len(a) * len(b) > CHAR_DIFF_CELLS:
         return _by_lines(a, b, at_a, at_b)
+    if not isinstance(a, str) and len(a) * len(b) > SEQUENCE_DIFF_CELLS:
+        return _anchored(list(a), list(b), at_a, at_b)
     matcher = SequenceMatcher(None, a, b, autojunk=not isinstance(a, str))
     return [
         (tag, i1 + at_a, i2 + at_a, j1 + at_b, j2 + at_b)
@@ -75,12 +84,64 @@ def _middle(a: S, b: S, at_a: int, at_b: int) -> list[Op]:
     ]
 
 
+def _anchored(a: list[Hashable], b: list[Hashable], at_a: int, at_b: int) -> list[Op]:
+    """Patience diff: elements unique on both sides, matched in order, split the
+    sequences into gaps; a gap small enough is diffed by difflib, a larger one (no
+    anchor inside it) is replaced whole."""
+    ops: list[Op] = []
+    i0 = j0 = 0
+    for i, j in [*_anchors(a, b), (len(a), len(b))]:
+        gap_a, gap_b = a[i0:i], b[j0:j]
+        if len(gap_a) * len(gap_b) <= SEQUENCE_DIFF_CELLS:
+            ops += _middle(gap_a, gap_b, i0 + at_a, j0 + at_b)
+        else:
+            ops.append(("replace", i0 + at_a, i + at_a, j0 + at_b, j + at_b))
+        if i < len(a):
+            _append_equal(ops, i + at_a, j + at_b)
+        i0, j0 = i + 1, j + 1
+    return ops
+
+
+def _anchors(a: list[Hashable], b: list[Hashable]) -> list[tuple[int, int]]:
+    """(i, j) pairs of elements occurring once in `a` and once in `b`, the longest run
+    of them in the same order on both sides."""
+    count_a, count_b = Counter(a), Counter(b)
+    where_b = {x: j for j, x in enumerate(b) if count_b[x] == 1}
+    pairs = [(i, where_b[x]) for i, x in enumerate(a) if count_a[x] == 1 and x in where_b]
+    tails: list[int] = []  # tails[k]: smallest j ending an increasing run of length k+1
+    ends: list[int] = []  # index into pairs of that run's last pair
+    previous = [-1] * len(pairs)
+    for index, (_, j) in enumerate(pairs):
+        k = bisect_left(tails, j)
+        previous[index] = ends[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(j)
+            ends.append(index)
+        else:
+            tails[k], ends[k] = j, index
+    run: list[tuple[int, int]] = []
+    index = ends[-1] if ends else -1
+    while index >= 0:
+        run.append(pairs[index])
+        index = previous[index]
+    return run[::-1]
+
+
+def _append_equal(ops: list[Op], i: int, j: int) -> None:
+    """Add a one-element match, merged into the previous match when adjacent."""
+    if ops and ops[-1][0] == "equal" and ops[-1][2] == i and ops[-1][4] == j:
+        _, i1, _, j1, _ = ops[-1]
+        ops[-1] = ("equal", i1, i + 1, j1, j + 1)
+    else:
+        ops.append(("equal", i, i + 1, j, j + 1))
+
+
 def _by_lines(a: str, b: str, at_a: int, at_b: int) -> list[Op]:
     """Diff by lines, then by characters inside changed blocks that are small enough."""
     lines_a, lines_b = a.splitlines(keepends=True), b.splitlines(keepends=True)
     starts_a, starts_b = _starts(lines_a), _starts(lines_b)
     ops: list[Op] = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, lines_a, lines_b).get_opcodes():
+    for tag, i1, i2, j1, j2 in _middle(lines_a, lines_b, 0, 0):
         s1, s2, t1, t2 = starts_a[i1], starts_a[i2], starts_b[j1], starts_b[j2]
         if tag == "equal":
             ops.append(("equal", s1 + at_a, s2 + at_a, t1 + at_b, t2 + at_b))
