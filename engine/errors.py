@@ -13,6 +13,7 @@ every transport.
      ├── Conflict               the request contradicts what is stored (name taken, log trimmed)
      │    └── HistoryFolded     a past state before the history window (names the oldest)
      ├── Unavailable            the room cannot be served now; retry later
+     │    └── Busy              too much work queued (or too many streams); retry after N s
      └── StorageError           the store failed or holds something it cannot read
           ├── CorruptRecord     checksum or decoding failed (names room and seq)
           └── SchemaVersionError a record written by a newer, unknown schema
@@ -103,6 +104,24 @@ class Unavailable(EngineError):
     down); the same request later may succeed."""
 
 
+class Busy(Unavailable):
+    """The server refuses new work for now: its compute queue is full, or the caller
+    (or room) already has as much work or as many streams as it may.
+
+    Args:
+        reason: which limit was reached.
+        retry_after: whole seconds after which the same request may succeed (sent as
+            the HTTP `Retry-After` header).
+    """
+
+    def __init__(self, reason: str, retry_after: int = 1) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[Busy], tuple[str, int]]:
+        return (type(self), (str(self), self.retry_after))
+
+
 class StorageError(EngineError):
     """The store failed, or holds data it cannot interpret."""
 
@@ -164,6 +183,7 @@ ERROR_TABLE: list[tuple[type[EngineError] | None, Meaning]] = [
     (PermissionDenied, Meaning(403, Close.FORBIDDEN, Retry.NEVER, "token does not grant this")),
     (RoomNotFound, Meaning(404, Close.MALFORMED, Retry.NEVER, "no such room")),
     (Conflict, Meaning(409, Close.MALFORMED, Retry.NEVER, "conflicts with what is stored")),
+    (Busy, Meaning(503, Close.UNAVAILABLE, Retry.SLOW_DOWN, "server busy, retry after a while")),
     (Unavailable, Meaning(503, Close.UNAVAILABLE, Retry.SLOW_DOWN, "room unavailable, retry")),
     (StorageError, Meaning(503, Close.UNAVAILABLE, Retry.SLOW_DOWN, "storage failed, retry later")),
     # close codes no exception stands for
@@ -183,12 +203,16 @@ def meaning_of(error: BaseException) -> Meaning:
     return _UNKNOWN
 
 
-def error_for_status(status: int, message: str) -> EngineError:
-    """The exception a client raises for an HTTP error status (the table read backwards)."""
+def error_for_status(status: int, message: str, retry_after: str | None = None) -> EngineError:
+    """The exception a client raises for an HTTP error status (the table read backwards;
+    a 503 with `Retry-After` is `Busy`)."""
     if status == 400:
         return ProtocolError(0, message)
-    for kind, meaning in ERROR_TABLE:
-        if kind is not None and meaning.http == status:
+    if status == 503 and retry_after is not None and retry_after.isdigit():
+        return Busy(message, int(retry_after))
+    kinds = [k for k, meaning in ERROR_TABLE if k is not None and meaning.http == status]
+    for kind in kinds:  # the most general of the status's errors
+        if not any(kind is not other and issubclass(kind, other) for other in kinds):
             return kind(message)
     return Unavailable(message) if status >= 500 else EngineError(message)
 

@@ -24,6 +24,7 @@ from server.archive import ArchiveConsumer
 from server.auth import Authorizer
 from server.change_hooks import ChangeHookConsumer
 from server.compute import Compute
+from server.compute_lane import ComputeLane
 from server.config import Config
 from server.delivery import Delivery
 from server.hooks import Hooks
@@ -34,6 +35,7 @@ from server.http.keys import (
     CONFIG,
     FEEDS,
     HOOKS,
+    LANE,
     METRICS,
     REGISTRY,
     ROOMS,
@@ -126,8 +128,16 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[REGISTRY] = RoomRegistry(store, fanout, config, app[METRICS], app[HOOKS])
     app[ROOMS] = Rooms(app[REGISTRY])
-    app[FEEDS] = FeedHub(store, sse_update, config.feed_queue_entries)
+    app[FEEDS] = FeedHub(
+        store,
+        sse_update,
+        config.feed_queue_entries,
+        queue_bytes=config.limits.send_buffer_bytes,
+        streams_per_caller=config.limits.streams_per_caller,
+    )
+    app[LANE] = ComputeLane(config.compute)
     store.deleted_listeners.append(app[FEEDS].room_deleted)
+    store.deleted_listeners.append(app[LANE].cache.forget)
     try:
         yield
     finally:
@@ -135,6 +145,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await fanout.close()
         await store.close()  # waits for snapshots still building in the worker
         app[COMPUTE].close()
+        app[LANE].close()
 
 
 async def _watch_loop(app: web.Application) -> AsyncIterator[None]:

@@ -40,6 +40,12 @@ class Compute:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
+    @property
+    def started(self) -> bool:
+        """Whether a worker process is up (the first call, or the first after a kill,
+        starts one: a second or more of imports)."""
+        return self._pool is not None
+
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """Raises what `func` raised; a worker that died (killed, out of memory) raises
         BrokenProcessPool for the calls it had, and the next call gets a fresh pool."""
@@ -56,6 +62,18 @@ class Compute:
                 self._pool = None
                 pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+    def kill(self) -> None:
+        """Stop the work in hand now: kill the worker process (its calls fail with
+        BrokenProcessPool); the next call starts a fresh one. pycrdt cannot be
+        interrupted inside a call, so this is how a job past its time budget ends."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:

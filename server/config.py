@@ -25,6 +25,22 @@ class Limits:
     send_buffer_bytes: int = 16 * MIB  # a client that stops reading is closed past this
     max_inbox: int = 10_000  # messages queued for one room before readers wait
     max_versions: int = 1_000  # named versions per room; more is a 409
+    page_bytes: int = 4 * MIB  # a change-feed or history page ends early past this
+    streams_per_caller: int = 32  # open change-feed streams per user or token
+    stream_write_seconds: float = 30.0  # a change-feed write blocked this long ends it
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeLimits:
+    """What JSON views and restores may cost (server/compute_lane.py). Past a limit the
+    caller gets 503 with Retry-After."""
+
+    workers: int = 1  # processes (big rooms' snapshots have their own)
+    queue: int = 16  # jobs waiting for a worker
+    per_caller: int = 2  # jobs queued or running per user or token
+    per_room: int = 4  # jobs queued or running per room
+    budget_seconds: float = 30.0  # a job running longer has its worker killed
+    cache_bytes: int = 64 * MIB  # JSON views kept by (room, seq, types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +77,7 @@ class Config:
     history_fold_seconds: float = 60.0  # how often retention looks for history to fold
     history_fold_min_entries: int = 100  # fold once at least this many are past the edge
     limits: Limits = field(default_factory=Limits)
+    compute: ComputeLimits = field(default_factory=ComputeLimits)
     compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
     retention: Retention = field(default_factory=Retention)
     static_dir: Path = Path(__file__).parent / "static"

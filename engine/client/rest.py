@@ -36,7 +36,9 @@ class RoomApi:
             async with http.request(method, url, json=body, params=params) as response:
                 data = await response.json(content_type=None)
                 if response.status >= 400:
-                    raise error_for_status(response.status, str(data.get("error", data)))
+                    message = str(data.get("error", data))
+                    retry_after = response.headers.get("Retry-After")
+                    raise error_for_status(response.status, message, retry_after)
                 return data
 
     async def restore(self, seq: int) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pycrdt import get_state
@@ -26,6 +26,7 @@ from engine.yjs import EMPTY_UPDATE, update_clients
 log = logging.getLogger(__name__)
 
 Rebuild = Callable[[list[bytes]], bytes]
+BUDGET_BATCH = 16  # most records read at once for a byte-bounded page
 _READ_ERRORS = (StorageError, KeyError, TypeError, ValueError)
 KEPT_PREFIX = "kept:"  # metadata: a named version's state, kept when the log before it goes
 
@@ -224,17 +225,51 @@ class DocStore:
         return out
 
     def entries(
-        self, room: str, after: int = 0, upto: int | None = None, limit: int | None = None
+        self,
+        room: str,
+        after: int = 0,
+        upto: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> list[UpdateRecord]:
-        """What the log still holds after `after` (retention may have trimmed its start)."""
-        return [_record(room, seq, value) for seq, value in self.log.read(room, after, upto, limit)]
+        """What the log still holds after `after` (retention may have trimmed its start).
 
-    def history(self, room: str, after: int = 0, limit: int = 100) -> list[HistoryEntry]:
-        """The audit trail: who changed the room when, and how much (what retention kept)."""
+        With `max_bytes`, the list ends once its records reach that many bytes (always at
+        least one record): a page of big updates costs its budget, not `limit` of them.
+        """
+        if max_bytes is None:
+            return [_record(room, seq, v) for seq, v in self.log.read(room, after, upto, limit)]
+        return list(self._within(room, after, upto, limit, max_bytes))
+
+    def _within(
+        self, room: str, after: int, upto: int | None, limit: int | None, max_bytes: int
+    ) -> Iterator[UpdateRecord]:
+        """Records read in small batches sized by the largest record seen so far, so a
+        page overshoots its budget by at most one batch of records (BUDGET_BATCH)."""
+        used = count = largest = 0
+        batch = 1
+        while used < max_bytes and (limit is None or count < limit):
+            want = batch if limit is None else min(batch, limit - count)
+            pairs = self.log.read(room, after, upto, want)
+            for seq, value in pairs:
+                used += len(value)
+                largest = max(largest, len(value))
+                count += 1
+                after = seq
+                yield _record(room, seq, value)
+            if len(pairs) < want:
+                return
+            batch = max(1, min(BUDGET_BATCH, 2 * batch, (max_bytes - used) // max(largest, 1)))
+
+    def history(
+        self, room: str, after: int = 0, limit: int = 100, max_bytes: int | None = None
+    ) -> list[HistoryEntry]:
+        """The audit trail: who changed the room when, and how much (what retention kept).
+        `max_bytes` bounds the log records read for it, as for `entries`."""
         self.require(room)
         return [
             HistoryEntry(r.seq, r.ts, r.user, len(r.update), r.clients, r.restore_of)
-            for r in self.entries(room, after, limit=limit)
+            for r in self.entries(room, after, limit=limit, max_bytes=max_bytes)
         ]
 
     def state_at(self, room: str, seq: int) -> bytes:

@@ -11,11 +11,18 @@ as they are committed, never before. One event per entry::
 Where retention trimmed the log past the position, one `snapshot` event comes first
 (`{"seq", "state"}`: the room's state at seq, from which the entries continue). A comment
 line every 15 s keeps proxies from closing an idle stream. A subscriber that falls too far
-behind gets an `overflow` event and the stream ends (resume with Last-Event-ID); a room
-deleted meanwhile ends the stream with a `deleted` event.
+behind (more queued than `--send-buffer-bytes`, or a write blocked for
+`stream_write_seconds`) gets an `overflow` event if it can still take one, and the
+stream ends (resume with Last-Event-ID); a room deleted meanwhile ends the stream with a
+`deleted` event, and the caller's token expiring (JWT `exp`, a Grant's `expires_at`)
+with an `expired` event. One user or token may hold `streams_per_caller` streams; the
+next gets 503 with Retry-After. The catch-up from the log is read a page of about
+`page_bytes` at a time and written event by event, so a slow reader holds no more.
 
-Without that header: JSON `{"room", "last_seq", "entries": [...]}` (same fields, and
-`snapshot` when trimmed), and `&wait=SECONDS` long-polls until there is an entry.
+Without that header: JSON `{"room", "last_seq", "entries": [...], "next_after", "more"}`
+(and `snapshot` when trimmed), and `&wait=SECONDS` long-polls until there is an entry. A
+page ends after 1000 entries or about `page_bytes` of them (at least one entry), with
+`"more": true`: ask again with `after=next_after`.
 """
 
 from __future__ import annotations
@@ -23,14 +30,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from typing import Any
 
 from aiohttp import web
 
 from engine.errors import ProtocolError
 from engine.storage.records import UpdateRecord
+from server.hooks import Grant
 from server.http.keys import CONFIG, FEEDS, METRICS, STORE
-from server.http.rest import grant_for, int_query, parse_seq
+from server.http.rest import caller_of, grant_for, int_query, parse_seq
 from server.rooms.feeds import Subscriber
 from server.rooms.store import RoomStore
 
@@ -47,10 +56,10 @@ def entry_json(record: UpdateRecord) -> dict[str, Any]:
     }
 
 
-async def _start(request: web.Request) -> tuple[str, int, int]:
-    """(room, after, last_seq) for a valid request, or the error the table maps."""
+async def _start(request: web.Request) -> tuple[str, int, Grant]:
+    """(room, after, grant) for a valid request, or the error the table maps."""
     room = request.match_info["room"]
-    await grant_for(request, room)
+    grant = await grant_for(request, room)
     info = await request.app[STORE].require(room)
     after = int_query(request, "after", 0)
     last_event = request.headers.get("Last-Event-ID")
@@ -58,7 +67,7 @@ async def _start(request: web.Request) -> tuple[str, int, int]:
         after = parse_seq(last_event, "Last-Event-ID")
     if after > info.last_seq:
         raise ProtocolError(0, f"after={after} is beyond the room's last seq {info.last_seq}")
-    return room, after, info.last_seq
+    return room, after, grant
 
 
 async def _snapshot_if_trimmed(store: RoomStore, room: str, after: int) -> dict[str, Any] | None:
@@ -82,18 +91,25 @@ async def changes(request: web.Request) -> web.StreamResponse:
 async def _poll(request: web.Request) -> web.Response:
     room, after, _ = await _start(request)
     store = request.app[STORE]
+    page_bytes = request.app[CONFIG].limits.page_bytes
     wait = min(int_query(request, "wait", 0), MAX_WAIT_SECONDS)
     body: dict[str, Any] = {"room": room}
     snapshot = await _snapshot_if_trimmed(store, room, after)
     if snapshot is not None:
         body["snapshot"] = snapshot
         after = snapshot["seq"]
-    entries = await store.entries(room, after, PAGE)
+    entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
     if not entries and wait and snapshot is None:
         await store.commits.wait(room, after, wait)
-        entries = await store.entries(room, after, PAGE)
+        entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
     info = await store.require(room)
-    body |= {"last_seq": info.last_seq, "entries": [entry_json(e) for e in entries]}
+    next_after = entries[-1].seq if entries else after
+    body |= {
+        "last_seq": info.last_seq,
+        "entries": [entry_json(e) for e in entries],
+        "next_after": next_after,
+        "more": next_after < (store.commits.durable(room) or info.last_seq),
+    }
     return web.json_response(body)
 
 
@@ -103,31 +119,80 @@ def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> byte
 
 
 async def _stream(request: web.Request) -> web.StreamResponse:
-    room, after, _ = await _start(request)
+    room, after, grant = await _start(request)
     store, hub = request.app[STORE], request.app[FEEDS]
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                 "X-Accel-Buffering": "no"}
-    )  # fmt: skip
-    await response.prepare(request)
-    subscriber = await hub.subscribe(room)
+    subscriber = await hub.subscribe(room, caller_of(request, grant))  # may be Busy: 503
     request.app[METRICS].feed_subscribers.inc()
     try:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                     "X-Accel-Buffering": "no"}
+        )  # fmt: skip
+        await response.prepare(request)
+        out = _Out(request, response, grant.expires_at)
         snapshot = await _snapshot_if_trimmed(store, room, after)
         if snapshot is not None:
-            await response.write(_event("snapshot", snapshot))
+            await out.send(_event("snapshot", snapshot))
             after = snapshot["seq"]
-        while entries := await store.entries(room, after, PAGE):  # catch up from the log
-            encoded = [(record.seq, sse_update(record)) for record in entries]
-            after = await _write_entries(response, encoded, after)
-        heartbeat = request.app[CONFIG].feed_heartbeat_seconds
-        await _follow(response, subscriber, after, heartbeat)
-    except (ConnectionResetError, ConnectionError):
-        pass  # the subscriber went away; it resumes by Last-Event-ID
+        caught_up = await _catch_up(out, store, room, after)
+        if caught_up is not None:
+            heartbeat = request.app[CONFIG].feed_heartbeat_seconds
+            await _follow(out, subscriber, caught_up, heartbeat)
+    except (ConnectionResetError, ConnectionError, TimeoutError):
+        _cut(request)  # gone or stalled; it resumes by Last-Event-ID
     finally:
         hub.unsubscribe(subscriber)
         request.app[METRICS].feed_subscribers.dec()
     return response
+
+
+class _Out:
+    """The stream's writes: each bounded in time, and none after the token expired."""
+
+    def __init__(
+        self, request: web.Request, response: web.StreamResponse, expires_at: float | None
+    ) -> None:
+        self.request = request
+        self.response = response
+        self.expires_at = expires_at
+        self.write_seconds = request.app[CONFIG].limits.stream_write_seconds
+
+    async def send(self, data: bytes) -> None:
+        """Write, or raise TimeoutError when the reader has not taken it in time."""
+        async with asyncio.timeout(self.write_seconds):
+            await self.response.write(data)
+
+    def expires_in(self) -> float | None:
+        return None if self.expires_at is None else self.expires_at - time.time()
+
+    async def expired(self, after: int) -> bool:
+        """True (and the `expired` event sent) once the caller's token has expired."""
+        left = self.expires_in()
+        if left is None or left > 0:
+            return False
+        await self.send(_event("expired", {"resume_after": after}))
+        return True
+
+
+def _cut(request: web.Request) -> None:
+    """Drop the connection now: a stalled reader must not hold the end of the response
+    (aiohttp would wait for it to drain) or its buffers."""
+    transport = request.transport
+    if transport is not None and not transport.is_closing():
+        transport.abort()
+
+
+async def _catch_up(out: _Out, store: RoomStore, room: str, after: int) -> int | None:
+    """Stored entries after `after`, read a page of about `page_bytes` at a time and
+    written one by one; the new position, or None when the token expired meanwhile."""
+    page_bytes = out.request.app[CONFIG].limits.page_bytes
+    while entries := await store.entries(room, after, PAGE, max_bytes=page_bytes):
+        for record in entries:
+            if await out.expired(after):
+                return None
+            await out.send(sse_update(record))
+            after = record.seq
+    return after
 
 
 def sse_update(record: UpdateRecord) -> bytes:
@@ -135,33 +200,34 @@ def sse_update(record: UpdateRecord) -> bytes:
     return _event("update", entry_json(record), record.seq)
 
 
-async def _write_entries(
-    response: web.StreamResponse, entries: list[tuple[int, bytes]], after: int
-) -> int:
+async def _write_entries(out: _Out, entries: list[tuple[int, bytes]], after: int) -> int:
     """Write entries past `after` (skipping ones already sent); returns the new position."""
-    fresh = [event for seq, event in entries if seq > after]
-    if fresh:
-        await response.write(b"".join(fresh))
-        after = max(seq for seq, _ in entries)
+    for seq, event in entries:
+        if seq > after:
+            await out.send(event)
+            after = seq
     return after
 
 
-async def _follow(
-    response: web.StreamResponse, subscriber: Subscriber, after: int, heartbeat: float
-) -> None:
+async def _follow(out: _Out, subscriber: Subscriber, after: int, heartbeat: float) -> None:
     while True:
+        left = out.expires_in()
         try:
-            async with asyncio.timeout(heartbeat):
+            async with asyncio.timeout(heartbeat if left is None else min(heartbeat, left)):
                 await subscriber.wakeup.wait()
         except TimeoutError:
-            await response.write(b": heartbeat\n\n")
+            if await out.expired(after):
+                return
+            await out.send(b": heartbeat\n\n")
             continue
         if subscriber.deleted:
-            await response.write(_event("deleted", {"room": subscriber.room}))
+            await out.send(_event("deleted", {"room": subscriber.room}))
             return
-        after = await _write_entries(response, subscriber.take(), after)
+        if await out.expired(after):
+            return
+        after = await _write_entries(out, subscriber.take(), after)
         if subscriber.overflowed:
-            await response.write(_event("overflow", {"resume_after": after}))
+            await out.send(_event("overflow", {"resume_after": after}))
             return
 
 

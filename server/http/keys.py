@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.auth import Authorizer
 from server.compute import Compute
+from server.compute_lane import ComputeLane
 from server.config import Config
 from server.hooks import Hooks
 from server.metrics import Metrics
@@ -19,7 +20,8 @@ STORE = web.AppKey("store", RoomStore)
 HOOKS = web.AppKey("hooks", Hooks)
 ROOMS = web.AppKey("rooms", Rooms)
 FEEDS = web.AppKey("feeds", FeedHub)
-COMPUTE = web.AppKey("compute", Compute)
+COMPUTE = web.AppKey("compute", Compute)  # big rooms' snapshots only
+LANE = web.AppKey("lane", ComputeLane)  # JSON views and restores, bounded
 REGISTRY = web.AppKey("registry", RoomRegistry)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", Metrics)

@@ -6,6 +6,7 @@ and never build error responses themselves.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,14 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from engine.errors import EngineError, PermissionDenied, ProtocolError, RoomNotFound, meaning_of
+from engine.errors import (
+    Busy,
+    EngineError,
+    PermissionDenied,
+    ProtocolError,
+    RoomNotFound,
+    meaning_of,
+)
 from engine.names import validate_room_name
 from engine.storage.retention import folded_summaries
 from server.auth import Authorizer, bearer_token, room_matches
@@ -31,9 +39,14 @@ LABEL_PREFIX = "label:"
 async def engine_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Every EngineError becomes the status the one error table gives it."""
+    """Every EngineError becomes the status the one error table gives it (a `Busy` one
+    also says when to come back, in `Retry-After`)."""
     try:
         return await handler(request)
+    except Busy as exc:
+        log.info("%s %s: busy: %s", request.method, request.path, exc)
+        headers = {"Retry-After": str(exc.retry_after)}
+        return web.json_response({"error": str(exc)}, status=503, headers=headers)
     except EngineError as exc:
         status = meaning_of(exc).http or 500
         if status >= 500:
@@ -73,6 +86,17 @@ def parse_seq(raw: str, what: str) -> int:
 
 def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 40 else raw[:40] + "...")
+
+
+def caller_of(request: web.Request, grant: Grant) -> str:
+    """Who the caller is, for per-caller limits: its user, else its token, else (an
+    open server) its address."""
+    if grant.user:
+        return f"user:{grant.user}"
+    token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
+    if token:
+        return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return f"addr:{request.remote}"
 
 
 def int_query(request: web.Request, name: str, default: int) -> int:
@@ -179,13 +203,17 @@ async def history(request: web.Request) -> web.Response:
     after = int_query(request, "after", 0)
     limit = min(int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
     store = request.app[STORE]
-    entries = await store.history(room, after, limit)
+    entries = await store.history(room, after, limit, request.app[CONFIG].limits.page_bytes)
     meta = await store.info(room)
     folded = await store.read(folded_summaries, store.docs, room)
+    last_seq = meta.last_seq if meta else 0
+    next_after = entries[-1].seq if entries else after
     return web.json_response(
         {
             "room": room,
-            "last_seq": meta.last_seq if meta else 0,
+            "last_seq": last_seq,
+            "next_after": next_after,
+            "more": next_after < last_seq,
             "entries": [
                 {
                     "seq": e.seq,

@@ -6,8 +6,10 @@
     GET  /v1/rooms/{room}/versions[?limit=N&after=NAME]
                                                   -> {"room", "versions": [{"name", "seq"}], "next"}
 
-The diff and the JSON view run in a worker process (server/compute.py): for a big room
-they take seconds of pycrdt work that would otherwise hold the event loop.
+The diff and the JSON view run in a worker process, through the bounded compute lane
+(server/compute_lane.py): for a big room they take seconds of pycrdt work that would
+otherwise hold the event loop, and no caller may take more than its share of it (503 +
+Retry-After past the limits). JSON views are cached by (room, seq, types).
 
 A restore is an edit, not a rewind: one forward update (engine/restore.py) that makes the
 room's content equal to its content at N, submitted through the room's actor like any
@@ -31,9 +33,11 @@ from engine.jsonview import to_json
 from engine.restore import restore_update
 from engine.storage import DocStore
 from engine.yjs import EMPTY_UPDATE
+from server.compute_lane import CallerGone
+from server.hooks import Grant
 from server.http.guard import require_content_type
-from server.http.keys import COMPUTE, CONFIG, REGISTRY, STORE
-from server.http.rest import LABEL_PREFIX, grant_for, int_query, state_for
+from server.http.keys import CONFIG, LANE, REGISTRY, STORE
+from server.http.rest import LABEL_PREFIX, caller_of, grant_for, int_query, resolve_at
 
 MAX_VERSION_NAME = 100
 VERSIONS_PAGE = 100
@@ -65,10 +69,42 @@ def _checked(func: Any, *args: Any) -> Any:
         raise ProtocolError(0, "the room nests too deep to walk") from exc
 
 
+def json_text(state: bytes, types: dict[str, str] | None) -> bytes:
+    """The JSON view, encoded in the worker (a big room's JSON is seconds of encoding
+    that would otherwise run on the event loop)."""
+    return json.dumps(_checked(to_json, state, types)).encode()
+
+
+async def _computed(request: web.Request, grant: Grant, room: str, func: Any, *args: Any) -> Any:
+    """`func(*args)` in the compute lane, as this caller's work on this room."""
+
+    def gone() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()
+
+    lane = request.app[LANE]
+    return await lane.run(func, *args, caller=caller_of(request, grant), room=room, gone=gone)
+
+
 async def json_view(request: web.Request) -> web.Response:
-    room, at, state = await state_for(request)
-    doc = await request.app[COMPUTE].run(_checked, to_json, state, _types(request))
-    return web.json_response({"room": room, "seq": at, "doc": doc})
+    room = request.match_info["room"]
+    grant = await grant_for(request, room)
+    store = request.app[STORE]
+    info = await store.require(room)
+    at = await resolve_at(request, room, info.last_seq)
+    types = _types(request)
+    key = (room, info.created, at, tuple(sorted(types.items())) if types else None)
+    lane = request.app[LANE]
+    doc = lane.cache.get(key)
+    if doc is None:
+        state = await store.state_at(room, at)
+        try:
+            doc = await _computed(request, grant, room, json_text, state, types)
+        except CallerGone:
+            return web.Response(status=503)  # nobody is left to read it
+        lane.cache.put(key, doc)
+    head = json.dumps({"room": room, "seq": at}).encode()[:-1]
+    return web.Response(body=head + b', "doc": ' + doc + b"}", content_type="application/json")
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -108,9 +144,12 @@ async def restore(request: web.Request) -> web.Response:
         raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
     actor = await request.app[REGISTRY].acquire(room)
     current = actor.doc.encode_state()
-    update = await request.app[COMPUTE].run(
-        _checked, restore_update, current, target, _types(request)
-    )
+    try:
+        update = await _computed(
+            request, grant, room, _checked, restore_update, current, target, _types(request)
+        )
+    except CallerGone:
+        return web.Response(status=503)
     if update == EMPTY_UPDATE:
         return web.json_response(
             {"seq": actor.last_seq, "restore_of": target_seq, "changed": False}

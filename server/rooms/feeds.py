@@ -3,8 +3,12 @@
 A thousand subscribers of one room cost one log read per commit, not a thousand: the
 room's `RoomFeed` waits for the commit signal, reads the new durable entries once and
 offers them to every subscriber's bounded queue. A subscriber that cannot keep up (its
-queue is full) is marked `overflowed` and its stream is ended; it resumes with
-Last-Event-ID, from the log, costing nobody else anything.
+queue is full, by entries or by bytes) is marked `overflowed` and its stream is ended; it
+resumes with Last-Event-ID, from the log, costing nobody else anything.
+
+A deleted room's feed ends at once: its task is cancelled and its subscribers told, so a
+room created and deleted over and over leaves no reader behind. Streams are counted per
+caller (a token or user), and one caller may hold only so many.
 
 Each entry is encoded once (by the hub's `encode`, the SSE event bytes) and the same bytes
 go to every subscriber.
@@ -20,25 +24,38 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from engine.errors import EngineError
+from engine.errors import Busy, EngineError
 from engine.storage.records import UpdateRecord
 from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
 
 QUEUE_ENTRIES = 10_000
+QUEUE_BYTES = 16 * 1024 * 1024
+STREAMS_PER_CALLER = 32
 READ_LIMIT = 1000
+READ_BYTES = 4 * 1024 * 1024
 
 Encoded = tuple[int, bytes]  # (seq, the entry as sent)
 Encoder = Callable[[UpdateRecord], bytes]
 
 
 class Subscriber:
-    def __init__(self, room: str, limit: int = QUEUE_ENTRIES) -> None:
+    def __init__(
+        self,
+        room: str,
+        limit: int = QUEUE_ENTRIES,
+        limit_bytes: int = QUEUE_BYTES,
+        caller: str | None = None,
+    ) -> None:
         self.room = room
         self.limit = limit
+        self.limit_bytes = limit_bytes
+        self.caller = caller
+        self.feed: RoomFeed | None = None
         self.queue: asyncio.Queue[list[Encoded]] = asyncio.Queue()
         self.queued = 0
+        self.queued_bytes = 0
         self.overflowed = False
         self.deleted = False
         self.wakeup = asyncio.Event()
@@ -46,10 +63,12 @@ class Subscriber:
     def offer(self, entries: list[Encoded]) -> None:
         if self.overflowed:
             return
-        if self.queued + len(entries) > self.limit:
+        size = sum(len(event) for _, event in entries)
+        if self.queued + len(entries) > self.limit or self.queued_bytes + size > self.limit_bytes:
             self.overflowed = True
         else:
             self.queued += len(entries)
+            self.queued_bytes += size
             self.queue.put_nowait(entries)
         self.wakeup.set()
 
@@ -58,7 +77,7 @@ class Subscriber:
         out: list[Encoded] = []
         while not self.queue.empty():
             out += self.queue.get_nowait()
-        self.queued = 0
+        self.queued = self.queued_bytes = 0
         self.wakeup.clear()
         return out
 
@@ -85,7 +104,9 @@ class RoomFeed:
 
     async def _read_new(self) -> None:
         while self.subscribers:
-            entries = await self.store.entries(self.room, self.position, READ_LIMIT)
+            entries = await self.store.entries(
+                self.room, self.position, READ_LIMIT, max_bytes=READ_BYTES
+            )
             self.reads += 1
             if not entries:
                 return
@@ -97,38 +118,72 @@ class RoomFeed:
 
 class FeedHub:
     def __init__(
-        self, store: RoomStore, encode: Encoder, queue_entries: int = QUEUE_ENTRIES
+        self,
+        store: RoomStore,
+        encode: Encoder,
+        queue_entries: int = QUEUE_ENTRIES,
+        *,
+        queue_bytes: int = QUEUE_BYTES,
+        streams_per_caller: int = STREAMS_PER_CALLER,
     ) -> None:
         self.store = store
         self.encode = encode
         self.queue_entries = queue_entries
+        self.queue_bytes = queue_bytes
+        self.streams_per_caller = streams_per_caller
         self.feeds: dict[str, RoomFeed] = {}
+        self.streams: dict[str, int] = {}  # open subscriptions per caller
 
-    async def subscribe(self, room: str) -> Subscriber:
+    async def subscribe(self, room: str, caller: str | None = None) -> Subscriber:
+        """A new subscriber of `room`, counted against `caller`.
+
+        Raises:
+            Busy: `caller` already holds `streams_per_caller` streams.
+        """
+        if caller is not None:
+            if self.streams.get(caller, 0) >= self.streams_per_caller:
+                raise Busy(f"at most {self.streams_per_caller} change streams per caller")
+            self.streams[caller] = self.streams.get(caller, 0) + 1
         feed = self.feeds.get(room)
         if feed is None:
             info = await self.store.info(room)
             position = self.store.commits.durable(room) or (info.last_seq if info else 0)
             feed = self.feeds.setdefault(room, RoomFeed(room, self.store, position, self.encode))
-        subscriber = Subscriber(room, self.queue_entries)
+        subscriber = Subscriber(room, self.queue_entries, self.queue_bytes, caller)
+        subscriber.feed = feed
         feed.subscribers.add(subscriber)
         if feed.task is None or feed.task.done():
             feed.task = asyncio.get_running_loop().create_task(feed.run())
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        feed = self.feeds.get(subscriber.room)
+        """Idempotent; the feed it belonged to (not whatever feed the room has now: the
+        room may have been deleted and written again) ends with its last subscriber."""
+        caller, subscriber.caller = subscriber.caller, None
+        if caller is not None:
+            left = self.streams.get(caller, 1) - 1
+            if left > 0:
+                self.streams[caller] = left
+            else:
+                self.streams.pop(caller, None)
+        feed, subscriber.feed = subscriber.feed, None
         if feed is None:
             return
         feed.subscribers.discard(subscriber)
-        if not feed.subscribers:
-            del self.feeds[subscriber.room]
+        if not feed.subscribers and self.feeds.get(feed.room) is feed:
+            del self.feeds[feed.room]
 
     def room_deleted(self, room: str) -> None:
+        """End the room's feed now: its subscribers get `deleted`, its reader stops."""
         feed = self.feeds.pop(room, None)
-        for subscriber in feed.subscribers if feed else ():
+        if feed is None:
+            return
+        for subscriber in list(feed.subscribers):
             subscriber.deleted = True
             subscriber.wakeup.set()
+        feed.subscribers.clear()
+        if feed.task is not None:
+            feed.task.cancel()
 
     async def close(self) -> None:
         tasks = [f.task for f in self.feeds.values() if f.task is not None]

@@ -256,17 +256,26 @@ class RoomStore:
         return await self.read(self.docs.state_at, room, seq)
 
     async def entries(
-        self, room: str, after: int, limit: int, *, durable_only: bool = True
+        self,
+        room: str,
+        after: int,
+        limit: int,
+        *,
+        durable_only: bool = True,
+        max_bytes: int | None = None,
     ) -> list[UpdateRecord]:
         """Log records after `after`; with `durable_only`, none past the highest seq this
-        process knows to be durable (entries stored before it started are)."""
+        process knows to be durable (entries stored before it started are); with
+        `max_bytes`, no more than about that many bytes of them (at least one)."""
         upto = self.commits.durable(room) if durable_only else None
         if upto is not None and upto <= after:
             return []
-        return await self.read(self.docs.entries, room, after, upto, limit)
+        return await self.read(self.docs.entries, room, after, upto, limit, max_bytes)
 
-    async def history(self, room: str, after: int, limit: int) -> list[HistoryEntry]:
-        return await self.read(self.docs.history, room, after, limit)
+    async def history(
+        self, room: str, after: int, limit: int, max_bytes: int | None = None
+    ) -> list[HistoryEntry]:
+        return await self.read(self.docs.history, room, after, limit, max_bytes)
 
     async def delete_room(self, room: str) -> bool:
         self._tails.pop(room, None)

@@ -10,6 +10,7 @@ from pathlib import Path
 from engine.client.errors import CloseAction, close_action
 from engine.errors import (
     ERROR_TABLE,
+    Busy,
     Close,
     Conflict,
     PermissionDenied,
@@ -42,6 +43,8 @@ def test_http_statuses_map_back_to_the_same_errors() -> None:
         status = meaning_of(error).http
         assert status is not None and type(error_for_status(status, "m")) is type(error)
     assert isinstance(error_for_status(400, "m"), ProtocolError)
+    busy = error_for_status(503, "m", retry_after="7")
+    assert isinstance(busy, Busy) and busy.retry_after == 7
 
 
 def test_the_python_client_follows_the_table() -> None:

@@ -1,0 +1,162 @@
+"""Bounded compute for JSON views and restores, with real worker processes: per-caller
+and per-room limits, a bounded queue answering Busy, work dropped when its caller
+leaves, a time budget that replaces the worker, a cache, and snapshots on their own
+pool; then the flood of the report against a real server on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from pycrdt import Doc, Map
+
+from engine.errors import Busy, Unavailable
+from server import Config, create_app
+from server.auth import issue_token
+from server.compute_lane import CallerGone, ComputeLane
+from server.config import ComputeLimits
+from server.http.keys import COMPUTE, LANE
+
+SECRET = "a-secret-of-at-least-thirty-two-bytes!"
+WAIT = 30.0
+
+
+@pytest.fixture
+async def lane() -> Any:
+    lane = ComputeLane(ComputeLimits(workers=1, queue=1, per_caller=1, per_room=2,
+                                     budget_seconds=60.0))  # fmt: skip
+    assert await lane.run(pow, 2, 10, caller="warm", room="w") == 1024  # worker started
+    yield lane
+    lane.close()
+
+
+async def _started(lane: ComputeLane, running: int = 1) -> None:
+    async with asyncio.timeout(WAIT):
+        while lane.running < running:
+            await asyncio.sleep(0.02)
+
+
+async def test_limits_per_caller_per_room_and_queue_answer_busy(lane: ComputeLane) -> None:
+    slow = asyncio.create_task(lane.run(time.sleep, 1.5, caller="ann", room="a"))
+    await _started(lane)
+    with pytest.raises(Busy, match="per caller") as per_caller:
+        await lane.run(pow, 2, 2, caller="ann", room="b")
+    assert per_caller.value.retry_after >= 1
+    queued = asyncio.create_task(lane.run(pow, 3, 3, caller="bob", room="a"))
+    await asyncio.sleep(0.3)
+    with pytest.raises(Busy, match="per room"):
+        await lane.run(pow, 2, 2, caller="cy", room="a")
+    with pytest.raises(Busy, match="queue is full"):
+        await lane.run(pow, 2, 2, caller="cy", room="c")
+    assert await asyncio.wait_for(queued, WAIT) == 27  # admitted work is done, in order
+    await asyncio.wait_for(slow, WAIT)
+    assert await lane.run(pow, 2, 2, caller="cy", room="c") == 4  # and room again after
+
+
+async def test_a_job_past_its_budget_has_its_worker_replaced() -> None:
+    lane = ComputeLane(ComputeLimits(budget_seconds=1.0))
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="longer than 1 s"):
+            await lane.run(time.sleep, 60, caller="ann", room="a")
+        assert time.monotonic() - started < WAIT
+        assert lane.restarts == 1
+        assert await lane.run(pow, 2, 5, caller="ann", room="a") == 32  # a fresh worker
+    finally:
+        lane.close()
+
+
+async def test_work_is_dropped_when_its_caller_leaves(lane: ComputeLane, tmp_path: Path) -> None:
+    left = {"bob": False, "ann": False}
+    running = asyncio.create_task(
+        lane.run(time.sleep, 60, caller="ann", room="a", gone=lambda: left["ann"])
+    )
+    await _started(lane)
+    marker = tmp_path / "ran"
+    queued = asyncio.create_task(
+        lane.run(os.mkdir, str(marker), caller="bob", room="b", gone=lambda: left["bob"])
+    )
+    await asyncio.sleep(0.3)
+    left["bob"] = True  # leaves while waiting: its job never starts
+    with pytest.raises(CallerGone):
+        await asyncio.wait_for(queued, WAIT)
+    left["ann"] = True  # leaves while running: the worker is killed, not left to finish
+    with pytest.raises(CallerGone):
+        await asyncio.wait_for(running, WAIT)
+    assert lane.restarts == 1 and lane.running == 0 and lane.waiting == 0
+    assert not marker.exists()
+    assert await lane.run(pow, 3, 2, caller="bob", room="b") == 9
+
+
+async def test_snapshots_do_not_wait_behind_the_lane(tmp_path: Path) -> None:
+    app = create_app(Config(data_dir=tmp_path))
+    async with TestServer(app):
+        lane = app[LANE]
+        assert await app[COMPUTE].run(pow, 2, 2) == 4  # both pools started
+        assert await lane.run(pow, 2, 2, caller="warm", room="w") == 4
+        busy = [asyncio.create_task(lane.run(time.sleep, 5, caller=f"c{i}", room=f"r{i}"))
+                for i in range(3)]  # fmt: skip
+        await _started(lane)
+        started = time.monotonic()
+        assert await app[COMPUTE].run(pow, 2, 3) == 8  # the snapshots' own pool
+        assert time.monotonic() - started < 4.0
+        await asyncio.gather(*busy)
+
+
+@pytest.fixture(params=["lmdb", "redis"])
+def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
+    redis_url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
+    return Config(data_dir=tmp_path / "data", redis_url=redis_url, auth_secret=SECRET)
+
+
+def _room_update(entries: int) -> bytes:
+    doc: Doc[Any] = Doc()
+    items = doc.get("items", type=Map)
+    with doc.transaction():
+        for i in range(entries):
+            items[f"k{i}"] = Map({"n": i, "text": "x" * 20})
+    return doc.get_update()
+
+
+async def test_one_read_token_cannot_starve_other_rooms_views(config: Config) -> None:
+    """The report's attack: 20 concurrent `GET /json?at=` from one read-only token.
+    Most are refused with 503 + Retry-After at once; another room's view is answered;
+    a repeated view comes from the cache."""
+    app = create_app(config)
+    async with TestServer(app) as server:
+        base = str(server.make_url("")).rstrip("/")
+        writer = issue_token(SECRET, "*")
+        async with aiohttp.ClientSession() as http:
+            for room, entries in (("big", 3000), ("small", 3)):
+                for _ in range(2):
+                    async with http.post(f"{base}/v1/rooms/{room}/update?token={writer}",
+                                         data=_room_update(entries)) as r:  # fmt: skip
+                        assert r.status == 200
+            reader = issue_token(SECRET, "big", read_only=True)
+
+            async def view(at: int) -> tuple[int, str | None]:
+                url = f"{base}/v1/rooms/big/json?at={at}&token={reader}"
+                async with http.get(url) as response:
+                    await response.read()
+                    return response.status, response.headers.get("Retry-After")
+
+            flood = [asyncio.create_task(view(at % 2 + 1)) for at in range(20)]
+            await asyncio.sleep(0.2)
+            other = issue_token(SECRET, "small", read_only=True)
+            async with http.get(f"{base}/v1/rooms/small/json?token={other}") as small:
+                assert small.status == 200
+                assert len((await small.json())["doc"]["items"]) == 3
+            answers = await asyncio.wait_for(asyncio.gather(*flood), 120)
+            refused = [retry for status, retry in answers if status == 503]
+            assert len(refused) >= 10, answers
+            assert all(retry is not None and int(retry) >= 1 for retry in refused)
+            assert {status for status, _ in answers} <= {200, 503}
+            jobs = app[LANE].jobs
+            assert (await view(1))[0] == 200 and (await view(1))[0] == 200
+            assert app[LANE].jobs <= jobs + 1  # at most once more: then from the cache
