@@ -105,16 +105,25 @@ class ComputeLane:
             Unavailable: the job ran past its budget (its worker was replaced).
             CallerGone: `gone()` turned true first (the work was dropped).
         """
-        with self._admitted(caller, room):
-            worker = await self._worker(gone)
-            try:
-                return await self._run_on(worker, func, args, gone)
-            finally:
-                self._idle.append(worker)
-                self._free.release()
+        with self.admit(caller, room):
+            return await self.execute(func, *args, gone=gone)
+
+    async def execute(
+        self, func: Callable[..., Any], *args: Any, gone: Callable[[], bool] = lambda: False
+    ) -> Any:
+        """`run` for a job already admitted (see `admit`)."""
+        worker = await self._worker(gone)
+        try:
+            return await self._run_on(worker, func, args, gone)
+        finally:
+            self._idle.append(worker)
+            self._free.release()
 
     @contextmanager
-    def _admitted(self, caller: str, room: str) -> Iterator[None]:
+    def admit(self, caller: str, room: str) -> Iterator[None]:
+        """Count a job against its caller and room for as long as the block runs, or
+        raise Busy: callers admit before reading what the job needs (a room's state at
+        a seq is itself work), then `execute` inside."""
         limits = self.limits
         if self._callers.get(caller, 0) >= limits.per_caller:
             raise Busy(f"at most {limits.per_caller} views or restores at a time per caller",

@@ -16,8 +16,8 @@ behind (more queued than `--send-buffer-bytes`, or a write blocked for
 stream ends (resume with Last-Event-ID); a room deleted meanwhile ends the stream with a
 `deleted` event, and the caller's token expiring (JWT `exp`, a Grant's `expires_at`)
 with an `expired` event. One user or token may hold `streams_per_caller` streams; the
-next gets 503 with Retry-After. The catch-up from the log is read a page of about
-`page_bytes` at a time and written event by event, so a slow reader holds no more.
+next gets 503 with Retry-After. The catch-up from the log is read about 1 MiB at a
+time and written event by event, so a slow reader holds no more than that.
 
 Without that header: JSON `{"room", "last_seq", "entries": [...], "next_after", "more"}`
 (and `snapshot` when trimmed), and `&wait=SECONDS` long-polls until there is an entry. A
@@ -45,6 +45,7 @@ from server.rooms.store import RoomStore
 
 MAX_WAIT_SECONDS = 60
 PAGE = 1000
+CATCH_UP_BYTES = 1024 * 1024  # read at a time for an SSE catch-up (written event by event)
 
 
 def entry_json(record: UpdateRecord) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def _cut(request: web.Request) -> None:
 async def _catch_up(out: _Out, store: RoomStore, room: str, after: int) -> int | None:
     """Stored entries after `after`, read a page of about `page_bytes` at a time and
     written one by one; the new position, or None when the token expired meanwhile."""
-    page_bytes = out.request.app[CONFIG].limits.page_bytes
+    page_bytes = min(out.request.app[CONFIG].limits.page_bytes, CATCH_UP_BYTES)
     while entries := await store.entries(room, after, PAGE, max_bytes=page_bytes):
         for record in entries:
             if await out.expired(after):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -34,7 +35,6 @@ from engine.restore import restore_update
 from engine.storage import DocStore
 from engine.yjs import EMPTY_UPDATE
 from server.compute_lane import CallerGone
-from server.hooks import Grant
 from server.http.guard import require_content_type
 from server.http.keys import CONFIG, LANE, REGISTRY, STORE
 from server.http.rest import LABEL_PREFIX, caller_of, grant_for, int_query, resolve_at
@@ -75,15 +75,12 @@ def json_text(state: bytes, types: dict[str, str] | None) -> bytes:
     return json.dumps(_checked(to_json, state, types)).encode()
 
 
-async def _computed(request: web.Request, grant: Grant, room: str, func: Any, *args: Any) -> Any:
-    """`func(*args)` in the compute lane, as this caller's work on this room."""
-
+def _caller_gone(request: web.Request) -> Callable[[], bool]:
     def gone() -> bool:
         transport = request.transport
         return transport is None or transport.is_closing()
 
-    lane = request.app[LANE]
-    return await lane.run(func, *args, caller=caller_of(request, grant), room=room, gone=gone)
+    return gone
 
 
 async def json_view(request: web.Request) -> web.Response:
@@ -97,11 +94,12 @@ async def json_view(request: web.Request) -> web.Response:
     lane = request.app[LANE]
     doc = lane.cache.get(key)
     if doc is None:
-        state = await store.state_at(room, at)
-        try:
-            doc = await _computed(request, grant, room, json_text, state, types)
-        except CallerGone:
-            return web.Response(status=503)  # nobody is left to read it
+        with lane.admit(caller_of(request, grant), room):
+            state = await store.state_at(room, at)
+            try:
+                doc = await lane.execute(json_text, state, types, gone=_caller_gone(request))
+            except CallerGone:
+                return web.Response(status=503)  # nobody is left to read it
         lane.cache.put(key, doc)
     head = json.dumps({"room": room, "seq": at}).encode()[:-1]
     return web.Response(body=head + b', "doc": ' + doc + b"}", content_type="application/json")
@@ -138,18 +136,21 @@ async def restore(request: web.Request) -> web.Response:
     store = request.app[STORE]
     info = await store.require(room)
     target_seq = _seq_field(await _json_body(request), info.last_seq)
-    try:
-        target = await store.state_at(room, target_seq)
-    except CorruptRecord as exc:
-        raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
-    actor = await request.app[REGISTRY].acquire(room)
-    current = actor.doc.encode_state()
-    try:
-        update = await _computed(
-            request, grant, room, _checked, restore_update, current, target, _types(request)
-        )
-    except CallerGone:
-        return web.Response(status=503)
+    types = _types(request)
+    lane = request.app[LANE]
+    with lane.admit(caller_of(request, grant), room):
+        try:
+            target = await store.state_at(room, target_seq)
+        except CorruptRecord as exc:
+            raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
+        current = (await request.app[REGISTRY].acquire(room)).doc.encode_state()
+        try:
+            update = await lane.execute(
+                _checked, restore_update, current, target, types, gone=_caller_gone(request)
+            )
+        except CallerGone:
+            return web.Response(status=503)
+    actor = await request.app[REGISTRY].acquire(room)  # it may have unloaded meanwhile
     if update == EMPTY_UPDATE:
         return web.json_response(
             {"seq": actor.last_seq, "restore_of": target_seq, "changed": False}
