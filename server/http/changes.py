@@ -89,15 +89,15 @@ async def changes(request: web.Request) -> web.StreamResponse:
     return await _poll(request)
 
 
-async def _poll(request: web.Request) -> web.Response:
+async def _poll(request: web.Request) -> web.StreamResponse:
     room, after, _ = await _start(request)
     store = request.app[STORE]
     page_bytes = request.app[CONFIG].limits.page_bytes
     wait = min(int_query(request, "wait", 0), MAX_WAIT_SECONDS)
-    body: dict[str, Any] = {"room": room}
+    head: dict[str, Any] = {"room": room}
     snapshot = await _snapshot_if_trimmed(store, room, after)
     if snapshot is not None:
-        body["snapshot"] = snapshot
+        head["snapshot"] = snapshot
         after = snapshot["seq"]
     entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
     if not entries and wait and snapshot is None:
@@ -105,13 +105,28 @@ async def _poll(request: web.Request) -> web.Response:
         entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
     info = await store.require(room)
     next_after = entries[-1].seq if entries else after
-    body |= {
+    head |= {
         "last_seq": info.last_seq,
-        "entries": [entry_json(e) for e in entries],
         "next_after": next_after,
         "more": next_after < (store.commits.durable(room) or info.last_seq),
     }
-    return web.json_response(body)
+    return await _json_page(request, head, entries)
+
+
+async def _json_page(
+    request: web.Request, head: dict[str, Any], entries: list[UpdateRecord]
+) -> web.StreamResponse:
+    """`head` with `"entries": [...]`, encoded and written one entry at a time: a page
+    of megabytes never exists as one string, nor holds the event loop while encoded."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(json.dumps(head)[:-1].encode() + b', "entries": [')
+    for index, record in enumerate(entries):
+        comma = b", " if index else b""
+        await response.write(comma + json.dumps(entry_json(record)).encode())
+    await response.write(b"]}")
+    await response.write_eof()
+    return response
 
 
 def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
