@@ -8,6 +8,7 @@ repository root::
     python -m benchmarks.reliability.churn --cycles 10000
     python -m benchmarks.reliability.isolation --updates 2000
     python -m benchmarks.reliability.fuzz --frames 20000
+    python -m benchmarks.reliability.abuse --probes 200
 
 Every run prints `RESULT ...` lines, writes its raw results with `--json PATH`, and exits
 non-zero when it loses anything, finds the server dead, or a reading passes its
