@@ -4,7 +4,8 @@ One caller used to be able to fill the one worker with as much work as it liked 
 read-only token), and that work ran on after the caller had gone. Here each job must be
 admitted first, and is refused with `Busy` (503 + Retry-After) when:
 
-  * its caller (a user or token) already has `per_caller` jobs queued or running;
+  * its caller (a user or token; an open server's anonymous callers are not counted)
+    already has `per_caller` jobs queued or running;
   * its room already has `per_room`;
   * `queue` jobs already wait for a worker.
 
@@ -94,7 +95,7 @@ class ComputeLane:
         self,
         func: Callable[..., Any],
         *args: Any,
-        caller: str,
+        caller: str | None,
         room: str,
         gone: Callable[[], bool] = lambda: False,
     ) -> Any:
@@ -120,12 +121,12 @@ class ComputeLane:
             self._free.release()
 
     @contextmanager
-    def admit(self, caller: str, room: str) -> Iterator[None]:
+    def admit(self, caller: str | None, room: str) -> Iterator[None]:
         """Count a job against its caller and room for as long as the block runs, or
         raise Busy: callers admit before reading what the job needs (a room's state at
         a seq is itself work), then `execute` inside."""
         limits = self.limits
-        if self._callers.get(caller, 0) >= limits.per_caller:
+        if caller is not None and self._callers.get(caller, 0) >= limits.per_caller:
             raise Busy(f"at most {limits.per_caller} views or restores at a time per caller",
                        self._retry_after())  # fmt: skip
         if self._rooms.get(room, 0) >= limits.per_room:
@@ -133,12 +134,14 @@ class ComputeLane:
                        self._retry_after())  # fmt: skip
         if self._free.locked() and self.waiting >= limits.queue:
             raise Busy("the server's compute queue is full", self._retry_after())
-        self._callers[caller] = self._callers.get(caller, 0) + 1
+        if caller is not None:
+            self._callers[caller] = self._callers.get(caller, 0) + 1
         self._rooms[room] = self._rooms.get(room, 0) + 1
         try:
             yield
         finally:
-            _decrement(self._callers, caller)
+            if caller is not None:
+                _decrement(self._callers, caller)
             _decrement(self._rooms, room)
 
     def _retry_after(self) -> int:

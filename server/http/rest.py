@@ -88,15 +88,16 @@ def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 40 else raw[:40] + "...")
 
 
-def caller_of(request: web.Request, grant: Grant) -> str:
-    """Who the caller is, for per-caller limits: its user, else its token, else (an
-    open server) its address."""
+def caller_of(request: web.Request, grant: Grant) -> str | None:
+    """Who the caller is, for per-caller limits: its user, else its token. None for an
+    anonymous caller of an open server: addresses would not do (behind a proxy every
+    caller has the proxy's), so there only the per-room and queue limits apply."""
     if grant.user:
         return f"user:{grant.user}"
     token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
     if token:
         return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return f"addr:{request.remote}"
+    return None
 
 
 def int_query(request: web.Request, name: str, default: int) -> int:

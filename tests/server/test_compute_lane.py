@@ -59,6 +59,15 @@ async def test_limits_per_caller_per_room_and_queue_answer_busy(lane: ComputeLan
     assert await lane.run(pow, 2, 2, caller="cy", room="c") == 4  # and room again after
 
 
+async def test_anonymous_callers_of_an_open_server_are_limited_per_room_only(
+    lane: ComputeLane,
+) -> None:
+    """Behind a proxy every anonymous caller has the same address: not a caller."""
+    jobs = [asyncio.create_task(lane.run(time.sleep, 0.5, caller=None, room=f"r{i}"))
+            for i in range(2)]  # fmt: skip
+    await asyncio.wait_for(asyncio.gather(*jobs), WAIT)  # one ran, one waited: no Busy
+
+
 async def test_a_job_past_its_budget_has_its_worker_replaced() -> None:
     lane = ComputeLane(ComputeLimits(budget_seconds=1.0))
     try:
