@@ -75,6 +75,17 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="messages per second per connection before reading slows down")  # fmt: skip
     add("--send-buffer-bytes", type=int, default=limits.send_buffer_bytes,
         help="disconnect a client that stops reading once this much is queued")  # fmt: skip
+    add("--page-bytes", type=int, default=limits.page_bytes,
+        help="a change-feed or history page ends after about this many bytes")  # fmt: skip
+    add("--streams-per-caller", type=int, default=limits.streams_per_caller,
+        help="open change-feed streams one user or token may hold")  # fmt: skip
+    compute = DEFAULTS.compute
+    add("--compute-workers", type=int, default=compute.workers,
+        help="worker processes for JSON views and restores")  # fmt: skip
+    add("--compute-queue", type=int, default=compute.queue,
+        help="views and restores that may wait for a worker before 503 + Retry-After")  # fmt: skip
+    add("--compute-seconds", type=float, default=compute.budget_seconds,
+        help="a view or restore running longer is stopped (its worker replaced)")  # fmt: skip
     add("--redis", default=os.environ.get("PERFORMER_REDIS"),
         help="redis://HOST:PORT/DB: share rooms with other processes")  # fmt: skip
     add("--trim-log", action="store_true",

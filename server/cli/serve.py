@@ -13,7 +13,7 @@ from aiohttp import web
 from engine.storage import Retention
 from engine.storage.retention import DAY
 from server.app import ConfigError, create_app
-from server.config import Config, Limits
+from server.config import ComputeLimits, Config, Limits
 from server.hooks import HooksNotFound, load_hooks
 
 log = logging.getLogger("performer")
@@ -27,6 +27,13 @@ def config_from(args: argparse.Namespace) -> Config:
         messages_per_second=args.rate,
         message_burst=max(1, int(args.rate * 2)),
         send_buffer_bytes=args.send_buffer_bytes,
+        page_bytes=args.page_bytes,
+        streams_per_caller=args.streams_per_caller,
+    )
+    compute = ComputeLimits(
+        workers=args.compute_workers,
+        queue=args.compute_queue,
+        budget_seconds=args.compute_seconds,
     )
     return Config(
         host=args.host,
@@ -36,6 +43,7 @@ def config_from(args: argparse.Namespace) -> Config:
         allowed_origins=tuple(o for o in args.allowed_origins.split(",") if o.strip()),
         idle_unload_seconds=args.idle_unload,
         limits=limits,
+        compute=compute,
         redis_url=args.redis,
         retention=Retention(
             keep_log=not args.trim_log,

@@ -24,6 +24,7 @@ from server import Config, create_app
 from server.auth import issue_token
 from server.hooks import Grant, Hooks
 from server.http.keys import FEEDS
+from tests.conftest import StartServer
 from tests.server.test_changes import open_stream, session, text_from, write
 
 WAIT = 20.0
@@ -252,3 +253,23 @@ async def test_deleting_a_room_ends_its_feed_task_and_subscribers(config: Config
         assert app[FEEDS].feeds == {} and app[FEEDS].streams == {}
     finally:
         await server.close()
+
+
+async def test_the_limits_are_flags_of_performer_serve(server_factory: StartServer) -> None:
+    server = server_factory("--auth-secret", SECRET, "--streams-per-caller", "1",
+                            "--page-bytes", "100000", "--compute-queue", "0")  # fmt: skip
+    writer = issue_token(SECRET, "room", user="ann")
+    reader = issue_token(SECRET, "room", read_only=True, user="bob")
+    author: Doc[Any] = Doc()
+    async with session() as http:
+        for _ in range(3):
+            async with http.post(f"{server.url}/v1/rooms/room/update?token={writer}",
+                                 data=edit(author, "z" * 60_000)) as posted:  # fmt: skip
+                assert posted.status == 200
+        page = await get_json(http, f"{server.url}/v1/rooms/room/changes?after=0&token={reader}")
+        assert len(page["entries"]) == 2 and page["more"] is True
+        url = f"{server.url}/v1/rooms/room/changes?token={reader}"
+        response, _ = await open_stream(http, url)
+        async with http.get(url, headers={"Accept": "text/event-stream"}) as second:
+            assert second.status == 503 and "Retry-After" in second.headers
+        response.close()
