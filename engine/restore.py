@@ -123,6 +123,8 @@ def _as(value: Any, kind: type[Any]) -> Any:
 
 def _same_kind(current: Any, target: Any) -> bool:
     """Whether `current` can be edited into `target` (an XML tag cannot be renamed)."""
+    if type(current) in _SCALARS or type(target) in _SCALARS:
+        return False  # plain values are replaced, not edited
     if isinstance(current, XmlElement):
         return isinstance(target, XmlElement) and current.tag == target.tag
     kinds = (XmlText, XmlFragment, Text, Array, Map)
@@ -132,6 +134,9 @@ def _same_kind(current: Any, target: Any) -> bool:
 def fingerprint(value: Any) -> Hashable:
     """Content identity of a value: equal for equal content of the same kind (so `1` and
     `true`, or a string and a Y.Text of it, differ), used to diff sequences."""
+    kind = type(value)
+    if kind in _SCALARS and value == value:  # most values: skip the (abc) checks below
+        return (kind.__name__, value)  # the type keeps `1` and `true` apart
     if isinstance(value, XmlText):
         return ("xml-text", _delta_key(value), _attrs_key(value))
     if isinstance(value, Text):
@@ -149,9 +154,7 @@ def fingerprint(value: Any) -> Hashable:
         return ("doc", value.guid)
     if isinstance(value, bytes | bytearray):
         return ("bytes", bytes(value))
-    if type(value) in _SCALARS and value == value:  # NaN goes the JSON way
-        return (type(value).__name__, value)  # the type keeps `1` and `true` apart
-    return ("value", canonical(value))
+    return ("value", canonical(value))  # NaN goes the JSON way
 
 
 def _delta_key(text: Text | XmlText) -> Hashable:
