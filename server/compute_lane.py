@@ -179,7 +179,12 @@ class ComputeLane:
         self.running += 1
         try:
             while True:
-                done, _ = await asyncio.wait({job}, timeout=POLL_SECONDS)
+                try:
+                    done, _ = await asyncio.wait({job}, timeout=POLL_SECONDS)
+                except asyncio.CancelledError:  # the handler was cancelled: caller gone
+                    if not job.done():
+                        self._restart(worker, "its request was cancelled")
+                    raise
                 if done:
                     elapsed = time.monotonic() - started
                     self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * elapsed

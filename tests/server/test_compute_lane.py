@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pycrdt import Doc, Map
 
@@ -169,3 +170,43 @@ async def test_one_read_token_cannot_starve_other_rooms_views(config: Config) ->
             jobs = app[LANE].jobs
             assert (await view(1))[0] == 200 and (await view(1))[0] == 200
             assert app[LANE].jobs <= jobs + 1  # at most once more: then from the cache
+
+
+def slow_view(state: bytes, types: dict[str, str] | None) -> bytes:
+    """A JSON view that takes a minute (the worker imports it from this module)."""
+    time.sleep(60)
+    return b"{}"
+
+
+@pytest.mark.parametrize("cancelled", [False, True], ids=["served", "handler-cancelled"])
+async def test_a_view_whose_caller_disconnects_stops_its_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cancelled: bool
+) -> None:
+    """`performer serve` leaves a handler running when its client leaves (the lane sees
+    the closed transport); an embedding application may cancel it instead."""
+    from server.http import versions
+
+    monkeypatch.setattr(versions, "json_text", slow_view)
+    app = create_app(Config(data_dir=tmp_path))
+    runner = web.AppRunner(app, handler_cancellation=cancelled)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{port}"
+        lane = app[LANE]
+        assert await lane.run(pow, 2, 2, caller=None, room="warm") == 4  # worker up
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/v1/rooms/r/update", data=_room_update(3)) as posted:
+                assert posted.status == 200
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(3.0):
+                    async with http.get(f"{base}/v1/rooms/r/json") as response:
+                        await response.read()
+        assert lane.jobs == 2  # the view had started
+        async with asyncio.timeout(WAIT):  # the caller is gone: its minute of work is not
+            while lane.restarts < 1 or lane.running:
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
