@@ -29,6 +29,7 @@ from server.config import Config
 from server.delivery import Delivery
 from server.hooks import Hooks
 from server.http.changes import add_change_routes, sse_update
+from server.http.hocuspocus import handle_hocuspocus
 from server.http.keys import (
     AUTHORIZER,
     COMPUTE,
@@ -87,6 +88,7 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
     add_change_routes(app)
     add_version_routes(app)
     app.router.add_get("/rooms/{room}", _websocket)
+    app.router.add_get("/hocuspocus", _hocuspocus)
     _add_static(app, config)
     if app[AUTHORIZER].open:
         log.warning("no auth secret: the server is OPEN, anyone may read and write any room")
@@ -200,6 +202,18 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
         config=app[CONFIG],
         authorizer=app[AUTHORIZER],
         registry=app[REGISTRY],
+        metrics=app[METRICS],
+    )
+
+
+async def _hocuspocus(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    return await handle_hocuspocus(
+        request,
+        config=app[CONFIG],
+        authorizer=app[AUTHORIZER],
+        registry=app[REGISTRY],
+        hooks=app[HOOKS],
         metrics=app[METRICS],
     )
 

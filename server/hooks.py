@@ -100,6 +100,14 @@ class Hooks:
     async def on_unload(self, room: str) -> None:
         pass
 
+    async def on_stateless(self, room: str, user: str | None, payload: str) -> None:
+        """A Hocuspocus client's stateless message (relayed to the room's other
+        Hocuspocus connections as well; never stored)."""
+
+    @property
+    def handles_stateless(self) -> bool:
+        return type(self).on_stateless is not Hooks.on_stateless
+
     @property
     def authenticates(self) -> bool:
         return type(self).authenticate is not Hooks.authenticate

@@ -19,8 +19,8 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
     """Start `performer serve` processes (a fresh data dir unless one is given)."""
     started: list[ServerProcess] = []
 
-    async def start(data_dir: Path | None = None) -> ServerProcess:
-        server = await ServerProcess.start(data_dir or tmp_path / f"data{len(started)}")
+    async def start(data_dir: Path | None = None, *extra: str) -> ServerProcess:
+        server = await ServerProcess.start(data_dir or tmp_path / f"data{len(started)}", *extra)
         started.append(server)
         return server
 

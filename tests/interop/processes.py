@@ -48,8 +48,9 @@ class ServerProcess:
         return self.process.returncode is None
 
     @classmethod
-    async def start(cls, data_dir: Path) -> ServerProcess:
-        """Spawn the server and wait (bounded) for its `LISTENING http://HOST:PORT` line."""
+    async def start(cls, data_dir: Path, *extra: str) -> ServerProcess:
+        """Spawn the server and wait (bounded) for its `LISTENING http://HOST:PORT` line;
+        `extra`: more `performer serve` flags."""
         process = await asyncio.create_subprocess_exec(
             *performer_command(),
             "serve",
@@ -59,6 +60,7 @@ class ServerProcess:
             "0",
             "--data",
             str(data_dir),
+            *extra,
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
