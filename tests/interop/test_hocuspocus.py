@@ -4,7 +4,7 @@ its "synced" (no unsynced changes) means the edits are on disk."""
 
 from __future__ import annotations
 
-from tests.interop.conftest import StartNode, StartServer
+from tests.interop.conftest import StartNode
 from tests.interop.hocuspocus_driver import Provider
 from tests.interop.processes import ServerProcess
 from tests.interop.test_yjs_clients import fetch_state
