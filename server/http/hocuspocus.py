@@ -177,9 +177,8 @@ class HocuspocusSocket:
         kind = envelope.kind
         try:
             if kind in (hp.SYNC, hp.SYNC_REPLY, hp.AWARENESS, hp.QUERY_AWARENESS):
-                if not conn.can_write and kind in (hp.SYNC, hp.SYNC_REPLY):
-                    if self._read_only_step2(conn, envelope):
-                        return
+                if not conn.can_write and self._read_only_skips(conn, envelope):
+                    return
                 await conn.receive(envelope.as_y_websocket())
             elif kind == hp.STATELESS:
                 self._stateless(conn, hp.read_stateless(envelope.body))
@@ -191,11 +190,16 @@ class HocuspocusSocket:
             self.metrics.rejected.labels("malformed").inc()
             conn.close(Close.MALFORMED, exc.reason)
 
-    def _read_only_step2(self, conn: DocumentConnection, envelope: hp.Envelope) -> bool:
-        """A read-only client's step 2 with nothing in it is saved as far as it cares
-        (the provider counts it); anything else goes to the actor, which refuses it."""
+    def _read_only_skips(self, conn: DocumentConnection, envelope: hp.Envelope) -> bool:
+        """What a read-only document does not send on to its connection: awareness is
+        dropped quietly (a Tiptap caret moves on every keystroke; a permission-denied
+        for each would drown the one that matters), and a step 2 with nothing in it is
+        answered "saved" (the provider counts it); edits go on to be refused."""
+        if envelope.kind == hp.AWARENESS:
+            return True
         body = envelope.body
-        if body[1:2] == b"\x01" and body[2:] == bytes((len(EMPTY_UPDATE),)) + EMPTY_UPDATE:
+        empty_step2 = b"\x01" + bytes((len(EMPTY_UPDATE),)) + EMPTY_UPDATE
+        if envelope.kind in (hp.SYNC, hp.SYNC_REPLY) and body[1:] == empty_step2:
             conn.sink.send_raw(hp.sync_status(envelope.document, True))
             return True
         return False

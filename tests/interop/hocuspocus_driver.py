@@ -9,7 +9,7 @@ from typing import Any
 from tests.interop.conftest import StartNode
 from tests.interop.processes import NodeProcess, ServerProcess
 
-DEADLINE = 60.0
+DEADLINE = 30.0
 
 
 class Provider:

@@ -4,10 +4,18 @@ its "synced" (no unsynced changes) means the edits are on disk."""
 
 from __future__ import annotations
 
-from tests.interop.conftest import StartNode
-from tests.interop.hocuspocus_driver import Provider
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from pycrdt import Doc, Map
+
+from engine.client import Client, connect
+from server.auth import issue_token
+from tests.interop.conftest import StartNode, StartServer
+from tests.interop.hocuspocus_driver import DEADLINE, Provider
 from tests.interop.processes import ServerProcess
-from tests.interop.test_yjs_clients import fetch_state
 
 
 async def test_a_provider_syncs_edits_and_is_told_saved_only_once_they_are_stored(
@@ -23,4 +31,98 @@ async def test_a_provider_syncs_edits_and_is_told_saved_only_once_they_are_store
     await b.do("wait_keys", keys=["title"])
     snap = (await b.do("snapshot"))["docs"]["notes"]
     assert snap["map"] == {"title": "Grüße 🌍"} and snap["text"] == "hello"
-    assert b"hello" in await fetch_state(server, "notes")
+    assert await stored_map(server, "notes") == {"title": "Grüße 🌍"}
+
+
+async def test_a_provider_a_y_websocket_client_and_the_python_sdk_share_a_room(
+    server: ServerProcess, start_node: StartNode
+) -> None:
+    everyone = ["hocus", "yws", "py"]
+    hocus = await Provider.start(start_node, server, docs="mixed")
+    await hocus.do("presence", name="hocus")
+    yws = await start_node(
+        "mixed.mjs", url=server.ws_url, room="mixed", name="yws", expect=",".join(everyone)
+    )
+    async with connect(server.ws_url, "mixed", store_path=None) as py:
+        py.awareness.set_local_state({"user": {"name": "py"}})
+        await asyncio.wait_for(py.synced(), DEADLINE)
+        py.doc.get("map", type=Map)["py"] = True
+        await hocus.do("wait_synced")
+        await hocus.do("set", key="hocus", value=True)
+        await hocus.do("wait_keys", keys=everyone)
+        await hocus.do("wait_presence", names=everyone)
+        seen_by_yws = await yws.next_line(DEADLINE)
+        assert sorted(seen_by_yws["names"]) == sorted(everyone)
+        await wait_until(lambda: set(py.doc.get("map", type=Map).keys()) == set(everyone))
+        await wait_until(lambda: presence_names(py) >= set(everyone))
+        await hocus.do("wait_saved")
+        await asyncio.wait_for(py.saved(), DEADLINE)
+        hocus_map = (await hocus.do("snapshot"))["docs"]["mixed"]["map"]
+        assert hocus_map == seen_by_yws["json"]["map"] == py.doc.get("map", type=Map).to_py()
+    assert await stored_map(server, "mixed") == hocus_map
+
+
+async def stored_map(server: ServerProcess, room: str, token: str | None = None) -> Any:
+    """The room's `map` root as the server stores it (`GET /v1/rooms/{room}/state`)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE)) as session,
+        session.get(f"{server.url}/v1/rooms/{room}/state", headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+        stored: Doc[Any] = Doc()
+        stored.apply_update(await response.read())
+        return stored.get("map", type=Map).to_py()
+
+
+def presence_names(client: Client) -> set[str]:
+    states = client.awareness.states.values()
+    return {s["user"]["name"] for s in states if isinstance(s, dict) and "user" in s}
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+SECRET = "interop-secret-long-enough-for-hs256-keys"
+
+
+async def test_a_read_only_token_reads_and_its_edits_are_refused_with_permission_denied(
+    start_server: StartServer, start_node: StartNode
+) -> None:
+    server = await start_server(None, "--auth-secret", SECRET)
+    writer = await Provider.start(
+        start_node, server, docs="ro", token=issue_token(SECRET, "ro", user="ann")
+    )
+    await writer.do("wait_synced")
+    await writer.do("set", key="w", value=1)
+    await writer.do("wait_saved")
+    reader = await Provider.start(
+        start_node, server, docs="ro", token=issue_token(SECRET, "ro", read_only=True)
+    )
+    answer = await reader.wait_for(lambda e: e["event"] == "authenticated")
+    assert answer["scope"] == "readonly"
+    await reader.do("wait_keys", keys=["w"])
+    await reader.do("set", key="r", value=1)
+    refused = await reader.wait_for(lambda e: e["event"] == "authenticationFailed")
+    assert "read-only" in refused["reason"]
+    await writer.do("set", key="w2", value=1)
+    await reader.do("wait_keys", keys=["w2"])  # still reading after the refusal
+    assert await stored_map(server, "ro", issue_token(SECRET, "ro")) == {"w": 1, "w2": 1}
+
+
+async def test_a_bad_token_gets_authentication_failed_and_no_document(
+    start_server: StartServer, start_node: StartNode
+) -> None:
+    server = await start_server(None, "--auth-secret", SECRET)
+    forged = issue_token("another-secret-long-enough-for-hs256-keys", "secret-doc")
+    other_room = issue_token(SECRET, "another-doc")
+    for token in (forged, other_room, ""):
+        client = await Provider.start(start_node, server, docs="secret-doc", token=token)
+        failed = await client.wait_for(lambda e: e["event"] == "authenticationFailed")
+        assert failed["doc"] == "secret-doc" and failed["reason"]
+        assert not client.matching("authenticated")
+        snap = (await client.do("snapshot"))["docs"]["secret-doc"]
+        assert snap["map"] == {}

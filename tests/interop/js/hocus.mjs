@@ -9,7 +9,7 @@ import WebSocket from 'ws'
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider'
 import { Y, args, emit, fail, hex, waitFor } from './lib.mjs'
 
-const DEADLINE_MS = 60000
+const DEADLINE_MS = Number(args().deadline ?? 15000)
 const options = args()
 const names = options.docs
   ? options.docs.split(',')
@@ -52,7 +52,9 @@ const commands = {
   wait_keys: ({ docs, keys }) => each(docs, (p, n) => waitFor(`${n} keys ${keys}`, () => keys.every((k) => p.document.getMap('map').has(k)), DEADLINE_MS, onDoc(p))),
   snapshot: async ({ docs }) => ({ docs: Object.fromEntries(selected(docs).map((n) => [n, snapshot(providers.get(n))])) }),
   presence: ({ docs, name }) => each(docs, (p) => p.setAwarenessField('user', { name })),
-  wait_presence: ({ docs, names: wanted }) => each(docs, (p, n) => waitFor(`${n} presence ${wanted}`, () => wanted.every((w) => presenceNames(p).includes(w)), DEADLINE_MS, onDoc(p))),
+  wait_presence: ({ docs, names: wanted }) => each(docs, (p, n) =>
+    waitFor(`${n} presence ${wanted}`, () => wanted.every((w) => presenceNames(p).includes(w)), DEADLINE_MS, onDoc(p))
+      .catch((error) => { throw new Error(`${error.message}; present: ${presenceNames(p)}`) })),
   stateless: ({ docs, payload }) => each(docs, (p) => p.sendStateless(payload)),
   close_doc: ({ docs }) => each(docs, (p, n) => { p.destroy(); providers.delete(n) }),
   raw: ({ docs, hex: body }) => each(docs, (p, n) => {
