@@ -5,7 +5,9 @@ its "synced" (no unsynced changes) means the edits are on disk."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -63,12 +65,15 @@ async def test_a_provider_a_y_websocket_client_and_the_python_sdk_share_a_room(
 
 
 async def stored_map(server: ServerProcess, room: str, token: str | None = None) -> Any:
-    """The room's `map` root as the server stores it (`GET /v1/rooms/{room}/state`)."""
+    """The room's `map` root as the server stores it (`GET /v1/rooms/{room}/state`);
+    None when the room has nothing stored."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE)) as session,
         session.get(f"{server.url}/v1/rooms/{room}/state", headers=headers) as response,
     ):
+        if response.status == 404:
+            return None
         assert response.status == 200, await response.text()
         stored: Doc[Any] = Doc()
         stored.apply_update(await response.read())
@@ -126,3 +131,54 @@ async def test_a_bad_token_gets_authentication_failed_and_no_document(
         assert not client.matching("authenticated")
         snap = (await client.do("snapshot"))["docs"]["secret-doc"]
         assert snap["map"] == {}
+
+
+async def test_two_hundred_documents_share_one_socket_and_one_failing_leaves_the_rest(
+    server: ServerProcess, start_node: StartNode
+) -> None:
+    count, slow = 200, 120.0
+    a = await Provider.start(start_node, server, prefix="many-", count=count, deadline=110000)
+    b = await Provider.start(start_node, server, prefix="many-", count=count, deadline=110000)
+    await a.do("wait_synced", timeout=slow)
+    await b.do("wait_synced", timeout=slow)
+    assert len(a.matching("authenticated")) == count
+    await a.do("set", key="a", value=1)
+    await a.do("wait_saved", timeout=slow)
+    await b.do("wait_keys", keys=["a"], timeout=slow)
+    await b.do("close_doc", docs=[0])
+    await a.do("raw", docs=[1], hex="0007ff")  # a sync message with no step 7
+    closed = await a.wait_for(lambda e: e["event"] == "close" and e["doc"] == "many-1")
+    assert "malformed" in closed["reason"]
+    rest = [f"many-{i}" for i in range(2, count)]
+    await a.do("set", docs=rest, key="after", value=2)
+    await a.do("wait_saved", docs=rest, timeout=slow)
+    await b.do("wait_keys", docs=rest, keys=["after"], timeout=slow)
+    await b.do("set", docs=["many-1"], key="b", value=3)  # its other socket still holds it
+    await b.do("wait_saved", docs=["many-1"])
+    assert not [e for e in a.matching("close") if e["doc"] != "many-1"]
+    assert await stored_map(server, "many-0") == {"a": 1}
+    assert await stored_map(server, "many-1") == {"a": 1, "b": 3}
+    assert await stored_map(server, f"many-{count - 1}") == {"a": 1, "after": 2}
+
+
+async def test_stateless_messages_reach_the_other_providers_and_the_hook_and_are_not_stored(
+    start_server: StartServer, start_node: StartNode, tmp_path: Path, monkeypatch: Any
+) -> None:
+    record = tmp_path / "stateless.jsonl"
+    monkeypatch.setenv("PERFORMER_TEST_CHANGES", str(record))
+    server = await start_server(None, "--hooks", "tests.server.hooks_app:StatelessRecorder")
+    a = await Provider.start(start_node, server, docs="st,other")
+    b = await Provider.start(start_node, server, docs="st")
+    await a.do("wait_synced")
+    await b.do("wait_synced")
+    await a.do("stateless", docs=["st"], payload='{"ping": "ü"}')
+    got = await b.wait_for(lambda e: e["event"] == "stateless")
+    assert got == {"event": "stateless", "doc": "st", "payload": '{"ping": "ü"}'}
+    await wait_until(lambda: record.exists() and bool(record.read_text().strip()))
+    assert json.loads(record.read_text()) == {
+        "room": "st",
+        "user": None,
+        "payload": '{"ping": "ü"}',
+    }
+    assert not [e for e in a.matching("stateless") if "doc" in e]  # not sent back
+    assert await stored_map(server, "st") is None

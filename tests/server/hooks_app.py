@@ -88,3 +88,15 @@ class ListBot(Hooks):
                     answer = "pong-" + item[5:]
                     if answer not in present:
                         items.append(answer)
+
+
+class StatelessRecorder(Hooks):
+    """Records every stateless message (room, user, payload) as a JSON line."""
+
+    async def on_stateless(self, room: str, user: str | None, payload: str) -> None:
+        _append_line({"room": room, "user": user, "payload": payload})
+
+
+def _append_line(value: dict[str, Any]) -> None:
+    with open(os.environ["PERFORMER_TEST_CHANGES"], "a", encoding="utf-8") as out:
+        out.write(json.dumps(value) + "\n")
