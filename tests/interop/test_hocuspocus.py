@@ -18,6 +18,7 @@ from server.auth import issue_token
 from tests.interop.conftest import StartNode, StartServer
 from tests.interop.hocuspocus_driver import DEADLINE, Provider
 from tests.interop.processes import ServerProcess
+from tests.redis_process import RedisProcess
 
 
 async def test_a_provider_syncs_edits_and_is_told_saved_only_once_they_are_stored(
@@ -182,3 +183,24 @@ async def test_stateless_messages_reach_the_other_providers_and_the_hook_and_are
     }
     assert not [e for e in a.matching("stateless") if "doc" in e]  # not sent back
     assert await stored_map(server, "st") is None
+
+
+async def test_providers_on_two_server_processes_share_documents_through_redis(
+    redis_server: RedisProcess, start_server: StartServer, start_node: StartNode
+) -> None:
+    one = await start_server(None, "--redis", redis_server.url)
+    two = await start_server(None, "--redis", redis_server.url)
+    docs = "shared,shared-2,shared-3"
+    a = await Provider.start(start_node, one, docs=docs)
+    b = await Provider.start(start_node, two, docs=docs)
+    await a.do("wait_synced")
+    await b.do("wait_synced")
+    await a.do("set", key="a", value=1)
+    await b.do("set", key="b", value=2)
+    await a.do("wait_keys", keys=["a", "b"])
+    await b.do("wait_keys", keys=["a", "b"])
+    await a.do("wait_saved")
+    await b.do("wait_saved")
+    for server in (one, two):
+        for doc in docs.split(","):
+            assert await stored_map(server, doc) == {"a": 1, "b": 2}
