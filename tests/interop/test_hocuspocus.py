@@ -204,3 +204,21 @@ async def test_providers_on_two_server_processes_share_documents_through_redis(
     for server in (one, two):
         for doc in docs.split(","):
             assert await stored_map(server, doc) == {"a": 1, "b": 2}
+
+
+async def test_every_edit_the_provider_counted_as_synced_survives_a_server_sigkill(
+    start_server: StartServer, start_node: StartNode, tmp_path: Path
+) -> None:
+    data = tmp_path / "crash"
+    server = await start_server(data)
+    url = server.url.replace("http://", "ws://", 1) + "/hocuspocus"
+    typist = await start_node("hocus_typist.mjs", url=url, room="crash")
+    saved = -1
+    while saved < 200:
+        saved = (await typist.next_line(DEADLINE))["saved"]
+    await server.kill()
+    await typist.kill()
+    restarted = await start_server(data)
+    stored = await stored_map(restarted, "crash")
+    missing = [i for i in range(saved + 1) if stored.get(f"k{i}") != i]
+    assert not missing, f"acknowledged as synced, lost: {missing[:10]}"
