@@ -229,6 +229,12 @@ def _add_static(app: web.Application, config: Config) -> None:
             )
         return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
 
+    async def doc_page(_: web.Request) -> web.StreamResponse:
+        page = static / "doc.html"
+        if not page.exists():
+            raise web.HTTPNotFound()
+        return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+
     async def service_worker(_: web.Request) -> web.StreamResponse:
         worker = static / "sw.js"
         if not worker.exists():
@@ -238,6 +244,7 @@ def _add_static(app: web.Application, config: Config) -> None:
         )
 
     app.router.add_get("/", index)
+    app.router.add_get("/doc", doc_page)
     app.router.add_get("/sw.js", service_worker)
     if static.is_dir():
         app.router.add_static("/static/", static)

@@ -34,10 +34,12 @@ async function buildFiles () {
   const appJs = result.outputFiles[0].contents
   const appCss = await readFile(path.join(root, 'demo', 'app.css'))
   const html = await readFile(path.join(root, 'demo', 'index.html'))
+  const docPage = await buildDocPage()
   // The emoji font (a subset with just the reaction emoji, see demo/fonts/README.md) and its licence.
   const fonts = await Promise.all(FONT_FILES.map(async (name) => /** @type {[string, Uint8Array]} */ (
     [`fonts/${name}`, await readFile(path.join(root, 'demo', 'fonts', name))])))
   const hash = createHash('sha256').update(appJs).update(appCss).update(html)
+  for (const [, bytes] of docPage) hash.update(bytes)
   for (const [, bytes] of fonts) hash.update(bytes)
   const buildId = hash.digest('hex').slice(0, 12)
   const sw = (await readFile(path.join(root, 'demo', 'sw.js'), 'utf8')).replace('__BUILD_ID__', buildId)
@@ -46,8 +48,33 @@ async function buildFiles () {
     ['app.js', appJs],
     ['app.css', appCss],
     ['sw.js', new TextEncoder().encode(sw)],
+    ...docPage,
     ...fonts
   ])
+}
+
+/**
+ * The rich-text page (Tiptap over @hocuspocus/provider): its own bundle, so the chat does not
+ * carry the editor.
+ * @returns {Promise<Array<[string, Uint8Array]>>}
+ */
+async function buildDocPage () {
+  const result = await esbuild.build({
+    entryPoints: [path.join(root, 'demo', 'doc-main.js')],
+    bundle: true,
+    format: 'esm',
+    target: ['es2020', 'chrome90', 'firefox90', 'safari15'],
+    minify: true,
+    legalComments: 'none',
+    charset: 'utf8',
+    write: false,
+    logLevel: 'warning'
+  })
+  return [
+    ['doc.html', await readFile(path.join(root, 'demo', 'doc.html'))],
+    ['doc.js', result.outputFiles[0].contents],
+    ['doc.css', await readFile(path.join(root, 'demo', 'doc.css'))]
+  ]
 }
 
 /** @param {Map<string, Uint8Array>} files */

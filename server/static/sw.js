@@ -1,10 +1,10 @@
-/* Service worker: keeps the app shell so the chat opens without a network.
+/* Service worker: keeps the app shell so the chat and the document page open without a network.
  * Network first (so a new build is picked up at once), cache as the fallback. Only the shell
  * is handled here; documents live in IndexedDB and the WebSocket is never intercepted. */
 // @ts-check
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self))
-const CACHE = 'performer-shell-2a98a45818cd'
-const SHELL = ['/', '/static/app.js', '/static/app.css', '/static/fonts/emoji.woff2']
+const CACHE = 'performer-shell-634f2032895e'
+const SHELL = ['/', '/static/app.js', '/static/app.css', '/static/fonts/emoji.woff2', '/doc', '/static/doc.js', '/static/doc.css']
 const NETWORK_TIMEOUT_MS = 4000
 
 sw.addEventListener('install', (event) => {
@@ -24,7 +24,7 @@ sw.addEventListener('fetch', (event) => {
   if (request.method !== 'GET') return
   const url = new URL(request.url)
   if (url.origin !== sw.location.origin || !SHELL.includes(url.pathname)) return
-  // "/?room=x&user=y" and "/" are the same page: one cache entry.
+  // "/?room=x&user=y" and "/" are the same page: one cache entry (and "/doc?..." and "/doc").
   event.respondWith(networkFirst(request, url.pathname))
 })
 
