@@ -13,7 +13,8 @@ replica in memory only.
 
 Modules: `connection` (the client), `local_store` (the replica on the KV protocol),
 `shared_kv` (one store per directory per process), `replica` (document + store),
-`link` (one WebSocket), `status`, `presence`, `backoff`, `errors` (and the close-code
+`link` (one WebSocket), `multiplex` (`connect_many`: many rooms over one socket, in the
+Hocuspocus dialect), `status`, `presence`, `backoff`, `errors` (and the close-code
 table), `chat` (the chat schema and `performer chat`).
 """
 
@@ -27,6 +28,7 @@ from engine.client.errors import (
     WriteDenied,
 )
 from engine.client.local_store import LocalStore, ReplicaKey
+from engine.client.multiplex import Multiplex, MultiplexedRoom, connect_many
 from engine.client.status import Status
 
 __all__ = [
@@ -36,10 +38,13 @@ __all__ = [
     "ClientClosed",
     "ConnectionRejected",
     "LocalStore",
+    "Multiplex",
+    "MultiplexedRoom",
     "ReplicaInUse",
     "ReplicaKey",
     "Status",
     "WriteDenied",
     "connect",
+    "connect_many",
     "edit_and_save",
 ]

@@ -1,0 +1,58 @@
+"""`connect_many`: many rooms over one socket (the Hocuspocus dialect) against a real
+server process; each room has its own replica and status, and "saved" means on disk."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pycrdt import Array
+
+from engine.client import AuthError, Client, connect, connect_many
+from tests.client.conftest import LiveServer, StartServer, make_token
+from tests.client.helpers import DEADLINE, items, server_doc
+
+SECRET = "multiplex-secret-long-enough-for-hs256-keys"
+
+
+def ws_base(server: LiveServer) -> str:
+    return server.url.replace("http://", "ws://")
+
+
+async def test_fifty_rooms_over_one_socket_sync_save_and_meet_other_clients(
+    live_server: LiveServer,
+) -> None:
+    names = [f"mx-{i}" for i in range(50)]
+    async with connect(live_server.ws_url, "mx-7", store_path=None) as other:
+        other.doc.get("items", type=Array).append("from y-websocket")
+        await asyncio.wait_for(other.saved(), DEADLINE)
+        async with connect_many(ws_base(live_server), names, store_path=None) as rooms:
+            async with asyncio.timeout(DEADLINE):
+                await asyncio.gather(*(rooms[name].synced() for name in names))
+            assert items(rooms["mx-7"].doc) == ["from y-websocket"]
+            for name in names:
+                rooms[name].doc.get("items", type=Array).append(f"in {name}")
+            async with asyncio.timeout(DEADLINE):
+                await asyncio.gather(*(rooms[name].saved() for name in names))
+            assert {rooms[name].status for name in names} == {"saved"}
+            await wait_items(other, ["from y-websocket", "in mx-7"])
+    for name in ("mx-0", "mx-49"):
+        assert items(await server_doc(live_server.url, name)) == [f"in {name}"]
+
+
+async def test_each_room_has_its_own_auth(start_server: StartServer) -> None:
+    server = start_server("--auth-secret", SECRET)
+    token = make_token(SECRET, "team-*")
+    async with connect_many(ws_base(server), ["team-a", "private"], token=token,
+                            store_path=None) as rooms:  # fmt: skip
+        await asyncio.wait_for(rooms["team-a"].synced(), DEADLINE)
+        with pytest.raises(AuthError):
+            await asyncio.wait_for(rooms["private"].synced(), DEADLINE)
+        rooms["team-a"].doc.get("items", type=Array).append(1)
+        await asyncio.wait_for(rooms["team-a"].saved(), DEADLINE)
+
+
+async def wait_items(client: Client, expected: list[str]) -> None:
+    async with asyncio.timeout(DEADLINE):
+        while sorted(items(client.doc)) != sorted(expected):
+            await asyncio.sleep(0.05)
