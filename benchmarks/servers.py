@@ -107,6 +107,19 @@ KINDS["pycrdt-asyncio"] = ServerKind(
     loop="asyncio",
 )
 
+# Ours again, spoken to in the Hocuspocus dialect (document name in every frame, token
+# handshake, SyncStatus after the commit): the same load generator, set against Hocuspocus.
+KINDS["ours-hocuspocus"] = ServerKind(
+    "ours-hocuspocus",
+    "hocuspocus",
+    "/hocuspocus",
+    KINDS["ours"].persists,
+    "Performer (Hocuspocus dialect)",
+    durable=True,
+    python=True,
+    impl="ours",
+)
+
 # The event loop of the Python servers (--loop). Ours picks uvloop when it is
 # installed; pycrdt-websocket under uvicorn gets asyncio's default loop unless
 # uvloop is installed and asked for. Both run on the same loop in every run.
