@@ -21,6 +21,7 @@ export const performerBin = process.env.PERFORMER_BIN ?? path.join(repoRoot, '.v
  * @property {string} dataDir
  * @property {() => string} output everything the process printed so far (for failure messages)
  * @property {() => Promise<void>} stop SIGTERM, wait for exit (SIGKILL after a deadline)
+ * @property {() => Promise<void>} kill SIGKILL (a crash), wait for exit
  */
 
 /** @returns {Promise<string>} a fresh temporary data directory */
@@ -53,6 +54,12 @@ export function startServer ({ dataDir, port = 0, extraArgs = [], timeoutMs = 20
     clearTimeout(killer)
   }
 
+  async function kill () {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGKILL')
+    await exited
+  }
+
   return new Promise((resolve, reject) => {
     let stdout = ''
     const timer = setTimeout(() => {
@@ -81,7 +88,8 @@ export function startServer ({ dataDir, port = 0, extraArgs = [], timeoutMs = 20
         wsUrl: httpUrl.replace(/^http/, 'ws') + '/rooms',
         dataDir,
         output: () => log,
-        stop
+        stop,
+        kill
       })
     })
   })
