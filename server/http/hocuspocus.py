@@ -30,12 +30,14 @@ from aiohttp import WSMsgType, web
 
 from engine import hocuspocus_protocol as hp
 from engine.errors import Close, EngineError, ProtocolError, close_reason, meaning_of
+from engine.names import validate_room_name
 from engine.protocol import MESSAGE_AUTH, MESSAGE_SAVED, Reader
 from engine.yjs import EMPTY_UPDATE
 from server.auth import Authorizer
 from server.config import Config, Limits
 from server.hooks import Grant, Hooks
 from server.http.connection import MIN_SLEEP_SECONDS, Connection
+from server.http.guard import auth_request, check_origin
 from server.http.hocuspocus_writer import SocketWriter
 from server.http.ws import WebSocketSink
 from server.metrics import Metrics
@@ -123,7 +125,7 @@ class _Document:
 class HocuspocusSocket:
     """One client's socket: its documents, their auth handshakes, and the dispatch."""
 
-    def __init__(self, writer: SocketWriter, token_query: str | None, *, config: Config,
+    def __init__(self, writer: SocketWriter, request: web.Request, *, config: Config,
                  authorizer: Authorizer, registry: RoomRegistry, hooks: Hooks,
                  metrics: Metrics) -> None:  # fmt: skip
         self.writer = writer
@@ -133,7 +135,8 @@ class HocuspocusSocket:
         self.hooks = hooks
         self.metrics = metrics
         self.documents: dict[str, _Document] = {}
-        self._token_query = token_query
+        self._request = request
+        self._token_query = request.query.get("token")
         self._tokens = float(config.limits.message_burst)
         self._refilled = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -231,7 +234,9 @@ class HocuspocusSocket:
 
     async def _authenticate(self, document: str, token: str | None) -> None:
         try:
-            grant = await self.authorizer.check(token, document)
+            validate_room_name(document)  # before the authenticate hook hears of it
+            request = auth_request(self._request, token, document)
+            grant = await self.authorizer.check(token, document, request)
             actor = await self.registry.acquire(document)
         except EngineError as exc:
             self._refuse(document, close_reason(meaning_of(exc).close, str(exc)))
@@ -333,7 +338,9 @@ async def handle_hocuspocus(
     hooks: Hooks,
     metrics: Metrics,
 ) -> web.WebSocketResponse:
-    """`/hocuspocus`: one client socket, any number of documents."""
+    """`/hocuspocus`: one client socket, any number of documents. A browser page from an
+    origin not allowed gets HTTP 403 before the upgrade, as on `/rooms`."""
+    check_origin(request, config.allowed_origins)
     ws = web.WebSocketResponse(
         heartbeat=config.heartbeat_seconds,
         compress=False,
@@ -345,7 +352,7 @@ async def handle_hocuspocus(
         return ws
     writer = SocketWriter(WebSocketSink(ws, transport), config.limits)
     socket = HocuspocusSocket(
-        writer, request.query.get("token"), config=config, authorizer=authorizer,
+        writer, request, config=config, authorizer=authorizer,
         registry=registry, hooks=hooks, metrics=metrics,
     )  # fmt: skip
     try:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from pycrdt import Doc
 
 from engine import hocuspocus_protocol as hp
 from engine.protocol import SyncStep1, SyncStep2, encode
 from harness.wire import edit
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, StartServer
 
 WAIT = 20.0
 
@@ -69,6 +70,7 @@ async def test_a_bad_document_is_refused_and_the_socket_keeps_serving_the_others
         await socket.write("good", "still here")
         await socket.send(hp.wrap("good", encode(SyncStep1(b"\x00"))))
         await socket.next_for("good", hp.SYNC)
+        await socket.ws.close()
 
 
 async def test_a_frame_without_a_document_name_ends_the_socket(server: ServerProcess) -> None:
@@ -85,3 +87,18 @@ async def test_a_frame_without_a_document_name_ends_the_socket(server: ServerPro
         await socket.ws.send_str("hello")
         message = await socket.ws.receive(timeout=WAIT)
         assert message.type is aiohttp.WSMsgType.CLOSE and message.data == 4400
+        await socket.ws.close()
+
+
+async def test_a_page_from_another_origin_is_refused_before_the_upgrade(
+    server_factory: StartServer,
+) -> None:
+    server = server_factory("--allowed-origins", "https://app.example")
+    url = server.url.replace("http://", "ws://") + "/hocuspocus"
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(url, headers={"Origin": "https://evil.example"})
+        assert refused.value.status == 403
+        allowed = Socket(await session.ws_connect(url, headers={"Origin": "https://app.example"}))
+        await allowed.join("doc")
+        await allowed.ws.close()
