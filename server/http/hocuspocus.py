@@ -3,14 +3,7 @@
 Each document on a socket is a `DocumentConnection`, an ordinary `Connection` (throttle,
 awareness, acks) joined to the room's actor exactly as a y-websocket client is: there is
 one way into a room, so rules, history, hooks, feeds and webhooks see every edit alike.
-What differs is only the framing, which `DocumentSink` translates on the way out:
-
-- every frame gets the document's name in front;
-- the actor's "saved" acknowledgement (`Saved(count)`, cumulative) becomes one
-  SyncStatus per update message newly durable: the provider counts its unsynced
-  changes down with them, so its "synced" means "on disk";
-- the y-websocket permission-denied becomes the Hocuspocus one (the provider's
-  `authenticationFailed` event, with our reason).
+What differs is only the framing, translated in `hocuspocus_peer`.
 
 One socket has one send path (`SocketWriter`: everything queued in one tick leaves in one
 write) and one slow-consumer rule (4408 closes the socket). Per document: the auth
@@ -23,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
@@ -31,18 +24,16 @@ from aiohttp import WSMsgType, web
 from engine import hocuspocus_protocol as hp
 from engine.errors import Close, EngineError, ProtocolError, close_reason, meaning_of
 from engine.names import validate_room_name
-from engine.protocol import MESSAGE_AUTH, MESSAGE_SAVED, Reader
 from engine.yjs import EMPTY_UPDATE
 from server.auth import Authorizer
-from server.config import Config, Limits
-from server.hooks import Grant, Hooks
-from server.http.connection import MIN_SLEEP_SECONDS, Connection
+from server.config import Config
+from server.hooks import Hooks
+from server.http.connection import MIN_SLEEP_SECONDS
 from server.http.guard import auth_request, check_origin
+from server.http.hocuspocus_peer import DocumentConnection, DocumentSink
 from server.http.hocuspocus_writer import SocketWriter
 from server.http.ws import WebSocketSink
 from server.metrics import Metrics
-from server.rooms.actor import RoomActor
-from server.rooms.peer import Frame
 from server.rooms.registry import RoomRegistry
 
 log = logging.getLogger(__name__)
@@ -52,63 +43,6 @@ MAX_PENDING_MESSAGES = 1_000  # per document, queued while its token is checked
 STATELESS_HOOK_TIMEOUT = 10.0
 _SOCKET_CODES = (Close.SLOW_CONSUMER, Close.UNAVAILABLE, Close.GOING_AWAY)
 """Closes that concern the socket, not one document: the provider reconnects it whole."""
-
-
-class DocumentSink:
-    """A `Connection`'s sink for one document of a multiplexed socket."""
-
-    def __init__(
-        self, document: str, writer: SocketWriter, on_close: Callable[[str, int, str], None]
-    ) -> None:
-        self.document = document
-        self.prefix = hp.document_prefix(document)
-        self._writer = writer
-        self._on_close = on_close
-        self._acked = 0
-
-    def write_frames(self, frames: list[Frame]) -> None:
-        self._writer.write([out for frame in frames for out in self._translate(frame)])
-
-    def _translate(self, frame: Frame) -> list[Frame]:
-        if isinstance(frame, tuple):
-            return [(self.prefix, *frame)]
-        if frame[0] == MESSAGE_SAVED:
-            reader = Reader(frame)
-            reader.varuint()
-            count = reader.varuint()
-            newly, self._acked = max(0, count - self._acked), max(count, self._acked)
-            return [hp.sync_status(self.document, True)] * newly
-        if frame[0] == MESSAGE_AUTH:
-            reader = Reader(frame)
-            reader.varuint()
-            reader.varuint()
-            return [hp.permission_denied(self.document, reader.varstring())]
-        return [self.prefix + frame]
-
-    def send_raw(self, frame: bytes) -> None:
-        """A frame already in the Hocuspocus dialect (auth answers, stateless, status)."""
-        self._writer.write([frame])
-
-    def buffered_bytes(self) -> int:
-        return 0  # the socket's writer judges slow consumers, for all documents at once
-
-    def close(self, code: int, reason: str) -> None:
-        self._on_close(self.document, code, reason)
-
-
-class DocumentConnection(Connection):
-    """A room member speaking for one document of a Hocuspocus socket."""
-
-    sink: DocumentSink
-
-    def __init__(self, room: RoomActor, grant: Grant, sink: DocumentSink, limits: Limits,
-                 metrics: Metrics) -> None:  # fmt: skip
-        super().__init__(room, grant, sink, limits, metrics, wants_ack=True)
-        self.sink = sink
-
-    def send_stateless(self, payload: str) -> None:
-        if not self.closed:
-            self.sink.send_raw(hp.stateless(self.sink.document, payload))
 
 
 @dataclass
