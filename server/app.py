@@ -29,6 +29,7 @@ from server.config import Config
 from server.delivery import Delivery
 from server.hooks import Hooks
 from server.http.changes import add_change_routes, sse_update
+from server.http.console import add_console_routes
 from server.http.hocuspocus import handle_hocuspocus
 from server.http.keys import (
     AUTHORIZER,
@@ -87,6 +88,7 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
     add_routes(app)
     add_change_routes(app)
     add_version_routes(app)
+    add_console_routes(app)  # the operator console (server/http/console.py)
     app.router.add_get("/rooms/{room}", _websocket)
     app.router.add_get("/hocuspocus", _hocuspocus)
     _add_static(app, config)

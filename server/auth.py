@@ -15,7 +15,7 @@ import time
 import jwt
 
 from engine.errors import EngineError, PermissionDenied, Unauthorized
-from server.hooks import AuthRequest, Grant, Hooks, ask_authenticate
+from server.hooks import ADMIN_ROLE, AuthRequest, Grant, Hooks, ask_authenticate
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ def issue_token(
     ttl: float = 3600,
     user: str | None = None,
     now: float | None = None,
+    admin: bool = False,
 ) -> str:
-    """Sign a token for `room` (exact, or a prefix ending in `*`)."""
+    """Sign a token for `room` (exact, or a prefix ending in `*`); `admin` adds the claim
+    `"role": "admin"`, which opens the operator console."""
     issued = time.time() if now is None else now
     claims: dict[str, object] = {
         "room": room,
@@ -45,6 +47,8 @@ def issue_token(
     }
     if user:
         claims["sub"] = user
+    if admin:
+        claims["role"] = ADMIN_ROLE
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -116,10 +120,12 @@ class Authorizer:
         user = claims.get("sub")
         expires = claims["exp"]
         assert isinstance(expires, (int, float))  # PyJWT validated it
+        role = claims.get("role")
         return Grant(
             user=str(user) if user else None,
             mode="write" if mode == "write" else "read",
             expires_at=float(expires),
+            role=role if isinstance(role, str) else None,
         )
 
     def pattern(self, token: str | None) -> str:

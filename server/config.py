@@ -64,6 +64,7 @@ class Config:
     webhook_probe_seconds: float = 300.0  # how often a parked room is tried again
     feed_heartbeat_seconds: float = 15.0  # a comment line on an idle change feed
     feed_queue_entries: int = 10_000  # how far a feed subscriber may lag before it is cut
+    console_open: bool = False  # without auth: serve /console beyond localhost too
     map_size: int = 256 * MIB
     fsync: bool = True
     idle_unload_seconds: float = 30.0

@@ -29,16 +29,19 @@ if TYPE_CHECKING:
     from server.rooms.access import Rooms
 
 Mode = Literal["read", "write"]
+ADMIN_ROLE = "admin"
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What a caller may do in one room: its user name (recorded in the history) and
-    whether it may write. `expires_at` (epoch seconds) closes its sockets then."""
+    whether it may write. `expires_at` (epoch seconds) closes its sockets then. `role`
+    "admin" opens the operator console (`GET /console`); rooms ignore it."""
 
     user: str | None = None
     mode: Mode = "write"
     expires_at: float | None = None
+    role: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("read", "write"):
@@ -47,6 +50,10 @@ class Grant:
     @property
     def can_write(self) -> bool:
         return self.mode == "write"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ADMIN_ROLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 /**
  * Build the demo into server/static (the server ships those files as they are).
  *
- *   node scripts/build.js          write server/static/{index.html, app.js, app.css, sw.js, fonts/}
+ *   node scripts/build.js          write server/static/{index.html, app.js, app.css, sw.js, fonts/, console.html}
  *   node scripts/build.js --check  rebuild in memory and fail if server/static differs
  *
  * The output is deterministic (same sources + same locked esbuild = same bytes), which is what
@@ -44,6 +44,7 @@ async function buildFiles () {
   const buildId = hash.digest('hex').slice(0, 12)
   const sw = (await readFile(path.join(root, 'demo', 'sw.js'), 'utf8')).replace('__BUILD_ID__', buildId)
   return new Map([
+    ['console.html', await buildConsole()],
     ['index.html', html],
     ['app.js', appJs],
     ['app.css', appCss],
@@ -75,6 +76,31 @@ async function buildDocPage () {
     ['doc.js', result.outputFiles[0].contents],
     ['doc.css', await readFile(path.join(root, 'demo', 'doc.css'))]
   ]
+}
+
+/**
+ * The operator console (console/) as one self-contained page: its script and styles inlined, so the server serves
+ * it from one admin-only route and it needs nothing from the network but the server's own REST and SSE routes.
+ * @returns {Promise<Uint8Array>}
+ */
+async function buildConsole () {
+  const result = await esbuild.build({
+    entryPoints: [path.join(root, 'console', 'main.js')],
+    bundle: true,
+    format: 'esm',
+    target: ['es2020', 'chrome90', 'firefox90', 'safari15'],
+    minify: true,
+    legalComments: 'none',
+    charset: 'utf8',
+    write: false,
+    logLevel: 'warning'
+  })
+  const js = result.outputFiles[0].text.replaceAll('</script', '<\\/script')
+  const css = (await readFile(path.join(root, 'console', 'console.css'), 'utf8')).replaceAll('</style', '<\\/style')
+  const page = (await readFile(path.join(root, 'console', 'index.html'), 'utf8'))
+    .replace('/*CONSOLE_CSS*/', () => css)
+    .replace('/*CONSOLE_JS*/', () => js)
+  return new TextEncoder().encode(page)
 }
 
 /** @param {Map<string, Uint8Array>} files */

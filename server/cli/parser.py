@@ -118,6 +118,8 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         metavar="SECONDS", help="seconds between scheduled backups (or 30m, 1h, 1d)")  # fmt: skip
     add("--backup-keep", type=positive_int, default=DEFAULTS.backup_keep, metavar="N",
         help="how many scheduled backups to keep")  # fmt: skip
+    add("--console-open", action="store_true",
+        help="without auth, serve /console to any address (default: localhost only)")  # fmt: skip
     serve_cmd.set_defaults(func=serve.serve)
 
 
@@ -166,6 +168,9 @@ def _token(token: argparse.ArgumentParser) -> None:
     token.add_argument("--read-only", action="store_true")
     token.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
     token.add_argument("--user", default=None)
+    token.add_argument(
+        "--admin", action="store_true", help='claim "role": "admin": opens /console (--room "*")'
+    )
     token.set_defaults(func=tools.token)
 
 

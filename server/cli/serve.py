@@ -61,6 +61,7 @@ def config_from(args: argparse.Namespace) -> Config:
         backup_dir=args.backup_dir,
         backup_every_seconds=args.backup_every,
         backup_keep=args.backup_keep,
+        console_open=args.console_open,
     )
 
 

@@ -38,7 +38,14 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> DocStore:
 
 def token(args: argparse.Namespace) -> int:
     print(
-        issue_token(args.secret, args.room, read_only=args.read_only, ttl=args.ttl, user=args.user)
+        issue_token(
+            args.secret,
+            args.room,
+            read_only=args.read_only,
+            ttl=args.ttl,
+            user=args.user,
+            admin=args.admin,
+        )
     )
     return 0
 

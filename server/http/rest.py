@@ -28,6 +28,7 @@ from server.auth import Authorizer, bearer_token, room_matches
 from server.hooks import Grant
 from server.http.guard import auth_request, check_origin, require_content_type
 from server.http.keys import AUTHORIZER, CONFIG, METRICS, REGISTRY, STORE
+from server.http.room_stats import add_details
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def list_rooms(request: web.Request) -> web.Response:
-    """Rooms and stats; with auth on, only the rooms the token's pattern covers."""
+    """Rooms and stats; with auth on, only the rooms the token's pattern covers.
+    `?detail=1` adds who is connected and the last edit."""
     authorizer: Authorizer = request.app[AUTHORIZER]
     pattern = "*"
     if not authorizer.open:
@@ -147,6 +149,8 @@ async def list_rooms(request: web.Request) -> web.Response:
         for m in metas
         if room_matches(pattern, m.name)
     ]
+    if request.query.get("detail") == "1":  # connected users, last edit (server/http/room_stats.py)
+        await add_details(request.app, rooms)
     return web.json_response({"rooms": rooms})
 
 

@@ -1,0 +1,46 @@
+"""`GET /v1/rooms?detail=1`: what an operator looks at beside the counters.
+
+Who is connected (user and mode per connection) and the last edit (time and user) of
+each room. Opt-in, because the last edit is one store read per room: a script that
+only wants names pays nothing for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server.http.keys import REGISTRY, STORE
+from server.rooms.actor import RoomActor
+
+
+def connections_of(actor: RoomActor | None) -> list[dict[str, Any]]:
+    """One entry per open connection of a loaded room: user (None when anonymous),
+    mode (read/write)."""
+    if actor is None:
+        return []
+    return [
+        {"user": peer.user, "mode": "write" if peer.can_write else "read"}
+        for peer in list(actor.peers.values())
+        if not peer.closed
+    ]
+
+
+async def add_details(app: web.Application, rooms: list[dict[str, Any]]) -> None:
+    """Adds `users` (connected user names, sorted, anonymous ones left out), `last_ts`
+    and `last_user` (None for a room without edits) to each room of a listing."""
+    loaded = app[REGISTRY].rooms
+    store = app[STORE]
+    for room in rooms:
+        name = room["name"]
+        people = connections_of(loaded.get(name))
+        room["users"] = sorted({p["user"] for p in people if p["user"]})
+        room["last_ts"] = None
+        room["last_user"] = None
+        last_seq = int(room["last_seq"])
+        if last_seq > 0:
+            entries = await store.history(name, last_seq - 1, 1)
+            if entries:
+                room["last_ts"] = entries[-1].ts
+                room["last_user"] = entries[-1].user
