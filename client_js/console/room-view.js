@@ -1,6 +1,6 @@
 /**
  * One room: who is connected, its content as a live JSON tree, the change feed tailing live, the timeline, time
- * travel with restore, a diff between positions, and named versions. The change feed (SSE) drives the live parts:
+ * travel with restore, a diff between positions, named versions, and delivery state with a retry button. The change feed (SSE) drives the live parts:
  * each committed edit re-reads `/json` (at most a few times a second), extends the timeline and the slider.
  * @module room-view
  */
@@ -8,6 +8,7 @@ import { h } from '../demo/dom.js'
 import { feedUrl, getJson, homeLink, postJson, roomPath } from './api.js'
 import { time, who } from './format.js'
 import { Timeline } from './timeline.js'
+import { DeliveriesView } from './deliveries-view.js'
 import { DiffView, TimeTravel } from './time-travel.js'
 import { JsonTree } from './tree.js'
 
@@ -31,6 +32,7 @@ export class RoomView {
     this.travel = new TimeTravel(room, () => this.content)
     this.diff = new DiffView(room)
     this.versions = h('ul', { 'data-testid': 'versions' })
+    this.deliveries = new DeliveriesView(room)
     /** @type {EventSource | null} */
     this.source = null
     this.peopleTimer = 0
@@ -46,7 +48,8 @@ export class RoomView {
         h('section', { class: 'card' }, [h('h3', { text: 'Change feed' }), this.feed]),
         this.travel.element,
         this.diff.element,
-        this.versionsCard()
+        this.versionsCard(),
+        this.deliveries.element
       ])
     ])
   }
@@ -65,7 +68,7 @@ export class RoomView {
     this.loadVersions()
     this.follow(this.seq)
     const people = async () => {
-      await this.refreshPeople()
+      await Promise.all([this.refreshPeople(), this.deliveries.refresh()])
       if (!this.stopped) this.peopleTimer = window.setTimeout(people, PEOPLE_REFRESH_MS)
     }
     people()

@@ -1,78 +1,33 @@
-"""The operator console: `GET /console`, and the one route only it needs, `GET /v1/stats`.
+"""The operator console: `GET /console`, the routes only operators need (`GET /v1/stats`,
+delivery state in server/http/deliveries.py), and `GET /v1/rooms/{room}/connections`.
 
-Who may open it: a caller whose grant has the admin role (a JWT made with `performer
-token --admin`, or `Grant(role="admin")` from the authenticate hook, asked for room
-"*"). A server without auth has no admins: it answers the console only to requests
-from this machine (loopback, and not relayed by a proxy), unless `--console-open` says
-otherwise. Everything else the console shows comes from the public REST and SSE routes,
-so a script can get it too. Nothing here runs unless someone asks: a server whose
-console nobody has open does no work for it.
+Who may open it: see server/http/admin.py (an admin grant; without auth, localhost
+unless `--console-open`). Everything else the console shows comes from the public
+REST and SSE routes, so a script can get it too. Nothing here runs unless someone
+asks: a server whose console nobody has open does no work for it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from engine.errors import PermissionDenied
-from server.auth import OPEN_GRANT, bearer_token
 from server.config import Config
-from server.hooks import Grant
-from server.http.guard import auth_request
-from server.http.keys import AUTHORIZER, CONFIG, METRICS, REGISTRY
+from server.http.admin import console_grant
+from server.http.deliveries import add_delivery_routes
+from server.http.keys import CONFIG, METRICS, REGISTRY
 from server.http.rest import grant_for
 from server.http.room_stats import connections_of
 from server.metrics import Metrics
 
 CONSOLE_PAGE = "console.html"
-FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 SECRET_SETTINGS = ("auth_secret", "webhook_secret")
 STARTED = time.time()
-
-
-def is_local(remote: str | None, headers: Mapping[str, str]) -> bool:
-    """A request from this machine: a loopback peer address, and no proxy header (a
-    reverse proxy on the same host would make every visitor look local)."""
-    if any(name in headers for name in FORWARDING_HEADERS):
-        return False
-    if not remote:
-        return False
-    try:
-        address = ipaddress.ip_address(remote.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
-async def console_grant(request: web.Request) -> Grant:
-    """The caller's admin grant, or a refusal.
-
-    Raises:
-        Unauthorized: auth is on and there is no valid token (401).
-        PermissionDenied: not an admin, or (without auth) not from this machine (403).
-    """
-    authorizer = request.app[AUTHORIZER]
-    if authorizer.open:
-        if request.app[CONFIG].console_open or is_local(request.remote, request.headers):
-            return OPEN_GRANT
-        raise PermissionDenied(
-            "without auth the console answers only requests from localhost "
-            "(--console-open serves it to any address)"
-        )
-    token = bearer_token(request.headers.get("Authorization"), request.query.get("token"))
-    grant = await authorizer.check(token, "*", auth_request(request, token, "*"))
-    if not grant.is_admin:
-        raise PermissionDenied('the console needs an admin grant ("role": "admin")')
-    return grant
 
 
 async def console_page(request: web.Request) -> web.StreamResponse:
@@ -177,3 +132,4 @@ def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/console", console_page)
     app.router.add_get("/v1/stats", stats)
     app.router.add_get("/v1/rooms/{room}/connections", room_connections)
+    add_delivery_routes(app)

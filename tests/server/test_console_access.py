@@ -6,6 +6,7 @@ and the last edit, on LMDB and on Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -23,9 +24,10 @@ from harness.wire import connect, edit
 from server import Config, Grant, Hooks, create_app
 from server.auth import issue_token
 from server.hooks import AuthRequest
-from server.http.console import is_local
+from server.http.admin import is_local
 from tests.conftest import StartServer
 from tests.redis_process import RedisProcess
+from tests.server.receiver import Receiver
 
 SECRET = "console-secret-" + "0123456789abcdef" * 4
 FORWARDED = {"X-Forwarded-For": "203.0.113.7"}
@@ -230,3 +232,66 @@ def _update_frame(update: bytes) -> bytes:
     from engine.protocol import Update, encode
 
     return encode(Update(update))
+
+
+async def test_a_parked_room_shows_its_reason_and_retry_resumes_it(
+    tmp_path: Path, backend: dict[str, Any], receiver: Receiver
+) -> None:
+    receiver.status = 500  # every attempt fails: the shortened schedule parks the room
+    server = await start(
+        tmp_path,
+        auth_secret=SECRET,
+        webhook_url=receiver.url,
+        webhook_secret="hook-secret",
+        webhook_retry_seconds=0.00002,  # the whole day-long schedule in about 1.5 s
+        webhook_probe_seconds=3600.0,  # no probe: only the retry may unpark it
+        **backend,
+    )
+    base = str(server.make_url("")).rstrip("/")
+    admin = bearer(issue_token(SECRET, "*", user="ops", admin=True))
+    writer = bearer(issue_token(SECRET, "*", user="ann"))
+    state_url = base + "/v1/rooms/hooked/deliveries"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                base + "/v1/rooms/hooked/update",
+                data=edit(Doc(), "x"),
+                headers={**writer, "Content-Type": "application/octet-stream"},
+            ) as response:
+                assert response.status == 200, await response.text()
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                code, body = await status(state_url, admin)
+                assert code == 200, body
+                (state,) = json.loads(body)["deliveries"]
+                if state["parked"] is not None:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, f"never parked: {body}"
+                await asyncio.sleep(0.1)
+            assert state["consumer"] == "webhook" and state["cursor"] == 0 and state["lag"] == 1
+            assert "500" in state["parked"]["error"] and state["parked"]["to_seq"] == 1
+            assert (await status(state_url, writer))[0] == 403
+            retry = base + "/v1/rooms/hooked/deliveries/retry"
+            json_type = {"Content-Type": "application/json"}
+            async with http.post(retry, json={}, headers=writer) as response:
+                assert response.status == 403
+            async with http.post(
+                retry, data="{}", headers={**admin, "Content-Type": "text/plain"}
+            ) as response:
+                assert response.status == 415
+            receiver.status = 200
+            async with http.post(retry, data="{}", headers={**admin, **json_type}) as response:
+                assert response.status == 200
+                assert (await response.json())["retried"] == ["webhook"]
+            await receiver.wait_for(lambda r: r.acknowledged_upto("hooked") == 1, timeout=30)
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                (state,) = json.loads((await status(state_url, admin))[1])["deliveries"]
+                if state["parked"] is None and state["lag"] == 0:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, state
+                await asyncio.sleep(0.1)
+            async with http.post(retry, data="{}", headers={**admin, **json_type}) as response:
+                assert (await response.json())["retried"] == []  # nothing parked any more
+    finally:
+        await server.close()

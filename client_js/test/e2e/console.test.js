@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import http from 'node:http'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
@@ -200,3 +201,54 @@ test('the rooms table shows live connection counts and last users; a room page f
   await waitFor(async () => (await page.getByTestId('version-item').allTextContents()).some((t) => t.startsWith('before-launch')), { what: 'version listed' })
   assert.ok(eve)
 })
+
+test('a parked webhook room shows the reason, and the retry button unparks it', async () => {
+  let answer = 500
+  /** @type {string[]} */
+  const delivered = []
+  const receiver = http.createServer((request, response) => {
+    let body = ''
+    request.on('data', (chunk) => { body += chunk })
+    request.on('end', () => {
+      if (answer === 200) delivered.push(body)
+      response.writeHead(answer).end()
+    })
+  })
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', () => resolve(undefined)))
+  const port = /** @type {import('node:net').AddressInfo} */ (receiver.address()).port
+  const hookedDir = await makeDataDir()
+  const hooked = await startServer({
+    dataDir: hookedDir,
+    extraArgs: ['--webhook', `http://127.0.0.1:${port}/hook`, '--webhook-secret', 'hook-secret',
+      '--webhook-retry', '0.00002', '--webhook-probe', '3600'] // the day-long schedule in ~1.5 s; no probe
+  })
+  try {
+    const post = await fetch(`${hooked.httpUrl}/v1/rooms/orders/update`, {
+      method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body: Buffer.from(Y.encodeStateAsUpdate(withText('x')))
+    })
+    assert.equal(post.status, 200)
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } }) // a phone-sized screen
+    const page = await context.newPage()
+    page.on('pageerror', (error) => pageErrors.push(error))
+    await page.goto(`${hooked.httpUrl}/console#/room/orders`) // no auth: localhost may open it
+    const reason = page.getByTestId('parked-reason')
+    await waitFor(async () => (await reason.count()) === 1, { timeoutMs: DEADLINE, what: 'the parked reason' })
+    assert.match(await reason.textContent() ?? '', /parked at seq 1\.\.1 after \d+ attempts: .*500/)
+    answer = 200
+    await page.getByTestId('retry-button').click()
+    await waitFor(() => delivered.some((body) => JSON.parse(body).to_seq === 1), { timeoutMs: DEADLINE, what: 'the webhook delivered after retry' })
+    await waitFor(async () => (await reason.count()) === 0 && (await page.getByTestId('delivery').textContent())?.includes('0 behind'), { timeoutMs: DEADLINE, what: 'the room shown unparked' })
+    await context.close()
+  } finally {
+    await hooked.stop()
+    receiver.close()
+    await removeDataDir(hookedDir)
+  }
+})
+
+/** @param {string} text @returns {Y.Doc} */
+function withText (text) {
+  const doc = new Y.Doc()
+  doc.getText('t').insert(0, text)
+  return doc
+}
