@@ -94,11 +94,11 @@ export class RoomView {
   async refreshPeople () {
     try {
       const answer = await getJson(roomPath(this.room, '/connections'))
-      /** @type {{ user: string | null, mode: string }[]} */
+      /** @type {{ user: string | null, mode: string, kind: string }[]} */
       const list = answer.connections
       this.people.replaceChildren(...(list.length === 0
         ? [h('li', { text: 'nobody' })]
-        : list.map((p) => h('li', { 'data-testid': 'room-person', text: `${who(p.user)} · ${p.mode}` }))))
+        : list.map((p) => h('li', { 'data-testid': 'room-person', text: `${who(p.user)} · ${p.mode} · ${p.kind}` }))))
     } catch (error) {
       this.people.replaceChildren(h('li', { class: 'error', text: /** @type {Error} */ (error).message }))
     }

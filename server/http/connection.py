@@ -69,6 +69,7 @@ class Connection:
         self.wants_ack = wants_ack
         self.received_updates = 0
         self.closed = False
+        self.client_kind = "y-websocket"  # shown by the console; set by the route that accepted it
         self.close_code: int | None = None
         self._sink = sink
         self._limits = limits

@@ -15,13 +15,27 @@ from server.http.keys import REGISTRY, STORE
 from server.rooms.actor import RoomActor
 
 
+def client_kind(user_agent: str) -> str:
+    """What a y-websocket connection most likely is, from its User-Agent (a guess: any
+    client may send any header): the Python SDK (aiohttp), a browser, or another client."""
+    if "aiohttp" in user_agent:
+        return "python-sdk"
+    if user_agent.startswith("Mozilla/"):
+        return "browser"
+    return "y-websocket"
+
+
 def connections_of(actor: RoomActor | None) -> list[dict[str, Any]]:
     """One entry per open connection of a loaded room: user (None when anonymous),
-    mode (read/write)."""
+    mode (read/write), kind (see `client_kind`; other routes set their own)."""
     if actor is None:
         return []
     return [
-        {"user": peer.user, "mode": "write" if peer.can_write else "read"}
+        {
+            "user": peer.user,
+            "mode": "write" if peer.can_write else "read",
+            "kind": getattr(peer, "client_kind", "y-websocket"),
+        }
         for peer in list(actor.peers.values())
         if not peer.closed
     ]

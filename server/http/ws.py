@@ -20,6 +20,7 @@ from server.auth import Authorizer, bearer_token
 from server.config import Config
 from server.http.connection import Connection
 from server.http.guard import auth_request, check_origin
+from server.http.room_stats import client_kind
 from server.metrics import Metrics
 from server.rooms.peer import Frame
 from server.rooms.registry import RoomRegistry
@@ -120,6 +121,7 @@ async def handle_websocket(
     conn = Connection(
         actor, grant, sink, config.limits, metrics, wants_ack=request.query.get("ack") == "1"
     )
+    conn.client_kind = client_kind(request.headers.get("User-Agent", ""))  # for the console
     await _serve(ws, conn, sink, grant.expires_at, metrics)
     return ws
 

@@ -216,9 +216,9 @@ async def test_rooms_detail_and_connections_show_people_and_last_edit(
                 code, body = await status(base + "/v1/rooms/desk/connections", bearer(reader))
                 assert code == 200, body
                 people = sorted(json.loads(body)["connections"], key=lambda p: p["user"])
-                assert people == [
-                    {"user": "ann", "mode": "write"},
-                    {"user": "rita", "mode": "read"},
+                assert people == [  # harness.wire connects with aiohttp, as the SDK does
+                    {"user": "ann", "mode": "write", "kind": "python-sdk"},
+                    {"user": "rita", "mode": "read", "kind": "python-sdk"},
                 ]
                 code, _ = await status(base + "/v1/rooms/desk/connections", bearer(other))
                 assert code == 403

@@ -161,7 +161,7 @@ test('the rooms table shows live connection counts and last users; a room page f
   await waitFor(async () => (await tree.textContent())?.includes('"a1"'), { what: 'alpha content in the tree' })
   for (const word of ['a2', 'a3', 'a4']) ann.items.push([word])
   await waitFor(async () => (await tree.textContent())?.includes('"a4"'), { timeoutMs: LIVE_MS, what: 'the tree follows the edits' })
-  await waitFor(async () => (await page.getByTestId('room-people').textContent())?.includes('ann · write'), { what: 'ann connected' })
+  await waitFor(async () => (await page.getByTestId('room-people').textContent())?.includes('ann · write · y-websocket'), { what: 'ann connected, with mode and kind' })
 
   // The timeline shows the edits by user.
   await waitFor(async () => (await page.getByTestId('timeline').textContent())?.includes('ann: 4 edits'), { what: 'timeline by user' })
