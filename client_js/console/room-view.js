@@ -15,6 +15,7 @@ import { JsonTree } from './tree.js'
 const PEOPLE_REFRESH_MS = 2000
 const JSON_REFRESH_MS = 250
 const FEED_SHOWN = 50
+const FEED_BACKLOG = 20
 
 export class RoomView {
   /** @param {string} room */
@@ -66,7 +67,7 @@ export class RoomView {
     this.diff.to.value = String(this.seq)
     this.timeline.load(this.seq)
     this.loadVersions()
-    this.follow(this.seq)
+    this.follow(Math.max(0, this.seq - FEED_BACKLOG)) // the last few edits, then live
     const people = async () => {
       await Promise.all([this.refreshPeople(), this.deliveries.refresh()])
       if (!this.stopped) this.peopleTimer = window.setTimeout(people, PEOPLE_REFRESH_MS)
