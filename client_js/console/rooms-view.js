@@ -1,5 +1,5 @@
 /**
- * The rooms table: every room with its connections, size, last seq, last edit and an edit rate, sortable by any
+ * The rooms table: every room with its connections, size, last seq, last edit, an edit rate and parked deliveries, sortable by any
  * column, filterable by name or user, refreshed every second from `GET /v1/rooms?detail=1` while it is shown.
  * @module rooms-view
  */
@@ -20,6 +20,7 @@ const RATE_WINDOW_S = 60
  * @property {number} last_seq
  * @property {number | null} last_ts
  * @property {string | null} last_user
+ * @property {string[]} parked consumers (webhook, hooks) whose deliveries for the room are parked
  * @property {number | null} [rate] edits per minute seen by this page (null until it has watched long enough)
  */
 
@@ -33,6 +34,7 @@ const COLUMNS = [
   { key: 'last_ts', label: 'Last edit', numeric: true },
   { key: 'last_user', label: 'By', numeric: false },
   { key: 'rate', label: 'Edits/min', numeric: true },
+  { key: 'parked', label: 'Parked', numeric: false },
   { key: 'loaded', label: 'Loaded', numeric: false }
 ]
 
@@ -135,6 +137,7 @@ function row (room) {
     h('td', { title: room.last_ts ? new Date(room.last_ts * 1000).toISOString() : '', text: ago(room.last_ts) }),
     h('td', { 'data-testid': 'room-last-user', text: room.last_ts ? who(room.last_user) : '—' }),
     h('td', { class: 'num', text: room.rate === null || room.rate === undefined ? '…' : String(room.rate) }),
+    h('td', { 'data-testid': 'room-parked', class: room.parked.length ? 'error' : '', text: room.parked.join(', ') || '—' }),
     h('td', { text: room.loaded ? 'yes' : 'no' })
   ])
 }

@@ -39,7 +39,11 @@ export class Timeline {
     this.lastSeq = lastSeq
     const after = Math.max(0, lastSeq - this.span)
     const answer = await getJson(`${roomPath(this.room, '/history')}?after=${after}&limit=${this.span}`)
-    this.entries = answer.entries
+    /** @type {Entry[]} */
+    const loaded = answer.entries
+    // Edits the change feed delivered while the history was on its way stay (they may be newer than it).
+    const lastLoaded = loaded.length > 0 ? loaded[loaded.length - 1].seq : after
+    this.entries = [...loaded, ...this.entries.filter((entry) => entry.seq > lastLoaded)].slice(-this.span)
     this.draw()
   }
 

@@ -26,6 +26,7 @@ from engine.names import validate_room_name
 from engine.storage.retention import folded_summaries
 from server.auth import Authorizer, bearer_token, room_matches
 from server.hooks import Grant
+from server.http.deliveries import consumers
 from server.http.guard import auth_request, check_origin, require_content_type
 from server.http.keys import AUTHORIZER, CONFIG, METRICS, REGISTRY, STORE
 from server.http.room_stats import add_details
@@ -150,7 +151,7 @@ async def list_rooms(request: web.Request) -> web.Response:
         if room_matches(pattern, m.name)
     ]
     if request.query.get("detail") == "1":  # connected users, last edit (server/http/room_stats.py)
-        await add_details(request.app, rooms)
+        await add_details(request.app, rooms, consumers(request.app))
     return web.json_response({"rooms": rooms})
 
 

@@ -41,12 +41,20 @@ def connections_of(actor: RoomActor | None) -> list[dict[str, Any]]:
     ]
 
 
-async def add_details(app: web.Application, rooms: list[dict[str, Any]]) -> None:
+async def add_details(
+    app: web.Application, rooms: list[dict[str, Any]], consumers: list[str]
+) -> None:
     """Adds `users` (connected user names, sorted, anonymous ones left out), `last_ts`
-    and `last_user` (None for a room without edits) to each room of a listing."""
+    and `last_user` (None for a room without edits), and `parked` (the consumers among
+    `consumers` whose deliveries for the room are parked) to each room of a listing."""
     loaded = app[REGISTRY].rooms
     store = app[STORE]
     for room in rooms:
+        room["parked"] = [
+            name
+            for name in consumers
+            if await store.read(store.docs.get_meta, room["name"], f"parked:{name}") is not None
+        ]
         name = room["name"]
         people = connections_of(loaded.get(name))
         room["users"] = sorted({p["user"] for p in people if p["user"]})

@@ -213,6 +213,7 @@ async def test_rooms_detail_and_connections_show_people_and_last_edit(
                 assert room["name"] == "desk" and room["connections"] == 2
                 assert room["users"] == ["ann", "rita"]
                 assert room["last_user"] == "ann" and room["last_ts"] > 0
+                assert room["parked"] == []
                 code, body = await status(base + "/v1/rooms/desk/connections", bearer(reader))
                 assert code == 200, body
                 people = sorted(json.loads(body)["connections"], key=lambda p: p["user"])
@@ -271,6 +272,8 @@ async def test_a_parked_room_shows_its_reason_and_retry_resumes_it(
             assert state["consumer"] == "webhook" and state["cursor"] == 0 and state["lag"] == 1
             assert "500" in state["parked"]["error"] and state["parked"]["to_seq"] == 1
             assert (await status(state_url, writer))[0] == 403
+            (listed,) = json.loads((await status(base + "/v1/rooms?detail=1", admin))[1])["rooms"]
+            assert listed["parked"] == ["webhook"]
             retry = base + "/v1/rooms/hooked/deliveries/retry"
             json_type = {"Content-Type": "application/json"}
             async with http.post(retry, json={}, headers=writer) as response:

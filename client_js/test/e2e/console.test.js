@@ -230,7 +230,10 @@ test('a parked webhook room shows the reason, and the retry button unparks it', 
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } }) // a phone-sized screen
     const page = await context.newPage()
     page.on('pageerror', (error) => pageErrors.push(error))
-    await page.goto(`${hooked.httpUrl}/console#/room/orders`) // no auth: localhost may open it
+    await page.goto(`${hooked.httpUrl}/console`) // no auth: localhost may open it
+    const parkedCell = page.locator('[data-room="orders"] [data-testid="room-parked"]')
+    await waitFor(async () => (await parkedCell.count()) === 1 && (await parkedCell.textContent()) === 'webhook', { timeoutMs: DEADLINE, what: 'the rooms table shows the room parked' })
+    await page.locator('[data-room="orders"] a').click()
     const reason = page.getByTestId('parked-reason')
     await waitFor(async () => (await reason.count()) === 1, { timeoutMs: DEADLINE, what: 'the parked reason' })
     assert.match(await reason.textContent() ?? '', /parked at seq 1\.\.1 after \d+ attempts: .*500/)
