@@ -181,6 +181,7 @@ class HocuspocusSocket:
         self.writer.write([hp.authenticated(document, read_only=not grant.can_write)])
         sink = DocumentSink(document, self.writer, self._connection_closed)
         conn = DocumentConnection(actor, grant, sink, self.config.limits, self.metrics)
+        conn.client_kind = "hocuspocus"  # shown by the console (GET /v1/rooms/{room}/connections)
         try:
             actor.join(conn)
         except EngineError as exc:
