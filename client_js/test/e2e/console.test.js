@@ -202,6 +202,24 @@ test('the rooms table shows live connection counts and last users; a room page f
   assert.ok(eve)
 })
 
+test('the server panel charts the stats and shows settings without secrets; the table sorts from the keyboard', async () => {
+  const page = await openConsole()
+  await page.getByTestId('server-stats').locator('summary').first().click()
+  const captions = page.getByTestId('server-stats').locator('figcaption')
+  await waitFor(async () => (await captions.allTextContents()).some((t) => /^Connections: \d+$/.test(t)), { what: 'the connections chart' })
+  await waitFor(async () => (await captions.allTextContents()).some((t) => /^Edits\/s: \d/.test(t)), { what: 'a rate from two samples' })
+  const settings = await page.getByTestId('server-stats').locator('pre').textContent() ?? ''
+  assert.match(settings, /"auth_secret": "\(set\)"/)
+  assert.ok(!settings.includes(SECRET))
+  const header = page.getByRole('button', { name: /^Room/ })
+  await header.focus()
+  await page.keyboard.press('Enter')
+  await waitFor(async () => (await page.locator('th[aria-sort]').getAttribute('aria-sort')) === 'ascending', { what: 'sorted by name' })
+  const names = await page.getByTestId('room-row').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-room')))
+  assert.deepEqual(names, [...names].sort())
+  await page.context().close()
+})
+
 test('a parked webhook room shows the reason, and the retry button unparks it', async () => {
   let answer = 500
   /** @type {string[]} */
