@@ -59,13 +59,28 @@ def _record(change: Change) -> None:
         os.fsync(out.fileno())
 
 
+def _entered(change: Change) -> None:
+    with open(os.environ["PERFORMER_TEST_ENTERED"], "a", encoding="utf-8") as out:
+        out.write(f"{change.seq}\n")
+
+
+def _held() -> bool:
+    return Path(os.environ["PERFORMER_TEST_HOLD"]).exists()
+
+
 class Recorder(Hooks):
     """Records every change; in rooms named `stuck-*` it hangs until the process ends,
-    in rooms named `failing-*` it raises on every change."""
+    in rooms named `failing-*` it raises on every change. In rooms named `held-*` it
+    first appends the seq to the file named by PERFORMER_TEST_ENTERED, then waits while
+    the file named by PERFORMER_TEST_HOLD exists (a test kills the process meanwhile)."""
 
     async def on_change(self, change: Change) -> None:
         if change.room.startswith("stuck-"):
             await asyncio.Event().wait()
+        if change.room.startswith("held-"):
+            _entered(change)
+            while _held():
+                await asyncio.sleep(0.05)
         if change.room.startswith("failing-"):
             raise RuntimeError(f"cannot index seq {change.seq}")
         _record(change)

@@ -214,3 +214,38 @@ async def test_a_big_room_on_redis_is_rebuilt_in_the_worker(
         assert encodings == []
         assert (loaded.last_seq, len(loaded.updates)) == (3, 1)
         assert_is_the_room(loaded.updates[0], room, author)
+
+
+async def test_a_big_room_waiting_for_an_update_keeps_it_waiting_across_its_snapshot(
+    tmp_path: Path,
+) -> None:
+    """One author's first update never reached the log, their second did: it waits for
+    the first. The worker's snapshot carries it still waiting, is stored as not whole (so
+    a load scans it and keeps tracking it), and once the first update arrives the room reads
+    complete."""
+    config = lmdb_config(tmp_path)
+    author: Doc[Any] = Doc()
+    late: Doc[Any] = Doc()
+    first_of_late, second_of_late = edit(late, "late-1 "), edit(late, "late-2")
+    async with running(config) as rig:
+        await prefill(rig, "big", author, 2)
+        await rig.store.write(rig.store.docs.append_many, [Append("big", second_of_late)])
+        room = await rig.registry.acquire("big")
+        await room.post_update(edit(author, "!"), None)
+        loaded = await snapshot_at(rig, "big", 4)
+        assert rig.compute.calls == ["rebuild_whole"]
+        assert not loaded.snapshot_whole
+    async with running(config) as rig:  # a restart: the room loads from that snapshot
+        room = await rig.registry.acquire("big")
+        handed_out: Doc[Any] = Doc()  # the loaded room's whole state, as a syncing client gets it
+        handed_out.apply_update(room.doc.encode_snapshot())
+        handed_out.apply_update(first_of_late)
+        assert str(handed_out.get("t", type=Text)).count("late-") == 2
+        await room.post_update(first_of_late, None)
+        await room.post_update(edit(author, "?"), None)
+        await room.post_update(edit(author, "?"), None)  # seq 7: the next snapshot is due
+        loaded = await snapshot_at(rig, "big", 7)
+    doc: Doc[Any] = Doc()
+    for update in loaded.updates:
+        doc.apply_update(update)
+    assert str(doc.get("t", type=Text)).count("late-") == 2

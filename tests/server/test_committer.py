@@ -30,8 +30,11 @@ class Disk:
         return list(range(self.next_seq - len(appends) + 1, self.next_seq + 1))
 
 
-async def _two_rounds(rooms_first: list[str], linger: float) -> list[list[str]]:
-    """A round of `rooms_first` committed together, then two lone commits 10 ms apart."""
+async def _two_rounds(
+    rooms_first: list[str], linger: float, *, one_job: bool = False
+) -> list[list[str]]:
+    """A round of `rooms_first` committed together (as one commit of several updates with
+    `one_job`), then two lone commits 10 ms apart."""
     disk = Disk()
     writer = WriterThread(disk.write, Metrics(), linger=linger)
     writer.start()
@@ -39,7 +42,13 @@ async def _two_rounds(rooms_first: list[str], linger: float) -> list[list[str]]:
         disk.hold.clear()
         blocker = asyncio.ensure_future(writer.commit([Append("blocker", b"x")]))
         assert await asyncio.to_thread(disk.entered.wait, 10)  # the writer is at the disk
-        together = [asyncio.ensure_future(writer.commit([Append(r, b"x")])) for r in rooms_first]
+        if one_job:
+            appends = [Append(r, b"x") for r in rooms_first]
+            together = [asyncio.ensure_future(writer.commit(appends))]
+        else:
+            together = [
+                asyncio.ensure_future(writer.commit([Append(r, b"x")])) for r in rooms_first
+            ]
         await asyncio.sleep(0.01)
         disk.hold.set()
         async with asyncio.timeout(10):
@@ -71,4 +80,12 @@ async def test_a_lone_room_never_waits() -> None:
 
 async def test_without_linger_commits_apart_in_time_are_apart() -> None:
     rounds = await _two_rounds(["a", "b"], linger=0)
+    assert rounds[-2:] == [["c"], ["d"]]
+
+
+async def test_one_busy_room_never_waits_even_when_its_commit_carried_several_updates() -> None:
+    """The linger counts commits, not updates: a room's actor sends its queued updates
+    as one commit, and that lone commit is no sign of rooms committing together."""
+    rounds = await _two_rounds(["a", "a"], linger=LINGER, one_job=True)
+    assert ["a", "a"] in rounds
     assert rounds[-2:] == [["c"], ["d"]]
