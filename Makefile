@@ -3,7 +3,7 @@
 #   make test    install everything the tests need, then run every test
 PY ?= .venv/bin/python
 
-.PHONY: setup serve test check fix bench
+.PHONY: setup serve test check fix bench mutate
 setup:
 	bash scripts/setup.sh
 
@@ -25,3 +25,9 @@ fix:
 
 bench: setup
 	.venv/bin/performer bench
+
+# Mutation testing of the modules that carry promises (slow: not part of `make test`).
+# `make mutate ONLY="journal restore"` runs some targets of mutation/targets.toml.
+mutate:
+	.venv/bin/pip install -q -e ".[dev,mutate]"
+	nice -n 10 $(PY) scripts/mutate.py $(ONLY)

@@ -1,0 +1,161 @@
+"""`make mutate`: mutation testing of the modules that carry the README's promises.
+
+Each target in mutation/targets.toml is mutated by mutmut in a scratch copy of the tree
+(.mutate/NAME, so the working tree is never edited), with only that target's test files.
+The outcome goes to mutation/results/NAME.json (counts, score, each surviving mutant's
+diff); survivors that mutation/baseline.toml does not accept make the run fail.
+
+    python scripts/mutate.py [NAME ...] [--jobs N]
+
+mutmut learns which tests reach a function by running them in-process once; code that
+only runs inside a server subprocess started by a test is invisible to it, so its
+mutants count as "no tests" even when a subprocess test would kill them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ROOT / "mutation" / "targets.toml"
+BASELINE = ROOT / "mutation" / "baseline.toml"
+RESULTS = ROOT / "mutation" / "results"
+SCRATCH = ROOT / ".mutate"
+PACKAGES = ["engine", "server", "harness", "benchmarks", "examples"]
+DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
+MUTMUT = [sys.executable, "-m", "mutmut"]
+
+
+def tracked_files() -> list[str]:
+    """Tracked and new (not ignored) files: the tree as it is now, uncommitted tests too."""
+    out = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return [name for name in out.stdout.split("\0") if name and (ROOT / name).is_file()]
+
+
+def prepare(name: str, module: str, tests: list[str]) -> Path:
+    """A fresh copy of the tree whose pyproject.toml tells mutmut what to mutate and run."""
+    scratch = SCRATCH / name
+    shutil.rmtree(scratch, ignore_errors=True)
+    for relative in tracked_files():
+        target = scratch / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / relative, target)
+    config = (
+        "\n[tool.mutmut]\n"
+        f"source_paths = [{json.dumps(module)}]\n"
+        f"also_copy = {json.dumps(PACKAGES)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+    )
+    with open(scratch / "pyproject.toml", "a", encoding="utf-8") as pyproject:
+        pyproject.write(config)
+    return scratch
+
+
+def outcomes(scratch: Path, module: str) -> dict[str, tuple[str, str]]:
+    """Every mutant's (status, diff), read from mutmut's files in one process."""
+    out = subprocess.run([sys.executable, __file__, "--collect", module], cwd=scratch,
+                         check=True, capture_output=True, text=True)  # fmt: skip
+    found: dict[str, tuple[str, str]] = json.loads(out.stdout)
+    return found
+
+
+def _changed(line: str) -> bool:
+    return line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
+
+
+def collect(module: str) -> None:
+    """Print {mutant: [status, diff]} for `module`; run in a scratch copy after mutmut."""
+    from mutmut.__main__ import SourceFileMutationData, status_by_exit_code
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    data = SourceFileMutationData(path=Path(module))
+    data.load()
+    found = {}
+    for mutant, code in data.exit_code_by_key.items():
+        status = status_by_exit_code[code]
+        diff = "" if status in DETECTED else get_diff_for_mutant(mutant, path=data.path)
+        lines = [line for line in diff.splitlines() if _changed(line)]
+        found[mutant] = (status, "\n".join(lines))
+    print(json.dumps(found))
+
+
+def run_target(
+    name: str, module: str, tests: list[str], jobs: int, reuse: bool = False
+) -> dict[str, object]:
+    """Mutate and test one target (with `reuse`, only read the outcome of a finished run
+    left in its scratch copy)."""
+    scratch = SCRATCH / name if reuse else prepare(name, module, tests)
+    exit_code = 0
+    if not reuse:
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        command = [*MUTMUT, "run", "--max-children", str(jobs)]
+        run = subprocess.run(command, cwd=scratch, env=env, stdout=subprocess.DEVNULL, check=False)
+        exit_code = run.returncode
+    found = outcomes(scratch, module)
+    status = {mutant: value for mutant, (value, _) in found.items()}
+    counts: dict[str, int] = {}
+    for value in status.values():
+        counts[value] = counts.get(value, 0) + 1
+    detected = sum(n for value, n in counts.items() if value in DETECTED)
+    undetected = {m: s for m, s in status.items() if s not in DETECTED}
+    result: dict[str, object] = {
+        "module": module,
+        "tests": tests,
+        "mutmut_exit": exit_code,
+        "mutants": len(status),
+        "detected": detected,
+        "score": round(100 * detected / len(status), 1) if status else None,
+        "counts": counts,
+        "undetected": {m: {"status": s, "diff": found[m][1]} for m, s in undetected.items()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    return result
+
+
+def unaccepted(name: str, result: dict[str, object]) -> list[str]:
+    """Undetected mutants that the baseline does not give a reason for."""
+    accepted = tomllib.loads(BASELINE.read_text()).get(name, {}) if BASELINE.exists() else {}
+    undetected = result["undetected"]
+    assert isinstance(undetected, dict)
+    return sorted(m for m in undetected if m not in accepted)
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--collect"]:
+        collect(sys.argv[2])
+        return 0
+    targets = tomllib.loads(TARGETS.read_text())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", choices=[[], *targets], metavar="NAME",
+                        help=f"targets to run (default: all of {', '.join(targets)})")  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--reuse", action="store_true",
+                        help="only collect the outcome of runs already in .mutate/")  # fmt: skip
+    args = parser.parse_args()
+    failed = False
+    for name in args.names or list(targets):
+        target = targets[name]
+        result = run_target(name, target["module"], target["tests"], args.jobs, args.reuse)
+        new = unaccepted(name, result)
+        score = f"{result['detected']}/{result['mutants']} detected ({result['score']}%)"
+        print(f"{name}: {score}, {len(new)} survivors not in the baseline", flush=True)
+        for mutant in new:
+            print(f"  {mutant}", flush=True)
+        failed = failed or bool(new)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Write mutation/baseline.toml from the results of `make mutate` (mutation/results/).
+
+Every mutant a run did not detect gets one line with its reason, under its target:
+
+- `equivalent: ...`  the mutant cannot change what anyone observes (a codec name's case,
+  a default passed explicitly); accepted for good.
+- `message: ...`     it changes only the wording of a log line or an error message, which
+  the README promises nothing about; accepted.
+- `gap: ...`         a real behaviour no test of the target's mapping holds yet; listed so
+  the run fails only on new survivors, and to be turned into tests.
+
+A reason already in the baseline is kept (edit the file to refine one); new survivors are
+classified by the rules below, and ones no rule fits become `gap`. Above each entry, a
+comment shows the mutant's change.
+
+    python scripts/mutation_baseline.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "mutation" / "baseline.toml"
+RESULTS = ROOT / "mutation" / "results"
+TARGETS = ROOT / "mutation" / "targets.toml"
+
+LOGGING = re.compile(r"\blog\.(debug|info|warning|error|exception|critical)\(")
+RAISE = re.compile(r"raise \w+(Error|Exceeded|Rejected|NotFound|Denied)\w*\(")
+
+
+def _pairs(diff: str) -> tuple[list[str], list[str]]:
+    removed = [line[1:].strip() for line in diff.splitlines() if line.startswith("-")]
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+")]
+    return removed, added
+
+
+def classify(diff: str, status: str) -> str:
+    """One line saying why this undetected mutant is accepted, or that it is a gap."""
+    removed, added = _pairs(diff)
+    old, new = " ".join(removed), " ".join(added)
+    if old.replace('"utf-8"', '"UTF-8"') == new:
+        return "equivalent: codec names are case-insensitive"
+    if re.sub(r"\.get\((.+?), None\)", r".get(\1, )", old) == new:
+        return "equivalent: dict.get's default is None already"
+    if LOGGING.search(old) and LOGGING.search(new):
+        return "message: only what a log line says"
+    if RAISE.search(old) and RAISE.search(new):
+        return "message: only the error's wording; callers and the error table see its type"
+    if '"XX' in new and any(word in old for word in ("raise ", "Error(", "log.", "reason")):
+        return "message: only the wording of an error or log line"
+    if status == "no tests":
+        return "gap: no test of this target's mapping reaches the function in-process"
+    return "gap: not yet guarded by a test of this target's mapping"
+
+
+def _one_line(diff: str) -> str:
+    removed, added = _pairs(diff)
+    text = f"- {' '.join(removed)}  + {' '.join(added)}"
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def write_baseline() -> str:
+    kept: dict[str, dict[str, str]] = (
+        tomllib.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    )
+    targets = tomllib.loads(TARGETS.read_text())
+    out = [
+        "# Mutants `make mutate` did not detect, each with the reason it is accepted",
+        "# (equivalent: / message:) or listed as a known gap (gap:). Written by",
+        "# scripts/mutation_baseline.py from mutation/results/; reasons already here are kept.",
+        "",
+    ]
+    for name in targets:
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            out += [f"# [{name}]: not run yet", ""]
+            continue
+        result: dict[str, Any] = json.loads(path.read_text())
+        out.append(f"[{name}]")
+        out.append(
+            f"# {result['module']}: {result['detected']}/{result['mutants']} detected "
+            f"({result['score']}%)"
+        )
+        for mutant, found in sorted(result["undetected"].items()):
+            reason = kept.get(name, {}).get(mutant) or classify(found["diff"], found["status"])
+            out.append(f"# {_one_line(found['diff'])}")
+            out.append(f"{json.dumps(mutant, ensure_ascii=False)} = {json.dumps(reason)}")
+        out.append("")
+    text = "\n".join(out)
+    tomllib.loads(text)  # what the run reads back must parse
+    BASELINE.write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    write_baseline()
