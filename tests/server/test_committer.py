@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
+from engine.errors import StorageError
 from engine.storage import Append
 from server.metrics import Metrics
 from server.rooms.committer import WriterThread
@@ -89,3 +92,110 @@ async def test_one_busy_room_never_waits_even_when_its_commit_carried_several_up
     rounds = await _two_rounds(["a", "a"], linger=LINGER, one_job=True)
     assert ["a", "a"] in rounds
     assert rounds[-2:] == [["c"], ["d"]]
+
+
+class FailingDisk(Disk):
+    """Fails the writes it is told to, with the error it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[Exception] = []
+
+    def write(self, appends: list[Append]) -> list[int]:
+        if self.errors:
+            self.entered.set()
+            self.hold.wait(10)
+            raise self.errors.pop(0)
+        return super().write(appends)
+
+
+async def test_each_commit_of_a_shared_round_gets_its_own_seqs_in_order() -> None:
+    disk = Disk()
+    writer = WriterThread(disk.write, Metrics(), linger=0)
+    writer.start()
+    try:
+        disk.hold.clear()
+        blocker = asyncio.ensure_future(writer.commit([Append("blocker", b"x")]))
+        assert await asyncio.to_thread(disk.entered.wait, 10)
+        sizes = [1, 3, 2]
+        jobs = [asyncio.ensure_future(writer.commit([Append("r", b"x")] * n)) for n in sizes]
+        await asyncio.sleep(0.01)
+        disk.hold.set()
+        async with asyncio.timeout(10):
+            assert await blocker == [1]
+            assert await asyncio.gather(*jobs) == [[2], [3, 4, 5], [6, 7]]
+        assert len(disk.rounds) == 2  # the three commits shared one write
+    finally:
+        await writer.close()
+
+
+async def test_a_failed_write_fails_its_whole_round_and_the_writer_carries_on() -> None:
+    disk = FailingDisk()
+    writer = WriterThread(disk.write, Metrics(), linger=0)
+    writer.start()
+    try:
+        already = StorageError("the store's own error")
+        disk.errors = [RuntimeError("disk full"), already]
+        disk.hold.clear()
+        first = asyncio.ensure_future(writer.commit([Append("a", b"x")]))
+        assert await asyncio.to_thread(disk.entered.wait, 10)
+        disk.hold.set()
+        with pytest.raises(StorageError, match="disk full"):
+            await asyncio.wait_for(first, 10)
+        disk.hold.clear()
+        disk.entered.clear()
+        second = asyncio.ensure_future(writer.commit([Append("b", b"x")]))
+        assert await asyncio.to_thread(disk.entered.wait, 10)
+        queued = asyncio.ensure_future(writer.commit([Append("c", b"x")]))
+        await asyncio.sleep(0.01)
+        disk.hold.set()
+        with pytest.raises(StorageError) as raised:
+            await asyncio.wait_for(second, 10)
+        assert raised.value is already  # a StorageError reaches the caller as it was raised
+        assert await asyncio.wait_for(queued, 10) == [1]  # the next round is written
+    finally:
+        await writer.close()
+
+
+async def test_calls_run_in_order_with_commits_and_hand_back_results_and_errors() -> None:
+    disk = Disk()
+    writer = WriterThread(disk.write, Metrics())
+    writer.start()
+    try:
+        commit = asyncio.ensure_future(writer.commit([Append("a", b"x")]))
+        await asyncio.sleep(0)  # the commit is queued first
+        rounds_seen = await writer.call(lambda: list(disk.rounds))
+        assert rounds_seen == [["a"]] and await commit == [1]
+        assert await writer.call(lambda a, b: a + b, 2, 3) == 5
+
+        def broken() -> None:
+            raise ValueError("bad metadata")
+
+        with pytest.raises(ValueError, match="bad metadata"):
+            await writer.call(broken)
+        assert await writer.call(lambda: "still running") == "still running"
+    finally:
+        await writer.close()
+
+
+async def test_close_finishes_what_is_queued_then_refuses_more() -> None:
+    disk = Disk()
+    writer = WriterThread(disk.write, Metrics())
+    writer.start()
+    disk.hold.clear()
+    first = asyncio.ensure_future(writer.commit([Append("a", b"x")]))
+    assert await asyncio.to_thread(disk.entered.wait, 10)
+    queued = asyncio.ensure_future(writer.commit([Append("b", b"x")]))
+    await asyncio.sleep(0.01)
+    closing = asyncio.ensure_future(writer.close())
+    await asyncio.sleep(0.01)
+    with pytest.raises(StorageError, match="closing"):
+        await writer.commit([Append("c", b"x")])
+    disk.hold.set()
+    async with asyncio.timeout(10):
+        assert (await first, await queued) == ([1], [2])
+        await closing
+        await writer.close()  # a second close is a no-op
+    with pytest.raises(StorageError, match="closed"):
+        await writer.call(lambda: None)
+    assert disk.rounds == [["a"], ["b"]]
