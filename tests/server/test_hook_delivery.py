@@ -15,8 +15,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 from pycrdt import Doc
 
+from engine.storage.records import UpdateRecord
 from harness.wire import edit
 from server import Change, Config, Hooks, create_app
+from server.change_hooks import ChangeHookConsumer
+from server.metrics import Metrics
 from tests.conftest import StartServer
 from tests.redis_process import RedisProcess
 from tests.server.hooks_app import delivered, wait_until
@@ -94,3 +97,41 @@ async def test_a_change_whose_hook_was_cut_short_by_kill_9_is_delivered_after_re
     lease = 15.0 if redis else 0.0  # on Redis the dead process's room lease runs out first
     await wait_until(lambda: [d["seq"] for d in delivered(log)] == [1], "seq 1", WAIT + lease)
     assert entered.read_text() == "1\n1\n"
+
+
+class Picky(Hooks):
+    """Hangs on seq 2, raises on seq 3, records the rest in full."""
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+
+    async def on_change(self, change: Change) -> None:
+        if change.seq == 2:
+            await asyncio.Event().wait()
+        if change.seq == 3:
+            raise RuntimeError("index unavailable")
+        self.changes.append(change)
+
+
+async def test_a_hung_or_failing_hook_call_is_counted_and_logged_and_delivery_moves_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hooks, metrics = Picky(), Metrics()
+    consumer = ChangeHookConsumer(hooks, metrics, timeout=0.2)
+    records = [
+        UpdateRecord(seq, 1000.0 + seq, f"user-{seq}", (7,), bytes([seq])) for seq in (1, 2, 3, 4)
+    ]
+    async with asyncio.timeout(WAIT):
+        assert await consumer.deliver("notes", records) == 4
+    assert [(c.room, c.seq, c.ts, c.user, c.update) for c in hooks.changes] == [
+        ("notes", 1, 1001.0, "user-1", b"\x01"),
+        ("notes", 4, 1004.0, "user-4", b"\x04"),
+    ]
+    errors = metrics.registry.get_sample_value(
+        "performer_delivery_errors_total", {"consumer": "hooks"}
+    )
+    assert errors == 2
+    failed = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failed) == 2
+    assert "'notes' seq 2" in failed[0] and "TimeoutError" in failed[0]
+    assert "'notes' seq 3" in failed[1] and "index unavailable" in failed[1]
