@@ -97,11 +97,15 @@ def run_target(
     left in its scratch copy)."""
     scratch = SCRATCH / name if reuse else prepare(name, module, tests)
     exit_code = 0
-    if not reuse:
+    for _attempt in range(0 if reuse else 2):
+        # mutmut stops when a test fails without any mutant (a timing test on a loaded
+        # machine); a second run resumes where the first stopped
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
         command = [*MUTMUT, "run", "--max-children", str(jobs)]
         run = subprocess.run(command, cwd=scratch, env=env, stdout=subprocess.DEVNULL, check=False)
         exit_code = run.returncode
+        if exit_code == 0:
+            break
     found = outcomes(scratch, module)
     status = {mutant: value for mutant, (value, _) in found.items()}
     counts: dict[str, int] = {}
