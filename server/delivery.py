@@ -157,8 +157,17 @@ class Delivery:
         (that process may have died; its lease runs out after LEASE_SECONDS)."""
         rooms, self._elsewhere = self._elsewhere, set()
         for room in rooms:
-            if await self._cursor(room) < (self.store.commits.durable(room) or 0):
+            if await self._cursor(room) < await self._last_seq(room):
                 self._ensure(room)
+
+    async def _last_seq(self, room: str) -> int:
+        """The room's newest durable seq: the commits seen by this process, or (none seen
+        since it started, as after a restart) the store's counters."""
+        durable = self.store.commits.durable(room)
+        if durable is not None:
+            return durable
+        info = await self.store.info(room)
+        return info.last_seq if info else 0
 
     def _resume(self, room: str) -> None:
         self._parked_rooms.pop(room, None)
