@@ -2,10 +2,12 @@
 
 Each target in mutation/targets.toml is mutated by mutmut in a scratch copy of the tree
 (.mutate/NAME, so the working tree is never edited), with only that target's test files.
-The outcome goes to mutation/results/NAME.json (counts, score, each surviving mutant's
-diff); survivors that mutation/baseline.toml does not accept make the run fail.
+The outcome goes to mutation/results/NAME.json (counts, score over the mutants checked,
+each surviving mutant's diff); survivors that mutation/baseline.toml does not list make
+the run fail. `--reuse` only collects what a run left in .mutate/ (also one stopped early:
+its unchecked mutants are counted apart).
 
-    python scripts/mutate.py [NAME ...] [--jobs N]
+    python scripts/mutate.py [NAME ...] [--jobs N] [--reuse]
 
 mutmut learns which tests reach a function by running them in-process once; code that
 only runs inside a server subprocess started by a test is invisible to it, so its
@@ -30,6 +32,7 @@ RESULTS = ROOT / "mutation" / "results"
 SCRATCH = ROOT / ".mutate"
 PACKAGES = ["engine", "server", "harness", "benchmarks", "examples"]
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
+NOT_CHECKED = "not checked"
 MUTMUT = [sys.executable, "-m", "mutmut"]
 
 
@@ -96,6 +99,9 @@ def run_target(
     """Mutate and test one target (with `reuse`, only read the outcome of a finished run
     left in its scratch copy)."""
     scratch = SCRATCH / name if reuse else prepare(name, module, tests)
+    if reuse:  # the tests that run used, whatever the mapping says now
+        setup = tomllib.loads((scratch / "pyproject.toml").read_text())["tool"]["mutmut"]
+        tests = setup["pytest_add_cli_args_test_selection"]
     exit_code = 0
     for _attempt in range(0 if reuse else 2):
         # mutmut stops when a test fails without any mutant (a timing test on a loaded
@@ -112,14 +118,16 @@ def run_target(
     for value in status.values():
         counts[value] = counts.get(value, 0) + 1
     detected = sum(n for value, n in counts.items() if value in DETECTED)
-    undetected = {m: s for m, s in status.items() if s not in DETECTED}
+    checked = len(status) - counts.get(NOT_CHECKED, 0)  # a run stopped early leaves some
+    undetected = {m: s for m, s in status.items() if s not in DETECTED and s != NOT_CHECKED}
     result: dict[str, object] = {
         "module": module,
         "tests": tests,
         "mutmut_exit": exit_code,
         "mutants": len(status),
+        "checked": checked,
         "detected": detected,
-        "score": round(100 * detected / len(status), 1) if status else None,
+        "score": round(100 * detected / checked, 1) if checked else None,
         "counts": counts,
         "undetected": {m: {"status": s, "diff": found[m][1]} for m, s in undetected.items()},
     }
@@ -153,7 +161,7 @@ def main() -> int:
         target = targets[name]
         result = run_target(name, target["module"], target["tests"], args.jobs, args.reuse)
         new = unaccepted(name, result)
-        score = f"{result['detected']}/{result['mutants']} detected ({result['score']}%)"
+        score = f"{result['detected']}/{result['checked']} detected ({result['score']}%)"
         print(f"{name}: {score}, {len(new)} survivors not in the baseline", flush=True)
         for mutant in new:
             print(f"  {mutant}", flush=True)
