@@ -31,6 +31,7 @@ RESULTS = ROOT / "mutation" / "results"
 TARGETS = ROOT / "mutation" / "targets.toml"
 
 LOGGING = re.compile(r"\blog\.(debug|info|warning|error|exception|critical)\(")
+HEADER = re.compile(r"[A-Z][A-Za-z]*(-[A-Z][A-Za-z]*)+|Accept")
 STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 RAISE = re.compile(r"raise \w+(Error|Exceeded|Rejected|NotFound|Denied)\w*\(")
 
@@ -51,6 +52,8 @@ def classify(diff: str, status: str) -> str:
     old, new = " ".join(removed), " ".join(added)
     if old.replace('"utf-8"', '"UTF-8"') == new:
         return "equivalent: codec names are case-insensitive"
+    if _header_name_case(old, new):
+        return "equivalent: HTTP header names compare case-insensitively"
     if re.sub(r"\.get\((.+?), None\)", r".get(\1, )", old) == new:
         return "equivalent: dict.get's default is None already"
     if LOGGING.search(old) and LOGGING.search(new):
@@ -61,6 +64,19 @@ def classify(diff: str, status: str) -> str:
     if raising and STRINGS.sub('""', old) == STRINGS.sub('""', new):
         return "message: only the wording of an error or log line"
     return UNREACHED if status == "no tests" else UNGUARDED
+
+
+def _header_name_case(old: str, new: str) -> bool:
+    """Only the case of a header name (`"Last-Event-ID"`, `"Accept"`) changed."""
+    before, after = STRINGS.findall(old), STRINGS.findall(new)
+    changed = [(a, b) for a, b in zip(before, after, strict=False) if a != b]
+    return (
+        len(before) == len(after)
+        and len(changed) == 1
+        and changed[0][0].lower() == changed[0][1].lower()
+        and HEADER.fullmatch(changed[0][0].strip('"')) is not None
+        and STRINGS.sub('""', old) == STRINGS.sub('""', new)
+    )
 
 
 def _one_line(diff: str) -> str:
