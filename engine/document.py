@@ -1,19 +1,21 @@
-"""RoomDocument: the one place that touches a room's pycrdt Doc and presence states.
+"""RoomDocument: a room's live document, its quotas and its version.
 
-It wraps the Doc rather than subclassing it, so connections, locks and buffers never end
-up on the CRDT object. Every update carries an origin tag, so updates replayed from
-storage are never logged again.
+It wraps a `LiveDoc` (which applies updates in any order and keeps what is still pending)
+rather than subclassing pycrdt's Doc, so connections, locks and buffers never end up on
+the CRDT object. Every update carries an origin tag, so updates replayed from storage are
+never logged again.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pycrdt import Doc, merge_updates
+from pycrdt import Doc
 
 from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
-from engine.update_scan import UpdateShape, scan_update
-from engine.yjs import EMPTY_UPDATE, decode_state_vector
+from engine.live_doc import LiveDoc
+from engine.update_scan import scan_update
+from engine.yjs import EMPTY_UPDATE
 
 Origin = Literal["client", "storage", "local"]
 
@@ -31,13 +33,21 @@ class RoomDocument:
     def __init__(
         self, *, max_update_bytes: int | None = None, max_doc_bytes: int | None = None
     ) -> None:
-        self.doc: Doc[Any] = Doc()
+        self.live = LiveDoc()
         self.max_update_bytes = max_update_bytes
         self.max_doc_bytes = max_doc_bytes
         self.size_bytes = 0
         self.version = 0  # grows with every update that changes the document
-        self._clocks: dict[int, int] = {}  # our own copy of the state vector
-        self._pending: list[tuple[bytes, UpdateShape]] = []
+
+    @property
+    def doc(self) -> Doc[Any]:
+        """The pycrdt Doc (the actor alone touches it)."""
+        return self.live.doc
+
+    @property
+    def pending(self) -> tuple[bytes, ...]:
+        """Updates still waiting for a dependency (see `LiveDoc`)."""
+        return self.live.pending
 
     def apply(self, update: bytes, origin: Origin = "client") -> tuple[int, ...]:
         """Validate and apply one Yjs update (v1).
@@ -61,16 +71,9 @@ class RoomDocument:
             raise UpdateRejected(f"update does not decode: {exc.reason}") from exc
         if update == EMPTY_UPDATE:
             return shape.clients
-        self._apply_raw(update)
+        self.live.apply(update, shape)
         self.size_bytes += size
         self.version += 1
-        if not self._pending and shape.integrates_after(self._clocks):
-            for client, (_start, end) in shape.ranges.items():
-                if end > self._clocks.get(client, 0):
-                    self._clocks[client] = end
-        else:
-            self._pending.append((update, shape))
-            self._settle_pending()
         return shape.clients
 
     @classmethod
@@ -95,19 +98,13 @@ class RoomDocument:
         room = cls(max_update_bytes=max_update_bytes, max_doc_bytes=max_doc_bytes)
         rest = updates
         if whole_snapshot and updates:
-            room._apply_whole(updates[0])
+            room.live.apply_whole(updates[0])
+            room.size_bytes += len(updates[0])
+            room.version += 1
             rest = updates[1:]
         for update in rest:
             room.apply(update, "storage")
         return room
-
-    def _apply_whole(self, snapshot: bytes) -> None:
-        """Apply a snapshot known to integrate whole, without the scan: the clocks are
-        then exactly the document's state vector."""
-        self._apply_raw(snapshot)
-        self._clocks = decode_state_vector(self.state_vector())
-        self.size_bytes += len(snapshot)
-        self.version += 1
 
     def _check_quota(self, size: int) -> None:
         if self.max_update_bytes is not None and size > self.max_update_bytes:
@@ -117,38 +114,6 @@ class RoomDocument:
         if self.max_doc_bytes is not None and self.size_bytes + size > self.max_doc_bytes:
             raise QuotaExceeded(f"room would grow past its limit of {self.max_doc_bytes} bytes")
 
-    def _apply_raw(self, update: bytes) -> None:
-        try:
-            self.doc.apply_update(update)
-        except BaseException as exc:
-            # pyo3 panics surface as PanicException, a BaseException; they are still
-            # "this update is bad", not "stop the process".
-            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-                raise
-            raise UpdateRejected(f"update does not apply: {exc}") from exc
-
-    def _settle_pending(self) -> None:
-        """Re-apply updates that were waiting for a dependency until none makes progress.
-
-        Yrs can leave a pending update unintegrated when several wait for the same
-        missing one (three updates of one client applied in the order 2, 3, 1 keep 2
-        pending); applying it again integrates it. Updates are idempotent, so retrying
-        is always safe; the loop is bounded by the number of pending updates.
-        """
-        retried = False
-        while True:
-            self._clocks = decode_state_vector(self.state_vector())
-            waiting = [
-                (u, shape) for u, shape in self._pending if not shape.covered_by(self._clocks)
-            ]
-            progressed = len(waiting) < len(self._pending)
-            self._pending = waiting
-            if not waiting or (retried and not progressed):
-                return
-            for update, _shape in waiting:
-                self.doc.apply_update(update)
-            retried = True
-
     def encode_snapshot(self) -> bytes:
         """The whole room as one update, including updates still waiting for a
         dependency (a Doc's own encoding leaves those out).
@@ -156,28 +121,24 @@ class RoomDocument:
         The Doc's encoding squashes runs of typing into single items, so a snapshot
         applies in milliseconds where a merge of raw updates takes seconds.
         """
-        state = self.encode_state()
-        if not self._pending:
-            return state
-        return bytes(merge_updates(state, *(update for update, _ in self._pending)))
+        return self.live.encode_snapshot()
 
     @property
     def client_count(self) -> int:
         """How many Yjs clients have authored this document (as far as integrated)."""
-        return len(self._clocks)
+        return len(self.live.clocks)
 
     def state_vector(self) -> bytes:
-        return bytes(self.doc.get_state())
+        return self.live.state_vector()
 
     def diff(self, state_vector: bytes) -> bytes:
-        """Everything this document has that a peer with `state_vector` lacks."""
-        try:
-            return bytes(self.doc.get_update(state_vector))
-        except ValueError as exc:
-            raise UpdateRejected(f"state vector does not decode: {exc}") from exc
+        """Everything this document has that a peer with `state_vector` lacks, updates
+        still waiting for a dependency included (a joiner must get them too)."""
+        return self.live.diff(state_vector)
 
     def encode_state(self) -> bytes:
-        return bytes(self.doc.get_update())
+        """The integrated state (pending updates left out; see `encode_snapshot`)."""
+        return self.live.encode_state()
 
 
 def rebuild(updates: list[bytes]) -> bytes:
@@ -190,4 +151,4 @@ def rebuild(updates: list[bytes]) -> bytes:
 def rebuild_whole(updates: list[bytes]) -> tuple[bytes, bool]:
     """`rebuild`, and whether every struct integrated (see `Snapshot.whole`)."""
     room = RoomDocument.from_stored(updates)
-    return room.encode_snapshot(), not room._pending
+    return room.encode_snapshot(), not room.pending

@@ -31,6 +31,7 @@ from typing import Any
 from pycrdt import Array, ArrayEvent, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from engine.errors import ProtocolError, UpdateRejected
+from engine.live_doc import LiveDoc
 from engine.update_scan import StructHead, iter_structs
 
 ROOT_TYPES = ("text", "array", "map", "xml")
@@ -185,26 +186,29 @@ def load_doc(
     Raises:
         UpdateRejected: pycrdt cannot apply it (its Rust panics included).
     """
-    doc: Doc[Any] = Doc() if client_id is None else Doc(client_id=client_id)
+    live = LiveDoc(Doc() if client_id is None else Doc(client_id=client_id))
+    doc = live.doc
     elements: dict[str, list[Any]] = {}
     watched = []
+    changed: list[str] = []  # the name of each array, once per event it got
     for name in arrays:
         root: Array[Any] = doc.get(name, type=Array)
         elements[name] = []
-        watched.append((root, root.observe(partial(_collect, elements[name]))))
+        watched.append((root, root.observe(partial(_collect, name, elements[name], changed))))
     try:
-        doc.apply_update(state)
-    except BaseException as exc:
-        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
-            raise
+        live.apply(state)
+    except UpdateRejected as exc:
         raise UpdateRejected(f"state does not apply: {exc}") from exc
     finally:
         for root, subscription in watched:
             root.unobserve(subscription)
+    if len(changed) > len(set(changed)):  # settling took more than one transaction
+        elements = {name: list(doc.get(name, type=Array)) for name in arrays}
     return doc, elements
 
 
-def _collect(into: list[Any], event: ArrayEvent) -> None:
+def _collect(name: str, into: list[Any], changed: list[str], event: ArrayEvent) -> None:
+    changed.append(name)
     changes: list[dict[str, Any]] = event.delta  # type: ignore[attr-defined]  # untyped slot
     for change in changes:
         into.extend(change.get("insert", ()))

@@ -14,6 +14,11 @@ answers the other's with the diff it lacks (step 2), and from then on streams up
 Local edits made before we have answered the server's step 1 are not sent one by one:
 the step 2 answer is computed from the whole document, so it already carries them.
 
+A replica whose updates have waited for a missing dependency longer than a resync would
+take is stuck (an update lost on the way, or a merge that overtook what it depends on):
+`resync()` then returns a fresh SyncStep1, whose answer carries everything the server has
+that we lack, pending updates included. The transport calls it now and then.
+
 Durability accounting (the opt-in `Saved` acknowledgement): the server counts the
 update-carrying messages this connection sent (step 2 and updates, in order) and tells
 us how many are durable. The caller tags every such message with a *mark*, a position in
@@ -23,7 +28,9 @@ is on the server". `confirmed_mark` is the highest mark acknowledged so far.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
 
@@ -41,6 +48,8 @@ from engine.protocol import (
 )
 
 REMOTE = "remote"  # the origin given to awareness states that came from the server
+MIN_RESYNC_SECONDS = 1.0  # a replica stuck at least this long (and 4 handshakes) resyncs
+MAX_RESYNC_SECONDS = 60.0  # resyncs that change nothing back off up to this interval
 
 
 class Replica(Protocol):
@@ -58,6 +67,12 @@ class Replica(Protocol):
         """Apply an update that came from the server (never sent back)."""
         ...
 
+    @property
+    def pending_since(self) -> float | None:
+        """Since when (on the session's clock) a remote update has waited for a
+        dependency; None when nothing waits."""
+        ...
+
 
 class Phase(Enum):
     """Where the handshake stands on this connection."""
@@ -73,11 +88,24 @@ class SyncSession:
     Args:
         replica: the local document.
         awareness: presence to announce and to fill with remote states (optional).
+        clock: monotonic seconds (the replica's `pending_since` uses the same clock).
     """
 
-    def __init__(self, replica: Replica, awareness: Awareness | None = None) -> None:
+    def __init__(
+        self,
+        replica: Replica,
+        awareness: Awareness | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.replica = replica
         self.awareness = awareness
+        self.clock = clock
+        self.opened_at: float | None = None
+        self.handshake_seconds: float | None = None  # from our step 1 to the server's step 2
+        self.resyncs = 0
+        self._resync_at: float | None = None  # when a resync is due, while stuck
+        self._resync_interval = MIN_RESYNC_SECONDS
         self.answered = False  # we sent our step 2
         self.synced = False  # we received the server's step 2
         self.sent_updates = 0  # update-carrying messages sent on this connection
@@ -94,6 +122,7 @@ class SyncSession:
 
     def open(self) -> list[Message]:
         """The first messages of a connection: our state vector, then our presence."""
+        self.opened_at = self.clock()
         messages: list[Message] = [SyncStep1(self.replica.state_vector())]
         local = self._local_awareness()
         if local is not None:
@@ -116,6 +145,8 @@ class SyncSession:
                 return [reply]
             case SyncStep2(update):
                 self.replica.apply_remote(update)
+                if not self.synced and self.opened_at is not None:
+                    self.handshake_seconds = self.clock() - self.opened_at
                 self.synced = True
             case Update(update):
                 self.replica.apply_remote(update)
@@ -137,6 +168,33 @@ class SyncSession:
             return []
         self._count_update(mark)
         return [Update(update)]
+
+    def resync(self) -> list[Message]:
+        """A fresh SyncStep1 when the replica is stuck, else nothing (see module).
+
+        Stuck: synced, and some remote update has waited for a dependency for longer
+        than `MIN_RESYNC_SECONDS` and four handshakes. A resync after which it is still
+        stuck doubles the wait before the next one (up to `MAX_RESYNC_SECONDS`): what
+        waits may be missing on the server too, and asking again would not help.
+        """
+        since = self.replica.pending_since
+        if since is None or not self.synced:
+            self._resync_at = None
+            self._resync_interval = self._first_interval()
+            return []
+        now = self.clock()
+        if self._resync_at is None:
+            self._resync_at = since + self._resync_interval
+        if now < self._resync_at:
+            return []
+        self.resyncs += 1
+        self._resync_interval = min(self._resync_interval * 2, MAX_RESYNC_SECONDS)
+        self._resync_at = now + self._resync_interval
+        return [SyncStep1(self.replica.state_vector())]
+
+    def _first_interval(self) -> float:
+        handshake = self.handshake_seconds or 0.0
+        return min(max(MIN_RESYNC_SECONDS, 4 * handshake), MAX_RESYNC_SECONDS)
 
     def local_awareness(self, payload: bytes) -> list[Message]:
         """Our presence changed: always sent, presence is not part of the handshake."""

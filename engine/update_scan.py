@@ -9,8 +9,8 @@ Yjs `UpdateDecoderV1` / `readClientsStructRefs`, and lib0 `readAny` for embedded
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from engine.errors import ProtocolError
 from engine.protocol import Reader
@@ -35,12 +35,14 @@ class UpdateShape:
         deps: per client, the highest clock the structs refer to (origins, parents).
         deleted: per client, the end of the highest clock range the update deletes.
         gaps: whether a client's range has holes (Skip structs, from merged updates).
+        holes: per client with holes, the holes' clock ranges [start, end) in order.
     """
 
     ranges: dict[int, tuple[int, int]]
     deps: dict[int, int]
     deleted: dict[int, int]
     gaps: bool = False
+    holes: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     @property
     def deletes(self) -> bool:
@@ -51,25 +53,42 @@ class UpdateShape:
     def clients(self) -> tuple[int, ...]:
         return tuple(self.ranges)
 
-    def integrates_after(self, clocks: dict[int, int]) -> bool:
-        """True when a document at state `clocks` has everything this update needs, so
-        applying it leaves nothing pending."""
-        if self.gaps:
-            return False
+    def needs(self) -> dict[int, int]:
+        """The state (client -> clock) a document must have reached for all of this
+        update to integrate: each client's clocks before its first struct and inside its
+        holes, and every struct outside the update that it refers to or deletes."""
+        need = {}
         for client, (start, _end) in self.ranges.items():
-            if start > clocks.get(client, 0):
-                return False
+            holes = self.holes.get(client)
+            need[client] = holes[-1][1] if holes else start  # holes come in clock order
         for client, clock in self.deps.items():
             own = self.ranges.get(client)
-            if clock >= clocks.get(client, 0) and not (own and clock < own[1]):
-                return False
+            if not (own and clock < own[1]):  # below its own end: covered by the above
+                need[client] = max(need.get(client, 0), clock + 1)
         for client, end in self.deleted.items():
             own = self.ranges.get(client)
-            if end > clocks.get(client, 0) and not (own and end <= own[1]):
-                return False
-        return True
+            if not (own and end <= own[1]):
+                need[client] = max(need.get(client, 0), end)
+        return need
 
-    def covered_by(self, clocks: dict[int, int]) -> bool:
+    def integrates_after(self, clocks: Mapping[int, int]) -> bool:
+        """True when a document at state `clocks` has everything this update needs, so
+        applying it leaves nothing pending."""
+        return all(clocks.get(client, 0) >= clock for client, clock in self.needs().items())
+
+    def continues(self, clocks: Mapping[int, int]) -> bool:
+        """True when, for some client, the struct a document at `clocks` lacks next is in
+        this update (not in one of its holes): applying it may integrate part of it even
+        while other parts still wait (its references are not checked)."""
+        for client, (start, end) in self.ranges.items():
+            have = clocks.get(client, 0)
+            if start <= have < end and not any(
+                first <= have < last for first, last in self.holes.get(client, ())
+            ):
+                return True
+        return False
+
+    def covered_by(self, clocks: Mapping[int, int]) -> bool:
         """True when a document at state `clocks` holds all of this update's structs and
         every item it deletes (so nothing of it can still be pending)."""
         for client, (_start, end) in self.ranges.items():
@@ -87,15 +106,20 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
     reader = Reader(update)
     ranges: dict[int, tuple[int, int]] = {}
     deps: dict[int, int] = {}
-    gaps = False
+    holes: dict[int, tuple[tuple[int, int], ...]] = {}
     for _ in range(_count(reader)):
         structs = reader.varuint()
         client = reader.varuint()
         clock = start = reader.varuint()
         for _ in range(min(structs, len(update))):
-            if reader.pos < len(update) and reader.buf[reader.pos] & _BITS5 == _SKIP:
-                gaps = True
-            clock += _skip_struct(reader, max_nesting, deps)
+            skip = reader.pos < len(update) and reader.buf[reader.pos] & _BITS5 == _SKIP
+            length = _skip_struct(reader, max_nesting, deps)
+            if skip:
+                holes[client] = (*holes.get(client, ()), (clock, clock + length))
+            clock += length
+        if holes.get(client) and holes[client][-1][1] == clock:  # a trailing hole
+            clock = holes[client][-1][0]
+            holes[client] = holes[client][:-1]
         ranges[client] = (start, clock)
     deleted: dict[int, int] = {}
     for _ in range(_count(reader)):  # delete set: client, n x (clock, len)
@@ -105,7 +129,8 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
             if end > deleted.get(client, 0):
                 deleted[client] = end
     reader.expect_end()
-    return UpdateShape(ranges, deps, deleted, gaps)
+    holes = {client: found for client, found in holes.items() if found}
+    return UpdateShape(ranges, deps, deleted, bool(holes), holes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from engine.session import SyncSession
 log = logging.getLogger(__name__)
 
 GOODBYE_TIMEOUT = 1.0  # seconds close() waits for queued messages (our goodbye) to leave
+STUCK_CHECK_SECONDS = 0.25  # how often a connection asks whether the replica is stuck
 
 
 class Client:
@@ -236,14 +237,26 @@ class Client:
             session = SyncSession(self._replica, self.awareness)
             self._link, self._session = Link(ws, f"room {self.room!r}"), session
             self._received_bytes = 0
+            watch = asyncio.create_task(self._resync_when_stuck(session))
             try:
                 self._send(session.open())
                 closed = await self._link.run(lambda data: self._on_frame(session, data))
                 return closed, session.synced
             finally:
+                watch.cancel()
                 self._link = self._session = None
                 self._received_bytes = 0
                 presence.forget_others(self.awareness)
+
+    async def _resync_when_stuck(self, session: SyncSession) -> None:
+        """Ask the server for a fresh step 2 whenever the session finds the replica
+        stuck (an update waiting for a dependency that never came)."""
+        while True:
+            await asyncio.sleep(STUCK_CHECK_SECONDS)
+            resync = session.resync()
+            if resync:
+                log.info("room %r: an update waits for a dependency; resyncing", self.room)
+                self._send(resync)
 
     def _on_frame(self, session: SyncSession, data: bytes) -> None:
         self._received_bytes += len(data)

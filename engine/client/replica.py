@@ -7,7 +7,6 @@ rebuilt from the store on start, so edits made with no server survive a restart.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,15 +15,17 @@ from pycrdt import Doc, TransactionEvent
 from engine.client.errors import ClientClosed
 from engine.client.local_store import LocalStore
 from engine.errors import StorageError, UpdateRejected
+from engine.live_doc import LiveDoc
 from engine.yjs import EMPTY_UPDATE
-
-log = logging.getLogger(__name__)
 
 LocalEdit = Callable[[bytes, int], None]
 
 
 class Replica:
     """A pycrdt Doc backed by a `LocalStore`; implements `engine.session.Replica`.
+
+    Remote updates go through a `LiveDoc`, so they integrate whatever order they arrive
+    in, and what still waits for a dependency is known (`pending_since`).
 
     Args:
         store: where the replica lives; loaded now.
@@ -37,14 +38,13 @@ class Replica:
 
     def __init__(self, store: LocalStore, on_local_edit: LocalEdit) -> None:
         self.store = store
-        self.doc: Doc[Any] = Doc()
+        self.live = LiveDoc()
+        self.doc: Doc[Any] = self.live.doc
         state = store.load()
         if state is not None:
             try:
-                self.doc.apply_update(state)
-            except BaseException as exc:
-                if not _is_bad_update(exc):
-                    raise
+                self.live.apply(state)
+            except UpdateRejected as exc:
                 raise StorageError(f"{store.key}: the stored replica does not apply") from exc
         self.pending_mark = store.last_seq if store.last_seq > store.confirmed else 0
         self.closed = False
@@ -71,29 +71,30 @@ class Replica:
         self.closed = True
         self.store.close()
 
+    @property
+    def pending_since(self) -> float | None:
+        """Since when (time.monotonic) some remote update has waited for a dependency."""
+        return self.live.pending_since
+
     def state_vector(self) -> bytes:
-        return bytes(self.doc.get_state())
+        return self.live.state_vector()
 
     def diff(self, state_vector: bytes) -> bytes:
+        """What the server lacks, updates still waiting for a dependency included."""
         try:
-            return bytes(self.doc.get_update(state_vector))
-        except ValueError as exc:
+            return self.live.diff(state_vector)
+        except UpdateRejected as exc:
             raise UpdateRejected(f"server sent a state vector that does not decode: {exc}") from exc
 
     def apply_remote(self, update: bytes) -> None:
-        """Apply and store a server update; it is never sent back."""
+        """Apply and store a server update; it is never sent back. A document observer
+        that fails is logged (its bug); the update and the connection stay."""
         if update == EMPTY_UPDATE:
             return
         self._applying_remote = True
         try:
-            self.doc.apply_update(update)
-        except ExceptionGroup as group:
-            # Applied; only some observer failed. That is the observer's bug: keep the
-            # update and the connection.
-            log.error("room %r: a document observer failed", self.store.key.room, exc_info=group)
-        except BaseException as exc:
-            if not _is_bad_update(exc):
-                raise
+            self.live.apply(update)
+        except UpdateRejected as exc:
             raise UpdateRejected(f"server sent an update that does not apply: {exc}") from exc
         finally:
             self._applying_remote = False
@@ -110,8 +111,3 @@ class Replica:
         mark = self.store.append(update)  # stored before it can be sent
         self.pending_mark = mark
         self._on_local_edit(update, mark)
-
-
-def _is_bad_update(exc: BaseException) -> bool:
-    """pyo3 panics are BaseExceptions; they still mean "bad update", not "exit"."""
-    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"

@@ -21,6 +21,7 @@ from typing import Any
 
 from pycrdt import Doc, merge_updates
 
+from engine.live_doc import LiveDoc
 from server.rooms.registry import RoomRegistry
 
 
@@ -47,8 +48,9 @@ class Rooms:
             actor = await self.registry.acquire(room)
             actor.hold()
             try:
-                doc: Doc[Any] = Doc(client_id=self.client_id)
-                doc.apply_update(actor.doc.encode_state())
+                copy = LiveDoc(Doc(client_id=self.client_id))
+                copy.apply(actor.doc.encode_snapshot())
+                doc = copy.doc
                 changes: list[bytes] = []
                 subscription = doc.observe(lambda event: changes.append(bytes(event.update)))
                 try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pycrdt import Array, Awareness, Doc
 
+from engine.live_doc import LiveDoc
 from engine.protocol import (
     AwarenessUpdate,
     Message,
@@ -22,21 +25,26 @@ from engine.session import Phase, SyncSession
 
 
 class DocReplica:
-    """A plain pycrdt Doc as the session's replica, recording what came from the server."""
+    """A `LiveDoc` as the session's replica, recording what came from the server."""
 
-    def __init__(self) -> None:
-        self.doc: Doc[Any] = Doc()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.live = LiveDoc(clock=clock)
+        self.doc: Doc[Any] = self.live.doc
         self.remote: list[bytes] = []
 
+    @property
+    def pending_since(self) -> float | None:
+        return self.live.pending_since
+
     def state_vector(self) -> bytes:
-        return bytes(self.doc.get_state())
+        return self.live.state_vector()
 
     def diff(self, state_vector: bytes) -> bytes:
-        return bytes(self.doc.get_update(state_vector))
+        return self.live.diff(state_vector)
 
     def apply_remote(self, update: bytes) -> None:
         self.remote.append(update)
-        self.doc.apply_update(update)
+        self.live.apply(update)
 
 
 def items(doc: Doc[Any]) -> list[Any]:

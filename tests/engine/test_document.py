@@ -91,14 +91,14 @@ def test_a_whole_snapshot_loads_unscanned_with_the_same_clocks_and_content() -> 
     snapshot, whole = rebuild_whole(updates)
     assert whole
     alone = RoomDocument.from_stored([snapshot], whole_snapshot=True)
-    assert alone._clocks == RoomDocument.from_stored([snapshot])._clocks != {}
-    assert alone.client_count == 1 and not alone._pending
+    assert alone.live.clocks == RoomDocument.from_stored([snapshot]).live.clocks != {}
+    assert alone.client_count == 1 and not alone.pending
     scanned = RoomDocument.from_stored([snapshot, *typing_updates("snapshot!", 7)[-1:]])
     unscanned = RoomDocument.from_stored(
         [snapshot, *typing_updates("snapshot!", 7)[-1:]], whole_snapshot=True
     )
     assert text(unscanned) == text(scanned) == "snapshot!"
-    assert unscanned._clocks == scanned._clocks and unscanned.client_count == 1
+    assert unscanned.live.clocks == scanned.live.clocks and unscanned.client_count == 1
     assert (unscanned.size_bytes, unscanned.version) == (scanned.size_bytes, scanned.version)
     assert unscanned.encode_snapshot() == scanned.encode_snapshot()
 
