@@ -22,9 +22,11 @@ from engine.client.local_store import LocalStore, ReplicaKey
 from engine.client.replica import Replica
 from engine.document import rebuild
 from engine.errors import Close
+from engine.live_doc import LiveDoc
 from engine.protocol import AwarenessEntry, Message, decode
 from engine.session import SyncSession
 from engine.storage import DocStore, KVLogStore, MemoryKV
+from engine.update_scan import scan_update
 from server.config import Config
 from server.metrics import Metrics
 from server.rooms.actor import RoomActor
@@ -230,3 +232,9 @@ async def memory_rooms() -> AsyncIterator[RoomRegistry]:
     finally:
         await registry.close(1.0)
         await room_store.close()
+
+
+def ready_but_pending(live: LiveDoc) -> list[bytes]:
+    """Pending updates whose every need is integrated: a document that settled fully has
+    none (the old settle rule could leave some until the next update came)."""
+    return [u for u in live.pending if scan_update(u).integrates_after(live.clocks)]
