@@ -27,6 +27,7 @@ from engine.protocol import AwarenessEntry, Message, decode
 from engine.session import SyncSession
 from engine.storage import DocStore, KVLogStore, MemoryKV
 from engine.update_scan import scan_update
+from server.app import open_storage
 from server.config import Config
 from server.metrics import Metrics
 from server.rooms.actor import RoomActor
@@ -190,12 +191,16 @@ async def settle(actor: RoomActor) -> None:
 
 
 async def quiesce(
-    actors: list[RoomActor], clients: list[SdkClient], idle: Callable[[], bool] = lambda: True
+    actors: list[RoomActor],
+    clients: list[SdkClient],
+    idle: Callable[[], bool] = lambda: True,
+    pump: Callable[[], int] = lambda: 0,
 ) -> None:
-    """Deliver everything both ways until nothing moves and `idle()` holds."""
+    """Deliver everything both ways (and whatever `pump` moves, such as relays between
+    processes) until nothing moves and `idle()` holds."""
     async with asyncio.timeout(SETTLE_SECONDS * 3):
         while True:
-            moved = 0
+            moved = pump()
             for client in clients:
                 moved += client.to_server(10**6)
             for actor in actors:
@@ -238,3 +243,55 @@ def ready_but_pending(live: LiveDoc) -> list[bytes]:
     """Pending updates whose every need is integrated: a document that settled fully has
     none (the old settle rule could leave some until the next update came)."""
     return [u for u in live.pending if scan_update(u).integrates_after(live.clocks)]
+
+
+class HeldRelay:
+    """Stands between one process's Redis follower and its room: what other processes
+    committed is held here and handed on when, and in the order, the test says."""
+
+    def __init__(self, actor: RoomActor) -> None:
+        self.actor = actor
+        self.held: list[tuple[list[bytes], int]] = []
+
+    def remote_updates(self, updates: list[bytes], last_seq: int) -> None:
+        self.held.append((updates, last_seq))
+
+    def remote_awareness(self, payload: bytes) -> None:
+        self.actor.remote_awareness(payload)
+
+    def release(self, pick: int) -> int:
+        """Hand on one held batch (any of them: processes see each other out of order)."""
+        if not self.held:
+            return 0
+        updates, last_seq = self.held.pop(pick % len(self.held))
+        self.actor.remote_updates(updates, last_seq)
+        return 1
+
+
+@asynccontextmanager
+async def redis_processes(url: str, count: int = 2) -> AsyncIterator[list[RoomRegistry]]:
+    """`count` server processes' rooms (registry, group commit, store and Redis fan-out,
+    as `performer serve --redis` builds them) sharing one Redis, in this process."""
+    registries = []
+    try:
+        for _ in range(count):
+            config = Config(redis_url=url, idle_unload_seconds=60)
+            metrics = Metrics()
+            store, fanout = open_storage(config, metrics)
+            await store.start()
+            await fanout.start()
+            registries.append(RoomRegistry(store, fanout, config, metrics))
+        yield registries
+    finally:
+        for registry in registries:
+            await registry.close(1.0)
+            await registry.fanout.close()
+            await registry.store.close()
+
+
+async def held_room(registry: RoomRegistry, name: str) -> tuple[RoomActor, HeldRelay]:
+    """The room `name` on one process, its relay from the others held (see HeldRelay)."""
+    actor = await registry.acquire(name)
+    relay = HeldRelay(actor)
+    registry.fanout.follow(name, actor.last_seq, relay)
+    return actor, relay
