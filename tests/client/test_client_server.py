@@ -6,12 +6,16 @@ import asyncio
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
-from pycrdt import Array
+from pycrdt import Array, Text
 
 from engine.client import AuthError, Backoff, Status, WriteDenied, connect, edit_and_save
+from engine.protocol import Update, decode
+from engine.session import SyncSession
 from tests.client.conftest import ROOT, LiveServer, StartServer, make_token
 from tests.client.helpers import DEADLINE, items, server_doc, wait_for_doc
+from tests.engine.helpers import recording_doc
 
 FAST = Backoff(initial=0.05, maximum=0.5)
 
@@ -179,3 +183,37 @@ def test_edit_and_save_is_a_one_call_script_helper(live_server: LiveServer, tmp_
         store_path=tmp_path,
     )
     assert items(asyncio.run(server_doc(live_server.http_url, "script"))) == ["from a script"]
+
+
+async def test_a_client_that_missed_an_update_resyncs_by_itself(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """An update lost on the way (a server that relays less than it should) leaves a
+    later one waiting for it; the client asks for a fresh step 2 on its own, without
+    reconnecting, once it has waited longer than a resync takes."""
+    author, made = recording_doc(client_id=77)
+    author.get("t", type=Text).insert(0, "lost")
+    author.get("t", type=Text).insert(4, " and found")
+    seen: list[Status] = []
+    async with connect(live_server.ws_url, "gap", store_path=None, backoff=FAST) as client:
+        await asyncio.wait_for(client.synced(), DEADLINE)
+        client.on_status(seen.append)
+        deliver = client._on_frame
+        dropped: list[bytes] = []
+
+        def drop_first_update(session: SyncSession, data: bytes) -> None:
+            if not dropped and isinstance(decode(data), Update):
+                dropped.append(data)
+                return
+            deliver(session, data)
+
+        client._on_frame = drop_first_update  # type: ignore[method-assign]
+        async with aiohttp.ClientSession() as http:
+            for update in made:
+                url = f"{live_server.http_url}/v1/rooms/gap/update"
+                async with http.post(url, data=update) as response:
+                    assert response.status == 200
+        await wait_for_doc(
+            client.doc, lambda: str(client.doc.get("t", type=Text)) == "lost and found"
+        )
+        assert dropped and "connecting" not in seen
