@@ -15,6 +15,7 @@ import { Awareness, removeAwarenessStates } from 'y-protocols/awareness'
 import { Status } from './status.js'
 import { PendingTracker, MESSAGE_SAVED, isUpdateMessage, readSaved } from './ack.js'
 import { backoffDelay, isPermanentClose, isSlowDownClose } from './backoff.js'
+import { watchPending } from './resync.js'
 
 /** Key in y-indexeddb's custom store holding the number of changes the server has not confirmed. */
 const PENDING_KEY = 'performer:pending'
@@ -91,6 +92,7 @@ export function connectRoom (options) {
     shouldReconnect: (event) => !isPermanentClose(event.code)
   })
   provider = ws
+  const resync = watchPending(ws) // a replica stuck with pending updates asks for a fresh step 2
   ws.messageHandlers[MESSAGE_SAVED] = (_encoder, decoder) => {
     const { count, seq } = readSaved(decoder)
     tracker.ack(count)
@@ -210,6 +212,7 @@ export function connectRoom (options) {
       window.removeEventListener('pagehide', onPageHide)
     }
     await ready.catch(() => {})
+    resync.stop()
     removeAwarenessStates(awareness, [doc.clientID], 'destroy')
     ws.destroy()
     awareness.destroy()
