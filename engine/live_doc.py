@@ -119,7 +119,8 @@ class LiveDoc:
 
     @property
     def clocks(self) -> Mapping[int, int]:
-        """Per client, the clock up to which its structs are integrated (read-only)."""
+        """Per client, the clock up to which its structs are integrated (a read-only view,
+        valid until the next apply: copy it to keep it)."""
         return MappingProxyType(self._clocks)
 
     def state_vector(self) -> bytes:
