@@ -50,6 +50,7 @@ from engine.protocol import (
 REMOTE = "remote"  # the origin given to awareness states that came from the server
 MIN_RESYNC_SECONDS = 1.0  # a replica stuck at least this long (and 4 handshakes) resyncs
 MAX_RESYNC_SECONDS = 60.0  # resyncs that change nothing back off up to this interval
+STUCK_CHECK_SECONDS = 0.25  # how often a connection asks `resync()` whether it is stuck
 
 
 class Replica(Protocol):

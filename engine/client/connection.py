@@ -31,12 +31,11 @@ from engine.errors import EngineError
 from engine.jsonview import to_json
 from engine.names import validate_room_name
 from engine.protocol import Message, Saved, decode, encode
-from engine.session import SyncSession
+from engine.session import STUCK_CHECK_SECONDS, SyncSession
 
 log = logging.getLogger(__name__)
 
 GOODBYE_TIMEOUT = 1.0  # seconds close() waits for queued messages (our goodbye) to leave
-STUCK_CHECK_SECONDS = 0.25  # how often a connection asks whether the replica is stuck
 
 
 class Client:

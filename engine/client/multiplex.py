@@ -35,7 +35,7 @@ from engine.client.status import Status, StatusBoard
 from engine.errors import Close, EngineError, ProtocolError
 from engine.names import validate_room_name
 from engine.protocol import Message, Saved, decode, encode
-from engine.session import SyncSession
+from engine.session import STUCK_CHECK_SECONDS, SyncSession
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,10 @@ class MultiplexedRoom:
             self.denied = answer.denied
             log.warning("room %r: server denied a write: %s", self.name, answer.denied)
         self._board.notify()
+
+    def resync(self) -> list[bytes]:
+        """A fresh step 1 when this room's replica is stuck (see `SyncSession.resync`)."""
+        return self._wrap(self._session.resync()) if self._session is not None else []
 
     def _mark(self) -> int:
         return self._replica.store.last_seq
@@ -212,14 +216,22 @@ class Multiplex:
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
         self._link = Link(ws, "multiplexed socket")
+        watch = asyncio.create_task(self._resync_when_stuck())
         try:
             for room in self.rooms.values():
                 self.send(room.opened(self._token))
             return await self._link.run(self._on_frame)
         finally:
+            watch.cancel()
             self._link = None
             for room in self.rooms.values():
                 room.dropped()
+
+    async def _resync_when_stuck(self) -> None:
+        while True:
+            await asyncio.sleep(STUCK_CHECK_SECONDS)
+            for room in self.rooms.values():
+                self.send(room.resync())
 
     def _on_frame(self, frame: bytes) -> None:
         if frame == bytes((hp.PING,)):

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
-from pycrdt import Array
+from pycrdt import Array, Text
 
+from engine import hocuspocus_protocol as hp
 from engine.client import AuthError, Client, connect, connect_many
 from tests.client.conftest import LiveServer, StartServer, make_token
 from tests.client.helpers import DEADLINE, items, server_doc
+from tests.engine.helpers import recording_doc
 
 SECRET = "multiplex-secret-long-enough-for-hs256-keys"
 
@@ -56,3 +59,33 @@ async def wait_items(client: Client, expected: list[str]) -> None:
     async with asyncio.timeout(DEADLINE):
         while sorted(items(client.doc)) != sorted(expected):
             await asyncio.sleep(0.05)
+
+
+async def test_a_room_that_missed_an_update_resyncs_over_the_shared_socket(
+    live_server: LiveServer,
+) -> None:
+    author, made = recording_doc(client_id=78)
+    author.get("t", type=Text).insert(0, "lost")
+    author.get("t", type=Text).insert(4, " and found")
+    async with connect_many(ws_base(live_server), ["gap", "calm"], store_path=None) as rooms:
+        async with asyncio.timeout(DEADLINE):
+            await asyncio.gather(rooms["gap"].synced(), rooms["calm"].synced())
+        room = rooms["gap"]
+        receive = room.receive
+        dropped: list[hp.Envelope] = []
+
+        def drop_first_update(envelope: hp.Envelope) -> list[bytes]:
+            if not dropped and envelope.kind == hp.SYNC:
+                dropped.append(envelope)
+                return []
+            return receive(envelope)
+
+        room.receive = drop_first_update  # type: ignore[method-assign]
+        async with aiohttp.ClientSession() as http:
+            for update in made:
+                async with http.post(f"{live_server.url}/v1/rooms/gap/update", data=update) as r:
+                    assert r.status == 200
+        async with asyncio.timeout(DEADLINE):
+            while str(room.doc.get("t", type=Text)) != "lost and found":
+                await asyncio.sleep(0.05)
+        assert dropped and room.status in ("synced", "saved")
