@@ -142,10 +142,10 @@ class HocuspocusSocket:
         return False
 
     def _stateless(self, conn: DocumentConnection, payload: str) -> None:
-        """Relayed to the room's other Hocuspocus connections and to the hook; never stored."""
-        for peer in list(conn.room.peers.values()):
-            if isinstance(peer, DocumentConnection) and peer is not conn:
-                peer.send_stateless(payload)
+        """Relayed to the room's other Hocuspocus connections (on every process) and to
+        the hook; never stored."""
+        conn.room.presence.relay_stateless(payload, skip=conn)
+        conn.room.fanout.publish_stateless(conn.room.name, payload)
         if self.hooks.handles_stateless:
             _ = self._spawn(self._stateless_hook(conn.room.name, conn.user, payload))
 

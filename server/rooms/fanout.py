@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from server.rooms.presence import PresenceRelay
+
 
 class RemoteSink(Protocol):
     """A loaded room, as the fan-out sees it: where other processes' news goes."""
@@ -20,6 +22,12 @@ class RemoteSink(Protocol):
 
     def remote_awareness(self, payload: bytes) -> None:
         """An awareness update from another process's clients."""
+        ...
+
+    @property
+    def presence(self) -> PresenceRelay:
+        """The room's presence: its clients' states (for another process that asks)
+        and its stateless relay."""
         ...
 
 
@@ -35,6 +43,10 @@ class Fanout(Protocol):
     def unfollow(self, room: str) -> None: ...
 
     def publish_awareness(self, room: str, payload: bytes) -> None: ...
+
+    def publish_stateless(self, room: str, payload: str) -> None:
+        """A Hocuspocus stateless message, for the room's clients on other processes."""
+        ...
 
     async def lease(self, name: str, seconds: float) -> bool:
         """Hold (or renew) the named lease for `seconds`: True while this process owns
@@ -60,6 +72,9 @@ class LocalFanout:
         pass
 
     def publish_awareness(self, room: str, payload: bytes) -> None:
+        pass
+
+    def publish_stateless(self, room: str, payload: str) -> None:
         pass
 
     async def lease(self, name: str, seconds: float) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from engine.errors import Close
 from engine.protocol import AwarenessEntry
@@ -37,3 +37,10 @@ class Peer(Protocol):
     def take_awareness(self) -> list[AwarenessEntry]:
         """Awareness entries received since the last call, newest per client id."""
         ...
+
+
+@runtime_checkable
+class StatelessPeer(Protocol):
+    """A client that takes Hocuspocus stateless messages (y-websocket clients do not)."""
+
+    def send_stateless(self, payload: str) -> None: ...

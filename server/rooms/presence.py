@@ -21,7 +21,7 @@ from engine.protocol import (
     encode,
     encode_awareness,
 )
-from server.rooms.peer import Peer
+from server.rooms.peer import Peer, StatelessPeer
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,19 @@ class PresenceRelay:
         """Every known state, for a client that joins or asks (query awareness)."""
         payload = self.presence.encode_all()
         return None if payload is None else encode(AwarenessUpdate(payload))
+
+    def local_states(self) -> bytes | None:
+        """The states of this process's own clients, for another process that asks
+        (it just started following the room and has heard nothing yet)."""
+        mine = [self.presence.states[cid] for cid in self.owners if cid in self.presence.states]
+        return encode_awareness(mine) if mine else None
+
+    def relay_stateless(self, payload: str, skip: Peer | None = None) -> None:
+        """A Hocuspocus stateless message: to every other client that takes them, as it
+        is; never stored."""
+        for peer in list(self.peers.values()):
+            if peer is not skip and isinstance(peer, StatelessPeer):
+                peer.send_stateless(payload)
 
     def mark(self, peer: Peer) -> None:
         """The peer has a new awareness payload; relay it with the next window."""

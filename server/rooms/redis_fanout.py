@@ -2,6 +2,12 @@
 the rooms this process has loaded and hands other processes' commits to the rooms;
 presence goes over pub/sub. Our own entries are skipped (we relayed them already); a
 gap (the stream trimmed past our position) reloads snapshot + tail, never runs on.
+
+Presence (and Hocuspocus stateless messages) use one channel per loaded room. Pub/sub
+keeps nothing, so a process that starts following a room asks the others for the states
+of their clients there (a query, answered with an awareness message); otherwise a client
+that joined elsewhere earlier stays invisible until its next renewal. Each message is
+kind (1 byte) + len(node) (1 byte) + node + body.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from server.rooms.fanout import RemoteSink
 log = logging.getLogger(__name__)
 
 FOLLOW_BLOCK_MS = 200
+
+AWARENESS = b"\x01"  # body: an awareness update
+QUERY = b"\x02"  # body: empty; every other process answers with its clients' states
+STATELESS = b"\x03"  # body: a Hocuspocus stateless payload (UTF-8), never stored
 
 
 @dataclass
@@ -61,6 +71,9 @@ class RedisFanout:
         self._load = load
         self._followed: dict[str, _Follow] = {}
         self._wakeup = asyncio.Event()
+        # One pub/sub connection, and redis-py opens it lazily: subscribes that race make
+        # one connection each and keep only the last, so they take turns (in order).
+        self._subscribing = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
@@ -101,11 +114,28 @@ class RedisFanout:
     def follow(self, room: str, last_seq: int, sink: RemoteSink) -> None:
         self._followed[room] = _Follow(last_seq, sink)
         self._wakeup.set()
-        self._spawn(self._pubsub.subscribe(key("aw", room)))
+        self._spawn(self._subscribe(room))
 
     def unfollow(self, room: str) -> None:
         if self._followed.pop(room, None) is not None:
-            self._spawn(self._pubsub.unsubscribe(key("aw", room)))
+            self._spawn(self._unsubscribe(room))
+
+    async def _subscribe(self, room: str) -> None:
+        """Listen to the room's presence, then ask the others for what they hold."""
+        async with self._subscribing:
+            try:
+                await self._pubsub.subscribe(key("aw", room))
+            except RedisError as exc:
+                log.warning("room %r: presence subscribe failed: %s", room, exc)
+                return
+        await self._publish(room, QUERY, b"")
+
+    async def _unsubscribe(self, room: str) -> None:
+        async with self._subscribing:
+            try:
+                await self._pubsub.unsubscribe(key("aw", room))
+            except RedisError as exc:
+                log.warning("room %r: presence unsubscribe failed: %s", room, exc)
 
     async def _follow_loop(self) -> None:
         """One XREAD over every loaded room's stream, from each one's last seen seq."""
@@ -156,16 +186,19 @@ class RedisFanout:
         follow.sink.remote_updates(loaded.updates, loaded.last_seq)
 
     def publish_awareness(self, room: str, payload: bytes) -> None:
-        self._spawn(self._publish(key("aw", room), self.node + payload))
+        self._spawn(self._publish(room, AWARENESS, payload))
 
-    async def _publish(self, channel: str, message: bytes) -> None:
+    def publish_stateless(self, room: str, payload: str) -> None:
+        self._spawn(self._publish(room, STATELESS, payload.encode()))
+
+    async def _publish(self, room: str, kind: bytes, body: bytes) -> None:
+        message = kind + bytes((len(self.node),)) + self.node + body
         try:
-            await self._redis.publish(channel, message)
+            await self._redis.publish(key("aw", room), message)
         except RedisError as exc:
             log.debug("presence publish failed (presence is best effort): %s", exc)
 
     async def _presence_loop(self) -> None:
-        node_len = len(self.node)
         while not self._closing:
             if not self._pubsub.subscribed:
                 await asyncio.sleep(0.05)
@@ -178,12 +211,26 @@ class RedisFanout:
                 log.warning("presence channel failed, retrying: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
-            if message is None or message.get("type") != "message":
-                continue
-            data: bytes = message["data"]
-            if data[:node_len] == self.node:
-                continue
-            room = message["channel"].decode()[len(PREFIX) + 3 :]
-            follow = self._followed.get(room)
-            if follow is not None:
-                follow.sink.remote_awareness(data[node_len:])
+            if message is not None and message.get("type") == "message":
+                room = message["channel"].decode()[len(PREFIX) + 3 :]
+                self._heard(room, message["data"])
+
+    def _heard(self, room: str, data: bytes) -> None:
+        """One message from the room's channel: ours are skipped, the rest delivered."""
+        follow = self._followed.get(room)
+        if follow is None or len(data) < 2:
+            return
+        kind, node_end = data[:1], 2 + data[1]
+        if data[2:node_end] == self.node:
+            return
+        body = data[node_end:]
+        if kind == AWARENESS:
+            follow.sink.remote_awareness(body)
+        elif kind == QUERY:
+            states = follow.sink.presence.local_states()
+            if states is not None:
+                self.publish_awareness(room, states)
+        elif kind == STATELESS:
+            follow.sink.presence.relay_stateless(body.decode(errors="replace"))
+        else:
+            log.debug("room %r: unknown presence message kind %r", room, kind)

@@ -1,18 +1,20 @@
 """Redis-specific behaviour against a real Redis: racing compactors in two processes'
-stores, a follower that finds a gap, and leases (the rest is the shared contract suite in
-tests/engine/test_docstore.py)."""
+stores, a follower that finds a gap, leases, and presence between two fan-outs (the rest
+is the shared contract suite in tests/engine/test_docstore.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from engine.document import rebuild
 from engine.storage import Append, DocStore, LoadedRoom, Retention
 from engine.store import open_store
+from server.rooms.presence import PresenceRelay
 from server.rooms.redis_fanout import RedisFanout
 from tests.engine.helpers import content, typing_updates
 from tests.redis_process import RedisProcess
@@ -62,6 +64,8 @@ async def test_a_follower_that_finds_a_gap_reloads_instead_of_skipping(
     done = asyncio.Event()
 
     class Sink:
+        presence = relay("room")
+
         def remote_updates(self, batch: list[bytes], last_seq: int) -> None:
             received.extend(batch)
             if last_seq >= len(updates):
@@ -129,3 +133,84 @@ def test_a_stream_trimmed_by_the_previous_version_still_loads(redis_server: Redi
         assert content(store.load("legacy").updates)["t"] == "old store"
     finally:
         store.close()
+
+
+def relay(room: str) -> PresenceRelay:
+    return PresenceRelay(room=room, peers={}, flush_seconds=0.01, max_ids_per_peer=4,
+                         publish=lambda payload: None)  # fmt: skip
+
+
+class PresenceSink:
+    """A room as the fan-out sees it, keeping the awareness other processes send."""
+
+    def __init__(self, room: str, states: bytes | None = None) -> None:
+        self.presence = relay(room)
+        self.presence.local_states = lambda: states  # type: ignore[method-assign]
+        self.heard: list[bytes] = []
+        self.news = asyncio.Event()
+
+    def remote_updates(self, batch: list[bytes], last_seq: int) -> None:
+        pass
+
+    def remote_awareness(self, payload: bytes) -> None:
+        self.heard.append(payload)
+        self.news.set()
+
+
+async def never_loads(room: str) -> LoadedRoom:
+    raise AssertionError("no gap expected")
+
+
+@pytest.fixture
+async def fanouts(redis_server: RedisProcess) -> AsyncIterator[list[RedisFanout]]:
+    pair = [RedisFanout(redis_server.url, node, never_loads) for node in (b"one", b"two")]
+    for fanout in pair:
+        await fanout.start()
+    yield pair
+    for fanout in pair:
+        await fanout.close()
+
+
+async def hears(sink: PresenceSink, payload: bytes, again: Callable[[], None]) -> None:
+    """Until `sink` has heard `payload` (10 s at most), `again()` every 0.2 s: a publish
+    before the subscription is in place is lost, and that is not what is tested here."""
+    async with asyncio.timeout(10):
+        while payload not in sink.heard:
+            again()
+            sink.news.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sink.news.wait(), 0.2)
+
+
+async def test_presence_of_every_room_followed_at_once_reaches_the_other_process(
+    fanouts: list[RedisFanout],
+) -> None:
+    """Regression: rooms followed together on a fresh process each opened their own
+    pub/sub connection and only the last one was read, so the others heard nothing."""
+    one, two = fanouts
+    rooms = [f"room-{i}" for i in range(5)]
+    on_one = {room: PresenceSink(room) for room in rooms}
+    on_two = {room: PresenceSink(room) for room in rooms}
+    for room in rooms:
+        one.follow(room, 0, on_one[room])
+        two.follow(room, 0, on_two[room])
+    for room in rooms:
+        for sender, receiver in ((one, on_two[room]), (two, on_one[room])):
+            hello = f"{sender.node.decode()} in {room}".encode()
+            await hears(receiver, hello, lambda: sender.publish_awareness(room, hello))  # noqa: B023
+
+
+async def test_a_process_that_starts_following_a_room_gets_the_states_held_elsewhere(
+    fanouts: list[RedisFanout],
+) -> None:
+    """Pub/sub keeps nothing: a process loading a room late asks, and the others answer
+    with their own clients' states."""
+    one, two = fanouts
+    holder = PresenceSink("late", states=b"states of one's clients")
+    one.follow("late", 0, holder)
+    await hears(holder, b"are you there", lambda: two.publish_awareness("late", b"are you there"))
+    latecomer = PresenceSink("late")
+    two.follow("late", 0, latecomer)
+    async with asyncio.timeout(10):
+        await latecomer.news.wait()
+    assert latecomer.heard == [b"states of one's clients"]
