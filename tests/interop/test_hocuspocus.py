@@ -20,6 +20,8 @@ from tests.interop.hocuspocus_driver import DEADLINE, Provider
 from tests.interop.processes import ServerProcess
 from tests.redis_process import RedisProcess
 
+PRESENCE_DEADLINE = 10.0
+
 
 async def test_a_provider_syncs_edits_and_is_told_saved_only_once_they_are_stored(
     server: ServerProcess, start_node: StartNode
@@ -188,13 +190,22 @@ async def test_stateless_messages_reach_the_other_providers_and_the_hook_and_are
 async def test_providers_on_two_server_processes_share_documents_through_redis(
     redis_server: RedisProcess, start_server: StartServer, start_node: StartNode
 ) -> None:
+    """Also presence and stateless messages, which cross over Redis pub/sub: the provider
+    on `two` comes after `one`'s presence was announced, so it gets it by asking."""
     one = await start_server(None, "--redis", redis_server.url)
     two = await start_server(None, "--redis", redis_server.url)
     docs = "shared,shared-2,shared-3"
     a = await Provider.start(start_node, one, docs=docs)
-    b = await Provider.start(start_node, two, docs=docs)
     await a.do("wait_synced")
+    await a.do("presence", name="on one")
+    b = await Provider.start(start_node, two, docs=docs)
     await b.do("wait_synced")
+    await b.do("presence", name="on two")
+    for provider in (a, b):  # under y-protocols' 15 s renewal: relayed, not renewed
+        await provider.do("wait_presence", PRESENCE_DEADLINE, names=["on one", "on two"])
+    await a.do("stateless", docs=["shared-2"], payload='{"cursor": "ü"}')
+    got = await b.wait_for(lambda e: e["event"] == "stateless")
+    assert got == {"event": "stateless", "doc": "shared-2", "payload": '{"cursor": "ü"}'}
     await a.do("set", key="a", value=1)
     await b.do("set", key="b", value=2)
     await a.do("wait_keys", keys=["a", "b"])
@@ -204,6 +215,7 @@ async def test_providers_on_two_server_processes_share_documents_through_redis(
     for server in (one, two):
         for doc in docs.split(","):
             assert await stored_map(server, doc) == {"a": 1, "b": 2}
+    assert not [e for e in a.matching("stateless") if "doc" in e]  # not sent back
 
 
 async def test_every_edit_the_provider_counted_as_synced_survives_a_server_sigkill(
