@@ -213,7 +213,10 @@ class RedisFanout:
                 continue
             if message is not None and message.get("type") == "message":
                 room = message["channel"].decode()[len(PREFIX) + 3 :]
-                self._heard(room, message["data"])
+                try:
+                    self._heard(room, message["data"])
+                except Exception:  # one bad message must not end presence for every room
+                    log.exception("room %r: a presence message could not be handled", room)
 
     def _heard(self, room: str, data: bytes) -> None:
         """One message from the room's channel: ours are skipped, the rest delivered."""
@@ -221,8 +224,8 @@ class RedisFanout:
         if follow is None or len(data) < 2:
             return
         kind, node_end = data[:1], 2 + data[1]
-        if data[2:node_end] == self.node:
-            return
+        if len(data) < node_end or data[2:node_end] == self.node:
+            return  # cut short, or ours
         body = data[node_end:]
         if kind == AWARENESS:
             follow.sink.remote_awareness(body)

@@ -10,6 +10,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import redis.asyncio as redis
 
 from engine.document import rebuild
 from engine.storage import Append, DocStore, LoadedRoom, Retention
@@ -214,3 +215,22 @@ async def test_a_process_that_starts_following_a_room_gets_the_states_held_elsew
     async with asyncio.timeout(10):
         await latecomer.news.wait()
     assert latecomer.heard == [b"states of one's clients"]
+
+
+async def test_garbage_on_a_presence_channel_is_ignored_and_presence_carries_on(
+    fanouts: list[RedisFanout], redis_server: RedisProcess
+) -> None:
+    """Anything published on a room's channel (short, unknown kind, a stateless message
+    that is not UTF-8): nothing is delivered for it and the next real message is."""
+    one, two = fanouts
+    room = PresenceSink("noisy")
+    one.follow("noisy", 0, room)
+    await hears(room, b"ready", lambda: two.publish_awareness("noisy", b"ready"))
+    raw = redis.Redis.from_url(redis_server.url)
+    try:
+        for junk in (b"", b"\x01", b"\x09\x03two", b"\x01\xffxx", b"\x03\x03two\xff\xfe"):
+            await raw.publish("performer:aw:noisy", junk)
+    finally:
+        await raw.aclose()
+    await hears(room, b"after", lambda: two.publish_awareness("noisy", b"after"))
+    assert set(room.heard) == {b"ready", b"after"}
