@@ -172,8 +172,11 @@ async def _pages(
                     body = await response.read()
                     statuses[response.status] += 1
                     sizes_seen.append(len(body))
-                    if response.status != 200:
-                        break
+                if response.status == 503:  # past the caller's pages: wait as told
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    break
+                if response.status != 200:
+                    break
                 page = _page_head(body)
                 if not page.get("more"):
                     break

@@ -39,6 +39,7 @@ from server.http.keys import (
     HOOKS,
     LANE,
     METRICS,
+    PAGES,
     REGISTRY,
     ROOMS,
     STORE,
@@ -48,6 +49,7 @@ from server.http.versions import add_version_routes
 from server.http.ws import handle_websocket
 from server.metrics import Metrics
 from server.operations import operations
+from server.page_reads import PageReads
 from server.rooms.access import Rooms
 from server.rooms.fanout import Fanout, LocalFanout
 from server.rooms.feeds import FeedHub
@@ -140,6 +142,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         streams_per_caller=config.limits.streams_per_caller,
     )
     app[LANE] = ComputeLane(config.compute)
+    app[PAGES] = PageReads(config.limits.page_reads_per_caller)
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     store.deleted_listeners.append(app[LANE].cache.forget)
     try:

@@ -27,6 +27,7 @@ class Limits:
     max_versions: int = 1_000  # named versions per room; more is a 409
     page_bytes: int = 4 * MIB  # a change-feed or history page ends early past this
     streams_per_caller: int = 32  # open change-feed streams per user or token
+    page_reads_per_caller: int = 2  # change/history pages read at once per caller
     stream_write_seconds: float = 30.0  # a change-feed write blocked this long ends it
 
 

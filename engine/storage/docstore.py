@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pycrdt import get_state
@@ -20,7 +20,15 @@ from pycrdt import get_state
 from engine.errors import CorruptRecord, HistoryFolded, RoomNotFound, StorageError
 from engine.storage.compaction import CompactionPolicy, Retention, should_compact
 from engine.storage.contract import LogStore, RoomInfo
-from engine.storage.records import Snapshot, UpdateRecord, pack, pack_updates, unpack
+from engine.storage.records import (
+    Snapshot,
+    UpdateHead,
+    UpdateRecord,
+    pack,
+    pack_updates,
+    unpack,
+    unpack_update_head,
+)
 from engine.yjs import EMPTY_UPDATE, update_clients
 
 log = logging.getLogger(__name__)
@@ -91,6 +99,13 @@ def _no_decode(_value: bytes | memoryview) -> None:
 def _record(room: str, seq: int, value: bytes) -> UpdateRecord:
     try:
         return UpdateRecord.from_map(unpack(value), seq)
+    except _READ_ERRORS as exc:
+        raise CorruptRecord(room, "log record", seq, str(exc)) from exc
+
+
+def _update_head(room: str, seq: int, value: bytes) -> UpdateHead:
+    try:
+        return unpack_update_head(value)
     except _READ_ERRORS as exc:
         raise CorruptRecord(room, "log record", seq, str(exc)) from exc
 
@@ -237,13 +252,21 @@ class DocStore:
         With `max_bytes`, the list ends once its records reach that many bytes (always at
         least one record): a page of big updates costs its budget, not `limit` of them.
         """
+        return [
+            _record(room, seq, v) for seq, v in self._values(room, after, upto, limit, max_bytes)
+        ]
+
+    def _values(
+        self, room: str, after: int, upto: int | None, limit: int | None, max_bytes: int | None
+    ) -> Iterable[tuple[int, bytes]]:
+        """Stored (seq, record bytes) after `after`, within `max_bytes` when given."""
         if max_bytes is None:
-            return [_record(room, seq, v) for seq, v in self.log.read(room, after, upto, limit)]
-        return list(self._within(room, after, upto, limit, max_bytes))
+            return self.log.read(room, after, upto, limit)
+        return self._within(room, after, upto, limit, max_bytes)
 
     def _within(
         self, room: str, after: int, upto: int | None, limit: int | None, max_bytes: int
-    ) -> Iterator[UpdateRecord]:
+    ) -> Iterator[tuple[int, bytes]]:
         """Records read in small batches sized by the largest record seen so far, so a
         page overshoots its budget by at most one batch of records (BUDGET_BATCH)."""
         used = count = largest = 0
@@ -256,7 +279,7 @@ class DocStore:
                 largest = max(largest, len(value))
                 count += 1
                 after = seq
-                yield _record(room, seq, value)
+                yield seq, value
             if len(pairs) < want:
                 return
             batch = max(1, min(BUDGET_BATCH, 2 * batch, (max_bytes - used) // max(largest, 1)))
@@ -265,12 +288,16 @@ class DocStore:
         self, room: str, after: int = 0, limit: int = 100, max_bytes: int | None = None
     ) -> list[HistoryEntry]:
         """The audit trail: who changed the room when, and how much (what retention kept).
-        `max_bytes` bounds the log records read for it, as for `entries`."""
+        `max_bytes` bounds the log records read for it, as for `entries`. Sizes come
+        from the records' headers: the updates themselves are never decoded or copied."""
         self.require(room)
-        return [
-            HistoryEntry(r.seq, r.ts, r.user, len(r.update), r.clients, r.restore_of)
-            for r in self.entries(room, after, limit=limit, max_bytes=max_bytes)
-        ]
+        out = []
+        for seq, value in self._values(room, after, None, limit, max_bytes):
+            head = _update_head(room, seq, value)
+            out.append(
+                HistoryEntry(seq, head.ts, head.user, head.size, head.clients, head.restore_of)
+            )
+        return out
 
     def state_at(self, room: str, seq: int) -> bytes:
         """The room as it was right after log entry `seq`, as one Yjs update.

@@ -260,3 +260,115 @@ def unpack(value: bytes | memoryview) -> dict[str, Any]:
             f"version {SCHEMA_VERSION}); upgrade performer-sync to read this store"
         )
     return data
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateHead:
+    """An update record's fields but the update itself, whose size stands in for it."""
+
+    ts: float
+    user: str | None
+    clients: tuple[int, ...]
+    size: int
+    restore_of: int | None = None
+
+
+class _HeadReader:
+    """Walks a record's CBOR map, skipping the update's bytes instead of copying them:
+    the history lists sizes, and a page of megabyte updates should not cost megabytes
+    of copies to say how big they were. Knows the item kinds records are written with;
+    anything else raises ValueError (the caller then decodes the record in full)."""
+
+    def __init__(self, body: memoryview) -> None:
+        self.body = body
+        self.at = 0
+
+    def head(self) -> tuple[int, int]:
+        """(major type, argument) of the next item, which must have a definite length."""
+        first = self.body[self.at]
+        major, info = first >> 5, first & 0x1F
+        self.at += 1
+        if info < 24:
+            return major, info
+        if info > 27 or (major == 7 and info < 25):
+            raise ValueError(f"unexpected CBOR head {first:#x}")
+        width = 1 << (info - 24)
+        raw = bytes(self.body[self.at : self.at + width])
+        self.at += width
+        if major == 7:  # a float: hand back its bits' position, decoded by value()
+            return major, info
+        return major, int.from_bytes(raw, "big")
+
+    def value(self) -> Any:
+        """The next item, decoded (small items only: text, ints, arrays, floats, null)."""
+        start = self.at
+        major, arg = self.head()
+        if major == 0:
+            return arg
+        if major == 1:
+            return -1 - arg
+        if major == 3:
+            self.at += arg
+            return bytes(self.body[self.at - arg : self.at]).decode("utf-8")
+        if major == 4:
+            return [self.value() for _ in range(arg)]
+        if major == 7:
+            return self._simple(start, arg)
+        raise ValueError(f"unexpected CBOR major type {major}")
+
+    def _simple(self, start: int, info: int) -> Any:
+        if info in (25, 26, 27):
+            return cbor2.loads(bytes(self.body[start : self.at]))
+        return {20: False, 21: True, 22: None}[info]
+
+    def skip_bytes(self) -> int:
+        """Step over a byte string; its length."""
+        major, arg = self.head()
+        if major != 2:
+            raise ValueError("the update is not a byte string")
+        self.at += arg
+        return arg
+
+
+def unpack_update_head(value: bytes | memoryview) -> UpdateHead:
+    """An update record's fields without its update (checksum and version checked, as
+    `unpack` does).
+
+    Raises:
+        RecordError, SchemaVersionError: as `unpack`.
+    """
+    if len(value) < _CRC.size:
+        raise RecordError(f"record of {len(value)} bytes is truncated")
+    (expected,) = _CRC.unpack_from(value)
+    body = memoryview(value)[_CRC.size :]
+    if zlib.crc32(body) != expected:
+        raise RecordError("checksum mismatch (torn or corrupted write)")
+    try:
+        fields = _read_head_fields(_HeadReader(body))
+    except (ValueError, IndexError, KeyError, UnicodeDecodeError):
+        data = unpack(value)  # a form this walker does not know: decode it all
+        fields = {**data, "u": len(data["u"])}
+    if fields.get("v") != SCHEMA_VERSION:
+        unpack(value)  # raises the error a full decode gives
+    restore_of = fields.get("restore_of")
+    return UpdateHead(
+        float(fields["ts"]),
+        fields["user"],
+        tuple(fields["clients"]),
+        int(fields["u"]),
+        None if restore_of is None else int(restore_of),
+    )
+
+
+def _read_head_fields(reader: _HeadReader) -> dict[str, Any]:
+    """The record map's fields, with the update's size under "u"."""
+    major, count = reader.head()
+    if major != 5:
+        raise ValueError("the record is not a map")
+    fields: dict[str, Any] = {}
+    for _ in range(count):
+        key = reader.value()
+        fields[key] = reader.skip_bytes() if key == "u" else reader.value()
+    if "u" not in fields:
+        raise ValueError("the record has no update")
+    return fields

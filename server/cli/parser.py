@@ -79,6 +79,8 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="a change-feed or history page ends after about this many bytes")  # fmt: skip
     add("--streams-per-caller", type=int, default=limits.streams_per_caller,
         help="open change-feed streams one user or token may hold")  # fmt: skip
+    add("--page-reads-per-caller", type=int, default=limits.page_reads_per_caller,
+        help="change-feed and history pages one user or token may read at once")  # fmt: skip
     compute = DEFAULTS.compute
     add("--compute-workers", type=int, default=compute.workers,
         help="worker processes for JSON views and restores")  # fmt: skip

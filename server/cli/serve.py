@@ -29,6 +29,7 @@ def config_from(args: argparse.Namespace) -> Config:
         send_buffer_bytes=args.send_buffer_bytes,
         page_bytes=args.page_bytes,
         streams_per_caller=args.streams_per_caller,
+        page_reads_per_caller=args.page_reads_per_caller,
     )
     compute = ComputeLimits(
         workers=args.compute_workers,

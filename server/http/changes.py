@@ -22,7 +22,9 @@ time and written event by event, so a slow reader holds no more than that.
 Without that header: JSON `{"room", "last_seq", "entries": [...], "next_after", "more"}`
 (and `snapshot` when trimmed), and `&wait=SECONDS` long-polls until there is an entry. A
 page ends after 1000 entries or about `page_bytes` of them (at least one entry), with
-`"more": true`: ask again with `after=next_after`.
+`"more": true`: ask again with `after=next_after`. One caller may be reading
+`page_reads_per_caller` pages (here and in `/history`) at once; the next gets 503 with
+Retry-After (server/page_reads.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -38,7 +41,7 @@ from aiohttp import web
 from engine.errors import ProtocolError
 from engine.storage.records import UpdateRecord
 from server.hooks import Grant
-from server.http.keys import CONFIG, FEEDS, METRICS, STORE
+from server.http.keys import CONFIG, FEEDS, METRICS, PAGES, STORE
 from server.http.rest import caller_of, grant_for, int_query, parse_seq
 from server.rooms.feeds import Subscriber
 from server.rooms.store import RoomStore
@@ -46,6 +49,7 @@ from server.rooms.store import RoomStore
 MAX_WAIT_SECONDS = 60
 PAGE = 1000
 CATCH_UP_BYTES = 1024 * 1024  # read at a time for an SSE catch-up (written event by event)
+ENCODE_BYTES = 256 * 1024  # of updates, JSON-encoded at a time off the event loop
 
 
 def entry_json(record: UpdateRecord) -> dict[str, Any]:
@@ -90,43 +94,86 @@ async def changes(request: web.Request) -> web.StreamResponse:
 
 
 async def _poll(request: web.Request) -> web.StreamResponse:
-    room, after, _ = await _start(request)
+    room, after, grant = await _start(request)
     store = request.app[STORE]
-    page_bytes = request.app[CONFIG].limits.page_bytes
     wait = min(int_query(request, "wait", 0), MAX_WAIT_SECONDS)
+    caller = caller_of(request, grant) or f"room:{room}"
+    with request.app[PAGES].admit(caller):  # may be Busy: 503
+        page = await _read_page(request, room, after)
+        if page is not None or not wait:
+            return await _json_page(request, page or await _empty_page(store, room, after))
+    await store.commits.wait(room, after, wait)  # a long-poll's wait holds no page place
+    with request.app[PAGES].admit(caller):
+        page = await _read_page(request, room, after)
+        return await _json_page(request, page or await _empty_page(store, room, after))
+
+
+_Page = tuple[dict[str, Any], list[UpdateRecord]]
+
+
+async def _read_page(request: web.Request, room: str, after: int) -> _Page | None:
+    """(head, entries) of the page after `after`, or None when there is nothing to send."""
+    store = request.app[STORE]
     head: dict[str, Any] = {"room": room}
     snapshot = await _snapshot_if_trimmed(store, room, after)
     if snapshot is not None:
         head["snapshot"] = snapshot
         after = snapshot["seq"]
+    page_bytes = request.app[CONFIG].limits.page_bytes
     entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
-    if not entries and wait and snapshot is None:
-        await store.commits.wait(room, after, wait)
-        entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
-    info = await store.require(room)
+    if not entries and snapshot is None:
+        return None
+    return await _with_position(store, head, after, entries), entries
+
+
+async def _empty_page(store: RoomStore, room: str, after: int) -> _Page:
+    return await _with_position(store, {"room": room}, after, []), []
+
+
+async def _with_position(
+    store: RoomStore, head: dict[str, Any], after: int, entries: list[UpdateRecord]
+) -> dict[str, Any]:
+    info = await store.require(head["room"])
     next_after = entries[-1].seq if entries else after
-    head |= {
+    return head | {
         "last_seq": info.last_seq,
         "next_after": next_after,
-        "more": next_after < (store.commits.durable(room) or info.last_seq),
+        "more": next_after < (store.commits.durable(head["room"]) or info.last_seq),
     }
-    return await _json_page(request, head, entries)
 
 
-async def _json_page(
-    request: web.Request, head: dict[str, Any], entries: list[UpdateRecord]
-) -> web.StreamResponse:
-    """`head` with `"entries": [...]`, encoded and written one entry at a time: a page
-    of megabytes never exists as one string, nor holds the event loop while encoded."""
+async def _json_page(request: web.Request, page: _Page) -> web.StreamResponse:
+    """The page's head with `"entries": [...]`, encoded in a thread about
+    `ENCODE_BYTES` of entries at a time and written as it goes: a page of megabytes never
+    exists as one string, nor holds the event loop while it is encoded."""
+    head, entries = page
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
     await response.write(json.dumps(head)[:-1].encode() + b', "entries": [')
-    for index, record in enumerate(entries):
-        comma = b", " if index else b""
-        await response.write(comma + json.dumps(entry_json(record)).encode())
+    for index, group in enumerate(_groups(entries, ENCODE_BYTES)):
+        encoded = await asyncio.to_thread(_encode_entries, group)
+        await response.write((b", " if index else b"") + encoded)
     await response.write(b"]}")
     await response.write_eof()
     return response
+
+
+def _groups(entries: list[UpdateRecord], max_bytes: int) -> Iterator[list[UpdateRecord]]:
+    """Consecutive runs of entries with about `max_bytes` of updates each."""
+    group: list[UpdateRecord] = []
+    size = 0
+    for record in entries:
+        group.append(record)
+        size += len(record.update)
+        if size >= max_bytes:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _encode_entries(entries: list[UpdateRecord]) -> bytes:
+    return b", ".join(json.dumps(entry_json(record)).encode() for record in entries)
 
 
 def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> bytes:

@@ -6,11 +6,13 @@ and never build error responses themselves.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from typing import Any
 
 from aiohttp import web
 
@@ -23,12 +25,13 @@ from engine.errors import (
     meaning_of,
 )
 from engine.names import validate_room_name
+from engine.storage.docstore import HistoryEntry
 from engine.storage.retention import folded_summaries
 from server.auth import Authorizer, bearer_token, room_matches
 from server.hooks import Grant
 from server.http.deliveries import consumers
 from server.http.guard import auth_request, check_origin, require_content_type
-from server.http.keys import AUTHORIZER, CONFIG, METRICS, REGISTRY, STORE
+from server.http.keys import AUTHORIZER, CONFIG, METRICS, PAGES, REGISTRY, STORE
 from server.http.room_stats import add_details
 
 log = logging.getLogger(__name__)
@@ -204,37 +207,40 @@ async def post_update(request: web.Request) -> web.Response:
 
 
 async def history(request: web.Request) -> web.Response:
+    """The audit trail, a page at a time. Counted against the caller's page reads
+    (server/page_reads.py), and encoded off the event loop (a page may list 1000 entries)."""
     room = request.match_info["room"]
-    await grant_for(request, room)
+    grant = await grant_for(request, room)
     after = int_query(request, "after", 0)
     limit = min(int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
     store = request.app[STORE]
-    entries = await store.history(room, after, limit, request.app[CONFIG].limits.page_bytes)
-    meta = await store.info(room)
-    folded = await store.read(folded_summaries, store.docs, room)
-    last_seq = meta.last_seq if meta else 0
-    next_after = entries[-1].seq if entries else after
-    return web.json_response(
-        {
+    with request.app[PAGES].admit(caller_of(request, grant) or f"room:{room}"):
+        entries = await store.history(room, after, limit, request.app[CONFIG].limits.page_bytes)
+        meta = await store.info(room)
+        folded = await store.read(folded_summaries, store.docs, room)
+        last_seq = meta.last_seq if meta else 0
+        next_after = entries[-1].seq if entries else after
+        page = {
             "room": room,
             "last_seq": last_seq,
             "next_after": next_after,
             "more": next_after < last_seq,
-            "entries": [
-                {
-                    "seq": e.seq,
-                    "ts": e.ts,
-                    "user": e.user,
-                    "bytes": e.bytes,
-                    "clients": list(e.clients),
-                    **({"restore_of": e.restore_of} if e.restore_of is not None else {}),
-                }
-                for e in entries
-            ],
+            "entries": [_history_json(entry) for entry in entries],
             **({"folded": [asdict(summary) for summary in folded]} if folded else {}),
-        },
-        dumps=json.dumps,
-    )
+        }
+        body = await asyncio.to_thread(json.dumps, page)
+    return web.Response(body=body.encode(), content_type="application/json")
+
+
+def _history_json(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "ts": entry.ts,
+        "user": entry.user,
+        "bytes": entry.bytes,
+        "clients": list(entry.clients),
+        **({"restore_of": entry.restore_of} if entry.restore_of is not None else {}),
+    }
 
 
 async def delete_room(request: web.Request) -> web.Response:

@@ -441,3 +441,33 @@ def test_redis_server_fixture_is_real(redis_server: RedisProcess) -> None:
         assert log.durability_warning() is None  # AOF with fsync always
     finally:
         log.close()
+
+
+def test_history_reads_sizes_without_decoding_updates(
+    log: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History pages list sizes from the records' headers: a page of megabyte updates
+    must not decode (copy) each update just to say how big it was."""
+    store = docstore(log, clock=FakeClock())
+    big = typing_updates("x" * 3000, client_id=9)[-1]
+    store.append("r", typing_updates("ab", client_id=5)[0], "alice")
+    store.append_many([Append("r", big, "bob", restore_of=1)])
+    expected = [(e.seq, e.user, e.bytes, e.clients, e.restore_of) for e in store.history("r")]
+    assert expected[1] == (2, "bob", len(big), (9,), 1)
+
+    def no_full_decode(value: Any) -> Any:
+        raise AssertionError("history decoded a whole record")
+
+    monkeypatch.setattr("engine.storage.docstore.unpack", no_full_decode)
+    monkeypatch.setattr("engine.storage.records.unpack", no_full_decode)
+    got = [(e.seq, e.user, e.bytes, e.clients, e.restore_of) for e in store.history("r")]
+    assert got == expected
+    assert [e.seq for e in store.history("r", after=1, limit=5, max_bytes=1)] == [2]
+
+
+def test_history_names_a_corrupt_record(log: LogStore) -> None:
+    store = docstore(log)
+    store.append("r", typing_updates("a")[0])
+    log.append([("r", b"\x00\x01garbage")], 1.0)
+    with pytest.raises(CorruptRecord, match="seq 2"):
+        store.history("r")

@@ -22,4 +22,5 @@ async def test_attacks_on_the_rest_surface_are_bounded(server_factory: StartServ
     assert report.statuses["streams"] == {200: 32, 503: 8}  # Limits.streams_per_caller
     assert report.expired == sizes.expiring
     assert all(seconds < sizes.ttl + 5 for seconds in report.expired_seconds)
-    assert set(report.statuses["pages"]) == {200}
+    assert 200 in report.statuses["pages"]
+    assert set(report.statuses["pages"]) <= {200, 503}  # Limits.page_reads_per_caller
