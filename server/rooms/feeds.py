@@ -7,8 +7,10 @@ queue is full, by entries or by bytes) is marked `overflowed` and its stream is 
 resumes with Last-Event-ID, from the log, costing nobody else anything.
 
 A deleted room's feed ends at once: its task is cancelled and its subscribers told, so a
-room created and deleted over and over leaves no reader behind. Streams are counted per
-caller (a token or user), and one caller may hold only so many.
+room created and deleted over and over leaves no reader behind. A room deleted by another
+process (Redis) is noticed by the feed itself within `IDLE_SECONDS`, and ends the same
+way. Streams are counted per caller (a token or user), and one caller may hold only so
+many.
 
 Each entry is encoded once (by the hub's `encode`, the SSE event bytes) and the same bytes
 go to every subscriber.
@@ -35,6 +37,7 @@ QUEUE_BYTES = 16 * 1024 * 1024
 STREAMS_PER_CALLER = 32
 READ_LIMIT = 1000
 READ_BYTES = 4 * 1024 * 1024
+IDLE_SECONDS = 5.0  # a feed without commits looks this often whether its room still exists
 
 Encoded = tuple[int, bytes]  # (seq, the entry as sent)
 Encoder = Callable[[UpdateRecord], bytes]
@@ -83,37 +86,65 @@ class Subscriber:
 
 
 class RoomFeed:
-    """Reads a room's new durable entries once per commit for all its subscribers."""
+    """Reads a room's new durable entries once per commit for all its subscribers.
 
-    def __init__(self, room: str, store: RoomStore, position: int, encode: Encoder) -> None:
+    A room deleted by another process sharing Redis sends this process no signal: when
+    a wait ends without news, the feed asks the store whether its room still exists (as
+    the room it started with: same creation time), and ends itself (`gone`) if not.
+    """
+
+    def __init__(
+        self,
+        room: str,
+        store: RoomStore,
+        position: int,
+        encode: Encoder,
+        created: float | None = None,
+        gone: Callable[[RoomFeed], None] | None = None,
+    ) -> None:
         self.room = room
         self.encode = encode
         self.store = store
         self.position = position
+        self.created = created
+        self.gone = gone
         self.subscribers: set[Subscriber] = set()
         self.task: asyncio.Task[None] | None = None
         self.reads = 0
 
     async def run(self) -> None:
         while self.subscribers:
-            await self.store.commits.wait(self.room, self.position, 5.0)
+            committed = await self.store.commits.wait(self.room, self.position, IDLE_SECONDS)
             try:
-                await self._read_new()
+                fresh = await self._read_new()
+                if not (committed and fresh) and await self._deleted():
+                    if self.gone is not None:
+                        self.gone(self)
+                    return
             except EngineError as exc:
                 log.warning("change feed of room %r: %s", self.room, exc)
 
-    async def _read_new(self) -> None:
+    async def _deleted(self) -> bool:
+        """The room is gone, or is another room of the same name (re-created since)."""
+        info = await self.store.info(self.room)
+        return info is None or (self.created is not None and info.created != self.created)
+
+    async def _read_new(self) -> bool:
+        """Offer the entries past the feed's position; whether there were any."""
+        read = False
         while self.subscribers:
             entries = await self.store.entries(
                 self.room, self.position, READ_LIMIT, max_bytes=READ_BYTES
             )
             self.reads += 1
             if not entries:
-                return
+                return read
+            read = True
             self.position = entries[-1].seq
             encoded = [(entry.seq, self.encode(entry)) for entry in entries]
             for subscriber in list(self.subscribers):
                 subscriber.offer(encoded)
+        return read
 
 
 class FeedHub:
@@ -148,7 +179,9 @@ class FeedHub:
         if feed is None:
             info = await self.store.info(room)
             position = self.store.commits.durable(room) or (info.last_seq if info else 0)
-            feed = self.feeds.setdefault(room, RoomFeed(room, self.store, position, self.encode))
+            created = info.created if info else None
+            feed = RoomFeed(room, self.store, position, self.encode, created, self._ended)
+            feed = self.feeds.setdefault(room, feed)
         subscriber = Subscriber(room, self.queue_entries, self.queue_bytes, caller)
         subscriber.feed = feed
         feed.subscribers.add(subscriber)
@@ -178,12 +211,22 @@ class FeedHub:
         feed = self.feeds.pop(room, None)
         if feed is None:
             return
+        self._tell_deleted(feed)
+        if feed.task is not None:
+            feed.task.cancel()
+
+    def _ended(self, feed: RoomFeed) -> None:
+        """A feed found its room deleted elsewhere (another process): end it here too."""
+        if self.feeds.get(feed.room) is feed:
+            del self.feeds[feed.room]
+        self._tell_deleted(feed)
+
+    @staticmethod
+    def _tell_deleted(feed: RoomFeed) -> None:
         for subscriber in list(feed.subscribers):
             subscriber.deleted = True
             subscriber.wakeup.set()
         feed.subscribers.clear()
-        if feed.task is not None:
-            feed.task.cancel()
 
     async def close(self) -> None:
         tasks = [f.task for f in self.feeds.values() if f.task is not None]

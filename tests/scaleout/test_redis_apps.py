@@ -155,3 +155,34 @@ async def test_a_process_killed_mid_delivery_is_taken_over(
     # the dead process's lease (15 s) expires, then the survivor delivers from the cursor
     everything = set(range(1, 9))
     await wait_until(lambda: {d["seq"] for d in delivered(log)} == everything, "all 8", 40)
+
+
+async def test_a_room_deleted_on_one_process_ends_feeds_on_another(
+    server_factory: StartServer, redis_server: RedisProcess
+) -> None:
+    """Both a room deleted and a room deleted then written again (a new room of the same
+    name) end the other process's streams with `deleted`; new streams there work."""
+    a, b = (server_factory("--redis", redis_server.url) for _ in range(2))
+    async with session() as http:
+        for recreate in (False, True):
+            await post(a.url, "gone", edit(Doc(), "first"))
+            response = await http.get(f"{b.url}/v1/rooms/gone/changes?after=0",
+                                      headers={"Accept": "text/event-stream"})  # fmt: skip
+            assert response.status == 200
+            events: list[str] = []
+            async with asyncio.timeout(WAIT):
+                while "update" not in events:
+                    line = (await response.content.readline()).decode()
+                    if line.startswith("event: "):
+                        events.append(line[7:].strip())
+                async with http.delete(f"{a.url}/v1/rooms/gone") as deleted:
+                    assert deleted.status == 200
+                if recreate:
+                    await post(a.url, "gone", edit(Doc(), "again"))
+                while line := (await response.content.readline()).decode():
+                    if line.startswith("event: "):
+                        events.append(line[7:].strip())
+            assert events[-1] == "deleted", events
+            response.close()
+            async with http.delete(f"{a.url}/v1/rooms/gone") as cleanup:
+                assert cleanup.status in (200, 404)
