@@ -142,6 +142,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         streams_per_caller=config.limits.streams_per_caller,
     )
     app[LANE] = ComputeLane(config.compute)
+    app[METRICS].watch_compute_lane(app[LANE])
     app[PAGES] = PageReads(config.limits.page_reads_per_caller)
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     store.deleted_listeners.append(app[LANE].cache.forget)

@@ -89,6 +89,9 @@ class ComputeLane:
         self.running = 0
         self.restarts = 0
         self.jobs = 0  # jobs handed to a worker
+        self.refused: dict[str, int] = {"caller": 0, "room": 0, "queue": 0}  # Busy, by limit
+        self.timed_out = 0  # jobs stopped past their budget
+        self.abandoned = 0  # jobs dropped or stopped because their caller left
         self._recent_seconds = 1.0  # a running estimate of one job's time
 
     async def run(
@@ -127,13 +130,13 @@ class ComputeLane:
         a seq is itself work), then `execute` inside."""
         limits = self.limits
         if caller is not None and self._callers.get(caller, 0) >= limits.per_caller:
-            raise Busy(f"at most {limits.per_caller} views or restores at a time per caller",
-                       self._retry_after())  # fmt: skip
+            raise self._refuse("caller", f"at most {limits.per_caller} views or restores at a "
+                               "time per caller")  # fmt: skip
         if self._rooms.get(room, 0) >= limits.per_room:
-            raise Busy(f"at most {limits.per_room} views or restores at a time per room",
-                       self._retry_after())  # fmt: skip
+            raise self._refuse("room", f"at most {limits.per_room} views or restores at a "
+                               "time per room")  # fmt: skip
         if self._free.locked() and self.waiting >= limits.queue:
-            raise Busy("the server's compute queue is full", self._retry_after())
+            raise self._refuse("queue", "the server's compute queue is full")
         if caller is not None:
             self._callers[caller] = self._callers.get(caller, 0) + 1
         self._rooms[room] = self._rooms.get(room, 0) + 1
@@ -143,6 +146,10 @@ class ComputeLane:
             if caller is not None:
                 _decrement(self._callers, caller)
             _decrement(self._rooms, room)
+
+    def _refuse(self, limit: str, reason: str) -> Busy:
+        self.refused[limit] += 1
+        return Busy(reason, self._retry_after())
 
     def _retry_after(self) -> int:
         backlog = (self.waiting + self.running) * self._recent_seconds / self.limits.workers
@@ -159,6 +166,7 @@ class ComputeLane:
                     break
                 except TimeoutError:
                     if gone():
+                        self.abandoned += 1
                         raise CallerGone() from None
         finally:
             self.waiting -= 1
@@ -183,6 +191,7 @@ class ComputeLane:
                     done, _ = await asyncio.wait({job}, timeout=POLL_SECONDS)
                 except asyncio.CancelledError:  # the handler was cancelled: caller gone
                     if not job.done():
+                        self.abandoned += 1
                         self._restart(worker, "its request was cancelled")
                     raise
                 if done:
@@ -190,9 +199,11 @@ class ComputeLane:
                     self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * elapsed
                     return job.result()
                 if gone():
+                    self.abandoned += 1
                     self._restart(worker, "its caller left")
                     raise CallerGone()
                 if time.monotonic() - started > self.limits.budget_seconds:
+                    self.timed_out += 1
                     self._restart(worker, f"it ran past {self.limits.budget_seconds:g} s")
                     raise Unavailable(
                         f"the work took longer than {self.limits.budget_seconds:g} s and was "

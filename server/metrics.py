@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from server.compute_lane import ComputeLane
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
@@ -89,6 +96,10 @@ class Metrics:
             "performer_history_folded_entries", "Log entries folded into snapshots", registry=r
         )
 
+    def watch_compute_lane(self, lane: ComputeLane) -> None:
+        """Export the lane's own counts (JSON views and restores) at each scrape."""
+        self.registry.register(_LaneCollector(lane))
+
     def observe_commit(self, seconds: float, updates: int, size: int) -> None:
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(updates)
@@ -105,3 +116,42 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LaneCollector(Collector):
+    """The compute lane's queue, running jobs and refusals, read when scraped: the lane
+    keeps plain counts (it has no business with Prometheus), this turns them into metrics."""
+
+    def __init__(self, lane: ComputeLane) -> None:
+        self.lane = lane
+
+    def collect(self) -> Iterator[Metric]:
+        lane = self.lane
+        yield GaugeMetricFamily(
+            "performer_compute_queued", "JSON views and restores waiting for a worker",
+            value=lane.waiting,
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "performer_compute_running", "JSON views and restores running in a worker",
+            value=lane.running,
+        )  # fmt: skip
+        refused = CounterMetricFamily(
+            "performer_compute_refused",
+            "Views and restores refused with 503 + Retry-After, by the limit reached "
+            "(caller, room, queue)",
+            labels=["reason"],
+        )
+        for reason, count in lane.refused.items():
+            refused.add_metric([reason], count)
+        yield refused
+        yield CounterMetricFamily(
+            "performer_compute_timed_out", "Jobs stopped past their time budget (worker replaced)",
+            value=lane.timed_out,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "performer_compute_abandoned", "Jobs dropped or stopped because their caller left",
+            value=lane.abandoned,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "performer_compute_jobs", "Jobs handed to a worker", value=lane.jobs
+        )

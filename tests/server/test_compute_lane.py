@@ -210,3 +210,46 @@ async def test_a_view_whose_caller_disconnects_stops_its_worker(
                 await asyncio.sleep(0.05)
     finally:
         await runner.cleanup()
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_the_lane_is_seen_in_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queued and running jobs, refusals by the limit reached, and jobs past their budget
+    are Prometheus metrics, as an operator alerting on a flood needs them."""
+    from server.http import versions
+
+    monkeypatch.setattr(versions, "json_text", slow_view)
+    limits = ComputeLimits(workers=1, queue=0, per_room=1, budget_seconds=2.0)
+    app = create_app(Config(data_dir=tmp_path, compute=limits))
+    async with TestServer(app) as server:
+        base = str(server.make_url("")).rstrip("/")
+        async with aiohttp.ClientSession() as http:
+
+            async def get(path: str) -> tuple[int, str]:
+                async with http.get(base + path) as response:
+                    return response.status, await response.text()
+
+            for room in ("r", "q"):
+                async with http.post(f"{base}/v1/rooms/{room}/update",
+                                     data=_room_update(3)) as posted:  # fmt: skip
+                    assert posted.status == 200
+            slow = asyncio.create_task(get("/v1/rooms/r/json"))
+            await _started(app[LANE])
+            metrics = (await get("/metrics"))[1]
+            assert _metric(metrics, "performer_compute_running") == 1
+            assert _metric(metrics, "performer_compute_queued") == 0
+            assert (await get("/v1/rooms/r/json"))[0] == 503  # per room
+            assert (await get("/v1/rooms/q/json"))[0] == 503  # the queue (of 0) is full
+            assert (await asyncio.wait_for(slow, WAIT))[0] == 503  # past its budget
+            metrics = (await get("/metrics"))[1]
+        assert _metric(metrics, 'performer_compute_refused_total{reason="room"}') == 1
+        assert _metric(metrics, 'performer_compute_refused_total{reason="queue"}') == 1
+        assert _metric(metrics, 'performer_compute_refused_total{reason="caller"}') == 0
+        assert _metric(metrics, "performer_compute_timed_out_total") == 1
+        assert _metric(metrics, "performer_compute_running") == 0
