@@ -33,6 +33,7 @@ from server.metrics import Metrics
 from server.rooms.actor import RoomActor
 from server.rooms.fanout import LocalFanout
 from server.rooms.peer import Frame
+from server.rooms.presence import PresenceRelay
 from server.rooms.registry import RoomRegistry
 from server.rooms.store import RoomStore
 
@@ -258,6 +259,10 @@ class HeldRelay:
 
     def remote_awareness(self, payload: bytes) -> None:
         self.actor.remote_awareness(payload)
+
+    @property
+    def presence(self) -> PresenceRelay:
+        return self.actor.presence
 
     def release(self, pick: int) -> int:
         """Hand on one held batch (any of them: processes see each other out of order)."""
