@@ -124,6 +124,12 @@ class RoomDocument:
         return self.live.encode_snapshot()
 
     @property
+    def clocks(self) -> dict[int, int]:
+        """Per Yjs client id, the clock up to which its structs are integrated (read-only
+        for callers: the rules judge only structs past it, what is new to the room)."""
+        return self._clocks
+
+    @property
     def client_count(self) -> int:
         """How many Yjs clients have authored this document (as far as integrated)."""
         return len(self.live.clocks)

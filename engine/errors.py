@@ -9,6 +9,7 @@ every transport.
      ├── RoomNameError          a room name that is not allowed
      ├── Unauthorized           no token, a bad one, an expired one
      ├── PermissionDenied       a valid caller who may not do this (other room, read-only)
+     │    └── ClientIdTaken     structs under a Yjs client id bound to another user
      ├── RoomNotFound           the room has never been written
      ├── Conflict               the request contradicts what is stored (name taken, log trimmed)
      │    └── HistoryFolded     a past state before the history window (names the oldest)
@@ -72,6 +73,11 @@ class Unauthorized(EngineError):
 
 class PermissionDenied(EngineError):
     """The caller is known but may not do this (a token for another room, read-only)."""
+
+
+class ClientIdTaken(PermissionDenied):
+    """An update with structs under a Yjs client id that another user's edits
+    introduced first; nothing of it is applied."""
 
 
 class RoomNotFound(EngineError):

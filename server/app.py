@@ -96,6 +96,10 @@ def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
     _add_static(app, config)
     if app[AUTHORIZER].open:
         log.warning("no auth secret: the server is OPEN, anyone may read and write any room")
+        log.warning(
+            "writers are anonymous on an open server: user-based rules (client ids bound "
+            "to users, per-user rules) cannot hold"
+        )
     return app
 
 

@@ -155,7 +155,7 @@ async def restore(request: web.Request) -> web.Response:
         return web.json_response(
             {"seq": actor.last_seq, "restore_of": target_seq, "changed": False}
         )
-    seq = await actor.post_update(update, grant.user, restore_of=target_seq)
+    seq = await actor.post_update(update, grant.user, restore_of=target_seq, server=True)
     return web.json_response({"seq": seq, "restore_of": target_seq, "changed": True})
 
 

@@ -59,6 +59,6 @@ class Rooms:
                     doc.unobserve(subscription)
                 if changes:
                     update = changes[0] if len(changes) == 1 else merge_updates(*changes)
-                    self.last_seq[room] = await actor.post_update(bytes(update), user)
+                    self.last_seq[room] = await actor.post_update(bytes(update), user, server=True)
             finally:
                 actor.release()

@@ -18,6 +18,7 @@ from pycrdt import merge_updates
 
 from engine.document import RoomDocument
 from engine.errors import (
+    ClientIdTaken,
     Close,
     ProtocolError,
     QuotaExceeded,
@@ -42,6 +43,7 @@ from server.metrics import Metrics
 from server.rooms.answers import Answers
 from server.rooms.batch import Batch, DirectUpdate, Work
 from server.rooms.fanout import Fanout
+from server.rooms.guard import ClientGuard
 from server.rooms.peer import Peer
 from server.rooms.presence import PresenceRelay
 from server.rooms.store import RoomStore
@@ -100,6 +102,7 @@ class RoomActor:
         self._holds = 0  # in-process users (server-side edits) keeping the room loaded
         self._idle_handle: asyncio.TimerHandle | None = None
         self.answers = Answers(doc, first_sync)  # shared by joiners of one moment
+        self.guard = ClientGuard(name, store)  # rules: client ids belong to users
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._schedule_idle()  # a room loaded for a client that never joins still unloads
         self._on_close = on_close
@@ -146,13 +149,19 @@ class RoomActor:
             await self._space.wait()
 
     async def post_update(
-        self, update: bytes, user: str | None, *, restore_of: int | None = None
+        self,
+        update: bytes,
+        user: str | None,
+        *,
+        restore_of: int | None = None,
+        server: bool = False,
     ) -> int:
         """Apply an update made outside the sync protocol (REST, server-side edits,
-        restores); returns its seq once durable and broadcast."""
+        restores); returns its seq once durable and broadcast. `server`: made by the
+        server itself, with its authority (see `DirectUpdate`)."""
         self._require_running()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._inbox.append(DirectUpdate(update, user, future, restore_of))
+        self._inbox.append(DirectUpdate(update, user, future, restore_of, server))
         self._wake()
         return await future
 
@@ -209,6 +218,7 @@ class RoomActor:
                 self._schedule_idle()
 
     async def _process(self, work: list[Work]) -> None:
+        await self.guard.prepare(_client_writes(work), self.doc.clocks)
         batch = Batch()
         for item in work:
             if isinstance(item, DirectUpdate):
@@ -228,6 +238,7 @@ class RoomActor:
             for request, index in batch.http:
                 request.future.set_result(seqs[index])
             self._maybe_snapshot()
+            await self.guard.save()  # a new room's first bindings, durable before the acks
         self._release(batch)
 
     def _maybe_snapshot(self) -> None:
@@ -270,8 +281,10 @@ class RoomActor:
 
     def _apply_http(self, request: DirectUpdate, batch: Batch) -> None:
         try:
-            index = self._apply(None, request.update, request.user, batch, request.restore_of)
-        except (UpdateRejected, ProtocolError) as exc:
+            index = self._apply(
+                None, request.update, request.user, batch, request.restore_of, request.server
+            )
+        except (UpdateRejected, ProtocolError, ClientIdTaken) as exc:
             request.future.set_exception(exc)
             return
         if index is None or index < 0:
@@ -286,11 +299,21 @@ class RoomActor:
         user: str | None,
         batch: Batch,
         restore_of: int | None = None,
+        server: bool = False,
     ) -> int | None:
         """Apply one update; returns its index in the commit batch (None: rejected).
 
         An empty update is applied (as a no-op) and index -1 means "nothing to store".
         """
+        try:
+            if not server:
+                self.guard.check(user, update, self.doc.clocks)
+        except ClientIdTaken as exc:
+            self.metrics.rejected.labels("client_id").inc()
+            if peer is None:
+                raise
+            peer.close(Close.FORBIDDEN, str(exc))
+            return None
         try:
             clients = self.doc.apply(update, "client")
         except QuotaExceeded as exc:
@@ -388,3 +411,15 @@ class RoomActor:
         """Let queued work finish (used at shutdown, before closing clients)."""
         if self.state is RoomState.RUNNING:
             await self._settled.wait()
+
+
+def _client_writes(work: list[Work]) -> list[tuple[str | None, bytes]]:
+    """The updates of a batch that writers sent (what the rules judge), in order."""
+    writes: list[tuple[str | None, bytes]] = []
+    for item in work:
+        if isinstance(item, DirectUpdate):
+            if not item.server:
+                writes.append((item.user, item.update))
+        elif isinstance(item[1], (SyncStep2, Update)) and item[0].can_write:
+            writes.append((item[0].user, item[1].update))
+    return writes

@@ -12,12 +12,15 @@ from server.rooms.peer import Frame, Peer
 
 @dataclass(slots=True)
 class DirectUpdate:
-    """An update made outside the sync protocol (REST, server-side edits, restores)."""
+    """An update made outside the sync protocol (REST, server-side edits, restores).
+    `server`: made by the server itself (server-side edits, restores), with its authority:
+    the rules do not judge it; `user` is who it is attributed to."""
 
     update: bytes
     user: str | None
     future: asyncio.Future[int] = field(repr=False)
     restore_of: int | None = None
+    server: bool = False
 
 
 Work = tuple[Peer, Message] | DirectUpdate

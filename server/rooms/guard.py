@@ -1,0 +1,92 @@
+"""The actor's guard on client ids: structs under a Yjs client id bound to another user
+are refused before anything of the update is applied (see engine/rules/owners.py).
+
+Binding needs the store (compare-and-set on per-room metadata), which is a write on the
+writer thread, so it cannot happen in the middle of the actor's synchronous apply loop.
+Instead, before a batch is applied, `prepare` looks for client ids the batch's updates
+introduce that this process has not seen bound yet and binds them in one store call; the
+apply loop then checks each update against the bindings in memory. That store call happens
+once per new client id (a client's first edit after it connects, or after the room
+loads); every other update costs one bounded scan of its structure.
+
+Server-side edits (`rooms.edit`, restores) act with the server's authority: not checked,
+not bound.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import partial
+
+from engine.errors import ClientIdTaken, ProtocolError
+from engine.rules.owners import ClientOwners, bind_clients, new_authors, owner_name
+from engine.update_scan import UpdateShape, scan_update
+from server.rooms.store import RoomStore
+
+log = logging.getLogger(__name__)
+
+Pending = list[tuple[str | None, bytes]]  # (user, update) in batch order
+
+
+class ClientGuard:
+    """One room's client-id bindings, as its actor checks them."""
+
+    def __init__(self, room: str, store: RoomStore) -> None:
+        self.room = room
+        self.store = store
+        self.owners = ClientOwners()
+        self._shapes: dict[int, UpdateShape] = {}
+
+    async def prepare(self, updates: Pending, clocks: Mapping[int, int]) -> None:
+        """Bind, in the store, the client ids these updates introduce and this process
+        has not seen bound (first sender in batch order wins)."""
+        self._shapes.clear()
+        wanted: dict[int, str] = {}
+        for user, update in updates:
+            shape = self._scan(update)
+            if shape is None:
+                continue
+            for client in self.owners.missing(new_authors(shape, clocks)):
+                wanted.setdefault(client, owner_name(user))
+        if not wanted:
+            return
+        owners = await self.store.write(partial(bind_clients, self.store.docs, self.room, wanted))
+        if owners is not None:  # None: the room is new; `check` binds, `save` persists
+            self.owners.learn(owners)
+
+    def check(self, user: str | None, update: bytes, clocks: Mapping[int, int]) -> None:
+        """Raises ClientIdTaken when the update's new structs are under another user's
+        client id. A malformed update passes: applying it reports what is wrong."""
+        shape = self._shapes.get(id(update)) or self._scan(update)
+        if shape is not None:
+            self.owners.check(user, new_authors(shape, clocks))
+
+    async def save(self) -> None:
+        """Persist bindings made before the room existed in the store (after its first
+        commit). Another process that bound one of them first wins; that is logged."""
+        unsaved = self.owners.take_unsaved()
+        if not unsaved:
+            return
+        owners = await self.store.write(partial(bind_clients, self.store.docs, self.room, unsaved))
+        if owners is None:
+            return
+        for client, user in owners.items():
+            if user != unsaved[client]:
+                log.warning(
+                    "room %r: client id %d was bound to another user by another process",
+                    self.room,
+                    client,
+                )
+        self.owners.learn(owners)
+
+    def _scan(self, update: bytes) -> UpdateShape | None:
+        try:
+            shape = scan_update(update)
+        except ProtocolError:
+            return None
+        self._shapes[id(update)] = shape
+        return shape
+
+
+__all__ = ["ClientGuard", "ClientIdTaken"]
