@@ -13,6 +13,7 @@ every transport.
      ├── RoomNotFound           the room has never been written
      ├── Conflict               the request contradicts what is stored (name taken, log trimmed)
      │    └── HistoryFolded     a past state before the history window (names the oldest)
+     ├── RulesInvalid           a rules file that cannot be enforced as written (at start)
      ├── Unavailable            the room cannot be served now; retry later
      │    └── Busy              too much work queued (or too many streams); retry after N s
      └── StorageError           the store failed or holds something it cannot read
@@ -103,6 +104,11 @@ class HistoryFolded(Conflict):
 
     def __reduce__(self) -> tuple[type[HistoryFolded], tuple[str, int, int]]:
         return (type(self), (self.room, self.seq, self.oldest))
+
+
+class RulesInvalid(EngineError):
+    """A rules file that cannot be enforced as written; the message is one line naming
+    the rule and what is wrong (the server refuses to start with it)."""
 
 
 class Unavailable(EngineError):

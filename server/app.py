@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from engine.rules.model import Rules
 from engine.storage.archive import DirectoryTarget
 from engine.store import open_store
 from server.archive import ArchiveConsumer
@@ -64,12 +65,21 @@ class ConfigError(ValueError):
     """A configuration that cannot run (said in one line at startup)."""
 
 
-def create_app(config: Config, hooks: Hooks | None = None) -> web.Application:
-    """The server as an aiohttp application; `hooks` customise auth and react to changes.
+def create_app(
+    config: Config, hooks: Hooks | None = None, *, rules: Rules | None = None
+) -> web.Application:
+    """The server as an aiohttp application; `hooks` customise auth and react to changes;
+    `rules` (engine.rules.model.load_rules) say which parts of rooms a writer may change.
 
     Raises:
-        ConfigError: e.g. a webhook without a secret (and without `webhook_unsigned`).
+        ConfigError: e.g. a webhook without a secret (and without `webhook_unsigned`), or
+            rules this build cannot enforce yet.
     """
+    if rules:
+        raise ConfigError(
+            "--rules: the file is valid, but this build checks client ids only and cannot "
+            "enforce rules on parts of rooms yet; refusing to run unprotected"
+        )
     if config.webhook_url and not config.webhook_secret and not config.webhook_unsigned:
         raise ConfigError(
             "--webhook needs --webhook-secret (or PERFORMER_WEBHOOK_SECRET) to sign its "

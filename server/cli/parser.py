@@ -94,6 +94,8 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="drop log entries once a snapshot covers them (no time travel before it)")  # fmt: skip
     add("--hooks", default=None, metavar="MODULE:NAME",
         help="application hooks: a Hooks instance, or a class built with no arguments")  # fmt: skip
+    add("--rules", default=None, metavar="FILE", type=Path,
+        help="rules on parts of rooms (TOML, see examples/chat-rules.toml)")  # fmt: skip
     add("--webhook", default=None, metavar="URL", help="POST each room's changes here")
     add("--webhook-secret", default=os.environ.get("PERFORMER_WEBHOOK_SECRET"),
         help="HMAC-SHA256 key for the X-Performer-Signature header")  # fmt: skip

@@ -10,6 +10,8 @@ import sys
 
 from aiohttp import web
 
+from engine.errors import RulesInvalid
+from engine.rules.model import load_rules
 from engine.storage import Retention
 from engine.storage.retention import DAY
 from server.app import ConfigError, create_app
@@ -71,8 +73,9 @@ def serve(args: argparse.Namespace) -> int:
     config = config_from(args)
     try:
         hooks = load_hooks(args.hooks) if args.hooks else None
-        app = create_app(config, hooks)
-    except (HooksNotFound, ConfigError) as exc:
+        rules = load_rules(args.rules) if args.rules else None
+        app = create_app(config, hooks, rules=rules)
+    except (HooksNotFound, ConfigError, RulesInvalid) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
