@@ -91,6 +91,7 @@ class RoomActor:
             peers=self.peers,
             flush_seconds=config.awareness_flush_seconds,
             max_ids_per_peer=config.limits.max_client_ids_per_connection,
+            claim=lambda peer, client_id: self.guard.claim(peer.user, client_id),
         )
         self._inbox: deque[Work] = deque()
         self._wakeup = asyncio.Event()

@@ -11,15 +11,21 @@ loads); every other update costs one bounded scan of its structure.
 
 Server-side edits (`rooms.edit`, restores) act with the server's authority: not checked,
 not bound.
+
+Awareness reveals a client's id before it edits anything, so an id is also claimed by the
+user whose connection first announces it in awareness (`claim`): otherwise whoever sees a
+newcomer's presence could send structs under its id first and lock its owner out. Claims
+are bound in the store at once, in the background; until then they count for this process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from functools import partial
 
-from engine.errors import ClientIdTaken, ProtocolError
+from engine.errors import ClientIdTaken, ProtocolError, StorageError
 from engine.rules.owners import ClientOwners, bind_clients, new_authors, owner_name
 from engine.update_scan import UpdateShape, scan_update
 from server.rooms.store import RoomStore
@@ -37,6 +43,8 @@ class ClientGuard:
         self.store = store
         self.owners = ClientOwners()
         self._shapes: dict[int, UpdateShape] = {}
+        self._claims: dict[int, str] = {}  # awareness claims not yet bound in the store
+        self._claiming: asyncio.Task[None] | None = None
 
     async def prepare(self, updates: Pending, clocks: Mapping[int, int]) -> None:
         """Bind, in the store, the client ids these updates introduce and this process
@@ -48,7 +56,7 @@ class ClientGuard:
             if shape is None:
                 continue
             for client in self.owners.missing(new_authors(shape, clocks)):
-                wanted.setdefault(client, owner_name(user))
+                wanted.setdefault(client, self._claims.get(client, owner_name(user)))
         if not wanted:
             return
         owners = await self.store.write(partial(bind_clients, self.store.docs, self.room, wanted))
@@ -59,13 +67,51 @@ class ClientGuard:
         """Raises ClientIdTaken when the update's new structs are under another user's
         client id. A malformed update passes: applying it reports what is wrong."""
         shape = self._shapes.get(id(update)) or self._scan(update)
-        if shape is not None:
-            self.owners.check(user, new_authors(shape, clocks))
+        if shape is None:
+            return
+        authors = new_authors(shape, clocks)
+        name = owner_name(user)
+        for client in self.owners.missing(authors):
+            if self._claims.get(client, name) != name:
+                raise ClientIdTaken(f"client id {client} belongs to another user")
+        self.owners.check(user, authors)
+
+    def claim(self, user: str | None, client_id: int) -> bool:
+        """Awareness from `user` announces `client_id`: False if the id is another
+        user's (the entry is then not relayed), else the id is claimed for `user`."""
+        name = owner_name(user)
+        owner = self.owners.known.get(client_id) or self._claims.get(client_id)
+        if owner is not None:
+            return owner == name
+        self._claims[client_id] = name
+        if self._claiming is None:
+            self._claiming = asyncio.get_running_loop().create_task(self._bind_claims())
+        return True
+
+    async def _bind_claims(self) -> None:
+        try:
+            while self._claims:
+                claims = dict(self._claims)
+                write = partial(bind_clients, self.store.docs, self.room, claims)
+                owners = await self.store.write(write)
+                if owners is None:
+                    return  # a room not stored yet: its first commit binds (`save`)
+                self.owners.learn(owners)
+                for client in claims:
+                    self._claims.pop(client, None)
+        except StorageError:
+            log.warning("room %r: could not bind client ids announced in awareness", self.room)
+        finally:
+            self._claiming = None
 
     async def save(self) -> None:
         """Persist bindings made before the room existed in the store (after its first
         commit). Another process that bound one of them first wins; that is logged."""
         unsaved = self.owners.take_unsaved()
+        unsaved.update(
+            (client, user) for client, user in self._claims.items() if client not in unsaved
+        )
+        self._claims.clear()
         if not unsaved:
             return
         owners = await self.store.write(partial(bind_clients, self.store.docs, self.room, unsaved))

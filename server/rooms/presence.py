@@ -35,9 +35,13 @@ class PresenceRelay:
         flush_seconds: float,
         max_ids_per_peer: int,
         publish: Callable[[bytes], None],
+        claim: Callable[[Peer, int], bool] = lambda peer, client_id: True,
     ) -> None:
+        """`claim(peer, client_id)`: whether the peer's user may announce the id (the
+        client-id rule: False for an id bound to another user)."""
         self.room = room
         self.publish = publish
+        self.claim = claim
         self.peers = peers
         self.presence = Presence()
         self.owners: dict[int, Peer] = {}
@@ -122,6 +126,8 @@ class PresenceRelay:
                         "room %r: peer %d claims too many client ids", self.room, peer.peer_id
                     )
                     continue
+                if not self.claim(peer, entry.client_id):
+                    continue  # the id is bound to another user
                 self.owners[entry.client_id] = peer
             elif owner is not peer:
                 continue

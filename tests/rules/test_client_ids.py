@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from pycrdt import Doc, Text
 
-from engine.protocol import SyncStep2, Update
+from engine.protocol import AwarenessEntry, AwarenessUpdate, SyncStep2, Update, encode_awareness
 from harness.wire import WireClient, connect, edit
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
@@ -155,3 +155,30 @@ async def test_two_processes_on_redis_share_the_bindings(
     )
     assert await durable_text(a.url, ROOM) == "hello"
     assert await durable_text(b.url, ROOM) == "hello"
+
+
+@pytest.mark.parametrize("room_exists", [True, False])
+async def test_a_client_id_announced_in_awareness_is_its_users(
+    start: Backend, room_exists: bool
+) -> None:
+    """Awareness shows a newcomer's client id before it edits: whoever sees it cannot send
+    structs under it first and lock its owner out."""
+    server = start()
+    if room_exists:
+        await alice_writes(server, "hello")
+    bob_doc: Doc[Any] = Doc(client_id=555)
+    async with connect(server.url, ROOM, token=token("bob"), ack=True) as bob:
+        await bob.sync()
+        bob_doc.apply_update(bob.doc.get_update())
+        presence = encode_awareness([AwarenessEntry(555, 1, '{"user":{"name":"bob"}}')])
+        async with connect(server.url, ROOM, token=token("mallory")) as mallory:
+            await mallory.sync()
+            await bob.send(AwarenessUpdate(presence))
+            await mallory.wait_for(AwarenessUpdate)  # mallory learns bob's client id
+            await mallory.send(Update(forged(555, bytes(mallory.doc.get_update()), "!")))
+            assert await mallory.wait_closed() == 4403
+            assert "client id" in mallory.close_reason
+        await bob.send(Update(edit(bob_doc, " bob")))
+        await bob.wait_saved(1)
+    expected = "hello bob" if room_exists else " bob"
+    assert await durable_text(server.url, ROOM) == expected
