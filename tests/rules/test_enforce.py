@@ -1,0 +1,177 @@
+"""The judge and the undo on pycrdt replicas: a forbidden part of an update is undone
+exactly, allowed parts stay, replays judge nothing, and every replica converges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Array, Doc, Map
+
+from engine.rules.enforce import RoomRules, Writer, check_enforceable
+from engine.rules.model import ROLE_PREFIX, load_rules, parse_rules
+from tests.rules.test_rules_file import ROOT
+
+CHAT = parse_rules(
+    (ROOT / "examples" / "chat-rules.toml").read_text().replace('type = "array"\n', "")
+).rules
+
+
+class Room:
+    """A server document with rules and the replicas of its users."""
+
+    def __init__(self) -> None:
+        self.doc: Doc[Any] = Doc()
+        self.rules = RoomRules(self.doc, CHAT)
+        self.replicas: dict[str, Doc[Any]] = {}
+        self.refusals: list[str] = []
+
+    def replica(self, user: str) -> Doc[Any]:
+        if user not in self.replicas:
+            self.replicas[user] = Doc()
+            self.replicas[user].apply_update(self.doc.get_update())
+        return self.replicas[user]
+
+    def send(self, user: str, update: bytes) -> None:
+        """The server applies a user's update, undoes what is forbidden, relays both."""
+        self.rules.start(Writer(user, frozenset({"admin"}) if user == "mod" else frozenset()))
+        self.doc.apply_update(update)
+        outcome = self.rules.finish()
+        if outcome is not None:
+            self.refusals.append(outcome[1])
+        for replica in self.replicas.values():
+            replica.apply_update(update)
+            if outcome is not None:
+                replica.apply_update(outcome[0])
+
+    def edit(self, user: str, change: Any) -> None:
+        doc = self.replica(user)
+        updates: list[bytes] = []
+        subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
+        with doc.transaction():
+            change(doc.get("messages", type=Array))
+        doc.unobserve(subscription)
+        for update in updates:
+            self.send(user, update)
+
+    def messages(self, doc: Doc[Any] | None = None) -> Any:
+        return (doc or self.doc).get("messages", type=Array).to_py()
+
+    def converged(self) -> Any:
+        for replica in self.replicas.values():
+            assert self.messages(replica) == self.messages()
+        return self.messages()
+
+
+def post(user: str, text: str, author: str | None = None) -> Any:
+    return lambda messages: messages.append(
+        Map({"user": author or user, "text": text, "reactions": Map()})
+    )
+
+
+def test_only_the_author_deletes_or_changes_a_message() -> None:
+    room = Room()
+    room.edit("ann", post("ann", "hi"))
+    room.edit("bo", post("bo", "yo"))
+    room.edit("ann", lambda m: m[0]["reactions"].__setitem__("👍\tann", True))
+    room.edit("bo", lambda m: m.__delitem__(0))  # bo deletes ann's message
+    assert room.refusals == ["rule: only the author can delete messages[0]"]
+    assert room.converged() == [
+        {"user": "ann", "text": "hi", "reactions": {"👍\tann": True}},
+        {"user": "bo", "text": "yo", "reactions": {}},
+    ]
+    room.edit("bo", lambda m: m[0].__setitem__("text", "pwned"))
+    room.edit("bo", lambda m: m[1].__setitem__("user", "ann"))  # his own, but the author field
+    assert room.refusals[1:] == [
+        "rule: only the author can change messages[0]",
+        "rule: messages[1].user cannot change",
+    ]
+    room.edit("ann", lambda m: m[0].__setitem__("text", "hi!"))
+    room.edit("bo", lambda m: m.__delitem__(1))
+    assert room.converged() == [{"user": "ann", "text": "hi!", "reactions": {"👍\tann": True}}]
+    assert len(room.refusals) == 2 + 1
+
+
+def test_a_reinserted_message_keeps_its_author() -> None:
+    room = Room()
+    room.edit("ann", post("ann", "mine"))
+    room.edit("bo", lambda m: m.__delitem__(0))
+    room.edit("bo", lambda m: m.__delitem__(0))  # again, on the re-inserted copy
+    assert len(room.refusals) == 2
+    room.edit("ann", lambda m: m.__delitem__(0))  # the author still can
+    assert room.converged() == [] and len(room.refusals) == 2
+
+
+def test_posting_as_someone_else_and_others_reactions_are_undone() -> None:
+    room = Room()
+    room.edit("ann", post("ann", "hi"))
+    room.edit("bo", post("bo", "fake", author="ann"))
+    room.edit("bo", lambda m: m[0]["reactions"].__setitem__("👍\tann", True))
+    room.edit("bo", lambda m: m[0]["reactions"].__setitem__("👍\tbo", True))
+    assert room.refusals == [
+        "rule: messages[1].user must be your name",
+        "rule: only its own user can set messages[0].reactions['👍\\tann']",
+    ]
+    assert room.converged() == [{"user": "ann", "text": "hi", "reactions": {"👍\tbo": True}}]
+    room.edit("ann", lambda m: m[0]["reactions"].__setitem__("❤\tann", True))
+    room.edit("bo", lambda m: m[0]["reactions"].__delitem__("❤\tann"))
+    assert room.converged()[0]["reactions"] == {"👍\tbo": True, "❤\tann": True}
+
+
+def test_a_moderator_may_delete_and_replays_judge_nothing() -> None:
+    room = Room()
+    room.edit("ann", post("ann", "hi"))
+    room.edit("bo", post("bo", "yo"))
+    stale: Doc[Any] = Doc()
+    stale.apply_update(room.doc.get_update())
+    room.edit("mod", lambda m: m.__delitem__(0))
+    assert room.refusals == []
+    room.send("bo", bytes(stale.get_update()))  # old structs and deletions: nothing new
+    room.send("bo", bytes(room.doc.get_update()))
+    assert room.refusals == [] and room.converged() == [
+        {"user": "bo", "text": "yo", "reactions": {}}
+    ]
+
+
+def test_read_only_and_append_only_roots() -> None:
+    rules = parse_rules(
+        "[[rule]]\npath = 'messages'\nwrite = ['ann']\n"
+        "[[rule]]\npath = 'log'\nappend_only = true\n"
+    ).rules
+    check_enforceable(rules)
+    doc: Doc[Any] = Doc()
+    room = RoomRules(doc, rules)
+    writer: Doc[Any] = Doc()
+
+    def send(user: str, change: Any, root: str) -> str | None:
+        updates: list[bytes] = []
+        subscription = writer.observe(lambda event: updates.append(bytes(event.update)))
+        with writer.transaction():
+            change(writer.get(root, type=Array))
+        writer.unobserve(subscription)
+        room.start(Writer(user))
+        for update in updates:
+            doc.apply_update(update)
+        outcome = room.finish()
+        if outcome is None:
+            return None
+        writer.apply_update(outcome[0])
+        return outcome[1]
+
+    assert send("ann", lambda a: a.append("a"), "messages") is None
+    assert send("bo", lambda a: a.append("b"), "messages") == "rule: messages is not writable by you"
+    assert send("bo", lambda a: a.__delitem__(0), "messages") is not None
+    assert send("bo", lambda a: a.extend([1, 2, 3]), "log") is None
+    assert send("bo", lambda a: a.__delitem__(slice(0, 2)), "log") == "rule: log is append-only"
+    assert doc.get("messages", type=Array).to_py() == ["a"]
+    assert doc.get("log", type=Array).to_py() == [1.0, 2.0, 3.0]
+    assert writer.get("log", type=Array).to_py() == [1.0, 2.0, 3.0]
+
+
+def test_the_chat_rules_are_enforceable_but_for_the_root_type() -> None:
+    chat = load_rules(ROOT / "examples" / "chat-rules.toml").rules
+    assert ROLE_PREFIX
+    try:
+        check_enforceable(chat)
+    except Exception as exc:
+        assert "'type' is not enforced" in str(exc)
+    check_enforceable(CHAT)
