@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from engine.errors import RulesInvalid
+from engine.rules.enforce import check_enforceable
 from engine.rules.model import Rules
 from engine.storage.archive import DirectoryTarget
 from engine.store import open_store
@@ -76,10 +79,11 @@ def create_app(
             rules this build cannot enforce yet.
     """
     if rules:
-        raise ConfigError(
-            "--rules: the file is valid, but this build checks client ids only and cannot "
-            "enforce rules on parts of rooms yet; refusing to run unprotected"
-        )
+        try:
+            check_enforceable(rules.rules)
+        except RulesInvalid as exc:
+            raise ConfigError(f"--rules: {exc}") from exc
+        config = dataclasses.replace(config, rules=rules)
     if config.webhook_url and not config.webhook_secret and not config.webhook_unsigned:
         raise ConfigError(
             "--webhook needs --webhook-secret (or PERFORMER_WEBHOOK_SECRET) to sign its "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.rules.model import Rules
 from engine.storage import CompactionPolicy, Retention
 
 MIB = 1024 * 1024
@@ -83,3 +84,4 @@ class Config:
     compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
     retention: Retention = field(default_factory=Retention)
     static_dir: Path = Path(__file__).parent / "static"
+    rules: Rules = field(default_factory=Rules)  # rules on parts of rooms (--rules FILE)

@@ -21,6 +21,7 @@ from engine.update_scan import UpdateShape
 
 META_PREFIX = "client:"
 ANONYMOUS = ""
+SERVER = "\x00server"  # the live document's own id, which undoes refused edits
 
 
 def owner_name(user: str | None) -> str:
@@ -44,6 +45,10 @@ class ClientOwners:
 
     def missing(self, clients: Iterable[int]) -> list[int]:
         return [client for client in clients if client not in self.known]
+
+    def reserve(self, client_id: int) -> None:
+        """The server's own client id: no writer may send structs under it."""
+        self.known[client_id] = SERVER
 
     def learn(self, owners: Mapping[int, str]) -> None:
         self.known.update(owners)

@@ -36,6 +36,7 @@ from engine.protocol import (
     encode,
     encode_update,
 )
+from engine.rules.enforce import RoomRules, Writer
 from engine.storage import Append
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
 from server.config import Config
@@ -104,6 +105,10 @@ class RoomActor:
         self._idle_handle: asyncio.TimerHandle | None = None
         self.answers = Answers(doc, first_sync)  # shared by joiners of one moment
         self.guard = ClientGuard(name, store)  # rules: client ids belong to users
+        part_rules = config.rules.for_room(name)
+        self.rules = RoomRules(doc.doc, part_rules) if part_rules else None
+        if self.rules is not None:
+            self.guard.owners.reserve(doc.doc.client_id)
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._schedule_idle()  # a room loaded for a client that never joins still unloads
         self._on_close = on_close
@@ -309,14 +314,28 @@ class RoomActor:
         try:
             if not server:
                 self.guard.check(user, update, self.doc.clocks)
+                if self.rules is not None:
+                    self.guard.require_whole(update, self.doc.clocks)
         except ClientIdTaken as exc:
             self.metrics.rejected.labels("client_id").inc()
             if peer is None:
                 raise
             peer.close(Close.FORBIDDEN, str(exc))
             return None
+        except UpdateRejected as exc:
+            self.metrics.rejected.labels("malformed").inc()
+            if peer is None:
+                raise
+            peer.close(Close.MALFORMED, str(exc))
+            return None
+        judge = self.rules if not server else None
         try:
-            clients = self.doc.apply(update, "client")
+            if judge is not None:
+                judge.start(Writer(user))
+            try:
+                clients = self.doc.apply(update, "client")
+            finally:
+                refused = judge.finish() if judge is not None else None
         except QuotaExceeded as exc:
             self.metrics.rejected.labels("quota").inc()
             if peer is None:
@@ -331,9 +350,34 @@ class RoomActor:
             return None
         if update == EMPTY_UPDATE:
             return -1
+        sender = peer
+        if refused is not None:
+            update, clients = self._with_undo(peer, user, update, clients, refused, batch)
+            sender = None  # the sender gets the undo too
         batch.appends.append(Append(self.name, update, user, clients, restore_of))
-        batch.updates.append((peer, update))
+        batch.updates.append((sender, update))
         return len(batch.appends) - 1
+
+    def _with_undo(
+        self,
+        peer: Peer | None,
+        user: str | None,
+        update: bytes,
+        clients: tuple[int, ...],
+        refused: tuple[bytes, str],
+        batch: Batch,
+    ) -> tuple[bytes, tuple[int, ...]]:
+        """A refused edit: the live document already holds its undo; commit and relay
+        both as one update (no replica and no seq shows the forbidden state), and tell
+        the sender why once it is durable."""
+        undo, reason = refused
+        self.doc.apply(undo, "storage")  # already applied: this only counts it (no quota)
+        self.metrics.rejected.labels("rule").inc()
+        log.info("room %r: undid part of an edit by %r: %s", self.name, user, reason)
+        if peer is not None:
+            batch.replies.append((peer, encode(PermissionDeniedMessage(reason))))
+        merged = bytes(merge_updates(update, undo))
+        return merged, (*clients, self.doc.doc.client_id)
 
     def _release(self, batch: Batch) -> None:
         """The batch is durable: broadcast, answer, acknowledge."""

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping
 from functools import partial
 
-from engine.errors import ClientIdTaken, ProtocolError, StorageError
+from engine.errors import ClientIdTaken, ProtocolError, StorageError, UpdateRejected
 from engine.rules.owners import ClientOwners, bind_clients, new_authors, owner_name
 from engine.update_scan import UpdateShape, scan_update
 from server.rooms.store import RoomStore
@@ -75,6 +75,18 @@ class ClientGuard:
             if self._claims.get(client, name) != name:
                 raise ClientIdTaken(f"client id {client} belongs to another user")
         self.owners.check(user, authors)
+
+    def require_whole(self, update: bytes, clocks: dict[int, int]) -> None:
+        """In a room with rules, an update must integrate at once: one that waits for a
+        missing dependency would integrate later, inside another writer's apply, and be
+        judged as that writer's (engine/rules/enforce.py).
+
+        Raises:
+            UpdateRejected: the update needs structs the room does not hold.
+        """
+        shape = self._shapes.get(id(update)) or self._scan(update)
+        if shape is not None and not shape.integrates_after(clocks):
+            raise UpdateRejected("update needs structs the room lacks (rules judge whole edits)")
 
     def claim(self, user: str | None, client_id: int) -> bool:
         """Awareness from `user` announces `client_id`: False if the id is another

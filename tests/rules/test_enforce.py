@@ -8,12 +8,10 @@ from typing import Any
 from pycrdt import Array, Doc, Map
 
 from engine.rules.enforce import RoomRules, Writer, check_enforceable
-from engine.rules.model import ROLE_PREFIX, load_rules, parse_rules
+from engine.rules.model import load_rules, parse_rules
 from tests.rules.test_rules_file import ROOT
 
-CHAT = parse_rules(
-    (ROOT / "examples" / "chat-rules.toml").read_text().replace('type = "array"\n', "")
-).rules
+CHAT = load_rules(ROOT / "examples" / "chat-rules.toml").rules
 
 
 class Room:
@@ -134,8 +132,7 @@ def test_a_moderator_may_delete_and_replays_judge_nothing() -> None:
 
 def test_read_only_and_append_only_roots() -> None:
     rules = parse_rules(
-        "[[rule]]\npath = 'messages'\nwrite = ['ann']\n"
-        "[[rule]]\npath = 'log'\nappend_only = true\n"
+        "[[rule]]\npath = 'messages'\nwrite = ['ann']\n[[rule]]\npath = 'log'\nappend_only = true\n"
     ).rules
     check_enforceable(rules)
     doc: Doc[Any] = Doc()
@@ -158,7 +155,9 @@ def test_read_only_and_append_only_roots() -> None:
         return outcome[1]
 
     assert send("ann", lambda a: a.append("a"), "messages") is None
-    assert send("bo", lambda a: a.append("b"), "messages") == "rule: messages is not writable by you"
+    assert (
+        send("bo", lambda a: a.append("b"), "messages") == "rule: messages is not writable by you"
+    )
     assert send("bo", lambda a: a.__delitem__(0), "messages") is not None
     assert send("bo", lambda a: a.extend([1, 2, 3]), "log") is None
     assert send("bo", lambda a: a.__delitem__(slice(0, 2)), "log") == "rule: log is append-only"
@@ -167,11 +166,5 @@ def test_read_only_and_append_only_roots() -> None:
     assert writer.get("log", type=Array).to_py() == [1.0, 2.0, 3.0]
 
 
-def test_the_chat_rules_are_enforceable_but_for_the_root_type() -> None:
-    chat = load_rules(ROOT / "examples" / "chat-rules.toml").rules
-    assert ROLE_PREFIX
-    try:
-        check_enforceable(chat)
-    except Exception as exc:
-        assert "'type' is not enforced" in str(exc)
+def test_the_chat_rules_are_enforceable() -> None:
     check_enforceable(CHAT)

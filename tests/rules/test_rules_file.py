@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_chat_demo_rules_say_what_the_demo_needs() -> None:
     rules = load_rules(ROOT / "examples" / "chat-rules.toml")
     messages, reactions = rules.for_room("lobby")
-    assert (messages.path, messages.type, messages.entries) == ("messages", "array", "author")
+    assert (messages.path, messages.entries) == ("messages", "author")
     assert messages.author_field == "user"
     assert messages.moderators.allows("someone", roles=["admin"])
     assert not messages.moderators.allows("someone", roles=["editor"])
@@ -104,11 +104,12 @@ def test_serve_exits_2_with_one_line_for_a_bad_rules_file(tmp_path: Path) -> Non
     assert missing.returncode == 2 and "No such file" in missing.stderr
 
 
-def test_valid_rules_are_never_silently_ignored() -> None:
-    """Until the server undoes refused edits (see the rules issue), a server given rules
-    refuses to start rather than run with protection it does not give."""
+def test_a_rule_this_version_cannot_enforce_stops_the_server() -> None:
+    """A valid rule the server does not enforce yet is never silently ignored."""
     from server.app import ConfigError, create_app
     from server.config import Config
 
-    with pytest.raises(ConfigError, match="refusing to run unprotected"):
-        create_app(Config(), rules=load_rules(ROOT / "examples" / "chat-rules.toml"))
+    rules = parse_rules("[[rule]]\npath = 'messages'\ntype = 'array'\n", "rules.toml")
+    with pytest.raises(ConfigError, match=r"rule 1 \(messages\): 'type' is not enforced"):
+        create_app(Config(), rules=rules)
+    create_app(Config(), rules=load_rules(ROOT / "examples" / "chat-rules.toml"))

@@ -1,0 +1,133 @@
+"""The chat demo's rules on real servers (LMDB; two processes on one Redis): a forbidden
+edit is undone in the same commit, the sender is told why, nobody ever holds the
+forbidden state, replays refuse nothing, and every replica converges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pycrdt import Array, Doc, Map
+
+from engine.protocol import PermissionDeniedMessage, SyncStep2, Update
+from harness.wire import WireClient, connect
+from server.auth import issue_token
+from tests.conftest import ServerProcess, StartServer
+from tests.redis_process import RedisProcess
+
+SECRET = "rules-secret-" + "0123456789abcdef" * 4
+ROOM = "chat"
+RULES = str(Path(__file__).resolve().parents[2] / "examples" / "chat-rules.toml")
+
+
+@pytest.fixture(params=["lmdb", "redis-two-processes"])
+def servers(request: pytest.FixtureRequest, server_factory: StartServer) -> list[ServerProcess]:
+    args = ("--auth-secret", SECRET, "--rules", RULES)
+    if request.param == "lmdb":
+        one = server_factory(*args)
+        return [one, one]
+    redis: RedisProcess = request.getfixturevalue("redis_server")
+    return [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+
+
+def token(user: str) -> str:
+    return issue_token(SECRET, ROOM, user=user)
+
+
+def change(doc: Doc[Any], edit: Callable[[Array[Any]], object]) -> bytes:
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
+    with doc.transaction():
+        edit(doc.get("messages", type=Array))
+    doc.unobserve(subscription)
+    assert len(updates) == 1
+    return updates[0]
+
+
+def messages(client: WireClient) -> Any:
+    return client.doc.get("messages", type=Array).to_py()
+
+
+async def stored_messages(server: ServerProcess) -> Any:
+    headers = {"Authorization": f"Bearer {token('reader')}"}
+    async with aiohttp.ClientSession() as http:
+        response = await http.get(f"{server.url}/v1/rooms/{ROOM}/state", headers=headers)
+        assert response.status == 200
+        doc: Doc[Any] = Doc()
+        doc.apply_update(await response.read())
+        return doc.get("messages", type=Array).to_py()
+
+
+async def until(client: WireClient, condition: Callable[[], bool]) -> None:
+    while not condition():
+        assert await client.recv() is not None, f"closed ({client.close_code})"
+
+
+def post(user: str, text: str) -> Callable[[Array[Any]], object]:
+    return lambda m: m.append(Map({"user": user, "text": text, "reactions": Map()}))
+
+
+async def test_deleting_anothers_message_comes_back_and_says_why(
+    servers: list[ServerProcess],
+) -> None:
+    a, b = servers
+    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
+        await ann.wait_saved(1)
+        seen: list[int] = []
+        ann.doc.get("messages", type=Array).observe(
+            lambda _: seen.append(len(ann.doc.get("messages", type=Array)))
+        )
+        async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
+            await bo.sync()
+            await until(bo, lambda: len(messages(bo)) == 1)
+            await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(0))))
+            assert messages(bo) == []
+            denied = await bo.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason == "rule: only the author can delete messages[0]"
+            await until(bo, lambda: len(messages(bo)) == 1)
+            assert messages(bo)[0]["text"] == "hello"
+            # a reaction of his own goes through; one in ann's name is undone
+            await bo.send(Update(change(bo.doc, lambda m: m[0]["reactions"].update(
+                {"👍\tbo": True, "❤\tann": True}))))  # fmt: skip
+            denied = await bo.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason.startswith("rule: only its own user can set")
+            await until(bo, lambda: messages(bo)[0]["reactions"] == {"👍\tbo": True})
+            # a reconnecting client's step 2 (everything it holds) refuses nothing
+            await bo.send(SyncStep2(bytes(bo.doc.get_update())))
+            await bo.wait_saved(3)
+        await until(ann, lambda: messages(ann)[0]["reactions"] == {"👍\tbo": True})
+        assert messages(ann) == [{"user": "ann", "text": "hello", "reactions": {"👍\tbo": True}}]
+        assert 0 not in seen  # ann never held a room without her message
+        assert not any(isinstance(m, PermissionDeniedMessage) for m in ann.received)
+    for server in servers:
+        assert await stored_messages(server) == messages(ann)
+
+
+async def test_posting_as_someone_else_is_undone_and_the_author_still_deletes(
+    servers: list[ServerProcess],
+) -> None:
+    a, b = servers
+    async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
+        await bo.sync()
+        await bo.send(Update(change(bo.doc, post("ann", "I am ann"))))
+        denied = await bo.wait_for(PermissionDeniedMessage)
+        assert isinstance(denied, PermissionDeniedMessage)
+        assert denied.reason == "rule: messages[0].user must be your name"
+        await until(bo, lambda: messages(bo) == [])
+        await bo.send(Update(change(bo.doc, post("bo", "I am bo"))))
+        await bo.wait_saved(2)
+    async with connect(a.url, ROOM, token=token("bo"), ack=True) as bo:
+        await bo.sync()
+        await until(bo, lambda: len(messages(bo)) == 1)
+        await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(0))))
+        await bo.wait_saved(1)
+        assert not any(isinstance(m, PermissionDeniedMessage) for m in bo.received)
+    for server in servers:
+        assert await stored_messages(server) == []
