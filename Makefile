@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 serve: setup
-	.venv/bin/performer serve --data ./data
+	.venv/bin/performer serve --data ./data --rules examples/chat-rules.toml
 
 test:
 	bash scripts/test.sh

@@ -83,6 +83,8 @@ def create_app(
             check_enforceable(rules.rules)
         except RulesInvalid as exc:
             raise ConfigError(f"--rules: {exc}") from exc
+        anonymous = config.auth_secret is None and not (hooks and hooks.authenticates)
+        rules = dataclasses.replace(rules, anonymous_writers=anonymous)
         config = dataclasses.replace(config, rules=rules)
     if config.webhook_url and not config.webhook_secret and not config.webhook_unsigned:
         raise ConfigError(

@@ -103,8 +103,12 @@ def _field(copy: Any, key: str) -> Any:
 
 @dataclass(slots=True)
 class Writer:
+    """Who sent the update. `named`: False for the anonymous writers of an open server,
+    whom rules naming users cannot tell apart (those rules are not judged for them)."""
+
     user: str | None
     roles: frozenset[str] = frozenset()
+    named: bool = True
 
 
 @dataclass(slots=True)
@@ -194,7 +198,7 @@ class ProtectedArray:
             return
         if not self._may_write():
             self._refuse(f"{rule.root} is not writable by you").remove.append(at)
-        elif rule.author_field and _field(copy, rule.author_field) != writer.user:
+        elif rule.author_field and writer.named and _field(copy, rule.author_field) != writer.user:
             reason = f"{rule.root}[{at}].{rule.author_field} must be your name"
             self._refuse(reason).remove.append(at)
 
@@ -203,6 +207,8 @@ class ProtectedArray:
         if writer is None:
             return
         if path and path[0] in self.keys:  # a per-user-keys map inside the entry
+            if not writer.named:
+                return
             keys_rule = self.keys[path[0]]
             changed = [path[1]] if len(path) > 1 else list(getattr(event, "keys", {}))
             inner = _field(old, path[0])
@@ -228,7 +234,7 @@ class ProtectedArray:
         if not self._may_write() or rule.append_only:
             return False
         keys = [path[0]] if path else list(getattr(event, "keys", {}))
-        if rule.author_field and rule.author_field in keys:
+        if rule.author_field and rule.author_field in keys and self.writer.named:
             return False
         return rule.entries != "author" or self._is_author(old)
 
@@ -246,7 +252,7 @@ class ProtectedArray:
     def _is_author(self, copy: Any) -> bool:
         rule, writer = self.rule, self.writer
         assert rule is not None and writer is not None
-        if rule.moderators.allows(writer.user, writer.roles):
+        if not writer.named or rule.moderators.allows(writer.user, writer.roles):
             return True
         return rule.author_field is not None and _field(copy, rule.author_field) == writer.user
 

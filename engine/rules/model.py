@@ -123,6 +123,7 @@ class Rules:
     """Every rule of a file, in file order."""
 
     rules: tuple[PartRule, ...] = ()
+    anonymous_writers: bool = False  # an open server: rules naming users cannot hold
 
     def for_room(self, room: str) -> tuple[PartRule, ...]:
         return tuple(rule for rule in self.rules if rule.applies_to(room))

@@ -331,7 +331,7 @@ class RoomActor:
         judge = self.rules if not server else None
         try:
             if judge is not None:
-                judge.start(Writer(user))
+                judge.start(Writer(user, named=not self.config.rules.anonymous_writers))
             try:
                 clients = self.doc.apply(update, "client")
             finally:

@@ -131,3 +131,17 @@ async def test_posting_as_someone_else_is_undone_and_the_author_still_deletes(
         assert not any(isinstance(m, PermissionDeniedMessage) for m in bo.received)
     for server in servers:
         assert await stored_messages(server) == []
+
+
+async def test_an_open_server_runs_the_demo_rules_without_names(
+    server_factory: StartServer,
+) -> None:
+    """Writers on an open server are anonymous: rules naming users cannot judge them, so
+    the demo keeps working (the server says so at start); the undo path stays off."""
+    server = server_factory("--rules", RULES)
+    async with connect(server.url, ROOM, ack=True) as anyone:
+        await anyone.sync()
+        await anyone.send(Update(change(anyone.doc, post("ann", "hi"))))
+        await anyone.send(Update(change(anyone.doc, lambda m: m.__delitem__(0))))
+        await anyone.wait_saved(2)
+        assert not any(isinstance(m, PermissionDeniedMessage) for m in anyone.received)
