@@ -34,6 +34,7 @@ from engine.protocol import Message, Saved, decode, encode
 from engine.session import STUCK_CHECK_SECONDS, SyncSession
 
 log = logging.getLogger(__name__)
+RULE_PREFIX = "rule:"  # the reason of a permission-denied message from a rule
 
 GOODBYE_TIMEOUT = 1.0  # seconds close() waits for queued messages (our goodbye) to leave
 
@@ -82,6 +83,7 @@ class Client:
         self._link: Link | None = None
         self._error: EngineError | None = None
         self._denied: str | None = None
+        self._rejected: list[Callable[[str], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._received_bytes = 0
@@ -107,6 +109,19 @@ class Client:
     def on_status(self, callback: Callable[[Status], None]) -> Callable[[], None]:
         """Call `callback(status)` on every status change; returns an unsubscribe function."""
         return self._board.subscribe(callback)
+
+    def on_rejected(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call `callback(reason)` when the server's rules refused part of an edit of
+        ours (the reason starts with "rule:"). The server has undone that part, and the
+        undo reaches this replica like any edit; `saved()` still completes. Returns an
+        unsubscribe function."""
+        self._rejected.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._rejected:
+                self._rejected.remove(callback)
+
+        return unsubscribe
 
     async def restore(self, seq: int) -> int:
         """Ask the server to restore the room to its content at `seq` (one forward edit
@@ -262,13 +277,25 @@ class Client:
         message = decode(data)
         denied_before = len(session.denied)
         self._send(session.receive(message, self._replica.store.last_seq))
-        if len(session.denied) > denied_before:
-            self._denied = session.denied[-1]
-            log.warning("room %r: server denied a write: %s", self.room, self._denied)
-            self._board.notify()
+        for reason in session.denied[denied_before:]:
+            self._on_denied(reason)
         if isinstance(message, Saved):
             self._replica.confirm(session.confirmed_mark)
         self._refresh_status()
+
+    def _on_denied(self, reason: str) -> None:
+        """A rule's refusal is news for the application (the edit was undone, the rest
+        goes on); any other denial (a read-only token) fails the waits for `saved`."""
+        if not reason.startswith(RULE_PREFIX):
+            self._denied = reason
+            log.warning("room %r: server denied a write: %s", self.room, reason)
+            self._board.notify()
+            return
+        for callback in list(self._rejected):
+            try:
+                callback(reason)
+            except Exception:
+                log.exception("room %r: an on_rejected callback failed", self.room)
 
     def _refresh_status(self) -> None:
         session = self._session

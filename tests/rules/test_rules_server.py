@@ -4,6 +4,7 @@ forbidden state, replays refuse nothing, and every replica converges."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,36 @@ async def test_an_open_server_runs_the_demo_rules_without_names(
         await anyone.send(Update(change(anyone.doc, lambda m: m.__delitem__(0))))
         await anyone.wait_saved(2)
         assert not any(isinstance(m, PermissionDeniedMessage) for m in anyone.received)
+
+
+async def test_the_sdk_reports_a_rejected_edit_and_carries_on(
+    server_factory: StartServer,
+) -> None:
+    from engine.client import connect as sdk_connect
+
+    server = server_factory("--auth-secret", SECRET, "--rules", RULES)
+    async with (
+        sdk_connect(server.ws_url, ROOM, token=token("ann"), store_path=None) as ann,
+        sdk_connect(server.ws_url, ROOM, token=token("bo"), store_path=None) as bo,
+    ):
+        reasons: list[str] = []
+        bo.on_rejected(reasons.append)
+        await ann.synced()
+        await bo.synced()
+        with ann.doc.transaction():
+            post("ann", "hello")(ann.doc.get("messages", type=Array))
+        await ann.saved()
+        bo_messages = bo.doc.get("messages", type=Array)
+        async with asyncio.timeout(10):
+            while len(bo_messages) != 1:
+                await asyncio.sleep(0.02)
+            del bo_messages[0]
+            await bo.saved()  # the edit was committed (with its undo): no WriteDenied
+            while len(bo_messages) != 1 or not reasons:
+                await asyncio.sleep(0.02)
+        assert reasons == ["rule: only the author can delete messages[0]"]
+        assert bo_messages.to_py() == ann.doc.get("messages", type=Array).to_py()
+        with bo.doc.transaction():
+            post("bo", "mine")(bo_messages)
+        await bo.saved()
+        assert reasons == ["rule: only the author can delete messages[0]"]
