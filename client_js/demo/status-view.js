@@ -9,8 +9,21 @@
  * @param {import('../src/status.js').StatusSnapshot} status
  * @returns {string}
  */
-export function statusText ({ state, pending, error, received }) {
+export function statusText ({ state, pending, error, received, rejected }) {
   const queued = pending > 0 ? ` · ${pending} queued` : ''
+  const text = stateText(state, pending, error, received, queued)
+  return rejected ? `${text} · ${refusalText(rejected)}` : text
+}
+
+/**
+ * @param {string} state
+ * @param {number} pending
+ * @param {string | null} error
+ * @param {number} received
+ * @param {string} queued
+ * @returns {string}
+ */
+function stateText (state, pending, error, received, queued) {
   switch (state) {
     case 'offline': return error ? `offline · ${error}` : `offline${queued}`
     case 'connecting': return `connecting…${queued}`
@@ -18,6 +31,20 @@ export function statusText ({ state, pending, error, received }) {
     case 'synced': return pending > 0 ? `synced · saving ${pending}…` : 'synced'
     case 'saved': return 'saved · all changes stored'
   }
+  return state
+}
+
+/**
+ * A rule's refusal in the chat's words ("rule: only the author can delete messages[3]").
+ * @param {string} reason
+ * @returns {string}
+ */
+function refusalText (reason) {
+  const words = reason.replace(/^rule:\s*/, '')
+  if (/^only the author can delete /.test(words)) return 'undone: only the author can delete this message'
+  if (/^only the author can change /.test(words)) return 'undone: only the author can edit this message'
+  if (/^only its own user can set /.test(words)) return 'undone: only its own user can set a reaction'
+  return `undone: ${words}`
 }
 
 /**

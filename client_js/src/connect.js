@@ -12,6 +12,7 @@ import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
 import { Awareness, removeAwarenessStates } from 'y-protocols/awareness'
+import { readAuthMessage } from 'y-protocols/auth'
 import { Status } from './status.js'
 import { PendingTracker, MESSAGE_SAVED, isUpdateMessage, readSaved } from './ack.js'
 import { backoffDelay, isPermanentClose, isSlowDownClose } from './backoff.js'
@@ -19,6 +20,9 @@ import { watchPending } from './resync.js'
 
 /** Key in y-indexeddb's custom store holding the number of changes the server has not confirmed. */
 const PENDING_KEY = 'performer:pending'
+/** y-protocols' auth message type, and how a rule's refusal reason starts. */
+const MESSAGE_AUTH = 2
+const RULE_PREFIX = 'rule:'
 
 /**
  * @typedef {object} RoomUser
@@ -98,6 +102,14 @@ export function connectRoom (options) {
     tracker.ack(count)
     status.set({ seq: Math.max(seq, status.seq) })
     refresh()
+  }
+  // Permission denied: a rule refused (and the server undid) part of an edit: the status says
+  // why; other denials (a read-only token) are logged as y-websocket does.
+  ws.messageHandlers[MESSAGE_AUTH] = (_encoder, decoder) => {
+    readAuthMessage(decoder, doc, (_doc, reason) => {
+      if (reason.startsWith(RULE_PREFIX)) status.set({ rejected: reason })
+      else console.warn(`Permission denied to access ${ws.url}.\n${reason}`)
+    })
   }
   if (user) awareness.setLocalState({ user, typing: false })
 

@@ -16,6 +16,8 @@
  * @property {string | null} error why the connection stopped for good (e.g. a 44xx close), else null
  * @property {number} received bytes received on the current connection (how far a large room's
  *   first sync has got; 0 while offline)
+ * @property {string | null} rejected the reason of the latest edit of ours that the server's rules
+ *   refused and undid (it starts with `rule:`), else null
  */
 
 /** @typedef {(snapshot: StatusSnapshot) => void} StatusListener */
@@ -23,7 +25,7 @@
 export class Status {
   constructor () {
     /** @type {StatusSnapshot} */
-    this._value = { state: 'offline', pending: 0, seq: 0, error: null, received: 0 }
+    this._value = { state: 'offline', pending: 0, seq: 0, error: null, received: 0, rejected: null }
     /** @type {Set<StatusListener>} */
     this._listeners = new Set()
   }
@@ -51,7 +53,8 @@ export class Status {
     const next = { ...this._value, ...change }
     const prev = this._value
     if (next.state === prev.state && next.pending === prev.pending &&
-        next.seq === prev.seq && next.error === prev.error && next.received === prev.received) return
+        next.seq === prev.seq && next.error === prev.error && next.received === prev.received &&
+        next.rejected === prev.rejected) return
     this._value = next
     for (const listener of [...this._listeners]) listener({ ...next })
   }

@@ -26,9 +26,17 @@ test('until resolves on the first matching value and rejects at its deadline', a
 
 test('while syncing, the badge says how much has arrived, never "connecting"', async () => {
   const { statusText } = await import('../../demo/status-view.js')
-  const base = { pending: 0, seq: 0, error: null }
+  const base = { pending: 0, seq: 0, error: null, rejected: null }
   assert.equal(statusText({ ...base, state: 'syncing', received: 0 }), 'syncing…')
   const text = statusText({ ...base, state: 'syncing', received: 42_500_000 })
   assert.equal(text, 'syncing… 42.5 MB received')
   assert.doesNotMatch(text, /connecting/)
+})
+
+test('a rule\'s refusal shows in the badge, in the chat\'s words, beside the state', async () => {
+  const { statusText } = await import('../../demo/status-view.js')
+  const snapshot = { pending: 0, seq: 3, error: null, received: 0, state: /** @type {const} */ ('saved') }
+  const text = statusText({ ...snapshot, rejected: 'rule: only the author can delete messages[0]' })
+  assert.equal(text, 'saved · all changes stored · undone: only the author can delete this message')
+  assert.equal(statusText({ ...snapshot, rejected: null }), 'saved · all changes stored')
 })
