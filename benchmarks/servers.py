@@ -40,6 +40,7 @@ class ServerKind:
     python: bool = False  # a Python server: runs on the event loop chosen by --loop
     impl: str = ""  # which server this runs ("" = name); variants share one implementation
     loop: str | None = None  # a variant pinned to one event loop, whatever --loop says
+    extra_args: tuple[str, ...] = ()  # more `performer serve` flags (ours only)
 
     @property
     def base(self) -> str:
@@ -120,6 +121,24 @@ KINDS["ours-hocuspocus"] = ServerKind(
     impl="ours",
 )
 
+# Ours with the chat demo's rules on: what judging costs edits that break no rule (on an
+# open server the rules that name users are not judged; the judge still watches `messages`
+# and every update is scanned).
+KINDS["ours-rules"] = ServerKind(
+    "ours-rules",
+    "path",
+    "/rooms",
+    KINDS["ours"].persists,
+    "Performer (chat rules on)",
+    durable=True,
+    python=True,
+    impl="ours",
+    extra_args=(
+        "--rules",
+        str(Path(__file__).resolve().parent.parent / "examples" / "chat-rules.toml"),
+    ),
+)
+
 # The event loop of the Python servers (--loop). Ours picks uvloop when it is
 # installed; pycrdt-websocket under uvicorn gets asyncio's default loop unless
 # uvloop is installed and asked for. Both run on the same loop in every run.
@@ -148,7 +167,7 @@ def _command(
         cmd += ["--data", str(data_dir)]
         if idle_unload_s is not None:
             cmd += ["--idle-unload", str(idle_unload_s)]
-        return cmd
+        return cmd + list(kind.extra_args)
     if kind.base in ("y-websocket", "y-websocket-leveldb"):
         return ["node", str(NODE_PEERS / "y_websocket_server.mjs")]
     if kind.base == "hocuspocus":
