@@ -179,3 +179,24 @@ async def test_the_sdk_reports_a_rejected_edit_and_carries_on(
             post("bo", "mine")(bo_messages)
         await bo.saved()
         assert reasons == ["rule: only the author can delete messages[0]"]
+
+
+async def test_an_update_waiting_for_a_missing_dependency_is_refused_in_a_rule_room(
+    server_factory: StartServer,
+) -> None:
+    """It would integrate later, inside another writer's apply, and be judged as theirs."""
+    server = server_factory("--auth-secret", SECRET, "--rules", RULES)
+    doc: Doc[Any] = Doc()
+    first = change(doc, post("mallory", "first"))
+    second = change(doc, post("ann", "posted as ann once 'first' arrives"))
+    async with connect(server.url, ROOM, token=token("mallory")) as mallory:
+        await mallory.sync()
+        await mallory.send(Update(second))
+        assert await mallory.wait_closed() == 4400
+        assert "lacks" in mallory.close_reason
+    assert first  # never sent: the room must not hold `second` waiting for it
+    async with connect(server.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
+        await ann.wait_saved(1)
+    assert [m["text"] for m in await stored_messages(server)] == ["hello"]
