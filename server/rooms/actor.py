@@ -224,7 +224,14 @@ class RoomActor:
                 self._schedule_idle()
 
     async def _process(self, work: list[Work]) -> None:
-        await self.guard.prepare(_client_writes(work), self.doc.clocks)
+        try:
+            await self.guard.prepare(_client_writes(work), self.doc.clocks)
+        except StorageError as exc:  # bindings unknown: nothing of the batch may apply
+            self.fail(f"storage failed: {exc}")
+            for item in work:
+                if isinstance(item, DirectUpdate) and not item.future.done():
+                    item.future.set_exception(exc)
+            return
         batch = Batch()
         for item in work:
             if isinstance(item, DirectUpdate):

@@ -126,7 +126,13 @@ class ClientGuard:
         self._claims.clear()
         if not unsaved:
             return
-        owners = await self.store.write(partial(bind_clients, self.store.docs, self.room, unsaved))
+        try:
+            write = partial(bind_clients, self.store.docs, self.room, unsaved)
+            owners = await self.store.write(write)
+        except StorageError:
+            log.warning("room %r: could not bind new client ids yet; retrying", self.room)
+            self.owners.unsaved.update(unsaved)  # the next commit tries again
+            return
         if owners is None:
             return
         for client, user in owners.items():
