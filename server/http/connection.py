@@ -66,6 +66,7 @@ class Connection:
         self.room = room
         self.user = grant.user
         self.can_write = grant.can_write
+        self.role = grant.role
         self.wants_ack = wants_ack
         self.received_updates = 0
         self.closed = False

@@ -338,7 +338,9 @@ class RoomActor:
         judge = self.rules if not server else None
         try:
             if judge is not None:
-                judge.start(Writer(user, named=not self.config.rules.anonymous_writers))
+                roles = frozenset((peer.role,)) if peer is not None and peer.role else frozenset()
+                named = not self.config.rules.anonymous_writers
+                judge.start(Writer(user, roles, named=named))
             try:
                 clients = self.doc.apply(update, "client")
             finally:

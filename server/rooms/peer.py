@@ -22,6 +22,7 @@ class Peer(Protocol):
     peer_id: int
     user: str | None
     can_write: bool
+    role: str | None  # from the token or the Grant: rules' `role:NAME` moderators
     wants_ack: bool
     received_updates: int
     closed: bool

@@ -200,3 +200,20 @@ async def test_an_update_waiting_for_a_missing_dependency_is_refused_in_a_rule_r
         await ann.send(Update(change(ann.doc, post("ann", "hello"))))
         await ann.wait_saved(1)
     assert [m["text"] for m in await stored_messages(server)] == ["hello"]
+
+
+async def test_a_moderator_by_role_deletes_anothers_message(server_factory: StartServer) -> None:
+    """`moderators = ["role:admin"]`: the role comes from the token (performer token --admin)."""
+    server = server_factory("--auth-secret", SECRET, "--rules", RULES)
+    async with connect(server.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post("ann", "spam"))))
+        await ann.wait_saved(1)
+    admin_token = issue_token(SECRET, ROOM, user="mod", admin=True)
+    async with connect(server.url, ROOM, token=admin_token, ack=True) as mod:
+        await mod.sync()
+        await until(mod, lambda: len(messages(mod)) == 1)
+        await mod.send(Update(change(mod.doc, lambda m: m.__delitem__(0))))
+        await mod.wait_saved(1)
+        assert not any(isinstance(m, PermissionDeniedMessage) for m in mod.received)
+    assert await stored_messages(server) == []
