@@ -8,6 +8,7 @@ never logged again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pycrdt import Doc
@@ -124,10 +125,10 @@ class RoomDocument:
         return self.live.encode_snapshot()
 
     @property
-    def clocks(self) -> dict[int, int]:
-        """Per Yjs client id, the clock up to which its structs are integrated (read-only
-        for callers: the rules judge only structs past it, what is new to the room)."""
-        return self._clocks
+    def clocks(self) -> Mapping[int, int]:
+        """Per Yjs client id, the clock up to which its structs are integrated (the rules
+        judge only structs past it, what is new to the room); see `LiveDoc.clocks`."""
+        return self.live.clocks
 
     @property
     def client_count(self) -> int:

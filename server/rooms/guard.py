@@ -76,7 +76,7 @@ class ClientGuard:
                 raise ClientIdTaken(f"client id {client} belongs to another user")
         self.owners.check(user, authors)
 
-    def require_whole(self, update: bytes, clocks: dict[int, int]) -> None:
+    def require_whole(self, update: bytes, clocks: Mapping[int, int]) -> None:
         """In a room with rules, an update must integrate at once: one that waits for a
         missing dependency would integrate later, inside another writer's apply, and be
         judged as that writer's (engine/rules/enforce.py).

@@ -97,6 +97,7 @@ class Wire:
     peer_id: int
     user: str | None = None
     can_write: bool = True
+    role: str | None = None
     wants_ack: bool = True
     received_updates: int = 0
     closed: bool = False
