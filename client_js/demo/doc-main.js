@@ -68,7 +68,7 @@ function refreshStatus () {
   else if (!provider.synced) state = 'syncing'
   else state = pending > 0 ? 'synced' : 'saved'
   const offlinePending = state === 'offline' && local.synced ? Math.max(pending, 0) : 0
-  showStatus({ state, pending: state === 'offline' ? offlinePending : pending, seq: 0, error: null, received: 0 })
+  showStatus({ state, pending: state === 'offline' ? offlinePending : pending, seq: 0, error: null, received: 0, rejected: null })
 }
 for (const event of ['status', 'synced', 'unsyncedChanges', 'close', 'disconnect']) provider.on(event, refreshStatus)
 socket.on('status', refreshStatus)
