@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 Rebuild = Callable[[list[bytes]], bytes]
 BUDGET_BATCH = 16  # most records read at once for a byte-bounded page
 _READ_ERRORS = (StorageError, KeyError, TypeError, ValueError)
+READ_RETRIES = 8  # reads of snapshot + log that a concurrent trim may cut short in a row
 KEPT_PREFIX = "kept:"  # metadata: a named version's state, kept when the log before it goes
 
 
@@ -193,9 +194,8 @@ class DocStore:
         info = self.log.info(room)
         if info is None:
             return LoadedRoom(room, [], 0, 0)
-        snapshot = self._snapshot_at_or_before(room, None)
+        snapshot, tail = self._snapshot_and_records(room, None)
         base = snapshot.seq if snapshot else 0
-        tail = self.records(room, base)
         updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
         whole = snapshot.whole if snapshot else False
         return LoadedRoom(room, updates, tail[-1].seq if tail else base, base, whole)
@@ -317,12 +317,45 @@ class DocStore:
             if kept is None:
                 raise HistoryFolded(room, seq, oldest)
             return Snapshot.from_map(unpack(kept)).update
-        snapshot = self._snapshot_at_or_before(room, seq)
-        base = snapshot.seq if snapshot else 0
-        updates = ([snapshot.update] if snapshot else []) + [
-            r.update for r in self.records(room, base, seq)
-        ]
+        try:
+            snapshot, tail = self._snapshot_and_records(room, seq)
+        except CorruptRecord:
+            if self.oldest_position(room) == oldest:
+                raise
+            return self.state_at(room, seq)  # folded since `oldest` was read
+        updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
         return self._rebuilt(updates)
+
+    def _snapshot_and_records(
+        self, room: str, upto: int | None
+    ) -> tuple[Snapshot | None, list[UpdateRecord]]:
+        """The newest readable snapshot (at or before `upto`) and the log records after it.
+
+        The two are read one after the other, not in one view, so a trim (a compaction with
+        `keep_log=False`, a retention fold) can land in between: the log then starts past
+        the snapshot just read, or ends before entries that snapshot lacks. A trim moves the
+        log's first entry or writes a newer snapshot, in one step, so a read during which
+        neither moved is consistent; one during which one did is read again, and only a gap
+        seen by a consistent read is a damaged log (CorruptRecord).
+        """
+        attempt = 1
+        while True:
+            before = self._trim_mark(room)
+            snapshot = self._snapshot_at_or_before(room, upto)
+            base = snapshot.seq if snapshot else 0
+            try:
+                tail = self.records(room, base, upto)
+            except CorruptRecord:
+                if attempt >= READ_RETRIES or self._trim_mark(room) == before:
+                    raise
+            else:
+                if attempt >= READ_RETRIES or self._trim_mark(room) == before:
+                    return snapshot, tail
+            attempt += 1
+
+    def _trim_mark(self, room: str) -> tuple[int | None, int]:
+        """What every trim of a room's log changes: its first entry or newest snapshot."""
+        return self.log.first_seq(room), self.log.newest_snapshot_seq(room)
 
     def oldest_position(self, room: str) -> int:
         """The earliest seq whose state the store can still rebuild exactly (0: all of
