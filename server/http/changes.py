@@ -49,6 +49,7 @@ from server.rooms.store import RoomStore
 MAX_WAIT_SECONDS = 60
 PAGE = 1000
 CATCH_UP_BYTES = 1024 * 1024  # read at a time for an SSE catch-up (written event by event)
+TRIM_RETRIES = 8  # first pages read again because a trim landed between snapshot and log
 ENCODE_BYTES = 256 * 1024  # of updates, JSON-encoded at a time off the event loop
 
 
@@ -115,15 +116,29 @@ async def _read_page(request: web.Request, room: str, after: int) -> _Page | Non
     """(head, entries) of the page after `after`, or None when there is nothing to send."""
     store = request.app[STORE]
     head: dict[str, Any] = {"room": room}
-    snapshot = await _snapshot_if_trimmed(store, room, after)
+    page_bytes = request.app[CONFIG].limits.page_bytes
+    snapshot, entries = await _first_page(store, room, after, page_bytes)
     if snapshot is not None:
         head["snapshot"] = snapshot
         after = snapshot["seq"]
-    page_bytes = request.app[CONFIG].limits.page_bytes
-    entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
     if not entries and snapshot is None:
         return None
     return await _with_position(store, head, after, entries), entries
+
+
+async def _first_page(
+    store: RoomStore, room: str, after: int, max_bytes: int
+) -> tuple[dict[str, Any] | None, list[UpdateRecord]]:
+    """The snapshot to start from (None: the log still continues `after`) and the
+    entries that follow it. A trim landing between the two reads leaves the entries
+    starting past it; they are read again, from the snapshot that trim wrote."""
+    for _ in range(TRIM_RETRIES):
+        snapshot = await _snapshot_if_trimmed(store, room, after)
+        start = snapshot["seq"] if snapshot is not None else after
+        entries = await store.entries(room, start, PAGE, max_bytes=max_bytes)
+        if not entries or entries[0].seq == start + 1:
+            break
+    return snapshot, entries
 
 
 async def _empty_page(store: RoomStore, room: str, after: int) -> _Page:
@@ -193,11 +208,12 @@ async def _stream(request: web.Request) -> web.StreamResponse:
         )  # fmt: skip
         await response.prepare(request)
         out = _Out(request, response, grant.expires_at)
-        snapshot = await _snapshot_if_trimmed(store, room, after)
+        page_bytes = min(request.app[CONFIG].limits.page_bytes, CATCH_UP_BYTES)
+        snapshot, first = await _first_page(store, room, after, page_bytes)
         if snapshot is not None:
             await out.send(_event("snapshot", snapshot))
             after = snapshot["seq"]
-        caught_up = await _catch_up(out, store, room, after)
+        caught_up = await _catch_up(out, store, room, after, first)
         if caught_up is not None:
             heartbeat = request.app[CONFIG].feed_heartbeat_seconds
             await _follow(out, subscriber, caught_up, heartbeat)
@@ -245,16 +261,20 @@ def _cut(request: web.Request) -> None:
         transport.abort()
 
 
-async def _catch_up(out: _Out, store: RoomStore, room: str, after: int) -> int | None:
-    """Stored entries after `after`, read a page of about `page_bytes` at a time and
-    written one by one; the new position, or None when the token expired meanwhile."""
+async def _catch_up(
+    out: _Out, store: RoomStore, room: str, after: int, entries: list[UpdateRecord]
+) -> int | None:
+    """`entries` (the first page) and the stored entries after them, read a page of
+    about `page_bytes` at a time and written one by one; the new position, or None when
+    the token expired meanwhile."""
     page_bytes = min(out.request.app[CONFIG].limits.page_bytes, CATCH_UP_BYTES)
-    while entries := await store.entries(room, after, PAGE, max_bytes=page_bytes):
+    while entries:
         for record in entries:
             if await out.expired(after):
                 return None
             await out.send(sse_update(record))
             after = record.seq
+        entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
     return after
 
 
