@@ -12,12 +12,14 @@ Where retention trimmed the log past the position, one `snapshot` event comes fi
 (`{"seq", "state"}`: the room's state at seq, from which the entries continue). A comment
 line every 15 s keeps proxies from closing an idle stream. A subscriber that falls too far
 behind (more queued than `--send-buffer-bytes`, or a write blocked for
-`stream_write_seconds`) gets an `overflow` event if it can still take one, and the
-stream ends (resume with Last-Event-ID); a room deleted meanwhile ends the stream with a
-`deleted` event, and the caller's token expiring (JWT `exp`, a Grant's `expires_at`)
-with an `expired` event. One user or token may hold `streams_per_caller` streams; the
-next gets 503 with Retry-After. The catch-up from the log is read about 1 MiB at a
-time and written event by event, so a slow reader holds no more than that.
+`stream_write_seconds`) gets an `overflow` event if it can still take one, and the stream
+ends (resume with Last-Event-ID), and so does one whose next entries a trim took before
+they were sent (its resume starts with the `snapshot` event); a room deleted meanwhile
+ends the stream with a `deleted` event, and the caller's token expiring (JWT `exp`, a
+Grant's `expires_at`) with an `expired` event. One user or token may hold
+`streams_per_caller` streams; the next gets 503 with Retry-After. The catch-up from the
+log is read about 1 MiB at a time and written event by event, so a slow reader holds no
+more than that.
 
 Without that header: JSON `{"room", "last_seq", "entries": [...], "next_after", "more"}`
 (and `snapshot` when trimmed), and `&wait=SECONDS` long-polls until there is an entry. A
@@ -266,7 +268,8 @@ async def _catch_up(
 ) -> int | None:
     """`entries` (the first page) and the stored entries after them, read a page of
     about `page_bytes` at a time and written one by one; the new position, or None when
-    the token expired meanwhile."""
+    the stream ends here: the token expired, or a trim took the entries that came next
+    (then an `overflow` event tells the client to resume, which starts from the snapshot)."""
     page_bytes = min(out.request.app[CONFIG].limits.page_bytes, CATCH_UP_BYTES)
     while entries:
         for record in entries:
@@ -275,6 +278,9 @@ async def _catch_up(
             await out.send(sse_update(record))
             after = record.seq
         entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
+        if entries and entries[0].seq != after + 1:
+            await out.send(_event("overflow", {"resume_after": after}))
+            return None
     return after
 
 

@@ -4,7 +4,10 @@ A thousand subscribers of one room cost one log read per commit, not a thousand:
 room's `RoomFeed` waits for the commit signal, reads the new durable entries once and
 offers them to every subscriber's bounded queue. A subscriber that cannot keep up (its
 queue is full, by entries or by bytes) is marked `overflowed` and its stream is ended; it
-resumes with Last-Event-ID, from the log, costing nobody else anything.
+resumes with Last-Event-ID, from the log, costing nobody else anything. Where a trim
+(--trim-log) took entries past the feed's position before it read them, every subscriber
+is ended the same way: its resume starts from the snapshot that trim wrote, never with a
+silent gap.
 
 A deleted room's feed ends at once: its task is cancelled and its subscribers told, so a
 room created and deleted over and over leaves no reader behind. A room deleted by another
@@ -75,6 +78,11 @@ class Subscriber:
             self.queue.put_nowait(entries)
         self.wakeup.set()
 
+    def cut(self) -> None:
+        """End the stream as for an overflow: it resumes from the log (Last-Event-ID)."""
+        self.overflowed = True
+        self.wakeup.set()
+
     def take(self) -> list[Encoded]:
         """Everything queued so far (empty if nothing is)."""
         out: list[Encoded] = []
@@ -140,6 +148,9 @@ class RoomFeed:
             if not entries:
                 return read
             read = True
+            if entries[0].seq != self.position + 1:  # trimmed past the position meanwhile
+                for subscriber in self.subscribers:
+                    subscriber.cut()
             self.position = entries[-1].seq
             encoded = [(entry.seq, self.encode(entry)) for entry in entries]
             for subscriber in list(self.subscribers):
