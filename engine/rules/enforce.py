@@ -2,6 +2,7 @@
 the forbidden part as one more edit in the same batch.
 
 What this build enforces (other rule shapes are refused at start by `check_enforceable`):
+- `type` on any root (engine/rules/types.py: checked before the apply, refused whole);
 - an array root: `write` (who may change it at all), `append_only`, `entries = "author"`
   with `author_field` (an entry's author is the name in that field, which must be the
   inserting user's, so it survives a re-insertion by an undo), `moderators`;
@@ -22,7 +23,7 @@ refuses such updates in rooms with rules (see `integrates`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from pycrdt import Array, Doc, Map, Text
 
 from engine.errors import RulesInvalid
 from engine.rules.model import PartRule
+from engine.rules.types import check_types, must_stay, typed_roots
 
 ORIGIN = "rules"
 _MISSING = object()
@@ -39,8 +41,8 @@ def check_enforceable(rules: Iterable[PartRule]) -> None:
     """Raises RulesInvalid for a rule this build cannot enforce (never run unprotected)."""
     for rule in rules:
         where = f"rule {rule.number} ({rule.path})"
-        if rule.type is not None:
-            raise RulesInvalid(f"{where}: 'type' is not enforced by this version yet")
+        if rule.type is not None and rule.type != "array" and _judged(rule):
+            raise RulesInvalid(f"{where}: rules besides 'type' are enforced on array roots only")
         if not rule.below:
             if rule.user_keys is not None:
                 raise RulesInvalid(f"{where}: 'user_keys' is enforced on ROOT[*].KEY maps only")
@@ -52,6 +54,11 @@ def check_enforceable(rules: Iterable[PartRule]) -> None:
             )
         elif not rule.write.anyone or rule.append_only or rule.entries != "anyone":
             raise RulesInvalid(f"{where}: on ROOT[*].KEY only user_keys is enforced")
+
+
+def _judged(rule: PartRule) -> bool:
+    """Whether a rule says more than `type` (then it is judged on an array root)."""
+    return rule != PartRule(rule.number, rule.rooms, rule.root, rule.below, type=rule.type)
 
 
 # ---------------------------------------------------------------- typed copies
@@ -131,6 +138,7 @@ class ProtectedArray:
         self.entries: list[Any] = [copy_of(item) for item in root]
         self.writer: Writer | None = None
         self.refusal: Refusal | None = None
+        self.loose = False  # the update may put characters into this (array) root
 
     def on_events(self, events: list[Any]) -> None:
         entries: list[Any] = []
@@ -196,7 +204,9 @@ class ProtectedArray:
         writer, rule = self.writer, self.rule
         if writer is None or rule is None:
             return
-        if not self._may_write():
+        if self.loose and rule.type == "array" and isinstance(copy, str):
+            self._refuse(must_stay(rule.root, "array")[len("rule: ") :]).remove.append(at)
+        elif not self._may_write():
             self._refuse(f"{rule.root} is not writable by you").remove.append(at)
         elif rule.author_field and writer.named and _field(copy, rule.author_field) != writer.user:
             reason = f"{rule.root}[{at}].{rule.author_field} must be your name"
@@ -285,9 +295,13 @@ class RoomRules:
     def __init__(self, doc: Doc[Any], rules: Iterable[PartRule]) -> None:
         self.doc = doc
         self.parts: list[ProtectedArray] = []
+        rules = tuple(rules)
+        self.types = typed_roots(rules)
+        self._loose = False  # the next update holds characters it does not place
         by_root: dict[str, list[PartRule]] = {}
         for rule in rules:
-            by_root.setdefault(rule.root, []).append(rule)
+            if _judged(rule) or rule.type == "array":
+                by_root.setdefault(rule.root, []).append(rule)
         for root, found in by_root.items():
             main = next((rule for rule in found if not rule.below), None)
             keys = {rule.below[1]: rule for rule in found if rule.below and rule.below[1]}
@@ -295,10 +309,16 @@ class RoomRules:
             part.root.observe_deep(part.on_events)
             self.parts.append(part)
 
+    def check_types(self, update: bytes, clocks: Mapping[int, int]) -> None:
+        """Before an apply: raises UpdateRejected when the update would change a typed
+        root's type (engine/rules/types.py says why this is refused, not undone)."""
+        self._loose = check_types(update, self.types, clocks)
+
     def start(self, writer: Writer) -> None:
         """The next apply is by `writer`: judge what it changes."""
         for part in self.parts:
-            part.writer, part.refusal = writer, None
+            part.writer, part.refusal, part.loose = writer, None, self._loose
+        self._loose = False
 
     def finish(self) -> tuple[bytes, str] | None:
         """Stop judging; when something was refused, undo it now and return the undo

@@ -323,6 +323,7 @@ class RoomActor:
                 self.guard.check(user, update, self.doc.clocks)
                 if self.rules is not None:
                     self.guard.require_whole(update, self.doc.clocks)
+                    self.rules.check_types(update, self.doc.clocks)
         except ClientIdTaken as exc:
             self.metrics.rejected.labels("client_id").inc()
             if peer is None:
@@ -330,7 +331,9 @@ class RoomActor:
             peer.close(Close.FORBIDDEN, str(exc))
             return None
         except UpdateRejected as exc:
-            self.metrics.rejected.labels("malformed").inc()
+            self.metrics.rejected.labels(
+                "rule" if str(exc).startswith("rule:") else "malformed"
+            ).inc()
             if peer is None:
                 raise
             peer.close(Close.MALFORMED, str(exc))

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_chat_demo_rules_say_what_the_demo_needs() -> None:
     rules = load_rules(ROOT / "examples" / "chat-rules.toml")
     messages, reactions = rules.for_room("lobby")
-    assert (messages.path, messages.entries) == ("messages", "author")
+    assert (messages.path, messages.entries, messages.type) == ("messages", "author", "array")
     assert messages.author_field == "user"
     assert messages.moderators.allows("someone", roles=["admin"])
     assert not messages.moderators.allows("someone", roles=["editor"])
@@ -109,7 +109,8 @@ def test_a_rule_this_version_cannot_enforce_stops_the_server() -> None:
     from server.app import ConfigError, create_app
     from server.config import Config
 
-    rules = parse_rules("[[rule]]\npath = 'messages'\ntype = 'array'\n", "rules.toml")
-    with pytest.raises(ConfigError, match=r"rule 1 \(messages\): 'type' is not enforced"):
+    text = "[[rule]]\npath = 'settings'\ntype = 'map'\nappend_only = true\n"
+    rules = parse_rules(text, "rules.toml")
+    with pytest.raises(ConfigError, match=r"rule 1 \(settings\): rules besides 'type'"):
         create_app(Config(), rules=rules)
     create_app(Config(), rules=load_rules(ROOT / "examples" / "chat-rules.toml"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from pycrdt import Array, Doc, Map
+from pycrdt import Array, Doc, Map, Text
 
 from engine.protocol import PermissionDeniedMessage, SyncStep2, Update
 from harness.wire import WireClient, connect
@@ -217,3 +217,69 @@ async def test_a_moderator_by_role_deletes_anothers_message(server_factory: Star
         await mod.wait_saved(1)
         assert not any(isinstance(m, PermissionDeniedMessage) for m in mod.received)
     assert await stored_messages(server) == []
+
+
+@pytest.mark.parametrize("as_type", ["map", "text"])
+async def test_turning_messages_into_another_type_is_refused_whole(
+    servers: list[ServerProcess], as_type: str
+) -> None:
+    """`type = "array"`: an update writing `messages` as a map or a text (here: a text
+    with a formatted run, whose structs name their parent only through their origin)
+    closes its sender with 4400; nothing of it is applied, stored or relayed."""
+    a, b = servers
+    attacker: Doc[Any] = Doc()
+    if as_type == "map":
+        attacker.get("messages", type=Map)["x"] = "boom"
+    else:
+        text = attacker.get("messages", type=Text)
+        text.insert(0, "ab")
+        text.insert(2, "cd", {"bold": True})
+    forged = attacker.get_update()
+    async with connect(b.url, ROOM, token=token("bo")) as bo:
+        await bo.sync()
+        await bo.send(Update(forged))
+        assert await bo.wait_closed() == 4400
+        assert bo.close_reason.endswith("rule: messages must stay an array")
+    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post("ann", "still here"))))
+        await ann.wait_saved(1)
+        assert [m["text"] for m in messages(ann)] == ["still here"]
+        assert ann.doc.get_update() == ann.doc.get_update(Doc().get_state())
+    for server in servers:
+        assert [m["text"] for m in await stored_messages(server)] == ["still here"]
+
+
+async def test_characters_put_next_to_a_message_are_undone(
+    servers: list[ServerProcess],
+) -> None:
+    """Characters inserted into `messages` beside an existing message carry no parent of
+    their own (Yjs takes it from the neighbour): the server undoes them like any refused
+    edit, so the watcher never sees them and every replica converges."""
+    a, b = servers
+    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
+        await ann.wait_saved(1)
+        seen: list[int] = []
+        ann.doc.get("messages", type=Array).observe(
+            lambda _: seen.append(len(ann.doc.get("messages", type=Array)))
+        )
+        async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
+            await bo.sync()
+            await until(bo, lambda: len(messages(bo)) == 1)
+            before = bo.doc.get_state()
+            text = bo.doc.get("messages", type=Text)
+            text.insert(0, "xy")
+            await bo.send(Update(bo.doc.get_update(before)))
+            denied = await bo.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason == "rule: messages must stay an array"
+            await until(bo, lambda: str(bo.doc.get("messages", type=Text)) == "")
+            await until(ann, lambda: ann.doc.get_state() == bo.doc.get_state())
+        assert all(length == 1 for length in seen)  # she never held a character in it
+        await ann.send(Update(change(ann.doc, post("ann", "again"))))
+        await ann.wait_saved(2)
+        assert [m["text"] for m in messages(ann)] == ["hello", "again"]
+    for server in servers:
+        assert [m["text"] for m in await stored_messages(server)] == ["hello", "again"]
