@@ -85,3 +85,4 @@ class Config:
     retention: Retention = field(default_factory=Retention)
     static_dir: Path = Path(__file__).parent / "static"
     rules: Rules = field(default_factory=Rules)  # rules on parts of rooms (--rules FILE)
+    check_budget_seconds: float = 0.05  # Hooks.check running longer refuses the edit

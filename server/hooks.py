@@ -25,8 +25,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from engine.rules.edits import Edit as Edit
+from engine.rules.edits import EditChange as EditChange  # re-exported by server
+from engine.rules.edits import Verdict as Verdict
+
 if TYPE_CHECKING:
     from server.rooms.access import Rooms
+
+ALLOW = Verdict()
 
 Mode = Literal["read", "write"]
 ADMIN_ROLE = "admin"
@@ -107,9 +113,21 @@ class Hooks:
     async def on_unload(self, room: str) -> None:
         pass
 
+    def check(self, edit: Edit) -> Verdict:
+        """Judge a writer's update before it is committed (synchronous: it runs in the
+        room's actor, in order). `Verdict.refuse(reason)` has the server undo the whole
+        update in the same commit; raising or running past `check_budget_seconds`
+        refuses it too (logged, counted as `check_failed`). Only what the update changes
+        is described (`edit.changes`); an update that changes nothing is not checked."""
+        return ALLOW
+
     async def on_stateless(self, room: str, user: str | None, payload: str) -> None:
         """A Hocuspocus client's stateless message (relayed to the room's other
         Hocuspocus connections as well; never stored)."""
+
+    @property
+    def checks(self) -> bool:
+        return type(self).check is not Hooks.check
 
     @property
     def handles_stateless(self) -> bool:

@@ -323,9 +323,18 @@ class RoomRules:
     def finish(self) -> tuple[bytes, str] | None:
         """Stop judging; when something was refused, undo it now and return the undo
         update and the reason."""
+        return self.undo(self.stop())
+
+    def stop(self) -> list[tuple[ProtectedArray, Refusal]]:
+        """Stop judging; what was refused, for `undo` (or dropped, when the whole update
+        is undone another way)."""
         refused = [(part, part.refusal) for part in self.parts if part.refusal is not None]
         for part in self.parts:
             part.writer, part.refusal = None, None
+        return refused
+
+    def undo(self, refused: list[tuple[ProtectedArray, Refusal]]) -> tuple[bytes, str] | None:
+        """Undo what `stop` returned now; the undo update and the first reason."""
         if not refused:
             return None
         updates: list[bytes] = []
@@ -333,10 +342,8 @@ class RoomRules:
         try:
             with self.doc.transaction(origin=ORIGIN):
                 for part, refusal in refused:
-                    assert refusal is not None
                     part.undo(refusal)
         finally:
             self.doc.unobserve(subscription)
         first = refused[0][1]
-        assert first is not None
         return (updates[0] if updates else b"\x00\x00"), first.reason

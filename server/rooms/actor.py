@@ -36,6 +36,7 @@ from engine.protocol import (
     encode,
     encode_update,
 )
+from engine.rules.edits import Check, EditRecorder
 from engine.rules.enforce import RoomRules, Writer
 from engine.storage import Append
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
@@ -74,6 +75,7 @@ class RoomActor:
         metrics: Metrics,
         on_close: Callable[[RoomActor], None],
         first_sync: list[bytes] | None = None,
+        check: Check | None = None,
     ) -> None:
         """`first_sync`: the stored pieces the document was just built from (snapshot,
         then log tail); a client with nothing gets them as they are, no encoding."""
@@ -109,6 +111,11 @@ class RoomActor:
         self.rules = RoomRules(doc.doc, part_rules) if part_rules else None
         if self.rules is not None:
             self.guard.owners.reserve(doc.doc.client_id)
+        self.checker = (
+            EditRecorder(doc.doc, name, check, config.check_budget_seconds) if check else None
+        )
+        if self.checker is not None:
+            self.guard.owners.reserve(doc.doc.client_id)  # its undos are the server's
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._schedule_idle()  # a room loaded for a client that never joins still unloads
         self._on_close = on_close
@@ -321,8 +328,9 @@ class RoomActor:
         try:
             if not server:
                 self.guard.check(user, update, self.doc.clocks)
+                if self.rules is not None or self.checker is not None:
+                    self.guard.require_whole(update, self.doc.clocks)  # judged whole, by its sender
                 if self.rules is not None:
-                    self.guard.require_whole(update, self.doc.clocks)
                     self.rules.check_types(update, self.doc.clocks)
         except ClientIdTaken as exc:
             self.metrics.rejected.labels("client_id").inc()
@@ -338,16 +346,8 @@ class RoomActor:
                 raise
             peer.close(Close.MALFORMED, str(exc))
             return None
-        judge = self.rules if not server else None
         try:
-            if judge is not None:
-                roles = frozenset((peer.role,)) if peer is not None and peer.role else frozenset()
-                named = not self.config.rules.anonymous_writers
-                judge.start(Writer(user, roles, named=named))
-            try:
-                clients = self.doc.apply(update, "client")
-            finally:
-                refused = judge.finish() if judge is not None else None
+            clients, refused, label = self._judged_apply(peer, user, update, server)
         except QuotaExceeded as exc:
             self.metrics.rejected.labels("quota").inc()
             if peer is None:
@@ -364,11 +364,35 @@ class RoomActor:
             return -1
         sender = peer
         if refused is not None:
+            self.metrics.rejected.labels(label).inc()
             update, clients = self._with_undo(peer, user, update, clients, refused, batch)
             sender = None  # the sender gets the undo too
         batch.appends.append(Append(self.name, update, user, clients, restore_of))
         batch.updates.append((sender, update))
         return len(batch.appends) - 1
+
+    def _judged_apply(
+        self, peer: Peer | None, user: str | None, update: bytes, server: bool
+    ) -> tuple[tuple[int, ...], tuple[bytes, str] | None, str]:
+        """Apply a writer's update under the rules and `Hooks.check`: the authors, what
+        must be undone (None: nothing) and the metric label of the refusal. A refusal by
+        the hook undoes the whole update, so the rules' own undo is then dropped."""
+        judge = self.rules if not server else None
+        checker = self.checker if not server else None
+        if judge is not None:
+            roles = frozenset((peer.role,)) if peer is not None and peer.role else frozenset()
+            judge.start(Writer(user, roles, named=not self.config.rules.anonymous_writers))
+        if checker is not None:
+            checker.start(update)
+        try:
+            clients = self.doc.apply(update, "client")
+        finally:
+            refusals = judge.stop() if judge is not None else []
+            checked = checker.finish(user) if checker is not None else None
+        if checked is not None:
+            undo, reason, failed = checked
+            return clients, (undo, reason), "check_failed" if failed else "check"
+        return clients, judge.undo(refusals) if judge is not None else None, "rule"
 
     def _with_undo(
         self,
@@ -384,7 +408,6 @@ class RoomActor:
         the sender why once it is durable."""
         undo, reason = refused
         self.doc.apply(undo, "storage")  # already applied: this only counts it (no quota)
-        self.metrics.rejected.labels("rule").inc()
         log.info("room %r: undid part of an edit by %r: %s", self.name, user, reason)
         if peer is not None:
             batch.replies.append((peer, encode(PermissionDeniedMessage(reason))))

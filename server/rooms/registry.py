@@ -127,6 +127,7 @@ class RoomRegistry:
             config=self.config,
             metrics=self.metrics,
             on_close=self._forget,
+            check=self.hooks.check if self.hooks.checks else None,
         )
         self.fanout.follow(name, loaded.last_seq, actor)
         self._lifecycle_hook(self.hooks.on_load, name)

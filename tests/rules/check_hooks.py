@@ -1,0 +1,20 @@
+"""Hooks the check tests start real servers with (`--hooks tests.rules.check_hooks:X`):
+the README's example, plus a text that makes the hook raise or overrun its budget."""
+
+from __future__ import annotations
+
+import time
+
+from examples.message_check import MessageCheck
+from server import Edit, Verdict
+
+
+class Faulty(MessageCheck):
+    def check(self, edit: Edit) -> Verdict:
+        for change in edit.changes:
+            text = change.value.get("text") if isinstance(change.value, dict) else None
+            if text == "raise":
+                raise RuntimeError("the check hook broke")
+            if text == "slow":
+                time.sleep(0.3)
+        return super().check(edit)

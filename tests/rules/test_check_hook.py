@@ -1,0 +1,134 @@
+"""`Hooks.check` on real servers (LMDB; two processes on one Redis): a refused update is
+undone whole in the same commit, its sender is told why, the watcher never holds it, a
+hook that raises or overruns its budget refuses (and is counted), and allowed edits pay
+nothing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import aiohttp
+import pytest
+from pycrdt import Array, Map, Text
+
+from engine.protocol import PermissionDeniedMessage, Update
+from harness.wire import connect
+from server.auth import issue_token
+from tests.conftest import ServerProcess, StartServer
+from tests.redis_process import RedisProcess
+from tests.rules.test_rules_server import change, messages, stored_messages, until
+
+SECRET = "rules-secret-" + "0123456789abcdef" * 4
+ROOM = "chat"
+
+
+@pytest.fixture(params=["lmdb", "redis-two-processes"])
+def servers(request: pytest.FixtureRequest, server_factory: StartServer) -> list[ServerProcess]:
+    args = ("--auth-secret", SECRET, "--hooks", "tests.rules.check_hooks:Faulty")
+    if request.param == "lmdb":
+        one = server_factory(*args)
+        return [one, one]
+    redis: RedisProcess = request.getfixturevalue("redis_server")
+    return [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+
+
+def token(user: str) -> str:
+    return issue_token(SECRET, ROOM, user=user)
+
+
+def post(user: str, text: str) -> Any:
+    return lambda m: m.append(Map({"user": user, "text": Text(text)}))
+
+
+async def refused_count(server: ServerProcess, reason: str) -> float:
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as response:
+        body = await response.text()
+    found = re.search(rf'performer_rejected_messages_total{{reason="{reason}"}} (\S+)', body)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_a_refused_update_is_undone_whole_and_its_sender_told(
+    servers: list[ServerProcess],
+) -> None:
+    a, b = servers
+    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
+        await ann.wait_saved(1)
+        seen: list[Any] = []
+        ann.doc.get("messages", type=Array).observe(lambda _: seen.append(messages(ann)))
+        async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
+            await bo.sync()
+            await until(bo, lambda: len(messages(bo)) == 1)
+
+            # one update: a delete (allowed alone) and a post that is too long: all undone
+            def delete_and_post(entries: Array[Any]) -> None:
+                del entries[0]
+                post("bo", "x" * 501)(entries)
+
+            await bo.send(Update(change(bo.doc, delete_and_post)))
+            denied = await bo.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason == "rule: a message has a text of at most 500 characters"
+            await until(bo, lambda: messages(bo) == [{"user": "ann", "text": "hello"}])
+            # the hook raises, then overruns its budget: both refuse, both counted
+            for text in ("raise", "slow"):
+                await bo.send(Update(change(bo.doc, post("bo", text))))
+                denied = await bo.wait_for(PermissionDeniedMessage)
+                assert isinstance(denied, PermissionDeniedMessage)
+                assert denied.reason.startswith("rule: the server could not check this edit")
+                await until(bo, lambda: len(messages(bo)) == 1)
+            # an allowed edit goes through untouched
+            await bo.send(Update(change(bo.doc, post("bo", "fine"))))
+            await bo.wait_saved(4)
+        await until(ann, lambda: len(messages(ann)) == 2)
+        assert messages(ann) == [{"user": "ann", "text": "hello"}, {"user": "bo", "text": "fine"}]
+        assert all(state[0] == {"user": "ann", "text": "hello"} for state in seen)
+        assert all(len(state) <= 2 and "x" * 501 not in str(state) for state in seen)
+    for server in servers:
+        assert await stored_messages(server) == messages(ann)
+    assert await refused_count(b, "check") == 1
+    assert await refused_count(b, "check_failed") == 2
+
+
+def test_the_check_hook_sees_paths_kinds_and_values() -> None:
+    """What an edit says, on a live document (no server): paths from the root, kinds,
+    new values; an update that changes nothing is not checked."""
+    from pycrdt import Doc
+
+    from engine.rules.edits import EditChange, EditRecorder
+    from server import Edit, Verdict
+
+    seen: list[Edit] = []
+    room: Doc[Any] = Doc()
+    room.get("messages", type=Array).append(Map({"user": "ann", "text": Text("hi")}))
+
+    def check(edit: Edit) -> Verdict:
+        seen.append(edit)
+        return Verdict()
+
+    recorder = EditRecorder(room, ROOM, check, 1.0)
+    writer: Doc[Any] = Doc()
+    writer.apply_update(room.get_update())
+    before = writer.get_state()
+    with writer.transaction():
+        entries = writer.get("messages", type=Array)
+        entries[0]["text"].insert(2, "!")
+        entries[0]["text"].format(0, 1, {"bold": True})
+        entries[0]["user"] = "bo"
+        writer.get("notes", type=Map)["k"] = "v"
+    update = writer.get_update(before)
+    recorder.start(update)
+    room.apply_update(update)
+    assert recorder.finish("bo") is None
+    assert sorted(seen[0].changes, key=lambda c: c.path) == [
+        EditChange("messages[0].text[0]", "format", {"bold": True}),
+        EditChange("messages[0].text[2]", "insert", "!"),
+        EditChange("messages[0].user", "set", "bo"),
+        EditChange("notes.k", "set", "v"),
+    ]
+    assert (seen[0].user, seen[0].room) == ("bo", ROOM)
+    recorder.start(update)
+    room.apply_update(update)  # a replay changes nothing: not checked
+    assert recorder.finish("bo") is None and len(seen) == 1
