@@ -202,7 +202,9 @@ async def post_update(request: web.Request) -> web.Response:
     require_content_type(request, "application/octet-stream")
     body = await request.read()
     actor = await request.app[REGISTRY].acquire(room)
-    seq = await actor.post_update(body, grant.user)
+    seq, rejected = await actor.post_update_judged(body, grant.user)
+    if rejected is not None:  # committed with the undo of its forbidden part: still 200
+        return web.json_response({"seq": seq, "rejected": rejected})
     return web.json_response({"seq": seq})
 
 

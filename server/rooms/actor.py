@@ -103,6 +103,7 @@ class RoomActor:
         self._settled = asyncio.Event()
         self._settled.set()
         self._busy = False
+        self._refused: str | None = None  # why the last applied update was partly undone
         self._holds = 0  # in-process users (server-side edits) keeping the room loaded
         self._idle_handle: asyncio.TimerHandle | None = None
         self.answers = Answers(doc, first_sync)  # shared by joiners of one moment
@@ -172,11 +173,26 @@ class RoomActor:
         """Apply an update made outside the sync protocol (REST, server-side edits,
         restores); returns its seq once durable and broadcast. `server`: made by the
         server itself, with its authority (see `DirectUpdate`)."""
+        seq, _ = await self.post_update_judged(update, user, restore_of=restore_of, server=server)
+        return seq
+
+    async def post_update_judged(
+        self,
+        update: bytes,
+        user: str | None,
+        *,
+        restore_of: int | None = None,
+        server: bool = False,
+    ) -> tuple[int, str | None]:
+        """`post_update`, also returning the reason when a rule or `Hooks.check` undid
+        part of the update (it was committed, with its undo, all the same)."""
         self._require_running()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._inbox.append(DirectUpdate(update, user, future, restore_of, server))
+        request = DirectUpdate(update, user, future, restore_of, server)
+        self._inbox.append(request)
         self._wake()
-        return await future
+        seq = await future
+        return seq, request.rejected
 
     def remote_updates(self, updates: list[bytes], last_seq: int) -> None:
         """Updates another server process committed: already durable, so they are
@@ -300,6 +316,7 @@ class RoomActor:
         batch.replies.extend((peer, frame) for frame in frames)
 
     def _apply_http(self, request: DirectUpdate, batch: Batch) -> None:
+        self._refused = None
         try:
             index = self._apply(
                 None, request.update, request.user, batch, request.restore_of, request.server
@@ -307,6 +324,7 @@ class RoomActor:
         except (UpdateRejected, ProtocolError, ClientIdTaken) as exc:
             request.future.set_exception(exc)
             return
+        request.rejected = self._refused
         if index is None or index < 0:
             request.future.set_result(self.last_seq)
         else:
@@ -367,6 +385,7 @@ class RoomActor:
             self.metrics.rejected.labels(label).inc()
             update, clients = self._with_undo(peer, user, update, clients, refused, batch)
             sender = None  # the sender gets the undo too
+            self._refused = refused[1]
         batch.appends.append(Append(self.name, update, user, clients, restore_of))
         batch.updates.append((sender, update))
         return len(batch.appends) - 1

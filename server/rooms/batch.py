@@ -21,6 +21,7 @@ class DirectUpdate:
     future: asyncio.Future[int] = field(repr=False)
     restore_of: int | None = None
     server: bool = False
+    rejected: str | None = None  # set when a rule or Hooks.check undid part of it
 
 
 Work = tuple[Peer, Message] | DirectUpdate

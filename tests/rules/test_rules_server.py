@@ -283,3 +283,30 @@ async def test_characters_put_next_to_a_message_are_undone(
         assert [m["text"] for m in messages(ann)] == ["hello", "again"]
     for server in servers:
         assert [m["text"] for m in await stored_messages(server)] == ["hello", "again"]
+
+
+async def test_rest_update_says_what_a_rule_undid(servers: list[ServerProcess]) -> None:
+    """POST /update: a forbidden part is undone and committed (200) with `rejected`
+    naming the rule; an allowed update's answer has no `rejected`."""
+    a, b = servers
+
+    async def post_update(user: str, update: bytes) -> tuple[int, dict[str, Any]]:
+        headers = {
+            "Authorization": f"Bearer {token(user)}",
+            "Content-Type": "application/octet-stream",
+        }
+        async with aiohttp.ClientSession() as http:
+            url = f"{b.url}/v1/rooms/{ROOM}/update"
+            async with http.post(url, data=update, headers=headers) as response:
+                return response.status, await response.json()
+
+    doc: Doc[Any] = Doc()
+    status, answer = await post_update("ann", change(doc, post("ann", "hello")))
+    assert status == 200 and set(answer) == {"seq"}
+    attacker: Doc[Any] = Doc()
+    attacker.apply_update(doc.get_update())
+    status, answer = await post_update("bo", change(attacker, lambda m: m.__delitem__(0)))
+    assert status == 200
+    assert answer == {"seq": 2, "rejected": "rule: only the author can delete messages[0]"}
+    for server in (a, b):
+        assert [m["text"] for m in await stored_messages(server)] == ["hello"]
