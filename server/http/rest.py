@@ -25,6 +25,7 @@ from engine.errors import (
     meaning_of,
 )
 from engine.names import validate_room_name
+from engine.rules.refusals import stored_refusals
 from engine.storage.docstore import HistoryEntry
 from engine.storage.retention import folded_summaries
 from server.auth import Authorizer, bearer_token, room_matches
@@ -220,6 +221,7 @@ async def history(request: web.Request) -> web.Response:
         entries = await store.history(room, after, limit, request.app[CONFIG].limits.page_bytes)
         meta = await store.info(room)
         folded = await store.read(folded_summaries, store.docs, room)
+        refusals = await store.read(stored_refusals, store.docs, room)
         last_seq = meta.last_seq if meta else 0
         next_after = entries[-1].seq if entries else after
         page = {
@@ -227,14 +229,16 @@ async def history(request: web.Request) -> web.Response:
             "last_seq": last_seq,
             "next_after": next_after,
             "more": next_after < last_seq,
-            "entries": [_history_json(entry) for entry in entries],
+            "entries": [_history_json(entry, refusals.get(entry.seq)) for entry in entries],
             **({"folded": [asdict(summary) for summary in folded]} if folded else {}),
         }
         body = await asyncio.to_thread(json.dumps, page)
     return web.Response(body=body.encode(), content_type="application/json")
 
 
-def _history_json(entry: HistoryEntry) -> dict[str, Any]:
+def _history_json(entry: HistoryEntry, refused: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry; `rejected` when a rule or Hooks.check undid part of it (the entry
+    holds the attempt merged with its undo)."""
     return {
         "seq": entry.seq,
         "ts": entry.ts,
@@ -242,6 +246,7 @@ def _history_json(entry: HistoryEntry) -> dict[str, Any]:
         "bytes": entry.bytes,
         "clients": list(entry.clients),
         **({"restore_of": entry.restore_of} if entry.restore_of is not None else {}),
+        **({"rejected": refused} if refused is not None else {}),
     }
 
 

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
+from functools import partial
 
 from pycrdt import merge_updates
 
@@ -38,6 +39,7 @@ from engine.protocol import (
 )
 from engine.rules.edits import Check, EditRecorder
 from engine.rules.enforce import RoomRules, Writer
+from engine.rules.refusals import record_refusals
 from engine.storage import Append
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
 from server.config import Config
@@ -275,6 +277,7 @@ class RoomActor:
                 request.future.set_result(seqs[index])
             self._maybe_snapshot()
             await self.guard.save()  # a new room's first bindings, durable before the acks
+            await self._record_refusals(batch, seqs)
         self._release(batch)
 
     def _maybe_snapshot(self) -> None:
@@ -386,9 +389,21 @@ class RoomActor:
             update, clients = self._with_undo(peer, user, update, clients, refused, batch)
             sender = None  # the sender gets the undo too
             self._refused = refused[1]
+            record = {"user": user, "by": label, "reason": refused[1]}
+            batch.refusals.append((len(batch.appends), record))
         batch.appends.append(Append(self.name, update, user, clients, restore_of))
         batch.updates.append((sender, update))
         return len(batch.appends) - 1
+
+    async def _record_refusals(self, batch: Batch, seqs: list[int]) -> None:
+        """The history's record of what rules or Hooks.check undid in this batch."""
+        if not batch.refusals:
+            return
+        records = [(seqs[index], record) for index, record in batch.refusals]
+        try:
+            await self.store.write(partial(record_refusals, self.store.docs, self.name, records))
+        except StorageError:
+            log.warning("room %r: could not record refusals at seqs %s", self.name, records)
 
     def _judged_apply(
         self, peer: Peer | None, user: str | None, update: bytes, server: bool

@@ -71,6 +71,7 @@ async def test_a_refused_update_is_undone_whole_and_its_sender_told(
             denied = await bo.wait_for(PermissionDeniedMessage)
             assert isinstance(denied, PermissionDeniedMessage)
             assert denied.reason == "rule: a message has a text of at most 500 characters"
+            denied_first = denied.reason
             await until(bo, lambda: messages(bo) == [{"user": "ann", "text": "hello"}])
             # the hook raises, then overruns its budget: both refuse, both counted
             for text in ("raise", "slow"):
@@ -90,6 +91,14 @@ async def test_a_refused_update_is_undone_whole_and_its_sender_told(
         assert await stored_messages(server) == messages(ann)
     assert await refused_count(b, "check") == 1
     assert await refused_count(b, "check_failed") == 2
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {token('ann')}"}
+        response = await http.get(f"{a.url}/v1/rooms/{ROOM}/history", headers=headers)
+        refusals = [entry.get("rejected") for entry in (await response.json())["entries"]]
+    assert [(r or {}).get("by") for r in refusals] == [
+        None, "check", "check_failed", "check_failed", None
+    ]  # fmt: skip
+    assert refusals[1] == {"user": "bo", "by": "check", "reason": denied_first}
 
 
 def test_the_check_hook_sees_paths_kinds_and_values() -> None:

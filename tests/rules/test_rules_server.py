@@ -310,3 +310,17 @@ async def test_rest_update_says_what_a_rule_undid(servers: list[ServerProcess]) 
     assert answer == {"seq": 2, "rejected": "rule: only the author can delete messages[0]"}
     for server in (a, b):
         assert [m["text"] for m in await stored_messages(server)] == ["hello"]
+    # the history records the refusal on the entry; time travel shows no forbidden state
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {token('reader')}"}
+        for server in (a, b):
+            response = await http.get(f"{server.url}/v1/rooms/{ROOM}/history", headers=headers)
+            entries = (await response.json())["entries"]
+            assert [entry.get("rejected") for entry in entries] == [
+                None,
+                {"user": "bo", "by": "rule", "reason": answer["rejected"]},
+            ]
+            url = f"{server.url}/v1/rooms/{ROOM}/json?at=2"
+            async with http.get(url, headers=headers) as response:
+                doc = (await response.json())["doc"]
+                assert [m["text"] for m in doc["messages"]] == ["hello"]

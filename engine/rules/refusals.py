@@ -1,0 +1,33 @@
+"""The history's record of refusals: which log entry a rule or `Hooks.check` partly
+undid, by whose update, and why.
+
+The entry itself holds the attempt merged with its undo (so `?at=` and the change feed
+never show the forbidden state); the record says what happened, in per-room metadata
+(`refused:SEQ`, JSON) written right after the commit, on both backends. A crash between
+the commit and this write loses the record, never the undo.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from engine.storage import DocStore
+
+PREFIX = "refused:"
+
+
+def record_refusals(
+    docs: DocStore, room: str, refusals: Iterable[tuple[int, dict[str, Any]]]
+) -> None:
+    """Store each (seq, record). Runs on the store's writer thread."""
+    for seq, record in refusals:
+        docs.set_meta(room, f"{PREFIX}{seq}", json.dumps(record).encode("utf-8"))
+
+
+def stored_refusals(docs: DocStore, room: str) -> dict[int, dict[str, Any]]:
+    """Every refusal record of a room, by seq."""
+    return {
+        int(name[len(PREFIX) :]): json.loads(value) for name, value in docs.scan_meta(room, PREFIX)
+    }
