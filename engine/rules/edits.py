@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal
 
@@ -31,13 +31,15 @@ log = logging.getLogger(__name__)
 
 ChangeKind = Literal["insert", "delete", "set", "format"]
 ORIGIN = "check"
+_REPLACING = ("delete", "set")
 
 
 @dataclass(frozen=True, slots=True)
 class EditChange:
     """One thing an update does. `value`: the new value (insert, set, format's
-    attributes), None for a delete. `authors`: who wrote what is deleted or overwritten,
-    where the server knows it (empty in this version)."""
+    attributes), None for a delete. `authors`: on a delete or set, who wrote what the
+    update deletes or overwrites, where the server knows it (the bound owners of the
+    client ids in the update's delete set: per update, not per change, in this version)."""
 
     path: str
     kind: ChangeKind
@@ -118,12 +120,17 @@ class EditRecorder:
         self.changes.clear()
         self.recording = True
 
-    def finish(self, user: str | None) -> tuple[bytes, str, bool] | None:
+    def finish(
+        self, user: str | None, deleted_authors: tuple[str, ...] = ()
+    ) -> tuple[bytes, str, bool] | None:
         """Stop recording and ask the hook; when it refuses (or fails, or is too slow),
         undo the whole apply now and return the undo update, the reason, and whether the
         hook failed (raised or ran past its budget) rather than refused."""
         self.recording = False
-        changes = tuple(self.changes)
+        changes = tuple(
+            replace(change, authors=deleted_authors) if change.kind in _REPLACING else change
+            for change in self.changes
+        )
         self.changes.clear()
         if not changes:
             self.undo.clear()

@@ -104,3 +104,13 @@ def stored_owners(docs: DocStore, room: str) -> dict[int, str]:
         int(name[len(META_PREFIX) :]): value.decode("utf-8")
         for name, value in docs.scan_meta(room, META_PREFIX)
     }
+
+
+def owners_of(docs: DocStore, room: str, clients: Iterable[int]) -> dict[int, str]:
+    """The stored owners of some client ids (those bound; the others are left out)."""
+    owners: dict[int, str] = {}
+    for client in clients:
+        stored = docs.get_meta(room, META_PREFIX + str(client))
+        if stored is not None:
+            owners[client] = stored.decode("utf-8")
+    return owners

@@ -119,6 +119,7 @@ class RoomActor:
         )
         if self.checker is not None:
             self.guard.owners.reserve(doc.doc.client_id)  # its undos are the server's
+            self.guard.learn_deleted = True  # edits name the authors of what they delete
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room:{name}")
         self._schedule_idle()  # a room loaded for a client that never joins still unloads
         self._on_close = on_close
@@ -422,7 +423,11 @@ class RoomActor:
             clients = self.doc.apply(update, "client")
         finally:
             refusals = judge.stop() if judge is not None else []
-            checked = checker.finish(user) if checker is not None else None
+            checked = (
+                checker.finish(user, self.guard.deleted_owners(update))
+                if checker is not None
+                else None
+            )
         if checked is not None:
             undo, reason, failed = checked
             return clients, (undo, reason), "check_failed" if failed else "check"

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from functools import partial
 
 from engine.errors import ClientIdTaken, ProtocolError, StorageError, UpdateRejected
-from engine.rules.owners import ClientOwners, bind_clients, new_authors, owner_name
+from engine.rules.owners import ClientOwners, bind_clients, new_authors, owner_name, owners_of
 from engine.update_scan import UpdateShape, scan_update
 from server.rooms.store import RoomStore
 
@@ -45,18 +45,25 @@ class ClientGuard:
         self._shapes: dict[int, UpdateShape] = {}
         self._claims: dict[int, str] = {}  # awareness claims not yet bound in the store
         self._claiming: asyncio.Task[None] | None = None
+        self.learn_deleted = False  # also look up the owners of deleted ids (Hooks.check)
 
     async def prepare(self, updates: Pending, clocks: Mapping[int, int]) -> None:
         """Bind, in the store, the client ids these updates introduce and this process
         has not seen bound (first sender in batch order wins)."""
         self._shapes.clear()
         wanted: dict[int, str] = {}
+        deleted: set[int] = set()
         for user, update in updates:
             shape = self._scan(update)
             if shape is None:
                 continue
             for client in self.owners.missing(new_authors(shape, clocks)):
                 wanted.setdefault(client, self._claims.get(client, owner_name(user)))
+            if self.learn_deleted:
+                deleted.update(self.owners.missing(list(shape.deleted)))
+        if deleted - set(wanted):
+            found = partial(owners_of, self.store.docs, self.room, deleted - set(wanted))
+            self.owners.learn(await self.store.read(found))
         if not wanted:
             return
         owners = await self.store.write(partial(bind_clients, self.store.docs, self.room, wanted))
@@ -87,6 +94,15 @@ class ClientGuard:
         shape = self._shapes.get(id(update)) or self._scan(update)
         if shape is not None and not shape.integrates_after(clocks):
             raise UpdateRejected("update needs structs the room lacks (rules judge whole edits)")
+
+    def deleted_owners(self, update: bytes) -> tuple[str, ...]:
+        """The users whose client ids the update's delete set names, where this process
+        knows them (the authors of what it deletes or overwrites; `Hooks.check`)."""
+        shape = self._shapes.get(id(update)) or self._scan(update)
+        if shape is None:
+            return ()
+        known = (self.owners.known.get(client) for client in shape.deleted)
+        return tuple(sorted({owner for owner in known if owner is not None}))
 
     def claim(self, user: str | None, client_id: int) -> bool:
         """Awareness from `user` announces `client_id`: False if the id is another

@@ -1,5 +1,6 @@
 """Hooks the check tests start real servers with (`--hooks tests.rules.check_hooks:X`):
-the README's example, plus a text that makes the hook raise or overrun its budget."""
+the README's example, plus a text that makes the hook raise or overrun its budget, and
+deletes only of what the deleting user wrote (by `authors`)."""
 
 from __future__ import annotations
 
@@ -17,4 +18,8 @@ class Faulty(MessageCheck):
                 raise RuntimeError("the check hook broke")
             if text == "slow":
                 time.sleep(0.3)
+            if change.kind == "delete" and set(change.authors) - {edit.user}:
+                return Verdict.refuse(
+                    f"{edit.user} deletes only what they wrote, not {', '.join(change.authors)}'s"
+                )
         return super().check(edit)

@@ -62,17 +62,23 @@ async def test_a_refused_update_is_undone_whole_and_its_sender_told(
             await bo.sync()
             await until(bo, lambda: len(messages(bo)) == 1)
 
-            # one update: a delete (allowed alone) and a post that is too long: all undone
+            # one update: a delete of ann's message (`authors` names her) and a post
             def delete_and_post(entries: Array[Any]) -> None:
                 del entries[0]
-                post("bo", "x" * 501)(entries)
+                post("bo", "hi")(entries)
 
             await bo.send(Update(change(bo.doc, delete_and_post)))
             denied = await bo.wait_for(PermissionDeniedMessage)
             assert isinstance(denied, PermissionDeniedMessage)
-            assert denied.reason == "rule: a message has a text of at most 500 characters"
+            assert denied.reason == "rule: bo deletes only what they wrote, not ann's"
             denied_first = denied.reason
             await until(bo, lambda: messages(bo) == [{"user": "ann", "text": "hello"}])
+            # a post that is too long (the README's example)
+            await bo.send(Update(change(bo.doc, post("bo", "x" * 501))))
+            denied = await bo.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason == "rule: a message has a text of at most 500 characters"
+            await until(bo, lambda: len(messages(bo)) == 1)
             # the hook raises, then overruns its budget: both refuse, both counted
             for text in ("raise", "slow"):
                 await bo.send(Update(change(bo.doc, post("bo", text))))
@@ -82,21 +88,23 @@ async def test_a_refused_update_is_undone_whole_and_its_sender_told(
                 await until(bo, lambda: len(messages(bo)) == 1)
             # an allowed edit goes through untouched
             await bo.send(Update(change(bo.doc, post("bo", "fine"))))
-            await bo.wait_saved(4)
+            await bo.send(Update(change(bo.doc, post("bo", "mine to delete"))))
+            await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(2))))  # his own
+            await bo.wait_saved(7)
         await until(ann, lambda: len(messages(ann)) == 2)
         assert messages(ann) == [{"user": "ann", "text": "hello"}, {"user": "bo", "text": "fine"}]
         assert all(state[0] == {"user": "ann", "text": "hello"} for state in seen)
-        assert all(len(state) <= 2 and "x" * 501 not in str(state) for state in seen)
+        assert all(len(state) <= 3 and "x" * 501 not in str(state) for state in seen)
     for server in servers:
         assert await stored_messages(server) == messages(ann)
-    assert await refused_count(b, "check") == 1
+    assert await refused_count(b, "check") == 2
     assert await refused_count(b, "check_failed") == 2
     async with aiohttp.ClientSession() as http:
         headers = {"Authorization": f"Bearer {token('ann')}"}
         response = await http.get(f"{a.url}/v1/rooms/{ROOM}/history", headers=headers)
         refusals = [entry.get("rejected") for entry in (await response.json())["entries"]]
     assert [(r or {}).get("by") for r in refusals] == [
-        None, "check", "check_failed", "check_failed", None
+        None, "check", "check", "check_failed", "check_failed", None, None, None
     ]  # fmt: skip
     assert refusals[1] == {"user": "bo", "by": "check", "reason": denied_first}
 
