@@ -149,3 +149,38 @@ def test_the_check_hook_sees_paths_kinds_and_values() -> None:
     recorder.start(update)
     room.apply_update(update)  # a replay changes nothing: not checked
     assert recorder.finish("bo") is None and len(seen) == 1
+
+
+async def test_rules_and_the_check_hook_together(server_factory: StartServer) -> None:
+    """With both: a hook's refusal undoes the whole update (the rules' own undo is then
+    dropped, nothing is put back twice); an update the hook allows is still judged by
+    the rules."""
+    from tests.rules.test_rules_server import RULES
+
+    server = server_factory(
+        "--auth-secret", SECRET, "--hooks", "tests.rules.check_hooks:Faulty", "--rules", RULES
+    )
+    async with connect(server.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
+        await ann.wait_saved(1)
+        async with connect(server.url, ROOM, token=token("bo"), ack=True) as bo:
+            await bo.sync()
+            await until(bo, lambda: len(messages(bo)) == 1)
+            await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(0))))  # both refuse
+            denied = await bo.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason == "rule: bo deletes only what they wrote, not ann's"
+            await until(bo, lambda: messages(bo) == [{"user": "ann", "text": "hello"}])
+            await bo.send(Update(change(bo.doc, post("ann", "as ann"))))  # the rules refuse
+            denied = await bo.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason == "rule: messages[1].user must be your name"
+            await until(bo, lambda: len(messages(bo)) == 1)
+            await bo.send(Update(change(bo.doc, post("bo", "fine"))))
+            await bo.wait_saved(3)
+        await until(ann, lambda: len(messages(ann)) == 2)
+    assert await stored_messages(server) == [
+        {"user": "ann", "text": "hello"},
+        {"user": "bo", "text": "fine"},
+    ]
