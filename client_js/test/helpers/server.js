@@ -44,7 +44,14 @@ export function startServer ({ dataDir, port = 0, extraArgs = [], timeoutMs = 20
   let log = ''
   child.stderr.on('data', (chunk) => { log += chunk })
   /** @type {Promise<void>} */
-  const exited = new Promise((resolve) => child.once('exit', () => resolve()))
+  const exited = new Promise((resolve) => child.once('exit', () => {
+    // A worker process of a killed server can hold its output pipes open for a while:
+    // once the server itself is gone its output is not wanted, and open pipes would keep
+    // the test process alive.
+    child.stdout.destroy()
+    child.stderr.destroy()
+    resolve()
+  }))
 
   async function stop () {
     if (child.exitCode !== null || child.signalCode !== null) return
