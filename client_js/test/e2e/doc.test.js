@@ -54,11 +54,16 @@ async function openDoc (room, user) {
 /**
  * @param {Page} page
  * @param {string} word
+ * @param {number} [timeoutMs]
  */
-async function waitForStatus (page, word) {
+async function waitForStatus (page, word, timeoutMs = DEADLINE) {
   const status = page.getByTestId('connection-status')
-  await waitFor(async () => (await status.textContent())?.includes(word), { timeoutMs: DEADLINE, what: `status "${word}" (now "${await status.textContent()}")` })
+  await waitFor(async () => (await status.textContent())?.includes(word), { timeoutMs, what: `status "${word}" (now "${await status.textContent()}")` })
 }
+
+// Back online, a provider that was mid-way through its retry backoff (up to 30 s between
+// attempts) may wait for its next attempt before it reconnects.
+const RECONNECT_DEADLINE = 75000
 
 /** @param {Page} page */
 const editorHtml = (page) => page.getByTestId('editor').innerHTML()
@@ -109,8 +114,8 @@ test('two tabs edit with formatting, go offline, come back and converge, with a 
 
   await alice.context.setOffline(false)
   await bob.context.setOffline(false)
-  await waitForStatus(alice.page, 'saved')
-  await waitForStatus(bob.page, 'saved')
+  await waitForStatus(alice.page, 'saved', RECONNECT_DEADLINE)
+  await waitForStatus(bob.page, 'saved', RECONNECT_DEADLINE)
   await waitFor(async () => {
     const [a, b] = [await docXml(alice.page), await docXml(bob.page)]
     return a === b && a.includes('<italic>offline alice</italic>') && a.includes('offline bob')
