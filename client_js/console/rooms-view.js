@@ -51,6 +51,7 @@ export class RoomsView {
     this.timer = 0
     this.body = h('tbody')
     this.head = h('tr')
+    this.headCells = this.buildHead()
     this.status = h('p', { class: 'status', role: 'status' })
     const search = h('input', { type: 'search', placeholder: 'Filter by room or user', 'aria-label': 'Filter rooms', 'data-testid': 'rooms-filter' })
     search.addEventListener('input', () => { this.filter = search.value.trim().toLowerCase(); this.draw() })
@@ -96,17 +97,35 @@ export class RoomsView {
     this.draw()
   }
 
-  draw () {
+  /** The header is built once: redrawing it every refresh would take the keyboard focus from its buttons. */
+  buildHead () {
+    /** @type {Map<keyof RoomRow, [HTMLElement, HTMLElement, string]>} */
+    const cells = new Map()
     this.head.replaceChildren(...COLUMNS.map(({ key, label }) => {
-      const sorted = this.sortKey === key
-      const button = h('button', { type: 'button', text: label + (sorted ? (this.descending ? ' ▼' : ' ▲') : '') })
+      const button = h('button', { type: 'button', text: label })
       button.addEventListener('click', () => {
-        this.descending = sorted ? !this.descending : key !== 'name'
+        this.descending = this.sortKey === key ? !this.descending : key !== 'name'
         this.sortKey = key
         this.draw()
       })
-      return h('th', { scope: 'col', 'aria-sort': sorted ? (this.descending ? 'descending' : 'ascending') : undefined }, [button])
+      const cell = h('th', { scope: 'col' }, [button])
+      cells.set(key, [cell, button, label])
+      return cell
     }))
+    return cells
+  }
+
+  drawHead () {
+    for (const [key, [cell, button, label]] of this.headCells) {
+      const sorted = this.sortKey === key
+      button.textContent = label + (sorted ? (this.descending ? ' ▼' : ' ▲') : '')
+      if (sorted) cell.setAttribute('aria-sort', this.descending ? 'descending' : 'ascending')
+      else cell.removeAttribute('aria-sort')
+    }
+  }
+
+  draw () {
+    this.drawHead()
     const shown = this.rooms.filter((room) => !this.filter ||
       room.name.toLowerCase().includes(this.filter) ||
       room.users.some((user) => user.toLowerCase().includes(this.filter)) ||

@@ -213,6 +213,10 @@ test('the server panel charts the stats and shows settings without secrets; the 
   assert.ok(!settings.includes(SECRET))
   const header = page.getByRole('button', { name: /^Room/ })
   await header.focus()
+  // The table refreshes every second; the focused header must survive a refresh.
+  const status = page.locator('section.rooms p.status')
+  const before = await status.textContent()
+  await waitFor(async () => (await status.textContent()) !== before, { what: 'a refresh of the rooms table' })
   await page.keyboard.press('Enter')
   await waitFor(async () => (await page.locator('th[aria-sort]').getAttribute('aria-sort')) === 'ascending', { what: 'sorted by name' })
   const names = await page.getByTestId('room-row').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-room')))
