@@ -71,6 +71,8 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
     add("--max-frame-bytes", type=int, default=limits.max_frame_bytes)
     add("--max-update-bytes", type=int, default=limits.max_update_bytes)
     add("--max-doc-bytes", type=int, default=limits.max_doc_bytes)
+    add("--max-state-vector-entries", type=int, default=limits.max_state_vector_entries,
+        help="client ids a state vector may name beyond those the room knows")  # fmt: skip
     add("--rate", type=float, default=limits.messages_per_second,
         help="messages per second per connection before reading slows down")  # fmt: skip
     add("--send-buffer-bytes", type=int, default=limits.send_buffer_bytes,

@@ -26,6 +26,7 @@ def config_from(args: argparse.Namespace) -> Config:
         max_frame_bytes=args.max_frame_bytes,
         max_update_bytes=args.max_update_bytes,
         max_doc_bytes=args.max_doc_bytes,
+        max_state_vector_entries=args.max_state_vector_entries,
         messages_per_second=args.rate,
         message_burst=max(1, int(args.rate * 2)),
         send_buffer_bytes=args.send_buffer_bytes,

@@ -39,7 +39,8 @@ class Receiver:
         app = web.Application()
         app.router.add_post("/hook", self._handle)
         app.router.add_post("/elsewhere", self._handle)
-        self._runner = web.AppRunner(app)
+        # A hanging handler must not hold the test for aiohttp's default minute on shutdown.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
