@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
@@ -146,12 +147,17 @@ class LiveServerMachine(RuleBasedStateMachine):
             await replica.close()
 
 
-def test_replicas_and_storage_converge_through_crashes(server: ServerProcess) -> None:
+@pytest.mark.parametrize(
+    "examples", [pytest.param(6, id="default"), pytest.param(40, id="long", marks=pytest.mark.slow)]
+)
+def test_replicas_and_storage_converge_through_crashes(
+    server: ServerProcess, examples: int
+) -> None:
     LiveServerMachine.server = server
     run_state_machine_as_test(
         LiveServerMachine,
         settings=settings(
-            max_examples=12,
+            max_examples=examples,
             stateful_step_count=20,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
