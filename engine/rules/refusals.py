@@ -31,3 +31,9 @@ def stored_refusals(docs: DocStore, room: str) -> dict[int, dict[str, Any]]:
     return {
         int(name[len(PREFIX) :]): json.loads(value) for name, value in docs.scan_meta(room, PREFIX)
     }
+
+
+def refusal_count(docs: DocStore, room: str) -> int:
+    """How many of a room's log entries a rule or `Hooks.check` partly undid (counted
+    from the records' names: the console's rooms table asks for every room each second)."""
+    return docs.count_meta(room, PREFIX)

@@ -119,6 +119,11 @@ class LogStore(Protocol):
         """Metadata entries whose name starts with `prefix`, sorted by name."""
         ...
 
+    def count_meta(self, room: str, prefix: str) -> int:
+        """How many metadata entries' names start with `prefix`, without reading their
+        values (a listing counts them for every room on every refresh)."""
+        ...
+
     def delete_room(self, room: str) -> bool:
         """Remove the room and everything stored for it; False if it did not exist."""
         ...

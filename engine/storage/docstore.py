@@ -472,6 +472,9 @@ class DocStore:
     def scan_meta(self, room: str, prefix: str) -> list[tuple[str, bytes]]:
         return self.log.scan_meta(room, prefix)
 
+    def count_meta(self, room: str, prefix: str) -> int:
+        return self.log.count_meta(room, prefix)
+
     def delete_room(self, room: str) -> bool:
         """Remove a room and everything stored for it."""
         self._marks.pop(room, None)

@@ -385,6 +385,12 @@ class KVLogStore:
         pairs = self.kv.scan("meta", base + prefix.encode("utf-8"))
         return [(key[len(base) :].decode("utf-8"), value) for key, value in pairs]
 
+    def count_meta(self, room: str, prefix: str) -> int:
+        if self._room_id(room) is None:
+            return 0
+        base = self._meta_key(room, "")
+        return len(self.kv.scan("meta", base + prefix.encode("utf-8"), keys_only=True))
+
     def delete_room(self, room: str) -> bool:
         room_id = self._room_id(room)
         if room_id is None:

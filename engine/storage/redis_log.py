@@ -220,6 +220,11 @@ class RedisLogStore:
         decoded = ((name.decode("utf-8"), _bytes(value)) for name, value in items.items())
         return sorted(pair for pair in decoded if pair[0].startswith(prefix))
 
+    def count_meta(self, room: str, prefix: str) -> int:
+        names = self._call("read", self.redis.hkeys, key("meta", room))
+        wanted = prefix.encode("utf-8")
+        return sum(1 for name in names if bytes(name).startswith(wanted))
+
     def delete_room(self, room: str) -> bool:
         removed = self._call("write", self.redis.hdel, ROOMS, room)
         kinds = ("log", "seq", "bytes", "snaps", "snap", "meta")

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.rules.refusals import refusal_count
 from server.http.keys import REGISTRY, STORE
 from server.rooms.actor import RoomActor
 
@@ -45,8 +46,9 @@ async def add_details(
     app: web.Application, rooms: list[dict[str, Any]], consumers: list[str]
 ) -> None:
     """Adds `users` (connected user names, sorted, anonymous ones left out), `last_ts`
-    and `last_user` (None for a room without edits), and `parked` (the consumers among
-    `consumers` whose deliveries for the room are parked) to each room of a listing."""
+    and `last_user` (None for a room without edits), `parked` (the consumers among
+    `consumers` whose deliveries for the room are parked) and `refusals` (how many of its
+    edits a rule or `Hooks.check` partly undid) to each room of a listing."""
     loaded = app[REGISTRY].rooms
     store = app[STORE]
     for room in rooms:
@@ -56,6 +58,7 @@ async def add_details(
             if await store.read(store.docs.get_meta, room["name"], f"parked:{name}") is not None
         ]
         name = room["name"]
+        room["refusals"] = await store.read(refusal_count, store.docs, name)
         people = connections_of(loaded.get(name))
         room["users"] = sorted({p["user"] for p in people if p["user"]})
         room["last_ts"] = None

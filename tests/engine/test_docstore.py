@@ -403,8 +403,11 @@ def test_metadata_sets_deletes_scans_and_creates_only_once(log: LogStore) -> Non
     store.set_meta("r", "cursor:hooks", b"5")
     store.set_meta("r2", "label:z", b"1")
     assert store.scan_meta("r", "label:") == [("label:a", b"1"), ("label:b", b"2")]
+    assert store.count_meta("r", "label:") == 2 and store.count_meta("r", "") == 3
     store.set_meta("r", "label:a", None)
     assert store.scan_meta("r", "label:") == [("label:b", b"2")]
+    assert store.count_meta("r", "label:") == 1 and store.count_meta("r", "label:*") == 0
+    assert store.count_meta("r2", "label:") == 1 and store.count_meta("absent", "label:") == 0
     assert store.get_meta("r", "cursor:hooks") == b"5"
 
 
