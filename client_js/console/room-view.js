@@ -78,6 +78,7 @@ export class RoomView {
   stop () {
     this.stopped = true
     this.source?.close()
+    this.timeline.stop()
     window.clearTimeout(this.peopleTimer)
     window.clearTimeout(this.jsonTimer)
   }

@@ -1,5 +1,6 @@
 /**
- * The rooms table: every room with its connections, size, last seq, last edit, an edit rate and parked deliveries, sortable by any
+ * The rooms table: every room with its connections, size, last seq, last edit, an edit rate, parked deliveries and policy
+ * refusals (edits a rule or `Hooks.check` partly undid), sortable by any
  * column, filterable by name or user, refreshed every second from `GET /v1/rooms?detail=1` while it is shown.
  * @module rooms-view
  */
@@ -21,6 +22,7 @@ const RATE_WINDOW_S = 60
  * @property {number | null} last_ts
  * @property {string | null} last_user
  * @property {string[]} parked consumers (webhook, hooks) whose deliveries for the room are parked
+ * @property {number} refusals how many of its edits a rule or `Hooks.check` partly undid
  * @property {number | null} [rate] edits per minute seen by this page (null until it has watched long enough)
  */
 
@@ -35,6 +37,7 @@ const COLUMNS = [
   { key: 'last_user', label: 'By', numeric: false },
   { key: 'rate', label: 'Edits/min', numeric: true },
   { key: 'parked', label: 'Parked', numeric: false },
+  { key: 'refusals', label: 'Refusals', numeric: true },
   { key: 'loaded', label: 'Loaded', numeric: false }
 ]
 
@@ -157,6 +160,7 @@ function row (room) {
     h('td', { 'data-testid': 'room-last-user', text: room.last_ts ? who(room.last_user) : '—' }),
     h('td', { class: 'num', text: room.rate === null || room.rate === undefined ? '…' : String(room.rate) }),
     h('td', { 'data-testid': 'room-parked', class: room.parked.length ? 'error' : '', text: room.parked.join(', ') || '—' }),
+    h('td', { class: room.refusals ? 'num error' : 'num', 'data-testid': 'room-refusals', title: 'edits a rule or the check hook partly undid', text: String(room.refusals) }),
     h('td', { text: room.loaded ? 'yes' : 'no' })
   ])
 }

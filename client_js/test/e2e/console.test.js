@@ -1,22 +1,21 @@
 /**
- * The operator console in real headless Chromium against the real server (JWT auth on), while Node Yjs clients
- * (y-websocket, as any app would use it) edit three rooms. Waits poll the page under a deadline.
+ * The operator console in real headless Chromium against the real server (JWT auth on, the chat demo's rules), while
+ * Node Yjs clients (y-websocket, as any app would use it) edit rooms. Waits poll the page under a deadline.
  */
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import http from 'node:http'
+import path from 'node:path'
 import * as Y from 'yjs'
-import { WebsocketProvider } from 'y-websocket'
-import WebSocket from 'ws'
 import { launchBrowser } from '../helpers/browser.js'
-import { startServer, makeDataDir, removeDataDir, performerBin, repoRoot } from '../helpers/server.js'
+import { ConsoleKit, DEADLINE, postMessage, rowOf, timelineUsers } from '../helpers/console.js'
+import { startServer, makeDataDir, removeDataDir, repoRoot } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** @typedef {import('playwright-core').Page} Page */
 
 const SECRET = 'console-e2e-' + '0123456789abcdef'.repeat(4)
-const DEADLINE = 20000
+const RULES = path.join(repoRoot, 'examples', 'chat-rules.toml')
 /** How soon a change must show in the rooms table (it polls every second; generous for a loaded machine). */
 const LIVE_MS = 5000
 
@@ -26,88 +25,34 @@ let server
 let dataDir
 /** @type {import('playwright-core').Browser} */
 let browser
-/** @type {{ doc: Y.Doc, provider: WebsocketProvider }[]} */
-const clients = []
-/** @type {Error[]} */
-const pageErrors = []
-
-/** @type {Map<string, string>} */
-const tokens = new Map()
-
-/** `performer token ...`, the real command (once per set of flags: each run starts Python). @param {string[]} flags */
-function token (...flags) {
-  const key = flags.join(' ')
-  if (!tokens.has(key)) {
-    tokens.set(key, execFileSync(performerBin, ['token', '--secret', SECRET, '--room', '*', ...flags], { cwd: repoRoot, encoding: 'utf8' }).trim())
-  }
-  return /** @type {string} */ (tokens.get(key))
-}
+/** @type {ConsoleKit} */
+let kit
 
 before(async () => {
   dataDir = await makeDataDir()
-  server = await startServer({ dataDir, extraArgs: ['--auth-secret', SECRET] })
+  server = await startServer({ dataDir, extraArgs: ['--auth-secret', SECRET, '--rules', RULES] })
   browser = await launchBrowser()
+  kit = new ConsoleKit({ secret: SECRET, browser })
 })
 
 after(async () => {
-  for (const { provider, doc } of clients) { provider.destroy(); doc.destroy() }
+  kit?.close()
   await browser?.close()
   await server?.stop()
   if (dataDir) await removeDataDir(dataDir)
-  assert.deepEqual(pageErrors.map(String), [])
+  assert.deepEqual(kit.pageErrors.map(String), [])
 })
 
-/**
- * A Node client in `room` as `user`, synced.
- * @param {string} room
- * @param {string} user
- */
-async function nodeClient (room, user) {
-  const doc = new Y.Doc()
-  const provider = new WebsocketProvider(server.wsUrl, room, doc, { WebSocketPolyfill: /** @type {any} */ (WebSocket), params: { token: token('--user', user) } })
-  clients.push({ doc, provider })
-  await waitFor(() => provider.synced, { timeoutMs: DEADLINE, what: `${user} synced in ${room}` })
-  return { doc, items: doc.getArray('items'), provider }
-}
-
-/** @param {string} path @returns {Promise<any>} */
-async function api (path) {
-  const response = await fetch(server.httpUrl + path, { headers: { Authorization: `Bearer ${token('--user', 'ops', '--admin')}` } })
-  const text = await response.text()
-  assert.equal(response.status, 200, `${path}: ${text}`)
-  return JSON.parse(text)
-}
-
+/** @param {string[]} flags */
+const token = (...flags) => kit.token(...flags)
+/** @param {string} room @param {string} user */
+const nodeClient = (room, user) => kit.nodeClient(server, room, user)
+/** @param {string} path */
+const api = (path) => kit.api(server, path)
 /** @param {string} room @param {number} seq */
-async function waitDurable (room, seq) {
-  await waitFor(async () => (await api(`/v1/rooms/${room}/json`)).seq >= seq, { timeoutMs: DEADLINE, what: `${room} at seq ${seq}` })
-}
-
-async function openConsole () {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } })
-  context.setDefaultTimeout(DEADLINE)
-  const page = await context.newPage()
-  page.on('pageerror', (error) => pageErrors.push(error))
-  const response = await page.goto(`${server.httpUrl}/console?token=${token('--user', 'ops', '--admin')}`)
-  assert.equal(response?.status(), 200)
-  return page
-}
-
-/**
- * A row's connection count and connected users, read from its cells.
- * @param {Page} page
- * @param {string} room
- */
-async function rowOf (page, room) {
-  const row = page.locator(`[data-testid="room-row"][data-room="${room}"]`)
-  if ((await row.count()) !== 1) return null
-  return {
-    text: await row.textContent() ?? '',
-    connections: await row.getByTestId('room-connections').textContent(),
-    users: await row.getByTestId('room-users').textContent(),
-    lastUser: await row.getByTestId('room-last-user').textContent()
-  }
-}
+const waitDurable = (room, seq) => kit.waitDurable(server, room, seq)
+/** @param {{ width: number, height: number }} [viewport] */
+const openConsole = (viewport) => kit.openConsole(server, viewport)
 
 test('a non-admin token gets 403 on the console and its stats route; no token 401', async () => {
   for (const route of ['/console', '/v1/stats']) {
@@ -251,7 +196,7 @@ test('a parked webhook room shows the reason, and the retry button unparks it', 
     assert.equal(post.status, 200)
     const context = await browser.newContext({ viewport: { width: 390, height: 844 } }) // a phone-sized screen
     const page = await context.newPage()
-    page.on('pageerror', (error) => pageErrors.push(error))
+    page.on('pageerror', (error) => kit.pageErrors.push(error))
     await page.goto(`${hooked.httpUrl}/console`) // no auth: localhost may open it
     const parkedCell = page.locator('[data-room="orders"] [data-testid="room-parked"]')
     await waitFor(async () => (await parkedCell.count()) === 1 && (await parkedCell.textContent()) === 'webhook', { timeoutMs: DEADLINE, what: 'the rooms table shows the room parked' })
@@ -269,6 +214,138 @@ test('a parked webhook room shows the reason, and the retry button unparks it', 
     receiver.close()
     await removeDataDir(hookedDir)
   }
+})
+
+test('a Node client breaking a rule: the rooms table counts it, the timeline says who, by what and why; the chart zooms', async () => {
+  const page = await openConsole()
+  const ann = await nodeClient('chat', 'ann')
+  const bo = await nodeClient('chat', 'bo')
+  const calm = await nodeClient('chat-calm', 'ann')
+  postMessage(calm, 'ann', 'nothing to refuse here')
+  postMessage(ann, 'ann', 'hello')
+  postMessage(ann, 'ann', 'again')
+  await waitDurable('chat', 2)
+  await waitFor(() => bo.messages.length === 2, { timeoutMs: DEADLINE, what: "bo has ann's messages" })
+  await new Promise((resolve) => setTimeout(resolve, 2000)) // a gap: the chart's two ends hold different users
+  postMessage(bo, 'bo', 'hi')
+  bo.messages.delete(0, 1) // ann's message: only its author may delete it; the server undoes it
+  await waitDurable('chat', 4)
+  await waitFor(() => bo.messages.length === 3, { timeoutMs: DEADLINE, what: "ann's message back on bo's replica" })
+
+  await waitFor(async () => (await rowOf(page, 'chat'))?.refusals === '1', { timeoutMs: LIVE_MS, what: 'the chat row counts one refusal' })
+  await waitFor(async () => (await rowOf(page, 'chat-calm'))?.refusals === '0', { what: 'the calm room listed, no refusals' })
+  await page.getByRole('button', { name: /^Refusals/ }).click()
+  assert.equal(await page.getByTestId('room-row').first().getAttribute('data-room'), 'chat')
+  assert.equal(await page.locator('th[aria-sort]').textContent(), 'Refusals ▼')
+
+  await page.locator('[data-room="chat"] a').click()
+  const refusal = page.getByTestId('timeline-refusal')
+  await waitFor(async () => (await refusal.count()) === 1, { what: 'the refusal on the timeline' })
+  assert.match(await refusal.textContent() ?? '', /^#4 bo refused by a rule: only the author can delete messages\[0\] · /)
+  const history = await api('/v1/rooms/chat/history')
+  assert.deepEqual(history.entries.filter((/** @type {any} */ e) => e.rejected).map((/** @type {any} */ e) => [e.seq, e.rejected]),
+    [[4, { user: 'bo', by: 'rule', reason: 'rule: only the author can delete messages[0]' }]])
+  assert.match(await page.locator('[data-testid="timeline-entry"].refused').textContent() ?? '', /^#4 bo · .* · bo refused by a rule/)
+
+  // Zoom on the chart: drag across its last 40 %, then back to everything.
+  const range = page.getByTestId('timeline-range')
+  await waitFor(async () => (await timelineUsers(page)).join() === 'ann: 2 edits,bo: 2 edits', { what: 'both users before zooming' })
+  const chart = page.getByTestId('timeline-chart')
+  const box = await chart.boundingBox()
+  assert.ok(box)
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2)
+  await page.mouse.down()
+  await page.mouse.move(box.x + box.width - 1, box.y + box.height / 2, { steps: 5 })
+  await page.mouse.up()
+  await waitFor(async () => (await timelineUsers(page)).join() === 'bo: 2 edits', { what: 'only bo in the dragged span' })
+  assert.equal(await range.getAttribute('data-zoomed'), 'true')
+  assert.equal(await page.getByTestId('timeline-refusal').count(), 1)
+  await page.getByTestId('timeline-reset').click()
+  await waitFor(async () => (await range.getAttribute('data-zoomed')) === 'false' && (await timelineUsers(page)).length === 2, { what: 'everything again' })
+
+  // The wheel zooms in where the pointer is.
+  await page.mouse.move(box.x + 2, box.y + box.height / 2)
+  await page.mouse.wheel(0, -200)
+  await waitFor(async () => (await timelineUsers(page)).join() === 'ann: 2 edits', { what: 'the wheel zoomed in on ann\'s end' })
+  await page.getByTestId('timeline-reset').click()
+
+  // The keyboard: + zooms in around the middle (no edits there), ← and → move, 0 shows everything.
+  await chart.focus()
+  await page.keyboard.press('+')
+  await waitFor(async () => (await range.getAttribute('data-count')) === '0', { what: 'the empty middle' })
+  await page.keyboard.press('ArrowLeft')
+  await waitFor(async () => (await timelineUsers(page)).join() === 'ann: 2 edits', { what: 'earlier: ann' })
+  await page.keyboard.press('ArrowRight')
+  await page.keyboard.press('ArrowRight')
+  await waitFor(async () => (await timelineUsers(page)).join() === 'bo: 2 edits', { what: 'later: bo' })
+  await page.keyboard.press('0')
+  await waitFor(async () => (await range.getAttribute('data-zoomed')) === 'false', { what: 'reset from the keyboard' })
+  await page.context().close()
+})
+
+/**
+ * Tab through the page (up to `presses` times) and name each control that takes the focus.
+ * @param {Page} page @param {number} presses @returns {Promise<string[]>}
+ */
+async function tabThrough (page, presses) {
+  /** @type {string[]} */
+  const reached = []
+  await page.evaluate(() => { /** @type {HTMLElement | null} */ (document.activeElement)?.blur() })
+  for (let i = 0; i < presses; i++) {
+    await page.keyboard.press('Tab')
+    reached.push(await page.evaluate(() => {
+      const el = /** @type {HTMLElement | null} */ (document.activeElement)
+      if (!el || el === document.body) return ''
+      return el.dataset.testid ?? el.getAttribute('aria-label') ?? el.textContent?.trim().slice(0, 40) ?? el.tagName
+    }))
+  }
+  return reached
+}
+
+/** @param {Page} page the page's own width, and the rooms table's box (when there is one) */
+function layout (page) {
+  return page.evaluate(() => {
+    const box = document.querySelector('.scroll')
+    return {
+      pageWidth: document.documentElement.scrollWidth,
+      viewWidth: document.documentElement.clientWidth,
+      boxScroll: box?.scrollWidth ?? 0,
+      boxWidth: box?.clientWidth ?? 0,
+      boxRight: box?.getBoundingClientRect().right ?? 0
+    }
+  })
+}
+
+test('on a phone-sized screen the page never scrolls sideways, the table scrolls in its box, and the keyboard reaches every control', async () => {
+  const pat = await nodeClient('phone-room', 'pat')
+  pat.items.push(['p1'])
+  await waitDurable('phone-room', 1)
+  const page = await openConsole({ width: 390, height: 844 })
+  await waitFor(async () => (await rowOf(page, 'phone-room'))?.connections === '1', { what: 'the phone room listed' })
+  const rooms = await layout(page)
+  assert.ok(rooms.pageWidth <= rooms.viewWidth, `the page is ${rooms.pageWidth} px wide in a ${rooms.viewWidth} px screen`)
+  assert.ok(rooms.boxScroll > rooms.boxWidth, 'the table is wider than its box (it scrolls there)')
+  assert.ok(rooms.boxRight <= rooms.viewWidth, `the box ends at ${rooms.boxRight} px`)
+  assert.ok(await page.locator('.scroll').evaluate((el) => { el.scrollLeft = 200; return el.scrollLeft > 0 }))
+
+  const onRooms = await tabThrough(page, 25)
+  for (const control of ['rooms-filter', 'Room', 'Connections', 'Refusals', 'phone-room']) {
+    assert.ok(onRooms.some((name) => name.startsWith(control)), `${control} reachable by Tab (reached: ${onRooms.join(' | ')})`)
+  }
+  // Open the room from the keyboard.
+  for (let i = 0; i < 40 && await page.evaluate(() => document.activeElement?.textContent) !== 'phone-room'; i++) await page.keyboard.press('Tab')
+  await page.keyboard.press('Enter')
+  await waitFor(async () => (await page.getByTestId('json-tree').textContent())?.includes('"p1"'), { what: 'the room page, opened from the keyboard' })
+  await waitFor(async () => (await page.getByTestId('timeline-user').count()) === 1, { what: 'the timeline drawn' })
+  const room = await layout(page)
+  assert.ok(room.pageWidth <= room.viewWidth, `the room page is ${room.pageWidth} px wide in a ${room.viewWidth} px screen`)
+
+  const onRoom = await tabThrough(page, 80)
+  const controls = ['timeline-load', 'timeline-zoom-out', 'timeline-zoom-in', 'timeline-earlier', 'timeline-later', 'timeline-reset',
+    'timeline-chart', 'at-slider', 'at-seq', 'restore-button', 'diff-from', 'diff-to', 'diff-button', 'version-name', 'version-create']
+  const missing = controls.filter((control) => !onRoom.includes(control))
+  assert.deepEqual(missing, [], `reached: ${onRoom.join(' | ')}`)
+  await page.context().close()
 })
 
 /** @param {string} text @returns {Y.Doc} */

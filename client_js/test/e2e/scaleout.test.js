@@ -5,14 +5,13 @@
  */
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import net from 'node:net'
 import { launchBrowser } from '../helpers/browser.js'
+import { startRedis } from '../helpers/redis.js'
 import { startServer, makeDataDir, removeDataDir } from '../helpers/server.js'
 import { waitFor } from '../helpers/wait.js'
 
 const DEADLINE = 20000
-/** @type {import('node:child_process').ChildProcess} */
+/** @type {import('../helpers/redis.js').RunningRedis} */
 let redis
 /** @type {import('../helpers/server.js').RunningServer[]} */
 const servers = []
@@ -21,38 +20,12 @@ const dirs = []
 /** @type {import('playwright-core').Browser} */
 let browser
 
-/** @returns {Promise<number>} a free loopback port */
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      probe.close(() => resolve(port))
-    })
-  })
-}
-
-/** @param {number} port */
-async function waitForRedis (port) {
-  await waitFor(() => new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true) })
-    socket.once('error', () => resolve(false))
-  }), { timeoutMs: DEADLINE, what: 'redis-server accepting connections' })
-}
-
 before(async () => {
-  const redisDir = await makeDataDir()
-  dirs.push(redisDir)
-  const port = await freePort()
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir,
-    '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' })
-  await waitForRedis(port)
+  redis = await startRedis()
   for (let i = 0; i < 2; i++) {
     const dataDir = await makeDataDir()
     dirs.push(dataDir)
-    servers.push(await startServer({ dataDir, extraArgs: ['--redis', `redis://127.0.0.1:${port}/0`] }))
+    servers.push(await startServer({ dataDir, extraArgs: ['--redis', redis.url] }))
   }
   browser = await launchBrowser()
 })
@@ -60,7 +33,7 @@ before(async () => {
 after(async () => {
   await browser?.close()
   for (const server of servers) await server.stop()
-  redis?.kill('SIGKILL')
+  await redis?.stop()
   for (const dir of dirs) await removeDataDir(dir)
 })
 
