@@ -22,16 +22,19 @@ function token (user, ...flags) {
 }
 
 const dataDir = await makeDataDir()
-const server = await startServer({ dataDir, extraArgs: ['--auth-secret', SECRET] })
+const server = await startServer({ dataDir, extraArgs: ['--auth-secret', SECRET, '--rules', path.join(repoRoot, 'examples', 'chat-rules.toml')] })
 const browser = await launchBrowser()
 /** @type {WebsocketProvider[]} */
 const providers = []
+/** @type {Map<string, Y.Doc>} room/user -> document */
+const docs = new Map()
 try {
   for (const [room, users] of Object.entries(ROOMS)) {
     for (const user of users) {
       const doc = new Y.Doc()
       const provider = new WebsocketProvider(server.wsUrl, room, doc, { WebSocketPolyfill: /** @type {any} */ (WebSocket), params: { token: token(user) } })
       providers.push(provider)
+      docs.set(`${room}/${user}`, doc)
       await waitFor(() => provider.synced, { what: `${user} in ${room}` })
       const messages = doc.getArray('messages')
       for (let i = 1; i <= 3; i++) {
@@ -42,6 +45,11 @@ try {
       }
     }
   }
+  // bob deletes ann's first note in the lobby: the chat rules undo it, and the console shows a refusal
+  const bobs = /** @type {Y.Doc} */ (docs.get('lobby/bob')).getArray('messages')
+  await waitFor(() => bobs.length === 9, { what: 'bob has every lobby note' })
+  bobs.delete(0, 1)
+  await waitFor(() => bobs.length === 9, { what: "ann's note back on bob's replica" })
   const page = await browser.newPage({ viewport: { width: 1100, height: 640 } })
   await page.goto(`${server.httpUrl}/console?token=${token('ops', '--admin')}`)
   await waitFor(async () => (await page.getByTestId('room-row').count()) === 3, { what: 'three rows' })
@@ -50,6 +58,7 @@ try {
   await page.setViewportSize({ width: 1100, height: 1100 })
   await page.locator('[data-room="lobby"] a').click()
   await waitFor(async () => (await page.getByTestId('timeline-user').count()) === 3, { what: 'timeline' })
+  await waitFor(async () => (await page.getByTestId('timeline-refusal').count()) === 1, { what: 'the refusal on the timeline' })
   await page.getByTestId('at-seq').fill('4')
   await page.getByTestId('at-seq').dispatchEvent('change')
   await waitFor(async () => (await page.getByTestId('at-shown').getAttribute('data-seq')) === '4', { what: 'seq 4' })
