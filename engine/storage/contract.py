@@ -119,9 +119,9 @@ class LogStore(Protocol):
         """Metadata entries whose name starts with `prefix`, sorted by name."""
         ...
 
-    def count_meta(self, room: str, prefix: str) -> int:
-        """How many metadata entries' names start with `prefix`, without reading their
-        values (a listing counts them for every room on every refresh)."""
+    def add_to_meta(self, room: str, name: str, amount: int) -> int:
+        """Add `amount` to a counter kept as one metadata value (ASCII digits; absent
+        counts as 0), atomically even when processes share the store; the new total."""
         ...
 
     def delete_room(self, room: str) -> bool:

@@ -472,8 +472,8 @@ class DocStore:
     def scan_meta(self, room: str, prefix: str) -> list[tuple[str, bytes]]:
         return self.log.scan_meta(room, prefix)
 
-    def count_meta(self, room: str, prefix: str) -> int:
-        return self.log.count_meta(room, prefix)
+    def add_to_meta(self, room: str, name: str, amount: int) -> int:
+        return self.log.add_to_meta(room, name, amount)
 
     def delete_room(self, room: str) -> bool:
         """Remove a room and everything stored for it."""

@@ -385,11 +385,12 @@ class KVLogStore:
         pairs = self.kv.scan("meta", base + prefix.encode("utf-8"))
         return [(key[len(base) :].decode("utf-8"), value) for key, value in pairs]
 
-    def count_meta(self, room: str, prefix: str) -> int:
-        if self._room_id(room) is None:
-            return 0
-        base = self._meta_key(room, "")
-        return len(self.kv.scan("meta", base + prefix.encode("utf-8"), keys_only=True))
+    def add_to_meta(self, room: str, name: str, amount: int) -> int:
+        # one process owns an LMDB store and writes on one thread: read-then-write is atomic
+        key = self._meta_key(room, name)
+        total = int(self.kv.get("meta", key) or b"0") + amount
+        self.kv.write([("meta", key, str(total).encode("ascii"))])
+        return total
 
     def delete_room(self, room: str) -> bool:
         room_id = self._room_id(room)

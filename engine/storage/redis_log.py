@@ -220,10 +220,10 @@ class RedisLogStore:
         decoded = ((name.decode("utf-8"), _bytes(value)) for name, value in items.items())
         return sorted(pair for pair in decoded if pair[0].startswith(prefix))
 
-    def count_meta(self, room: str, prefix: str) -> int:
-        names = self._call("read", self.redis.hkeys, key("meta", room))
-        wanted = prefix.encode("utf-8")
-        return sum(1 for name in names if bytes(name).startswith(wanted))
+    def add_to_meta(self, room: str, name: str, amount: int) -> int:
+        if self._call("read", self.redis.hexists, ROOMS, room) == 0:
+            raise StorageError(f"room {room!r} does not exist")
+        return int(self._call("write", self.redis.hincrby, key("meta", room), name, amount))
 
     def delete_room(self, room: str) -> bool:
         removed = self._call("write", self.redis.hdel, ROOMS, room)

@@ -403,12 +403,23 @@ def test_metadata_sets_deletes_scans_and_creates_only_once(log: LogStore) -> Non
     store.set_meta("r", "cursor:hooks", b"5")
     store.set_meta("r2", "label:z", b"1")
     assert store.scan_meta("r", "label:") == [("label:a", b"1"), ("label:b", b"2")]
-    assert store.count_meta("r", "label:") == 2 and store.count_meta("r", "") == 3
     store.set_meta("r", "label:a", None)
     assert store.scan_meta("r", "label:") == [("label:b", b"2")]
-    assert store.count_meta("r", "label:") == 1 and store.count_meta("r", "label:*") == 0
-    assert store.count_meta("r2", "label:") == 1 and store.count_meta("absent", "label:") == 0
     assert store.get_meta("r", "cursor:hooks") == b"5"
+
+
+def test_a_metadata_counter_adds_up_from_absent_and_stays_per_room(log: LogStore) -> None:
+    store = docstore(log)
+    store.append("r", b"\x00\x00")
+    store.append("r2", b"\x00\x00")
+    assert store.add_to_meta("r", "refusals", 1) == 1
+    assert store.add_to_meta("r", "refusals", 2) == 3
+    assert store.get_meta("r", "refusals") == b"3"
+    assert store.get_meta("r2", "refusals") is None
+    assert store.add_to_meta("r2", "refusals", 1) == 1
+    with pytest.raises(StorageError):
+        store.add_to_meta("absent", "refusals", 1)
+    assert store.info("absent") is None
 
 
 def test_info_counts_seq_and_bytes_and_rooms_are_listed(log: LogStore) -> None:
