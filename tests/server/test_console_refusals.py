@@ -98,3 +98,30 @@ async def test_a_broken_rule_is_counted_per_room_and_told_in_the_history(
     # from those who may read its history, and other rooms stay hidden
     rooms = await listed(a, issue_token(SECRET, "chat", user="rita", read_only=True))
     assert list(rooms) == ["chat"] and rooms["chat"]["refusals"] == 2
+
+
+async def test_the_check_hooks_refusals_and_failures_count_too(server_factory: StartServer) -> None:
+    """`Hooks.check` refusing (by "check") and failing (by "check_failed") are policy
+    refusals as well: counted, and told in the history."""
+    server = server_factory("--auth-secret", SECRET, "--hooks", "tests.rules.check_hooks:Faulty")
+    admin = issue_token(SECRET, "*", user="ops", admin=True)
+    async with connect(
+        server.ws_url, "desk", token=issue_token(SECRET, "desk", user="bo"), store_path=None
+    ) as bo:
+        reasons: list[str] = []
+        bo.on_rejected(reasons.append)
+        await bo.synced()
+        for text in ("x" * 501, "raise", "fine"):
+            with bo.doc.transaction():
+                bo.doc.get("messages", type=Array).append(Map({"user": "bo", "text": text}))
+            await bo.saved()
+        async with asyncio.timeout(DEADLINE):
+            while len(reasons) < 2:
+                await asyncio.sleep(0.02)
+    assert (await listed(server, admin))["desk"]["refusals"] == 2
+    code, page = await get(server.http_url + "/v1/rooms/desk/history", admin)
+    assert code == 200, page
+    assert [e["rejected"]["by"] for e in page["entries"] if "rejected" in e] == [
+        "check",
+        "check_failed",
+    ]
