@@ -274,11 +274,13 @@ class RoomActor:
                         request.future.set_exception(exc)
                 return
             self.last_seq = seqs[-1]
-            for request, index in batch.http:
-                request.future.set_result(seqs[index])
-            self._maybe_snapshot()
-            await self.guard.save()  # a new room's first bindings, durable before the acks
-            await self._record_refusals(batch, seqs)
+            try:
+                self._maybe_snapshot()
+                await self.guard.save()  # a new room's first bindings, durable before the acks
+                await self._record_refusals(batch, seqs)  # in /history before a caller asks
+            finally:
+                for request, index in batch.http:
+                    request.future.set_result(seqs[index])
         self._release(batch)
 
     def _maybe_snapshot(self) -> None:
