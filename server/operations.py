@@ -10,7 +10,7 @@ from aiohttp import web
 
 from server.backups import ScheduledBackups
 from server.http.keys import CONFIG, METRICS, REGISTRY, STORE
-from server.retention import HistoryFolder, window_of
+from server.retention import HistoryFolder, Windows
 
 
 async def operations(app: web.Application) -> AsyncIterator[None]:
@@ -19,10 +19,10 @@ async def operations(app: web.Application) -> AsyncIterator[None]:
     if config.backup_dir is not None:
         fanout = app[REGISTRY].fanout
         running.append(ScheduledBackups(config, app[STORE], app[METRICS], fanout))
-    window = window_of(config)
-    if window is not None:
+    windows = Windows.of(config)
+    if windows is not None:
         fanout = app[REGISTRY].fanout
-        running.append(HistoryFolder(window, app[STORE], fanout, app[METRICS],
+        running.append(HistoryFolder(windows, app[STORE], fanout, app[METRICS],
                                      config.history_fold_seconds))  # fmt: skip
     for part in running:
         await part.start()

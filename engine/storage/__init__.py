@@ -5,7 +5,7 @@ LogStore (contract.py)  <- KVLogStore (kv_log.py) on LmdbKV | MemoryKV
 DocStore (docstore.py)  records, load with snapshot fallback, history, compaction
 """
 
-from engine.storage.compaction import CompactionPolicy, Retention, should_compact
+from engine.storage.compaction import CompactionPolicy, Retention, RoomWindow, should_compact
 from engine.storage.contract import LogStore, RoomInfo
 from engine.storage.docstore import Append, DocStore, HistoryEntry, LoadedRoom
 from engine.storage.kv import KV
@@ -25,6 +25,7 @@ __all__ = [
     "LogStore",
     "MemoryKV",
     "Retention",
+    "RoomWindow",
     "RoomInfo",
     "should_compact",
 ]

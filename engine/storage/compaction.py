@@ -17,6 +17,31 @@ class CompactionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomWindow:
+    """The history window of the rooms a pattern names (`serve --history-room`).
+
+    Args:
+        pattern: a room name, or a prefix ending in `*` (as in tokens and rules files).
+        seconds, bytes: the window; neither set keeps every entry of those rooms, whatever
+            the server's window says.
+    """
+
+    pattern: str
+    seconds: float | None = None
+    bytes: int | None = None
+
+    def matches(self, room: str) -> bool:
+        if self.pattern.endswith("*"):
+            return room.startswith(self.pattern[:-1])
+        return room == self.pattern
+
+    @property
+    def specificity(self) -> tuple[bool, int]:
+        """An exact name wins over any prefix, a longer prefix over a shorter one."""
+        return not self.pattern.endswith("*"), len(self.pattern)
+
+
+@dataclass(frozen=True, slots=True)
 class Retention:
     """What compaction may delete.
 
@@ -29,19 +54,37 @@ class Retention:
             would grow the store quadratically in a long-lived room.
         history_seconds, history_bytes: the history window (None: unbounded); see
             `engine/storage/retention.py`.
+        rooms: windows of their own for the rooms their patterns name; the most specific
+            pattern naming a room wins over the others and over the server's window.
     """
 
     keep_log: bool = True
     keep_snapshots: int = 2
     history_seconds: float | None = None
     history_bytes: int | None = None
+    rooms: tuple[RoomWindow, ...] = ()
 
     @property
     def windowed(self) -> bool:
-        """A history window is set: entries older than it are folded (retention.py), and
-        compaction keeps every snapshot, since the one at the window's edge must outlive
-        newer ones (the fold deletes those before the edge)."""
-        return self.history_seconds is not None or self.history_bytes is not None
+        """Some room may have a history window: the server's, or a pattern's."""
+        bounds = [(self.history_seconds, self.history_bytes)]
+        bounds += [(w.seconds, w.bytes) for w in self.rooms]
+        return any(seconds is not None or size is not None for seconds, size in bounds)
+
+    def window_of(self, room: str) -> tuple[float | None, int | None] | None:
+        """The room's history window as (seconds, bytes); None: keep everything."""
+        named = [w for w in self.rooms if w.matches(room)]
+        if named:
+            best = max(named, key=lambda w: w.specificity)
+            seconds, size = best.seconds, best.bytes
+        else:
+            seconds, size = self.history_seconds, self.history_bytes
+        return None if seconds is None and size is None else (seconds, size)
+
+    def keep_snapshots_of(self, room: str) -> int:
+        """Under a window compaction keeps every snapshot (0), since the one at the
+        window's edge must outlive newer ones (the fold deletes those before the edge)."""
+        return 0 if self.window_of(room) is not None else self.keep_snapshots
 
 
 def should_compact(

@@ -326,6 +326,12 @@ class DocStore:
         updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
         return self._rebuilt(updates)
 
+    def pieces_at(self, room: str, seq: int) -> tuple[Snapshot | None, list[UpdateRecord]]:
+        """What `state_at(seq)` rebuilds from: the newest readable snapshot at or before
+        `seq` and the log records after it up to `seq` (for a caller that rebuilds in
+        another process: pycrdt holds the GIL for a whole call)."""
+        return self._snapshot_and_records(room, seq)
+
     def _snapshot_and_records(
         self, room: str, upto: int | None
     ) -> tuple[Snapshot | None, list[UpdateRecord]]:
@@ -370,6 +376,10 @@ class DocStore:
         seqs = [seq for seq, _ in self.log.decode_snapshots(room, _no_decode)]
         continued = [seq for seq in seqs if seq >= first - 1]
         return min(continued) if continued else first - 1
+
+    def rebuild_updates(self, updates: list[bytes]) -> bytes:
+        """Fold updates into one with the injected rebuild (StorageError without one)."""
+        return self._rebuilt(updates)
 
     def _rebuilt(self, updates: list[bytes]) -> bytes:
         if self._rebuild is None:
@@ -447,7 +457,7 @@ class DocStore:
             seq,
             pack(snapshot.to_map()),
             expect=expect,
-            keep=0 if self.retention.windowed else self.retention.keep_snapshots,
+            keep=self.retention.keep_snapshots_of(room),
             trim_log=not self.retention.keep_log,
         )
         if not won:

@@ -29,13 +29,12 @@ A fold reads and rebuilds off the writer (`plan_fold`), and writes briefly on it
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from pycrdt import get_state
 
-from engine.storage.docstore import DocStore, kept_key
+from engine.storage.docstore import DocStore, Rebuild, kept_key
 from engine.storage.records import Snapshot, UpdateRecord, pack, unpack
 from engine.storage.tools import LABEL_PREFIX
 
@@ -111,8 +110,13 @@ def fold_point(
 def fold_may_be_due(
     docs: DocStore, room: str, window: HistoryWindow, now: float, edge_bytes: int | None
 ) -> bool:
-    """Cheap: whether `plan_fold` could find something (reads the oldest entry only).
-    `edge_bytes`: the room's log_bytes at its last fold's edge, if known."""
+    """Cheap: whether `plan_fold` could find something (reads one entry at most).
+    `edge_bytes`: a byte window is due only once the room's log_bytes pass this plus the
+    window (the log_bytes at its last fold's edge, or what `Deferred` said), if known.
+
+    By age, a fold needs `min_entries` past the edge, so it is the entry that many after
+    the oldest position whose age decides (times grow with seqs): a room with an old first
+    entry but too few old ones is not planned (its log read) round after round."""
     info = docs.info(room)
     if info is None:
         return False
@@ -122,11 +126,58 @@ def fold_may_be_due(
     if window.bytes is not None and info.log_bytes - (edge_bytes or 0) > window.bytes:
         return True
     if window.seconds is not None:
-        first = docs.log.read(room, oldest, limit=1)
-        return bool(first) and UpdateRecord.from_map(unpack(first[0][1]), first[0][0]).ts < (
-            now - window.seconds
-        )
+        deciding = docs.log.read(room, oldest + window.min_entries - 1, limit=1)
+        return bool(deciding) and UpdateRecord.from_map(
+            unpack(deciding[0][1]), deciding[0][0]
+        ).ts < (now - window.seconds)
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Too few entries past the window's edge to fold yet. A byte window cannot ask for a
+    fold before the room's log_bytes pass `edge_bytes` + the window (entries are only
+    ever added after the ones that would be folded)."""
+
+    edge_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FoldInputs:
+    """What a fold reads off the writer. Turning `base` + `tail` into the states it keeps
+    (the edge, named versions leaving the window) is pycrdt work: `fold_states`, which a
+    server runs in its compute worker for a big room, so the event loop never waits on it."""
+
+    room: str
+    oldest: int
+    summary: FoldSummary
+    base: bytes | None  # a snapshot at or before the first state to build, or nothing
+    tail: list[tuple[int, bytes]]  # (seq, update) after the base, up to the edge
+    versions: tuple[int, ...]  # named versions leaving the window (their states are kept)
+    log_bytes: int  # the room's log size at the edge
+
+    @property
+    def marks(self) -> tuple[int, ...]:
+        """The seqs whose states are built: the named versions and the edge."""
+        return tuple(sorted({*self.versions, self.summary.upto}))
+
+    @property
+    def stored_bytes(self) -> int:
+        """About what building the states costs (to pick in-process or the worker)."""
+        return len(self.base or b"") + sum(len(update) for _, update in self.tail)
+
+
+def fold_states(
+    base: bytes | None, tail: list[tuple[int, bytes]], marks: tuple[int, ...], rebuild: Rebuild
+) -> dict[int, tuple[bytes, bytes]]:
+    """The state (and its state vector) at each mark, from `base` + `tail`. A pure
+    function of bytes, so it can run in another process."""
+    out = {}
+    for mark in marks:
+        updates = ([base] if base is not None else []) + [u for seq, u in tail if seq <= mark]
+        state = rebuild(updates)
+        out[mark] = (state, get_state(state))
+    return out
 
 
 def _log_pages(docs: DocStore, room: str, after: int) -> Iterator[list[tuple[int, bytes]]]:
@@ -138,42 +189,68 @@ def _log_pages(docs: DocStore, room: str, after: int) -> Iterator[list[tuple[int
         after = page[-1][0]
 
 
-def plan_fold(docs: DocStore, room: str, window: HistoryWindow, now: float) -> FoldPlan | None:
-    """The fold the window asks of `room` now (None: nothing, or too little, to fold)."""
+def read_fold(
+    docs: DocStore, room: str, window: HistoryWindow, now: float
+) -> FoldInputs | Deferred | None:
+    """What folding `room` now needs, read (None: nothing past the edge; Deferred: too
+    few entries there yet)."""
     oldest = docs.oldest_position(room)
     entries: list[tuple[int, float, int]] = []
-    records: dict[int, UpdateRecord] = {}
+    users_of: dict[int, str] = {}
     for page in _log_pages(docs, room, oldest):
         for seq, value in page:
             record = UpdateRecord.from_map(unpack(value), seq)
             entries.append((seq, record.ts, len(value)))
-            records[seq] = record
+            users_of[seq] = record.user or ""
     upto = fold_point(entries, window, now)
-    folded = [e for e in entries if upto is not None and e[0] <= upto]
-    if upto is None or len(folded) < window.min_entries:
+    if upto is None:
         return None
+    folded = [e for e in entries if e[0] <= upto]
+    info = docs.require(room)
+    if len(folded) < window.min_entries:
+        enough = entries[window.min_entries - 1][0] if len(entries) >= window.min_entries else None
+        return Deferred(info.log_bytes - sum(size for seq, _, size in entries
+                                             if enough is None or seq > enough))  # fmt: skip
     users: dict[str, int] = {}
     for seq, _, _ in folded:
-        user = records[seq].user or ""
-        users[user] = users.get(user, 0) + 1
+        users[users_of[seq]] = users.get(users_of[seq], 0) + 1
     summary = FoldSummary(folded[0][0], upto, len(folded), sum(e[2] for e in folded),
                           folded[0][1], folded[-1][1], users)  # fmt: skip
-    info = docs.require(room)
     after = sum(size for seq, _, size in entries if seq > upto)
-    state = docs.state_at(room, upto)
-    snapshot = Snapshot(upto, now, state, get_state(state), info.log_bytes - after)
-    return FoldPlan(room, oldest, snapshot, summary, _version_states(docs, room, oldest, upto))
+    versions = tuple(_versions_leaving(docs, room, oldest, upto))
+    first = min(versions, default=upto)
+    snapshot, records = docs.pieces_at(room, first)
+    tail = [(r.seq, r.update) for r in records]
+    tail += [(r.seq, r.update) for r in docs.records(room, first, upto)]
+    base = snapshot.update if snapshot is not None else None
+    return FoldInputs(room, oldest, summary, base, tail, versions, info.log_bytes - after)
 
 
-def _version_states(docs: DocStore, room: str, oldest: int, upto: int) -> dict[int, bytes]:
-    """Named versions the fold would take out of the window, as packed snapshots."""
+def _versions_leaving(docs: DocStore, room: str, oldest: int, upto: int) -> list[int]:
+    """Named versions the fold would take out of the window whose states are not kept yet."""
     seqs = {int(raw) for _, raw in docs.scan_meta(room, LABEL_PREFIX)}
-    kept = {}
-    for seq in sorted(s for s in seqs if oldest < s <= upto):
-        if docs.get_meta(room, kept_key(seq)) is None:
-            state = docs.state_at(room, seq)
-            kept[seq] = pack(Snapshot(seq, time.time(), state, get_state(state)).to_map())
-    return kept
+    return [s for s in sorted(seqs)
+            if oldest < s <= upto and docs.get_meta(room, kept_key(s)) is None]  # fmt: skip
+
+
+def plan_from(inputs: FoldInputs, states: dict[int, tuple[bytes, bytes]], now: float) -> FoldPlan:
+    """The plan, once `fold_states` built the states `inputs` asks for."""
+    edge = inputs.summary.upto
+    state, vector = states[edge]
+    snapshot = Snapshot(edge, now, state, vector, inputs.log_bytes)
+    kept = {seq: pack(Snapshot(seq, now, states[seq][0], states[seq][1]).to_map())
+            for seq in inputs.versions}  # fmt: skip
+    return FoldPlan(inputs.room, inputs.oldest, snapshot, inputs.summary, kept)
+
+
+def plan_fold(docs: DocStore, room: str, window: HistoryWindow, now: float) -> FoldPlan | None:
+    """The fold the window asks of `room` now, built in this process with the store's
+    own rebuild (None: nothing, or too little, to fold)."""
+    inputs = read_fold(docs, room, window, now)
+    if not isinstance(inputs, FoldInputs):
+        return None
+    states = fold_states(inputs.base, inputs.tail, inputs.marks, docs.rebuild_updates)
+    return plan_from(inputs, states, now)
 
 
 def apply_fold(docs: DocStore, plan: FoldPlan) -> bool:

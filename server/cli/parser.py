@@ -6,6 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
+from engine.errors import RoomNameError
+from engine.names import validate_room_name
+from engine.storage import RoomWindow
+from engine.storage.retention import DAY
 from server.cli import ops, serve, tools
 from server.config import Config
 
@@ -114,6 +118,11 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="keep the full log for N days; older entries are folded into a snapshot")  # fmt: skip
     add("--history-bytes", type=positive_int, default=None, metavar="N",
         help="keep the newest N bytes of each room's log; older entries are folded")  # fmt: skip
+    add("--history-room", type=room_window, action="append", default=[],
+        metavar="PATTERN:WINDOW",
+        help="a window for the rooms PATTERN names (a name, or a prefix ending in *): "
+             "days=N, bytes=N, both (days=30,bytes=10000000), or all (keep everything); "
+             "repeat for more patterns; the most specific one wins")  # fmt: skip
     add("--history-fold-every", type=duration, default=DEFAULTS.history_fold_seconds,
         metavar="SECONDS", help="how often to look for history past the window")  # fmt: skip
     add("--archive", type=Path, default=None, metavar="DIR",
@@ -162,6 +171,32 @@ def positive_int(raw: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number >= 1")
     return value
+
+
+def room_window(raw: str) -> RoomWindow:
+    """PATTERN:WINDOW, as `--history-room` takes it (see its help)."""
+    pattern, _, spec = raw.rpartition(":")
+    if not pattern or not spec:
+        raise argparse.ArgumentTypeError(f"{raw!r}: expected PATTERN:WINDOW, e.g. 'notes-*:days=7'")
+    prefix = pattern.removesuffix("*")
+    try:
+        if prefix:
+            validate_room_name(prefix)
+    except RoomNameError as exc:
+        raise argparse.ArgumentTypeError(f"{raw!r}: {exc}") from None
+    if spec == "all":
+        return RoomWindow(pattern)
+    bounds: dict[str, str] = {}
+    for part in spec.split(","):
+        name, _, value = part.partition("=")
+        if name not in ("days", "bytes") or name in bounds:
+            raise argparse.ArgumentTypeError(
+                f"{raw!r}: the window is days=N, bytes=N, both (comma-separated) or all"
+            )
+        bounds[name] = value
+    days = positive_float(bounds["days"]) if "days" in bounds else None
+    size = positive_int(bounds["bytes"]) if "bytes" in bounds else None
+    return RoomWindow(pattern, None if days is None else days * DAY, size)
 
 
 def _token(token: argparse.ArgumentParser) -> None:

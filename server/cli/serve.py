@@ -53,6 +53,7 @@ def config_from(args: argparse.Namespace) -> Config:
             keep_log=not args.trim_log,
             history_seconds=None if args.history_days is None else args.history_days * DAY,
             history_bytes=args.history_bytes,
+            rooms=tuple(args.history_room),
         ),
         history_fold_seconds=args.history_fold_every,
         webhook_url=args.webhook,
