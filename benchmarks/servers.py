@@ -41,6 +41,8 @@ class ServerKind:
     impl: str = ""  # which server this runs ("" = name); variants share one implementation
     loop: str | None = None  # a variant pinned to one event loop, whatever --loop says
     extra_args: tuple[str, ...] = ()  # more `performer serve` flags (ours only)
+    # flags whose value is a path inside the run's own directory: (flag, name) (ours only)
+    run_dir_args: tuple[tuple[str, str], ...] = ()
 
     @property
     def base(self) -> str:
@@ -139,6 +141,20 @@ KINDS["ours-rules"] = ServerKind(
     ),
 )
 
+# Ours with the continuous archive on (`--archive`, into the run's own directory): what
+# shipping every committed entry within a second costs, set against "ours".
+KINDS["ours-archive"] = ServerKind(
+    "ours-archive",
+    "path",
+    "/rooms",
+    KINDS["ours"].persists + ", archived within 1 s",
+    "Performer (archive on)",
+    durable=True,
+    python=True,
+    impl="ours",
+    run_dir_args=(("--archive", "archive"),),
+)
+
 # The event loop of the Python servers (--loop). Ours picks uvloop when it is
 # installed; pycrdt-websocket under uvicorn gets asyncio's default loop unless
 # uvloop is installed and asked for. Both run on the same loop in every run.
@@ -167,6 +183,8 @@ def _command(
         cmd += ["--data", str(data_dir)]
         if idle_unload_s is not None:
             cmd += ["--idle-unload", str(idle_unload_s)]
+        for flag, name in kind.run_dir_args:
+            cmd += [flag, str(data_dir.parent / name)]
         return cmd + list(kind.extra_args)
     if kind.base in ("y-websocket", "y-websocket-leveldb"):
         return ["node", str(NODE_PEERS / "y_websocket_server.mjs")]
