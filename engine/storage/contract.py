@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from engine.storage.room_dump import RoomDump
 
 T = TypeVar("T")
 
@@ -126,6 +129,11 @@ class LogStore(Protocol):
 
     def delete_room(self, room: str) -> bool:
         """Remove the room and everything stored for it; False if it did not exist."""
+        ...
+
+    def put_room(self, dump: RoomDump) -> None:
+        """Write a room another store held, whole, with its seqs, snapshots and metadata
+        (backups, recovery, imports); StorageError if the room exists."""
         ...
 
     def close(self) -> None: ...

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
 
 from engine.errors import StorageError
 from engine.names import validate_room_name
@@ -230,6 +230,33 @@ class RedisLogStore:
         kinds = ("log", "seq", "bytes", "snaps", "snap", "meta")
         self._call("write", self.redis.delete, *(key(kind, room) for kind in kinds))
         return bool(removed)
+
+    def put_room(self, dump: RoomDump) -> None:
+        """Write a room another store held, with its seqs, snapshots and metadata, in one
+        MULTI/EXEC (an import of a backup). The room must be new: the transaction watches
+        its seq counter, so a room created meanwhile (by any process) is refused too."""
+        room = validate_room_name(dump.name)
+        seq_key = key("seq", room)
+        try:
+            with self.redis.pipeline(transaction=True) as pipe:
+                pipe.watch(seq_key)
+                if pipe.hexists(ROOMS, room) or pipe.exists(seq_key):
+                    raise StorageError(f"room {room!r} already exists")
+                pipe.multi()
+                pipe.set(seq_key, dump.last_seq)
+                pipe.set(key("bytes", room), dump.log_bytes)
+                for seq, record in dump.log:
+                    pipe.xadd(key("log", room), {"r": record, "n": self.node}, id=f"0-{seq}")
+                if dump.snapshots:
+                    pipe.zadd(key("snaps", room), {record: seq for seq, record in dump.snapshots})
+                if dump.meta:
+                    pipe.hset(key("meta", room), mapping=dict(dump.meta))
+                pipe.hset(ROOMS, room, repr(dump.created))
+                pipe.execute()
+        except WatchError as exc:
+            raise StorageError(f"room {room!r} was created while it was imported") from exc
+        except RedisError as exc:
+            raise StorageError(f"Redis import of room {room!r} failed: {exc}") from exc
 
     def dump_room(self, room: str) -> RoomDump | None:
         """Everything stored for `room`, read in one MULTI/EXEC, so it is one consistent

@@ -27,9 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = _store_command(commands, "export", "write one room to a file", tools.export)
     export.add_argument("--room", required=True)
     export.add_argument("-o", "--output", type=Path, required=True)
-    load = _store_command(commands, "import", "append an exported room to a store", tools.load)
-    load.add_argument("--room", default=None, help="import under another name")
-    load.add_argument("input", type=Path)
+    load = _store_command(
+        commands, "import", "add an exported room, or every room of a backup, to a store",
+        tools.load,
+    )  # fmt: skip
+    load.add_argument("--room", default=None, help="import an exported room under another name")
+    load.add_argument("input", type=Path, help="an export file, or a backup directory")
     hooks = _store_command(commands, "webhooks", "list parked webhook deliveries", tools.webhooks)
     hooks.add_argument("--retry", metavar="ROOM", default=None,
                        help="unpark ROOM ('*': all); delivery resumes from its cursor")  # fmt: skip

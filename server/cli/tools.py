@@ -11,7 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from engine.errors import StorageError
 from engine.storage import DocStore
+from engine.storage.backup_import import import_backup
 from engine.storage.tools import (
     compact_all,
     export_room,
@@ -85,12 +87,36 @@ def export(args: argparse.Namespace) -> int:
 
 
 def load(args: argparse.Namespace) -> int:
+    """An export file (one room), or a backup directory (every room in it, whole)."""
+    if args.input.is_dir():
+        return _load_backup(args)
+    if not args.input.is_file():
+        raise SystemExit(f"error: no export file or backup directory at {args.input}")
     store = _open(args, create=True)
     try:
         name, count = import_room(store, args.input.read_bytes(), args.room)
     finally:
         store.close()
     print(f"imported {count} updates into room {name}")
+    return 0
+
+
+def _load_backup(args: argparse.Namespace) -> int:
+    if args.room is not None:
+        raise SystemExit("error: --room renames one exported room; a backup keeps its names")
+    if args.data is not None and args.data.resolve() == args.input.resolve():
+        raise SystemExit("error: a backup cannot be imported into itself")
+    store = _open(args, create=True)
+    try:
+        result = import_backup(args.input, store.log)
+    except StorageError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    finally:
+        store.close()
+    for room, seq in sorted(result.imported.items()):
+        print(f"{room}: imported up to seq {seq}")
+    print(f"imported {len(result.imported)} rooms from {args.input}"
+          + (f" ({len(result.already)} already there)" if result.already else ""))  # fmt: skip
     return 0
 
 
