@@ -202,9 +202,12 @@ async def _deliveries(app: web.Application) -> AsyncIterator[None]:
             probe_seconds=config.webhook_probe_seconds,
         )
         deliveries.append(Delivery(webhook, registry.store, registry.fanout, metrics))
+    archive = None
     if config.archive_dir is not None:  # the continuous archive (server/archive.py)
-        archive = ArchiveConsumer(DirectoryTarget(config.archive_dir), registry.store)
+        archive = ArchiveConsumer(DirectoryTarget(config.archive_dir), registry.store,
+                                  metrics, registry.fanout)  # fmt: skip
         deliveries.append(Delivery(archive, registry.store, registry.fanout, metrics))
+        await archive.start()
     for delivery in deliveries:
         await delivery.start()
     await hooks.on_start(app[ROOMS])
@@ -213,6 +216,8 @@ async def _deliveries(app: web.Application) -> AsyncIterator[None]:
     finally:
         for delivery in deliveries:
             await delivery.close()
+        if archive is not None:
+            await archive.close()
         if webhook is not None:
             await webhook.close()
 

@@ -9,28 +9,41 @@ room are at most `min_interval` apart, so entries reach the archive within about
 second of their commit, batched; the cursor moves only once the manifest naming them is
 durable, so a crash ships them again (the same file names) and never skips one. Files are
 written in a thread.
+
+A room deleted in the server has its manifest marked `deleted` (recovery to a time before
+that brings it back); `performer_archive_lag_seconds` says how far the archive is behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
 
+from engine.errors import EngineError
 from engine.storage.archive import (
     ArchiveTarget,
     Manifest,
     add_segment,
     add_snapshot,
+    generation_dir,
+    generations,
+    manifest_at,
+    mark_deleted,
     merge_small_segments,
-    read_manifest,
-    room_dir,
     write_manifest,
 )
 from engine.storage.records import Snapshot, UpdateRecord, unpack
 from engine.storage.tools import LABEL_PREFIX
+from server.metrics import Metrics
+from server.rooms.fanout import Fanout
 from server.rooms.store import RoomStore
 
 log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 60.0  # how often rooms deleted by other processes are looked for
+SWEEP_LEASE_SECONDS = 120.0
 
 
 class ArchiveConsumer:
@@ -42,18 +55,66 @@ class ArchiveConsumer:
     retry_seconds = 0.01
     probe_seconds: float | None = None  # never parked, so never probed
 
-    def __init__(self, target: ArchiveTarget, store: RoomStore) -> None:
+    def __init__(
+        self,
+        target: ArchiveTarget,
+        store: RoomStore,
+        metrics: Metrics | None = None,
+        fanout: Fanout | None = None,
+    ) -> None:
         self.target = target
         self.store = store
+        self.metrics = metrics
+        self.fanout = fanout
+        self.sweep_seconds = SWEEP_SECONDS
+        self._behind: dict[str, float] = {}  # room -> time of its oldest entry not archived
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Watch deletions: this process's at once, other processes' by a sweep."""
+        self.store.deleted_listeners.append(self._room_deleted)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop())
+        if self.metrics is not None:
+            self.metrics.archive_lag.set_function(self.lag)
+
+    async def close(self) -> None:
+        if self._room_deleted in self.store.deleted_listeners:
+            self.store.deleted_listeners.remove(self._room_deleted)
+        tasks = [t for t in (self._sweeper, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def lag(self) -> float:
+        """Seconds since the oldest committed entry that is not in the archive yet was
+        committed (0: caught up). Known from the batches read: entries committed since
+        the last read of a room are counted from their next read (within `min_interval`)."""
+        oldest = min(self._behind.values(), default=None)
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
     async def deliver(self, room: str, records: list[UpdateRecord]) -> int:
-        return await asyncio.to_thread(self._ship, room, records)
+        self._behind[room] = min(self._behind.get(room, records[0].ts), records[0].ts)
+        async with self._locks[room]:
+            delivered = await asyncio.to_thread(self._ship, room, records)
+        if self.metrics is not None:
+            self.metrics.archive_delay.observe(max(0.0, time.time() - records[0].ts))
+        durable = self.store.commits.durable(room)
+        if durable is None or delivered >= durable:
+            self._behind.pop(room, None)
+        else:  # more to read: the next entry was committed after this batch's last
+            self._behind[room] = records[-1].ts
+        return delivered
 
     def _ship(self, room: str, records: list[UpdateRecord]) -> int:
         docs = self.store.docs
-        manifest = read_manifest(self.target, room)  # read each time: with Redis, another
+        created = docs.require(room).created
+        where = generation_dir(self.target, room, created)
+        manifest = manifest_at(self.target, where)  # read each time: with Redis, another
         if manifest is None:  # process may have shipped this room since (the lease moved)
-            manifest = Manifest(room, docs.require(room).created)
+            mark_deleted(self.target, room, created)  # an earlier room of the name is gone
+            manifest = Manifest(room, created, where=where)
         fresh = [r for r in records if r.seq > manifest.last_seq]
         if fresh and fresh[0].seq > manifest.last_seq + 1:
             self._ship_base(manifest, fresh[0].seq - 1)
@@ -65,7 +126,7 @@ class ArchiveConsumer:
                            for k, v in docs.scan_meta(room, LABEL_PREFIX)}  # fmt: skip
         write_manifest(self.target, manifest)
         for name in merged:  # no manifest names them now
-            self.target.delete(f"{room_dir(room)}/{name}")
+            self.target.delete(f"{manifest.dir}/{name}")
         return records[-1].seq
 
     def _ship_base(self, manifest: Manifest, seq: int) -> None:
@@ -85,3 +146,48 @@ class ArchiveConsumer:
         for seq, raw in self.store.docs.log.snapshots(manifest.room, newest, limit=1):
             snapshot = Snapshot.from_map(unpack(raw))
             add_snapshot(self.target, manifest, seq, snapshot.ts, snapshot.update)
+
+    # ------------------------------------------------------------------ deleted rooms
+
+    def _room_deleted(self, room: str) -> None:
+        """A room deleted through this process: its archive is marked at once."""
+        self._behind.pop(room, None)
+        task = asyncio.get_running_loop().create_task(self.mark_deleted(room, time.time()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def mark_deleted(self, room: str, at: float) -> None:
+        try:
+            async with self._locks[room]:
+                await asyncio.to_thread(mark_deleted, self.target, room, at)
+        except (EngineError, OSError) as exc:
+            log.warning("archive: marking room %r deleted failed (the sweep retries): %s",
+                        room, exc)  # fmt: skip
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_seconds)
+            try:
+                if self.fanout is None or await self.fanout.lease(
+                    "archive-sweep", SWEEP_LEASE_SECONDS
+                ):
+                    await self.sweep()
+            except (EngineError, OSError) as exc:
+                log.warning("archive: looking for deleted rooms failed: %s", exc)
+
+    async def sweep(self) -> list[str]:
+        """Mark the archived rooms the store no longer has (deleted by another process,
+        or while no archive ran); the rooms marked. Their deletion time is when this
+        noticed (or when the room of the same name that replaced them was created)."""
+        archived = await asyncio.to_thread(generations, self.target)
+        marked = []
+        for manifest in archived:
+            if manifest.deleted is not None:
+                continue
+            info = await self.store.info(manifest.room)
+            if info is not None and info.created == manifest.created:
+                continue
+            at = time.time() if info is None else min(time.time(), info.created)
+            await self.mark_deleted(manifest.room, at)
+            marked.append(manifest.room)
+        return marked

@@ -96,6 +96,18 @@ class Metrics:
             "performer_history_folded_entries", "Log entries folded into snapshots", registry=r
         )
 
+        self.archive_lag = Gauge(
+            "performer_archive_lag_seconds",
+            "Age of the oldest committed entry not in the archive yet (0: caught up)",
+            registry=r,
+        )
+        self.archive_delay = Histogram(
+            "performer_archive_delay_seconds",
+            "From commit to archive, for the oldest entry of each shipped batch",
+            buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 15.0, 60.0, 300.0),
+            registry=r,
+        )
+
     def watch_compute_lane(self, lane: ComputeLane) -> None:
         """Export the lane's own counts (JSON views and restores) at each scrape."""
         self.registry.register(_LaneCollector(lane))

@@ -8,13 +8,20 @@ moment is usable up to its manifests::
         manifest.json                    replaced atomically after the files it lists exist
         log-<first seq>-<last seq>.cbor  a sealed segment: CBOR array of entries, ascending
         snap-<seq>.cbor                  a snapshot: CBOR map {seq, ts, u}
+    ARCHIVE/rooms/<hex>.<creation time in microseconds, 20 digits>/
+        the same, for a room created again under a name whose first room was deleted
 
     entry    = {"seq": int, "ts": float, "user": str|null, "clients": [int], "u": bytes,
                 ? "restore_of": int}
     manifest = {"format": "performer-archive", "version": 1, "room": str, "created": float,
                 "segments": [{"file", "first", "last", "sha256"}],
                 "snapshots": [{"file", "seq", "sha256"}],
-                "labels": {name: seq}}
+                "labels": {name: seq}, ? "deleted": float}
+
+A room deleted in the server keeps its archive: its manifest gets `deleted` (when), so
+recovery to a time before that brings it back, and recovery to a later time (or to the
+end) leaves it out. A room created again under that name is a new generation, archived
+beside the first in a directory of its own (its seqs start again at 1).
 
 Seqs are zero-padded to 20 digits in file names. A segment or snapshot is written (and
 made durable) before the manifest names it, and the manifest before the server's cursor
@@ -43,6 +50,7 @@ FORMAT = "performer-archive"
 MANIFEST = "manifest.json"
 MERGE_COUNT = 64  # small segments that trigger a merge
 MERGE_ENTRIES = 4096  # a segment with fewer entries than this counts as small
+DIR_NAME = re.compile(r"([0-9a-f]+)(?:\.[0-9]{20})?")
 FILE_NAME = re.compile(r"(log-[0-9]{20}-[0-9]{20}|snap-[0-9]{20})\.cbor")
 
 
@@ -119,18 +127,25 @@ class DirectoryTarget:
 
 
 def room_dir(room: str) -> str:
+    """Where the first room of a name is archived (see `generation_dir` for later ones)."""
     return "rooms/" + room.encode("utf-8").hex()
 
 
 @dataclass
 class Manifest:
-    """One room's manifest: what of the room the archive holds."""
+    """One room's manifest: what of the room (one generation of a name) the archive holds."""
 
     room: str
     created: float
     segments: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
+    deleted: float | None = None  # when the room was deleted in the server
+    where: str = ""  # its directory in the archive ("": room_dir(room)); not stored
+
+    @property
+    def dir(self) -> str:
+        return self.where or room_dir(self.room)
 
     @property
     def last_seq(self) -> int:
@@ -141,29 +156,75 @@ class Manifest:
         return max((s["seq"] for s in self.snapshots), default=0)
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {"format": FORMAT, "version": 1, "room": self.room, "created": self.created,
-             "segments": self.segments, "snapshots": self.snapshots, "labels": self.labels},
-            indent=1,
-        ).encode()  # fmt: skip
+        fields = {"format": FORMAT, "version": 1, "room": self.room, "created": self.created,
+                  "segments": self.segments, "snapshots": self.snapshots,
+                  "labels": self.labels}  # fmt: skip
+        if self.deleted is not None:
+            fields["deleted"] = self.deleted
+        return json.dumps(fields, indent=1).encode()
 
     @classmethod
-    def decode(cls, raw: bytes) -> Manifest:
+    def decode(cls, raw: bytes, where: str = "") -> Manifest:
         data = json.loads(raw)
         if data.get("format") != FORMAT:
             raise StorageError("not a performer archive manifest")
         labels = {str(k): int(v) for k, v in data["labels"].items()}
+        deleted = data.get("deleted")
         return cls(str(data["room"]), float(data["created"]), list(data["segments"]),
-                   list(data["snapshots"]), labels)  # fmt: skip
+                   list(data["snapshots"]), labels,
+                   None if deleted is None else float(deleted), where)  # fmt: skip
 
 
 def read_manifest(target: ArchiveTarget, room: str) -> Manifest | None:
-    raw = target.get(f"{room_dir(room)}/{MANIFEST}")
-    return None if raw is None else Manifest.decode(raw)
+    """The manifest of the first room archived under the name."""
+    return manifest_at(target, room_dir(room))
+
+
+def manifest_at(target: ArchiveTarget, where: str) -> Manifest | None:
+    raw = target.get(f"{where}/{MANIFEST}")
+    return None if raw is None else Manifest.decode(raw, where)
 
 
 def write_manifest(target: ArchiveTarget, manifest: Manifest) -> None:
-    target.replace(f"{room_dir(manifest.room)}/{MANIFEST}", manifest.encode())
+    target.replace(f"{manifest.dir}/{MANIFEST}", manifest.encode())
+
+
+def generation_dir(target: ArchiveTarget, room: str, created: float) -> str:
+    """Where the room of this name created at `created` is archived: the name's first
+    directory, unless another room of the name (since deleted) holds it already."""
+    first = read_manifest(target, room)
+    if first is None or first.created == created:
+        return room_dir(room)
+    return f"{room_dir(room)}.{round(created * 1_000_000):020d}"
+
+
+def generations(target: ArchiveTarget, room: str | None = None) -> list[Manifest]:
+    """Every manifest in the archive (of one name, if given), oldest room first."""
+    prefix = None if room is None else room_dir(room)[len("rooms/") :]
+    found = []
+    for name in target.rooms():
+        shape = DIR_NAME.fullmatch(name)
+        if shape is None or (prefix is not None and shape.group(1) != prefix):
+            continue  # not a room directory (or another name's)
+        manifest = manifest_at(target, f"rooms/{name}")
+        if manifest is None:
+            continue
+        if room_dir(manifest.room) != f"rooms/{shape.group(1)}":
+            raise StorageError(f"archive directory {name} holds a manifest of {manifest.room!r}")
+        found.append(manifest)
+    return sorted(found, key=lambda m: (m.room, m.created))
+
+
+def mark_deleted(target: ArchiveTarget, room: str, at: float) -> list[Manifest]:
+    """Record that the room(s) of this name created before `at` were deleted by `at`
+    (those not marked yet); the manifests marked."""
+    marked = []
+    for manifest in generations(target, room):
+        if manifest.deleted is None and manifest.created < at:
+            manifest.deleted = at
+            write_manifest(target, manifest)
+            marked.append(manifest)
+    return marked
 
 
 def encode_segment(records: list[UpdateRecord]) -> bytes:
@@ -199,7 +260,7 @@ def add_segment(target: ArchiveTarget, manifest: Manifest, records: list[UpdateR
     first, last = records[0].seq, records[-1].seq
     name = f"log-{first:020d}-{last:020d}.cbor"
     data = encode_segment(records)
-    target.put(f"{room_dir(manifest.room)}/{name}", data)
+    target.put(f"{manifest.dir}/{name}", data)
     manifest.segments.append({"file": name, "first": first, "last": last,
                               "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
 
@@ -216,7 +277,7 @@ def merge_small_segments(target: ArchiveTarget, manifest: Manifest) -> list[str]
         return []
     by_seq: dict[int, UpdateRecord] = {}
     for item in small:
-        for record in decode_segment(read_checked(target, manifest.room, item)):
+        for record in decode_segment(read_checked(target, manifest, item)):
             by_seq.setdefault(record.seq, record)
     names = {s["file"] for s in small}
     manifest.segments = [s for s in segments if s["file"] not in names]
@@ -229,17 +290,18 @@ def add_snapshot(
 ) -> None:
     name = f"snap-{seq:020d}.cbor"
     data = bytes(cbor2.dumps({"seq": seq, "ts": ts, "u": update}))
-    target.put(f"{room_dir(manifest.room)}/{name}", data)
+    target.put(f"{manifest.dir}/{name}", data)
     manifest.snapshots.append({"file": name, "seq": seq,
                                "sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
 
 
-def read_checked(target: ArchiveTarget, room: str, item: dict[str, Any]) -> bytes:
+def read_checked(target: ArchiveTarget, manifest: Manifest, item: dict[str, Any]) -> bytes:
     """A listed file's bytes, checked against the manifest's digest (a manifest can only
     name files of the archive's own shapes, never a path elsewhere)."""
+    room = manifest.room
     if not isinstance(item.get("file"), str) or not FILE_NAME.fullmatch(item["file"]):
         raise StorageError(f"archive of room {room!r}: manifest names a bad file {item!r}")
-    data = target.get(f"{room_dir(room)}/{item['file']}")
+    data = target.get(f"{manifest.dir}/{item['file']}")
     if data is None:
         raise StorageError(f"archive of room {room!r}: {item['file']} is missing")
     if hashlib.sha256(data).hexdigest() != item["sha256"]:

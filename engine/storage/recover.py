@@ -1,8 +1,10 @@
 """Point-in-time recovery: a data directory rebuilt from an archive alone.
 
 `recover(target, out, to_time=T)` rebuilds every room as it was at time T (entries with
-ts <= T; rooms created after T are left out); `to_seq=(ROOM, N)` rebuilds ROOM up to seq
-N and every other room whole; with neither, everything the archive holds. Each room keeps
+ts <= T; rooms created after T, or deleted by T, are left out); `to_seq=(ROOM, N)`
+rebuilds ROOM up to seq N (the newest room of that name, even a deleted one) and every
+other room whole; with neither, every room the archive holds that was not deleted. Each
+room keeps
 its seqs, the archived snapshots up to its cut, its named versions up to its cut, and its
 creation time, so `?at=` on the recovered store answers as the original did. Delivery
 cursors are not archived: hooks and webhooks of a server started on the result deliver
@@ -23,8 +25,8 @@ from engine.storage.archive import (
     ArchiveTarget,
     Manifest,
     decode_segment,
+    generations,
     read_checked,
-    read_manifest,
 )
 from engine.storage.kv_log import KVLogStore
 from engine.storage.lmdb_kv import LmdbKV
@@ -44,19 +46,15 @@ def recover(
     path = Path(out)
     if path.exists() and any(path.iterdir()):
         raise StorageError(f"recovery destination {path} exists and is not empty")
-    names = [bytes.fromhex(name).decode("utf-8") for name in target.rooms()]
-    if to_seq is not None and to_seq[0] not in names:
-        raise StorageError(f"the archive has no room {to_seq[0]!r}")
+    manifests = _rooms_at(generations(target), to_time, to_seq)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.parent / f".{path.name}.partial"  # renamed into place when whole
     shutil.rmtree(partial, ignore_errors=True)
     store = KVLogStore(LmdbKV(partial))
     recovered: dict[str, int] = {}
     try:
-        for room in names:
-            manifest = read_manifest(target, room)
-            if manifest is None:
-                continue
+        for manifest in manifests:
+            room = manifest.room
             upto = to_seq[1] if to_seq is not None and to_seq[0] == room else None
             dump = room_at(target, manifest, to_time=to_time, upto=upto)
             if dump is not None:
@@ -71,6 +69,29 @@ def recover(
         path.rmdir()
     partial.rename(path)
     return recovered
+
+
+def _rooms_at(
+    manifests: list[Manifest], to_time: float | None, to_seq: tuple[str, int] | None
+) -> list[Manifest]:
+    """The room each name had at `to_time` (None: now): one created by then and not
+    deleted by then. `--to-seq ROOM:N` takes the newest room of that name, deleted or
+    not (bringing back a deleted room at a seq)."""
+    chosen: dict[str, Manifest] = {}
+    for manifest in manifests:  # oldest first: a later room of a name wins
+        if to_seq is not None and manifest.room == to_seq[0]:
+            chosen[manifest.room] = manifest
+        elif to_time is None and manifest.deleted is None:
+            chosen[manifest.room] = manifest
+        elif (
+            to_time is not None
+            and manifest.created <= to_time
+            and (manifest.deleted is None or manifest.deleted > to_time)
+        ):
+            chosen[manifest.room] = manifest
+    if to_seq is not None and to_seq[0] not in chosen:
+        raise StorageError(f"the archive has no room {to_seq[0]!r}")
+    return list(chosen.values())
 
 
 def room_at(
@@ -113,7 +134,7 @@ def _records(target: ArchiveTarget, manifest: Manifest) -> list[UpdateRecord]:
     """Every archived entry once (a segment written twice after a crash overlaps)."""
     by_seq: dict[int, UpdateRecord] = {}
     for item in sorted(manifest.segments, key=lambda s: (s["first"], s["last"])):
-        for record in decode_segment(read_checked(target, manifest.room, item)):
+        for record in decode_segment(read_checked(target, manifest, item)):
             by_seq.setdefault(record.seq, record)
     return [by_seq[seq] for seq in sorted(by_seq)]
 
@@ -121,7 +142,7 @@ def _records(target: ArchiveTarget, manifest: Manifest) -> list[UpdateRecord]:
 def _snapshots(target: ArchiveTarget, manifest: Manifest) -> dict[int, tuple[float, bytes]]:
     out = {}
     for item in manifest.snapshots:
-        data = cbor2.loads(read_checked(target, manifest.room, item))
+        data = cbor2.loads(read_checked(target, manifest, item))
         out[int(data["seq"])] = (float(data["ts"]), bytes(data["u"]))
     return out
 

@@ -110,7 +110,9 @@ def test_an_archive_begun_after_a_fold_recovers_from_its_base_snapshot(tmp_path:
         recover(target, tmp_path / "before", to_seq=("r:1 é", oldest - 3))
 
 
-@pytest.mark.parametrize("tamper", ["flip a byte", "delete a segment", "escape the archive"])
+@pytest.mark.parametrize(
+    "tamper", ["flip a byte", "delete a segment", "escape the archive", "claim another room"]
+)
 def test_a_tampered_archive_is_refused_with_a_clear_error(tmp_path: Path, tamper: str) -> None:
     store, _ = typed_store(30)
     target = DirectoryTarget(tmp_path / "archive")
@@ -125,11 +127,16 @@ def test_a_tampered_archive_is_refused_with_a_clear_error(tmp_path: Path, tamper
     elif tamper == "delete a segment":
         segment.unlink()
         message = "is missing"
-    else:
+    elif tamper == "escape the archive":
         manifest = json.loads((room / "manifest.json").read_text())
         manifest["segments"][0]["file"] = "../../../outside.cbor"
         (room / "manifest.json").write_text(json.dumps(manifest))
         message = "bad file"
+    else:  # a manifest copied into another name's directory
+        manifest = json.loads((room / "manifest.json").read_text())
+        manifest["room"] = "admin"
+        (room / "manifest.json").write_text(json.dumps(manifest))
+        message = "holds a manifest of 'admin'"
     with pytest.raises(StorageError, match=message):
         recover(target, tmp_path / "out")
     assert not (tmp_path / "out").exists(), "nothing half-recovered is left"
