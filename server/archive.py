@@ -21,7 +21,7 @@ import logging
 import time
 from collections import defaultdict
 
-from engine.errors import EngineError
+from engine.errors import EngineError, RoomNotFound
 from engine.storage.archive import (
     ArchiveTarget,
     Manifest,
@@ -96,8 +96,12 @@ class ArchiveConsumer:
 
     async def deliver(self, room: str, records: list[UpdateRecord]) -> int:
         self._behind[room] = min(self._behind.get(room, records[0].ts), records[0].ts)
-        async with self._locks[room]:
-            delivered = await asyncio.to_thread(self._ship, room, records)
+        try:
+            async with self._locks[room]:
+                delivered = await asyncio.to_thread(self._ship, room, records)
+        except RoomNotFound:  # deleted meanwhile: nothing of it waits any more
+            self._behind.pop(room, None)
+            raise
         if self.metrics is not None:
             self.metrics.archive_delay.observe(max(0.0, time.time() - records[0].ts))
         durable = self.store.commits.durable(room)
@@ -188,6 +192,8 @@ class ArchiveConsumer:
             if info is not None and info.created == manifest.created:
                 continue
             at = time.time() if info is None else min(time.time(), info.created)
+            if info is None:
+                self._behind.pop(manifest.room, None)
             await self.mark_deleted(manifest.room, at)
             marked.append(manifest.room)
         return marked

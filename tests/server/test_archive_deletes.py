@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from pycrdt import Doc, Text
 
+from engine.errors import RoomNotFound
 from engine.storage import Append, CompactionPolicy
 from engine.storage.archive import DirectoryTarget, generations
 from engine.store import open_store
@@ -156,7 +157,11 @@ async def test_the_sweep_marks_rooms_deleted_elsewhere_and_the_lag_tracks_the_ba
         assert await consumer.deliver("stays", records) == 4
         assert consumer.lag() == 0.0
 
+        stale = await rig.store.entries("gone", 0, 100)
         await rig.store.write(docs.delete_room, "gone")  # as another process would: no listener
+        with pytest.raises(RoomNotFound):  # a batch read just before the deletion
+            await consumer.deliver("gone", stale)
+        assert consumer.lag() == 0.0, "a deleted room's entries wait for nothing"
         before = time.time()
         assert await consumer.sweep() == ["gone"]
         marked = {m.room: m.deleted for m in generations(target)}
