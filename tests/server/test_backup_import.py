@@ -15,8 +15,8 @@ from engine.storage import DocStore
 from engine.storage.backup import backup_lmdb
 from engine.store import open_store
 from harness.wire import edit
+from server.cli import main
 from tests.redis_process import RedisProcess
-from tests.server.test_backup import performer
 
 ROOMS = ("lobby", "notes", "r:1 é")
 
@@ -52,6 +52,18 @@ def _open(where: list[str]) -> DocStore:
     return open_store(data_dir=where[1])
 
 
+def performer(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The command line, run in this process (the parser and the command as shipped)."""
+    try:
+        code = main(list(args))
+    except SystemExit as exc:
+        code = 2 if exc.code is None or isinstance(exc.code, str) else int(exc.code)
+        if isinstance(exc.code, str):
+            print(exc.code)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
 def _text(state: bytes) -> str:
     doc: Doc[Any] = Doc()
     doc.apply_update(state)
@@ -59,14 +71,14 @@ def _text(state: bytes) -> str:
 
 
 @pytest.mark.parametrize("backend", ["lmdb", "redis"])
-async def test_a_backup_imports_whole_and_answers_as_the_original(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+def test_a_backup_imports_whole_and_answers_as_the_original(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     texts = _fill(tmp_path / "live")
     backup_lmdb(tmp_path / "live", tmp_path / "backup")
     where = _target(backend, tmp_path, request)
 
-    code, output = await performer("import", *where, str(tmp_path / "backup"))
+    code, output = performer(capsys, "import", *where, str(tmp_path / "backup"))
     assert code == 0, output
     assert f"imported {len(ROOMS)} rooms" in output
 
@@ -89,14 +101,14 @@ async def test_a_backup_imports_whole_and_answers_as_the_original(
         original.close()
         imported.close()
 
-    code, output = await performer("import", *where, str(tmp_path / "backup"))
+    code, output = performer(capsys, "import", *where, str(tmp_path / "backup"))
     assert code == 0, output
     assert f"imported 0 rooms from {tmp_path / 'backup'} ({len(ROOMS)} already there)" in output
 
 
 @pytest.mark.parametrize("backend", ["lmdb", "redis"])
-async def test_another_room_under_a_backups_name_refuses_the_whole_import(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+def test_another_room_under_a_backups_name_refuses_the_whole_import(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _fill(tmp_path / "live")
     backup_lmdb(tmp_path / "live", tmp_path / "backup")
@@ -107,7 +119,7 @@ async def test_another_room_under_a_backups_name_refuses_the_whole_import(
     finally:
         target.close()
 
-    code, output = await performer("import", *where, str(tmp_path / "backup"))
+    code, output = performer(capsys, "import", *where, str(tmp_path / "backup"))
 
     assert code != 0
     assert "error: the target already has other rooms named 'notes': nothing was imported" in (
@@ -122,7 +134,9 @@ async def test_another_room_under_a_backups_name_refuses_the_whole_import(
         target.close()
 
 
-async def test_bad_imports_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+def test_bad_imports_are_refused_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _fill(tmp_path / "live")
     backup_lmdb(tmp_path / "live", tmp_path / "backup")
     (tmp_path / "empty").mkdir()
@@ -134,7 +148,7 @@ async def test_bad_imports_are_refused_with_a_clear_error(tmp_path: Path) -> Non
         (["import", "--data", str(tmp_path / "backup"), str(tmp_path / "backup")], "into itself"),
     ]
     for args, message in cases:
-        code, output = await performer(*args)
+        code, output = performer(capsys, *args)
         assert code != 0 and message in output, (args, output)
         assert "Traceback" not in output
     if (tmp_path / "target").exists():
