@@ -22,8 +22,13 @@ snapshots. A summary whose fold never happened (its S is past the log's start) i
 replaced by the next fold's. Nothing is deleted that the snapshot written in the same
 step does not cover.
 
-A fold reads and rebuilds off the writer (`plan_fold`), and writes briefly on it
-(`apply_fold`), so room commits never wait for a rebuild.
+A fold reads off the writer (`read_fold`), builds the states it keeps (`fold_states`: a
+pure function of bytes, which a server runs in its compute worker for a big room), and
+writes briefly on the writer (`apply_fold`), so room commits never wait for a rebuild
+and the event loop never waits for pycrdt. `plan_fold` does the first two in-process.
+A room with too few entries past its edge is not read again round after round: by age
+the pre-check reads the one entry that decides; by bytes, `Deferred` says how far the log
+must grow first.
 """
 
 from __future__ import annotations
