@@ -32,6 +32,7 @@ from engine.storage.archive import (
     manifest_at,
     mark_deleted,
     merge_small_segments,
+    prune_snapshots,
     write_manifest,
 )
 from engine.storage.records import Snapshot, UpdateRecord, unpack
@@ -126,6 +127,7 @@ class ArchiveConsumer:
             add_segment(self.target, manifest, fresh)
         merged = merge_small_segments(self.target, manifest)
         self._ship_newest_snapshot(manifest)
+        merged += prune_snapshots(manifest)
         manifest.labels = {k[len(LABEL_PREFIX) :]: int(v)
                            for k, v in docs.scan_meta(room, LABEL_PREFIX)}  # fmt: skip
         write_manifest(self.target, manifest)

@@ -50,6 +50,7 @@ FORMAT = "performer-archive"
 MANIFEST = "manifest.json"
 MERGE_COUNT = 64  # small segments that trigger a merge
 MERGE_ENTRIES = 4096  # a segment with fewer entries than this counts as small
+KEEP_SNAPSHOTS = 3  # per room, besides the base a log starting past seq 1 continues from
 DIR_NAME = re.compile(r"([0-9a-f]+)(?:\.[0-9]{20})?")
 FILE_NAME = re.compile(r"(log-[0-9]{20}-[0-9]{20}|snap-[0-9]{20})\.cbor")
 
@@ -283,6 +284,22 @@ def merge_small_segments(target: ArchiveTarget, manifest: Manifest) -> list[str]
     manifest.segments = [s for s in segments if s["file"] not in names]
     add_segment(target, manifest, [by_seq[seq] for seq in sorted(by_seq)])
     return sorted(names - {manifest.segments[-1]["file"]})
+
+
+def prune_snapshots(manifest: Manifest, keep: int = KEEP_SNAPSHOTS) -> list[str]:
+    """Take all but the newest `keep` snapshots out of the manifest (not yet written back);
+    the files to delete once it is. Recovery replays the archived log from wherever it
+    starts, so a snapshot only saves replay time, except where the archived log starts
+    past seq 1 (the archive began after a fold): a snapshot no segment covers is the base
+    the log after it continues from, and stays. One room's snapshots are whole documents:
+    with every one kept, an archive would grow by one per compaction, as long as it runs."""
+    covered = [(s["first"], s["last"]) for s in manifest.segments]
+    bases = [s for s in manifest.snapshots if not any(a <= s["seq"] <= b for a, b in covered)]
+    newest = sorted(manifest.snapshots, key=lambda s: s["seq"])[-keep:] if keep else []
+    wanted = {s["file"] for s in (*bases, *newest)}
+    dropped = [s["file"] for s in manifest.snapshots if s["file"] not in wanted]
+    manifest.snapshots = [s for s in manifest.snapshots if s["file"] in wanted]
+    return dropped
 
 
 def add_snapshot(

@@ -22,6 +22,7 @@ from engine.storage.archive import (
     add_segment,
     add_snapshot,
     merge_small_segments,
+    prune_snapshots,
     read_manifest,
     room_dir,
     write_manifest,
@@ -108,6 +109,39 @@ def test_an_archive_begun_after_a_fold_recovers_from_its_base_snapshot(tmp_path:
     assert content(mid.load("r:1 é").updates) == content(updates[: oldest + 5])
     with pytest.raises(StorageError, match=f"only from seq {oldest}"):
         recover(target, tmp_path / "before", to_seq=("r:1 é", oldest - 3))
+
+
+def test_old_snapshots_are_pruned_but_the_base_the_log_continues_from_stays(
+    tmp_path: Path,
+) -> None:
+    store, updates = typed_store(300)
+    assert fold_room(store, "r:1 é", HistoryWindow(bytes=2000), 0.0) is not None
+    base = store.oldest_position("r:1 é")
+    target = DirectoryTarget(tmp_path / "archive")
+    ship(store, target, [(0, base + 4)])  # the base snapshot, then the log after it
+    manifest = read_manifest(target, "r:1 é")
+    assert manifest is not None
+    compacted = list(range(base + 4, 301, 4))  # a compaction every 4 entries, as shipped
+    for seq in compacted:
+        ship(store, target, [(seq - 4, seq)])
+        manifest = read_manifest(target, "r:1 é")
+        assert manifest is not None
+        add_snapshot(target, manifest, seq, 0.0, store.state_at("r:1 é", seq))
+        dropped = prune_snapshots(manifest, keep=3)
+        write_manifest(target, manifest)
+        for name in dropped:
+            target.delete(f"{room_dir('r:1 é')}/{name}")
+
+    assert manifest is not None
+    assert sorted(s["seq"] for s in manifest.snapshots) == [base, *compacted[-3:]]
+    files = {p.name for p in (tmp_path / "archive" / room_dir("r:1 é")).glob("snap-*")}
+    assert files == {s["file"] for s in manifest.snapshots}, "pruned files are deleted"
+    for cut in (base + 1, base + 6, compacted[-2] + 1, compacted[-1]):
+        out = tmp_path / f"at-{cut}"
+        recover(target, out, to_seq=("r:1 é", cut))
+        at = DocStore(KVLogStore(LmdbKV(out)), rebuild=rebuild)
+        assert content(at.load("r:1 é").updates) == content(updates[:cut]), cut
+        assert verify(at).ok
 
 
 @pytest.mark.parametrize(
