@@ -29,7 +29,15 @@ from benchmarks.servers import KINDS, LOOPS, RunningServer
 from benchmarks.workloads import NEEDS_DURABLE, SIZES, WORKLOADS, Case, Sizes, with_big_mb
 
 DEFAULT_SEED = 20240611
-DEFAULT_SERVERS = ("ours", "y-websocket", "hocuspocus", "pycrdt")
+# In-memory and persisting peers side by side (see servers.KINDS for what each fsyncs).
+DEFAULT_SERVERS = (
+    "ours",
+    "y-websocket",
+    "y-websocket-leveldb",
+    "hocuspocus",
+    "hocuspocus-sqlite",
+    "pycrdt",
+)
 # Workloads whose steps are long enough that one repeat is the default.
 ONE_REPEAT = {"T", "BIG"}
 
@@ -98,11 +106,12 @@ def repeats_for(args: argparse.Namespace, workload: str) -> int:
 def server_for(workload: str, server: str) -> str | None:
     """The server to run for a workload: BIG needs rooms that survive a restart,
     so y-websocket runs with its LevelDB persistence there and servers that keep
-    nothing are skipped."""
+    nothing are skipped (and so are the Hocuspocus-dialect ones: BIG's clients are
+    stock y-websocket providers)."""
     if workload in NEEDS_DURABLE:
         if server == "y-websocket":
             return "y-websocket-leveldb"
-        if not KINDS[server].durable:
+        if not KINDS[server].durable or KINDS[server].flavor != "path":
             return None
     return server
 
@@ -136,11 +145,14 @@ def run_all(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
     sizes = with_big_mb(SIZES[args.mode], args.big_mb)
     raw: list[dict[str, Any]] = []
     for workload in args.workload_list:
+        done: set[str] = set()
         for asked in args.server_list:
             server = server_for(workload, asked)
-            if server is None:
-                print(f"[bench] {workload} {asked}: skipped (keeps nothing across a restart)")
+            if server is None or server in done:
+                why = "keeps nothing across a restart" if server is None else "already run"
+                print(f"[bench] {workload} {asked}: skipped ({why})")
                 continue
+            done.add(server)
             for rep in range(repeats_for(args, workload)):
                 t0 = time.monotonic()
                 log = out / f"{server}.log"

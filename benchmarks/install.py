@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.paths import NODE_CLIENTS, NODE_PEERS, NODE_PEERS_SRC, PEERS, PEERS_VENV, REPO
+from benchmarks.servers import NODE_KINDS
 
 INSTALL_TIMEOUT_S = 900
 PEERS_PIP = [
@@ -87,7 +88,7 @@ def ensure_peers_venv() -> None:
 def ensure_for(servers: list[str], want_tools: bool) -> None:
     """Install what the selected servers (and plots/profiling) need."""
     ensure_node_clients()
-    if {"y-websocket", "y-websocket-leveldb", "hocuspocus"} & set(servers):
+    if set(NODE_KINDS) & set(servers):
         ensure_node_peers()
     if {"pycrdt", "pycrdt-asyncio"} & set(servers) or want_tools:
         ensure_peers_venv()

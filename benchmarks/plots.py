@@ -17,6 +17,8 @@ from typing import Any
 from benchmarks.report import COLUMNS
 from benchmarks.servers import KINDS
 
+Row = dict[str, Any]
+
 
 def _load(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -31,8 +33,9 @@ def plot(jsonl: Path, out_dir: Path) -> list[Path]:
     written = []
     for workload in sorted({r["workload"] for r in rows}):
         if workload == "T":
-            path = _typists(plt, [r for r in rows if r["workload"] == "T"], out_dir)
-            written += [path] if path else []
+            mine = [r for r in rows if r["workload"] == "T"]
+            paths = [_typists(plt, mine, out_dir), _typists_cpu(plt, mine, out_dir)]
+            written += [p for p in paths if p]
             continue
         mine = [r for r in rows if r["workload"] == workload and r["ok"]]
         cols = [c for c in COLUMNS[workload] if _numeric(mine, c[0])]
@@ -110,6 +113,47 @@ def _typists(plt: Any, rows: list[dict[str, Any]], out_dir: Path) -> Path | None
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _typists_cpu(plt: Any, rows: list[Row], out_dir: Path) -> Path | None:
+    """T-cpu.png: server CPU µs per edit against typists, every server on one chart.
+
+    Solid lines keep edits on disk, dashed ones keep them in memory only; the legend
+    says when each persisting server fsyncs, so cost is read next to what it buys.
+    """
+    steps = _steps(rows)
+    if not steps:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    for server in dict.fromkeys(r["server"] for r in steps):
+        kind = KINDS[server]
+        xs, ys = _series(steps, server, "server_cpu_us_per_update")
+        label = f"{kind.label} (fsync: {kind.fsync})" if kind.durable else f"{kind.label} (memory)"
+        ax.plot(xs, ys, marker="o", linestyle="-" if kind.durable else "--", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("typists (3 per room, 5 edits/s each)", fontsize=8)
+    ax.set_ylabel("server CPU µs per edit", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=6)
+    ax.set_title("T: CPU per edit (solid: persists, dashed: memory only)", fontsize=9)
+    fig.tight_layout()
+    path = out_dir / "T-cpu.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _steps(rows: list[Row]) -> list[Row]:
+    """T's stepped cases that passed (the busy room is not a step)."""
+    return [r for r in rows if r["ok"] and not r["case"].startswith("1 busy room")]
+
+
+def _series(rows: list[Row], server: str, key: str) -> tuple[list[float], list[float]]:
+    """(typists, median of ``key``) for one server's steps, in order of typists."""
+    mine = sorted(
+        (r for r in rows if r["server"] == server), key=lambda r: _median(r, "clients") or 0
+    )
+    return [_median(r, "clients") or 0 for r in mine], [_median(r, key) or 0 for r in mine]
 
 
 def _numeric(rows: list[dict[str, Any]], key: str) -> bool:

@@ -26,6 +26,7 @@ PEER_ORDER = [
     "y-websocket",
     "y-websocket-leveldb",
     "hocuspocus",
+    "hocuspocus-sqlite",
     "pycrdt",
     "pycrdt-asyncio",
 ]
@@ -122,7 +123,7 @@ def classic(rows: list[Row]) -> str:
     def ingest(case: str) -> Callable[[str], str]:
         def cell(s: str) -> str:
             r = _find(mine, "E", s, case)
-            how = "durable, acknowledged" if KINDS[s].durable else "memory"
+            how = _ingest_kind(s)
             return f"{_num(r, 'updates_per_s')} ({how})" if r and r["ok"] else _num(r, "x")
 
         return cell
@@ -150,12 +151,29 @@ def classic(rows: list[Row]) -> str:
         ),
     ]
     notes = (
-        "\n\n[1] By construction, not a measured failure: in this setup the peers are run "
-        "without storage (y-websocket without `YPERSISTENCE`, Hocuspocus without a database "
-        "extension, pycrdt-websocket without a YStore), so a restart starts them empty.\n\n"
+        "\n\n[1] By construction, not a measured failure: these peers are run without "
+        "storage (y-websocket without `YPERSISTENCE`, Hocuspocus without a database "
+        "extension, pycrdt-websocket without a YStore), so a restart starts them empty; "
+        "the + LevelDB and + SQLite columns are the same peers persisting.\n\n"
+        + _fsync_line(servers)
+        + "\n\n"
         + _when(mine)
     )
     return _table("workload", servers, lines) + notes
+
+
+def _ingest_kind(server: str) -> str:
+    """E's note: ours acknowledges each durable write; the persisting peers store later."""
+    kind = KINDS[server]
+    if kind.base == "ours":
+        return "durable, acknowledged"
+    return "stored, unacknowledged" if kind.durable else "memory"
+
+
+def _fsync_line(servers: list[str]) -> str:
+    """Which columns keep edits on disk and when they fsync (generated, never typed)."""
+    parts = [f"{KINDS[s].label}: {KINDS[s].fsync}" for s in servers]
+    return "On disk and fsync: " + "; ".join(parts) + "."
 
 
 def _dec(row: Row, key: str) -> int:
@@ -209,7 +227,7 @@ def typists(rows: list[Row]) -> str:
     )
     return (
         _table("p50 ms · p99 ms · server CPU % · CPU µs/edit", servers, lines)
-        + f"\n\n{check} {_when(mine)}"
+        + f"\n\n{_fsync_line(servers)}\n\n{check} {_when(mine)}"
     )
 
 

@@ -43,6 +43,7 @@ class ServerKind:
     extra_args: tuple[str, ...] = ()  # more `performer serve` flags (ours only)
     # flags whose value is a path inside the run's own directory: (flag, name) (ours only)
     run_dir_args: tuple[tuple[str, str], ...] = ()
+    fsync: str = "nothing stored"  # when an edit reaches the disk, for the tables
 
     @property
     def base(self) -> str:
@@ -58,6 +59,7 @@ KINDS: dict[str, ServerKind] = {
         "Performer",
         durable=True,
         python=True,
+        fsync="yes, before anyone sees the edit",
     ),
     "y-websocket": ServerKind(
         "y-websocket",
@@ -73,9 +75,20 @@ KINDS: dict[str, ServerKind] = {
         "yes: YPERSISTENCE=DIR, y-leveldb 0.1 (LevelDB writes without fsync)",
         "@y/websocket-server 0.1.1 + y-leveldb",
         durable=True,
+        fsync="no (LevelDB writes, never fsynced)",
     ),
     "hocuspocus": ServerKind(
         "hocuspocus", "hocuspocus", "", "no (no storage extension: memory only)", "Hocuspocus 3.4"
+    ),
+    "hocuspocus-sqlite": ServerKind(
+        "hocuspocus-sqlite",
+        "hocuspocus",
+        "",
+        "yes: @hocuspocus/extension-sqlite 3.4, the whole document per store, stores debounced"
+        " (2 s after the last change, at most 10 s); SQLite synchronous=FULL fsyncs each store",
+        "Hocuspocus 3.4 + SQLite",
+        durable=True,
+        fsync="yes, per debounced store (2-10 s after the edit)",
     ),
     "pycrdt": ServerKind(
         "pycrdt",
@@ -97,6 +110,7 @@ KINDS["ours-asyncio"] = ServerKind(
     durable=True,
     python=True,
     impl="ours",
+    fsync=KINDS["ours"].fsync,
     loop="asyncio",
 )
 KINDS["pycrdt-asyncio"] = ServerKind(
@@ -121,6 +135,7 @@ KINDS["ours-hocuspocus"] = ServerKind(
     durable=True,
     python=True,
     impl="ours",
+    fsync=KINDS["ours"].fsync,
 )
 
 # Ours with the chat demo's rules on: what judging costs edits that break no rule (on an
@@ -135,6 +150,7 @@ KINDS["ours-rules"] = ServerKind(
     durable=True,
     python=True,
     impl="ours",
+    fsync=KINDS["ours"].fsync,
     extra_args=(
         "--rules",
         str(Path(__file__).resolve().parent.parent / "examples" / "chat-rules.toml"),
@@ -153,7 +169,11 @@ KINDS["ours-archive"] = ServerKind(
     python=True,
     impl="ours",
     run_dir_args=(("--archive", "archive"),),
+    fsync=KINDS["ours"].fsync,
 )
+
+# The peers that run on Node (installed by ``install.ensure_node_peers``).
+NODE_KINDS = ("y-websocket", "y-websocket-leveldb", "hocuspocus", "hocuspocus-sqlite")
 
 # The event loop of the Python servers (--loop). Ours picks uvloop when it is
 # installed; pycrdt-websocket under uvicorn gets asyncio's default loop unless
@@ -190,6 +210,8 @@ def _command(
         return ["node", str(NODE_PEERS / "y_websocket_server.mjs")]
     if kind.base == "hocuspocus":
         return ["node", str(NODE_PEERS / "hocuspocus_server.mjs")]
+    if kind.base == "hocuspocus-sqlite":
+        return ["node", str(NODE_PEERS / "hocuspocus_sqlite_server.mjs")]
     if kind.base == "pycrdt":
         return [str(peers_python()), str(BENCH / "peers" / "pycrdt_server.py"), "--loop", loop]
     raise ValueError(f"unknown server {kind.name}")
@@ -224,10 +246,13 @@ class RunningServer:
         """Launch and wait (bounded) for the LISTENING line."""
         env = {k: v for k, v in os.environ.items() if k not in ("YPERSISTENCE", "CALLBACK_URL")}
         cwd: Path | None = None
-        if self.kind.name in ("hocuspocus", "y-websocket", "y-websocket-leveldb"):
+        if self.kind.base in NODE_KINDS:
             cwd = NODE_PEERS
         if self.kind.name == "y-websocket-leveldb":
             env["YPERSISTENCE"] = str(self.data_dir)
+        if self.kind.name == "hocuspocus-sqlite":
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            env["HOCUSPOCUS_SQLITE"] = str(self.data_dir / "documents.sqlite")
         if self.kind.base == "ours" and OURS_SNAPSHOT:
             cwd = OURS_SNAPSHOT[0]
             env["PYTHONPATH"] = str(cwd)
