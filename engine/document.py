@@ -15,7 +15,7 @@ from pycrdt import Doc
 
 from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
 from engine.live_doc import LiveDoc
-from engine.update_scan import scan_update
+from engine.update_scan import UpdateShape, scan_update
 from engine.yjs import EMPTY_UPDATE
 
 Origin = Literal["client", "storage", "local"]
@@ -50,11 +50,14 @@ class RoomDocument:
         """Updates still waiting for a dependency (see `LiveDoc`)."""
         return self.live.pending
 
-    def apply(self, update: bytes, origin: Origin = "client") -> tuple[int, ...]:
+    def apply(
+        self, update: bytes, origin: Origin = "client", shape: UpdateShape | None = None
+    ) -> tuple[int, ...]:
         """Validate and apply one Yjs update (v1).
 
         Storage-origin updates skip the quotas: what is stored is the room, whatever the
-        limits are today.
+        limits are today. `shape`: the update's `scan_update`, when the caller already
+        walked it (the room's guard scans every client update before it is applied).
 
         Returns:
             The Yjs client ids that authored the update.
@@ -66,10 +69,11 @@ class RoomDocument:
         size = len(update)
         if origin != "storage":
             self._check_quota(size)
-        try:
-            shape = scan_update(update)
-        except ProtocolError as exc:
-            raise UpdateRejected(f"update does not decode: {exc.reason}") from exc
+        if shape is None:
+            try:
+                shape = scan_update(update)
+            except ProtocolError as exc:
+                raise UpdateRejected(f"update does not decode: {exc.reason}") from exc
         if update == EMPTY_UPDATE:
             return shape.clients
         self.live.apply(update, shape)

@@ -422,7 +422,7 @@ class RoomActor:
         if checker is not None:
             checker.start(update)
         try:
-            clients = self.doc.apply(update, "client")
+            clients = self.doc.apply(update, "client", self.guard.shape_of(update))
         finally:
             refusals = judge.stop() if judge is not None else []
             checked = (

@@ -42,7 +42,7 @@ class ClientGuard:
         self.room = room
         self.store = store
         self.owners = ClientOwners()
-        self._shapes: dict[int, UpdateShape] = {}
+        self._shapes: dict[int, tuple[bytes, UpdateShape]] = {}  # this batch's scans
         self._claims: dict[int, str] = {}  # awareness claims not yet bound in the store
         self._claiming: asyncio.Task[None] | None = None
         self.learn_deleted = False  # also look up the owners of deleted ids (Hooks.check)
@@ -73,7 +73,7 @@ class ClientGuard:
     def check(self, user: str | None, update: bytes, clocks: Mapping[int, int]) -> None:
         """Raises ClientIdTaken when the update's new structs are under another user's
         client id. A malformed update passes: applying it reports what is wrong."""
-        shape = self._shapes.get(id(update)) or self._scan(update)
+        shape = self.shape_of(update) or self._scan(update)
         if shape is None:
             return
         authors = new_authors(shape, clocks)
@@ -91,14 +91,14 @@ class ClientGuard:
         Raises:
             UpdateRejected: the update needs structs the room does not hold.
         """
-        shape = self._shapes.get(id(update)) or self._scan(update)
+        shape = self.shape_of(update) or self._scan(update)
         if shape is not None and not shape.integrates_after(clocks):
             raise UpdateRejected("update needs structs the room lacks (rules judge whole edits)")
 
     def deleted_owners(self, update: bytes) -> tuple[str, ...]:
         """The users whose client ids the update's delete set names, where this process
         knows them (the authors of what it deletes or overwrites; `Hooks.check`)."""
-        shape = self._shapes.get(id(update)) or self._scan(update)
+        shape = self.shape_of(update) or self._scan(update)
         if shape is None:
             return ()
         known = (self.owners.known.get(client) for client in shape.deleted)
@@ -160,12 +160,19 @@ class ClientGuard:
                 )
         self.owners.learn(owners)
 
+    def shape_of(self, update: bytes) -> UpdateShape | None:
+        """The scan of an update of the current batch, if `prepare` or `check` made it:
+        applying it then needs no second walk over its structs. Keyed by the very
+        object (held here until the next batch), never by equal bytes."""
+        entry = self._shapes.get(id(update))
+        return entry[1] if entry is not None and entry[0] is update else None
+
     def _scan(self, update: bytes) -> UpdateShape | None:
         try:
             shape = scan_update(update)
         except ProtocolError:
             return None
-        self._shapes[id(update)] = shape
+        self._shapes[id(update)] = (update, shape)
         return shape
 
 
