@@ -148,6 +148,9 @@ class Reader:
 
     def varuint(self) -> int:
         buf, pos = self.buf, self.pos
+        if pos < len(buf) and buf[pos] < 0x80:  # one byte: most message kinds, lengths, clocks
+            self.pos = pos + 1
+            return buf[pos]
         start = pos
         result = 0
         shift = 0
