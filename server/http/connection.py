@@ -128,16 +128,34 @@ class Connection:
     async def receive(self, frame: bytes) -> None:
         """Handle one binary frame from the client."""
         await self._throttle()
+        if self._handle(frame):
+            await self.room.wait_for_space()
+
+    def receive_now(self, frame: bytes) -> bool:
+        """Handle one binary frame at once, as `receive` would, when nothing would make
+        `receive` wait: the rate limit has a token and the room's inbox has room.
+        Returns False, having done nothing, otherwise (then `receive` must have it)."""
+        if self.closed or not self.room.has_space():
+            return False
+        self._refill()
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        self._handle(frame)
+        return True
+
+    def _handle(self, frame: bytes) -> bool:
+        """Decode and route one frame; True when it went to the room's inbox."""
         try:
             message = decode(frame)
         except ProtocolError as exc:
             self._metrics.rejected.labels("malformed").inc()
             self.close(Close.MALFORMED, exc.reason)
-            return
+            return False
         match message:
             case SyncStep1() | SyncStep2() | Update():
                 self.room.submit(self, message)
-                await self.room.wait_for_space()
+                return True
             case AwarenessUpdate(payload):
                 self._receive_awareness(payload)
             case QueryAwareness():
@@ -146,6 +164,7 @@ class Connection:
                     self.send(states)
             case _:
                 pass  # auth and saved messages flow server -> client only; ignore
+        return False
 
     def _receive_awareness(self, payload: bytes) -> None:
         if not self.can_write:

@@ -19,6 +19,7 @@ from engine.names import validate_room_name
 from server.auth import Authorizer, bearer_token
 from server.config import Config
 from server.http.connection import Connection
+from server.http.direct_read import DirectWebSocketResponse
 from server.http.guard import auth_request, check_origin
 from server.http.room_stats import client_kind
 from server.metrics import Metrics
@@ -99,7 +100,7 @@ async def handle_websocket(
     origin not allowed gets HTTP 403 before the upgrade; a bad room name is refused
     before the authenticate hook is asked about it."""
     check_origin(request, config.allowed_origins)
-    ws = web.WebSocketResponse(
+    ws = DirectWebSocketResponse(
         heartbeat=config.heartbeat_seconds,
         compress=False,
         max_msg_size=config.limits.max_frame_bytes,
@@ -127,7 +128,7 @@ async def handle_websocket(
 
 
 async def _serve(
-    ws: web.WebSocketResponse,
+    ws: DirectWebSocketResponse,
     conn: Connection,
     sink: WebSocketSink,
     expires_at: float | None,
@@ -143,6 +144,7 @@ async def _serve(
     metrics.connections.inc()
     try:
         conn.room.join(conn)
+        ws.hand_frames_to(conn)  # joined: its frames may now skip the read loop
         await _read_loop(ws, conn)
     finally:
         metrics.connections.dec()

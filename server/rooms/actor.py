@@ -159,6 +159,10 @@ class RoomActor:
         self._inbox.append((peer, message))
         self._wake()
 
+    def has_space(self) -> bool:
+        """Whether a reader may submit without waiting (see `wait_for_space`)."""
+        return len(self._inbox) < self.config.limits.max_inbox
+
     async def wait_for_space(self) -> None:
         """Readers call this when the inbox is long, so a flood backs up into TCP."""
         while len(self._inbox) >= self.config.limits.max_inbox and self.state is RoomState.RUNNING:
