@@ -109,8 +109,13 @@ def test_a_rule_this_version_cannot_enforce_stops_the_server() -> None:
     from server.app import ConfigError, create_app
     from server.config import Config
 
-    text = "[[rule]]\npath = 'settings'\ntype = 'map'\nappend_only = true\n"
+    text = "[[rule]]\npath = 'title'\ntype = 'text'\nappend_only = true\n"
     rules = parse_rules(text, "rules.toml")
-    with pytest.raises(ConfigError, match=r"rule 1 \(settings\): rules besides 'type'"):
+    with pytest.raises(ConfigError, match=r"rule 1 \(title\): rules besides 'type'"):
         create_app(Config(), rules=rules)
+    keyed_array = (
+        "[[rule]]\npath = 'log'\ntype = 'array'\n[[rule]]\npath = 'log.x'\nwrite = 'nobody'\n"
+    )
+    with pytest.raises(ConfigError, match=r"rule 2 \(log.x\): log is an array here"):
+        create_app(Config(), rules=parse_rules(keyed_array, "rules.toml"))
     create_app(Config(), rules=load_rules(ROOT / "examples" / "chat-rules.toml"))

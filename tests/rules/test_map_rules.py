@@ -1,0 +1,201 @@
+"""Rules on map roots and on deeper paths (`boards[*].cards`), on pycrdt replicas: a
+forbidden part of an update is undone exactly (keys put back, entries re-inserted where
+they were, deep in the tree), allowed parts stay, and every replica converges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pycrdt import Array, Doc, Map, Text
+
+from engine.errors import UpdateRejected
+from engine.rules.enforce import RoomRules, Writer, check_enforceable
+from engine.rules.model import parse_rules
+
+RULES = """
+[[rule]]
+path = "profiles"
+user_keys = ""              # profiles[NAME] is set only by NAME
+
+[[rule]]
+path = "settings"
+type = "map"
+write = ["role:admin"]
+
+[[rule]]
+path = "ledger"
+type = "map"
+append_only = true          # new keys only
+
+[[rule]]
+path = "notes"
+type = "map"
+entries = "author"
+author_field = "by"
+moderators = ["role:admin"]
+
+[[rule]]
+path = "boards[*].cards"
+entries = "author"
+author_field = "by"
+
+[[rule]]
+path = "boards[*].cards[*].votes"
+user_keys = ""
+"""
+ROOTS = {"profiles": Map, "settings": Map, "ledger": Map, "notes": Map, "boards": Array}
+
+Change = Callable[[Doc[Any]], object]
+
+
+class Room:
+    """A server document with rules and the replicas of its users."""
+
+    def __init__(self, text: str = RULES) -> None:
+        rules = parse_rules(text).rules
+        check_enforceable(rules)
+        self.doc: Doc[Any] = Doc()
+        self.rules = RoomRules(self.doc, rules)
+        self.replicas: dict[str, Doc[Any]] = {}
+        self.refusals: list[str] = []
+
+    def replica(self, user: str) -> Doc[Any]:
+        if user not in self.replicas:
+            self.replicas[user] = Doc()
+            self.replicas[user].apply_update(self.doc.get_update())
+        return self.replicas[user]
+
+    def send(self, user: str, update: bytes) -> None:
+        roles = frozenset({"admin"}) if user == "mod" else frozenset()
+        self.rules.check_types(update, {})
+        self.rules.start(Writer(user, roles))
+        self.doc.apply_update(update)
+        outcome = self.rules.finish()
+        if outcome is not None:
+            self.refusals.append(outcome[1])
+        for replica in self.replicas.values():
+            replica.apply_update(update)
+            if outcome is not None:
+                replica.apply_update(outcome[0])
+
+    def edit(self, user: str, change: Change) -> None:
+        doc = self.replica(user)
+        updates: list[bytes] = []
+        subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
+        with doc.transaction():
+            change(doc)
+        doc.unobserve(subscription)
+        for update in updates:
+            self.send(user, update)
+
+    def view(self, doc: Doc[Any] | None = None) -> dict[str, Any]:
+        doc = doc or self.doc
+        return {name: doc.get(name, type=kind).to_py() for name, kind in ROOTS.items()}
+
+    def converged(self) -> dict[str, Any]:
+        for replica in self.replicas.values():
+            assert self.view(replica) == self.view()
+        return self.view()
+
+
+def root(name: str) -> Callable[[Doc[Any]], Any]:
+    return lambda doc: doc.get(name, type=ROOTS[name])
+
+
+def test_user_keys_on_a_map_root() -> None:
+    room = Room()
+    room.edit("ann", lambda d: root("profiles")(d).update({"ann": Map({"bio": "hi"})}))
+    room.edit("bo", lambda d: root("profiles")(d).update({"ann": "pwned", "bo": "me"}))
+    room.edit("bo", lambda d: root("profiles")(d)["ann"].__setitem__("bio", "pwned"))
+    room.edit("bo", lambda d: root("profiles")(d).pop("ann"))
+    assert room.refusals == ["rule: only its own user can set profiles['ann']"] * 3
+    assert room.converged()["profiles"] == {"ann": {"bio": "hi"}, "bo": "me"}
+    room.edit("ann", lambda d: root("profiles")(d).pop("ann"))
+    assert room.converged()["profiles"] == {"bo": "me"} and len(room.refusals) == 3
+
+
+def test_a_map_root_writable_by_a_role_only() -> None:
+    room = Room()
+    room.edit("mod", lambda d: root("settings")(d).update({"theme": "dark"}))
+    room.edit("bo", lambda d: root("settings")(d).update({"theme": "pink", "new": 1}))
+    room.edit("bo", lambda d: root("settings")(d).pop("theme"))
+    assert room.refusals == ["rule: settings is not writable by you"] * 2
+    assert room.converged()["settings"] == {"theme": "dark"}
+
+
+def test_an_append_only_map_root_takes_new_keys_only() -> None:
+    room = Room()
+    room.edit("ann", lambda d: root("ledger")(d).update({"1": 10, "2": 20}))
+    room.edit("bo", lambda d: root("ledger")(d).update({"1": 0, "3": 30}))  # overwrite + new
+    room.edit("ann", lambda d: root("ledger")(d).pop("2"))
+    assert room.refusals == ["rule: ledger is append-only"] * 2
+    assert room.converged()["ledger"] == {"1": 10, "2": 20, "3": 30}
+
+
+def test_author_only_entries_of_a_map_root() -> None:
+    room = Room()
+    note = Map({"by": "ann", "text": Text("mine")})
+    room.edit("ann", lambda d: root("notes")(d).update({"n1": note}))
+    room.edit("bo", lambda d: root("notes")(d).update({"n1": Map({"by": "bo", "text": "x"})}))
+    room.edit("bo", lambda d: root("notes")(d)["n1"]["text"].insert(0, "not "))
+    room.edit("bo", lambda d: root("notes")(d).pop("n1"))
+    room.edit("bo", lambda d: root("notes")(d).update({"n2": Map({"by": "ann"})}))
+    room.edit("ann", lambda d: root("notes")(d)["n1"].__setitem__("by", "bo"))
+    assert room.refusals == [
+        "rule: only the author can change notes['n1']",
+        "rule: only the author can change notes['n1']",
+        "rule: only the author can delete notes['n1']",
+        "rule: notes['n2'].by must be your name",
+        "rule: notes['n1'].by cannot change",
+    ]
+    assert room.converged()["notes"] == {"n1": {"by": "ann", "text": "mine"}}
+    room.edit("mod", lambda d: root("notes")(d).pop("n1"))  # a moderator may
+    assert room.converged()["notes"] == {} and len(room.refusals) == 5
+
+
+def card(by: str, text: str) -> Map[Any]:
+    return Map({"by": by, "text": Text(text), "votes": Map()})
+
+
+def test_deeper_paths_are_judged_where_they_are() -> None:
+    room = Room()
+    room.edit("ann", lambda d: root("boards")(d).append(Map({"cards": Array([card("ann", "a")])})))
+    room.edit("bo", lambda d: root("boards")(d)[0]["cards"].append(card("bo", "b")))
+    room.edit("bo", lambda d: root("boards")(d)[0]["cards"][1]["votes"].update({"bo": 1}))
+    room.edit("bo", lambda d: root("boards")(d)[0]["cards"][0]["votes"].update({"ann": 1}))
+    room.edit("bo", lambda d: root("boards")(d)[0]["cards"][0]["text"].insert(1, "!"))
+
+    def insert_board_and_delete_anns_card(doc: Doc[Any]) -> None:
+        boards = root("boards")(doc)
+        boards.insert(0, Map({"cards": Array([card("bo", "c")])}))
+        del boards[1]["cards"][0]  # ann's card, now in the second board
+
+    room.edit("bo", insert_board_and_delete_anns_card)
+    assert room.refusals == [
+        "rule: only its own user can set boards[0].cards[0].votes['ann']",
+        "rule: only the author can change boards[0].cards[0]",
+        "rule: only the author can delete boards[1].cards[0]",
+    ]
+    assert room.converged()["boards"] == [
+        {"cards": [{"by": "bo", "text": "c", "votes": {}}]},
+        {"cards": [{"by": "ann", "text": "a", "votes": {}},
+                   {"by": "bo", "text": "b", "votes": {"bo": 1.0}}]},
+    ]  # fmt: skip
+    room.edit("ann", lambda d: root("boards")(d)[1]["cards"].__delitem__(0))
+    assert len(room.refusals) == 3
+    assert room.converged()["boards"][1]["cards"] == [
+        {"by": "bo", "text": "b", "votes": {"bo": 1.0}}
+    ]
+
+
+def test_a_map_root_keeps_its_kind() -> None:
+    """A root the rules read as a map (here: `user_keys`, no `type`) refuses an update
+    writing it as an array, whole, like an explicit `type`."""
+    room = Room()
+    attacker: Doc[Any] = Doc()
+    attacker.get("profiles", type=Array).append("x")
+    with pytest.raises(UpdateRejected, match="profiles must stay a map"):
+        room.send("bo", attacker.get_update())
+    assert room.view()["profiles"] == {}
