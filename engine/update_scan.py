@@ -133,6 +133,37 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
     return UpdateShape(ranges, deps, deleted, bool(holes), holes)
 
 
+DeleteRange = tuple[int, int, int]  # client, clock, length
+
+
+def read_delete_set(
+    update: bytes, *, max_nesting: int = MAX_NESTING
+) -> tuple[int, list[DeleteRange]]:
+    """Where the delete set of `update` starts (so `update[:at] + b"\\x00"` is its structs
+    alone) and its ranges.
+
+    Raises:
+        ProtocolError: the update is malformed or nested deeper than `max_nesting`.
+    """
+    reader = Reader(update)
+    deps: dict[int, int] = {}
+    for _ in range(_count(reader)):
+        structs = reader.varuint()
+        reader.varuint()  # client
+        reader.varuint()  # first clock
+        for _ in range(min(structs, len(update))):
+            _skip_struct(reader, max_nesting, deps)
+    at = reader.pos
+    ranges: list[DeleteRange] = []
+    for _ in range(_count(reader)):
+        client = reader.varuint()
+        for _ in range(_count(reader)):
+            clock = reader.varuint()
+            ranges.append((client, clock, reader.varuint()))
+    reader.expect_end()
+    return at, ranges
+
+
 @dataclass(frozen=True, slots=True)
 class StructHead:
     """One struct of an update without its content: where it sits and what kind it is.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
@@ -31,15 +31,14 @@ log = logging.getLogger(__name__)
 
 ChangeKind = Literal["insert", "delete", "set", "format"]
 ORIGIN = "check"
-_REPLACING = ("delete", "set")
 
 
 @dataclass(frozen=True, slots=True)
 class EditChange:
     """One thing an update does. `value`: the new value (insert, set, format's
     attributes), None for a delete. `authors`: on a delete or set, who wrote what the
-    update deletes or overwrites, where the server knows it (the bound owners of the
-    client ids in the update's delete set: per update, not per change, in this version)."""
+    change deletes or overwrites (the users its client ids are bound to; see
+    engine/rules/authors.py for how, and the one case that is per update)."""
 
     path: str
     kind: ChangeKind
@@ -70,6 +69,8 @@ class Verdict:
 
 
 Check = Callable[[Edit], Verdict]
+Authored = Callable[[list[EditChange], list[bytes]], tuple[EditChange, ...]]
+Outcome = tuple[bytes, str, bool]  # the undo, the reason, whether the hook failed
 
 
 def _plain(value: Any) -> Any:
@@ -79,6 +80,40 @@ def _plain(value: Any) -> Any:
 
 def _path(root: str, steps: list[Any]) -> str:
     return root + "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
+
+
+def describe(root: str, event: Any) -> list[EditChange]:
+    """What one pycrdt event under `root` changed, as EditChanges (no authors yet)."""
+    changes: list[EditChange] = []
+    steps = list(getattr(event, "path", []))
+    keys = getattr(event, "keys", None)
+    if keys:
+        for key, change in keys.items():
+            path = _path(root, [*steps, key])
+            if change.get("action") == "delete":
+                changes.append(EditChange(path, "delete"))
+            else:
+                changes.append(EditChange(path, "set", _plain(change.get("newValue"))))
+    at = 0
+    for op in getattr(event, "delta", None) or []:
+        if "retain" in op:
+            if op.get("attributes"):
+                changes.append(
+                    EditChange(_path(root, [*steps, at]), "format", dict(op["attributes"]))
+                )
+            at += op["retain"]
+        elif "delete" in op:
+            changes += [EditChange(_path(root, [*steps, at]), "delete")] * op["delete"]
+        elif "insert" in op:
+            inserted = op["insert"]
+            if isinstance(inserted, str):
+                changes.append(EditChange(_path(root, [*steps, at]), "insert", inserted))
+                at += len(inserted)
+            else:
+                for value in inserted:
+                    changes.append(EditChange(_path(root, [*steps, at]), "insert", _plain(value)))
+                    at += 1
+    return changes
 
 
 class EditRecorder:
@@ -93,6 +128,8 @@ class EditRecorder:
         self.recording = False
         self.roots: set[str] = set()
         self._observed: list[Any] = []  # the observed roots (a dropped one stops observing)
+        self.applied: list[bytes] = []  # the updates of the transactions of the apply
+        self._applying: Any = None  # their subscription
         self.undo = UndoManager(scopes=[], capture_timeout_millis=0)
         self._add_roots(root_types(doc.get_update()))
 
@@ -118,20 +155,23 @@ class EditRecorder:
             pass  # malformed: applying it reports what is wrong
         self.undo.clear()
         self.changes.clear()
+        self.applied.clear()
+        self._applying = self.doc.observe(lambda event: self.applied.append(bytes(event.update)))
         self.recording = True
 
-    def finish(
-        self, user: str | None, deleted_authors: tuple[str, ...] = ()
-    ) -> tuple[bytes, str, bool] | None:
+    def finish(self, user: str | None, authored: Authored | None = None) -> Outcome | None:
         """Stop recording and ask the hook; when it refuses (or fails, or is too slow),
         undo the whole apply now and return the undo update, the reason, and whether the
-        hook failed (raised or ran past its budget) rather than refused."""
+        hook failed (raised or ran past its budget) rather than refused. `authored` gives
+        the changes their authors, from the transactions the apply made
+        (engine/rules/authors.py)."""
         self.recording = False
-        changes = tuple(
-            replace(change, authors=deleted_authors) if change.kind in _REPLACING else change
-            for change in self.changes
-        )
+        if self._applying is not None:
+            self.doc.unobserve(self._applying)
+            self._applying = None
+        changes = authored(self.changes, self.applied) if authored else tuple(self.changes)
         self.changes.clear()
+        self.applied.clear()
         if not changes:
             self.undo.clear()
             return None
@@ -179,38 +219,7 @@ class EditRecorder:
         if not self.recording:
             return
         for event in events:
-            self._describe(root, event)
-
-    def _describe(self, root: str, event: Any) -> None:
-        steps = list(getattr(event, "path", []))
-        keys = getattr(event, "keys", None)
-        if keys:
-            for key, change in keys.items():
-                path = _path(root, [*steps, key])
-                if change.get("action") == "delete":
-                    self.changes.append(EditChange(path, "delete"))
-                else:
-                    self.changes.append(EditChange(path, "set", _plain(change.get("newValue"))))
-        at = 0
-        for op in getattr(event, "delta", None) or []:
-            if "retain" in op:
-                if op.get("attributes"):
-                    path = _path(root, [*steps, at])
-                    self.changes.append(EditChange(path, "format", dict(op["attributes"])))
-                at += op["retain"]
-            elif "delete" in op:
-                for _ in range(op["delete"]):
-                    self.changes.append(EditChange(_path(root, [*steps, at]), "delete"))
-            elif "insert" in op:
-                inserted = op["insert"]
-                if isinstance(inserted, str):
-                    self.changes.append(EditChange(_path(root, [*steps, at]), "insert", inserted))
-                    at += len(inserted)
-                else:
-                    for value in inserted:
-                        path = _path(root, [*steps, at])
-                        self.changes.append(EditChange(path, "insert", _plain(value)))
-                        at += 1
+            self.changes += describe(root, event)
 
 
 class CheckFailed(Exception):

@@ -37,7 +37,8 @@ from engine.protocol import (
     encode,
     encode_update,
 )
-from engine.rules.edits import Check, EditRecorder
+from engine.rules.authors import attribute, by_owner, owner_count, removed_before
+from engine.rules.edits import Authored, Check, EditChange, EditRecorder
 from engine.rules.enforce import RoomRules, Writer
 from engine.rules.refusals import record_refusals
 from engine.storage import Append
@@ -423,21 +424,34 @@ class RoomActor:
         if judge is not None:
             roles = frozenset((peer.role,)) if peer is not None and peer.role else frozenset()
             judge.start(Writer(user, roles, named=not self.config.rules.anonymous_writers))
+        authored = None
         if checker is not None:
+            authored = self._authorship(update)
             checker.start(update)
         try:
             clients = self.doc.apply(update, "client", self.guard.shape_of(update))
         finally:
             refusals = judge.stop() if judge is not None else []
-            checked = (
-                checker.finish(user, self.guard.deleted_owners(update))
-                if checker is not None
-                else None
-            )
+            checked = checker.finish(user, authored) if checker is not None else None
         if checked is not None:
             undo, reason, failed = checked
             return clients, (undo, reason), "check_failed" if failed else "check"
         return clients, judge.undo(refusals) if judge is not None else None, "rule"
+
+    def _authorship(self, update: bytes) -> Authored:
+        """How `Hooks.check` learns who wrote what this update removes: from what the
+        apply's transactions deleted (engine/rules/authors.py). The state from before the
+        apply is kept only when the update's delete set names several owners."""
+        owners = self.guard.owners.known
+        clocks = dict(self.doc.clocks)
+        several = owner_count(update, owners, clocks) > 1
+        before = bytes(self.doc.doc.get_update()) if several else None
+
+        def authored(changes: list[EditChange], applied: list[bytes]) -> tuple[EditChange, ...]:
+            removed = by_owner(removed_before(applied, clocks), owners)
+            return attribute(changes, removed, before, update)
+
+        return authored
 
     def _with_undo(
         self,

@@ -59,8 +59,8 @@ class ClientGuard:
                 continue
             for client in self.owners.missing(new_authors(shape, clocks)):
                 wanted.setdefault(client, self._claims.get(client, owner_name(user)))
-            if self.learn_deleted:
-                deleted.update(self.owners.missing(list(shape.deleted)))
+            if self.learn_deleted:  # what it deletes, and what it may overwrite (origins)
+                deleted.update(self.owners.missing([*shape.deleted, *shape.deps]))
         if deleted - set(wanted):
             found = partial(owners_of, self.store.docs, self.room, deleted - set(wanted))
             self.owners.learn(await self.store.read(found))
@@ -94,15 +94,6 @@ class ClientGuard:
         shape = self.shape_of(update) or self._scan(update)
         if shape is not None and not shape.integrates_after(clocks):
             raise UpdateRejected("update needs structs the room lacks (rules judge whole edits)")
-
-    def deleted_owners(self, update: bytes) -> tuple[str, ...]:
-        """The users whose client ids the update's delete set names, where this process
-        knows them (the authors of what it deletes or overwrites; `Hooks.check`)."""
-        shape = self.shape_of(update) or self._scan(update)
-        if shape is None:
-            return ()
-        known = (self.owners.known.get(client) for client in shape.deleted)
-        return tuple(sorted({owner for owner in known if owner is not None}))
 
     def claim(self, user: str | None, client_id: int) -> bool:
         """Awareness from `user` announces `client_id`: False if the id is another

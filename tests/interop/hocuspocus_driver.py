@@ -37,10 +37,10 @@ class Provider:
     ) -> dict[str, Any]:
         """The first line not yet matched that passes `check` (reading more as needed)."""
         while True:
-            for event in self.events[self._seen :]:
-                if check(event):
-                    self._seen = self.events.index(event) + 1
-                    return event
+            for at in range(self._seen, len(self.events)):
+                if check(self.events[at]):
+                    self._seen = at + 1  # by position: the same answer may come twice
+                    return self.events[at]
             try:
                 self.events.append(await self.process.next_line(timeout))
             except TimeoutError:

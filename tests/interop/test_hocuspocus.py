@@ -234,3 +234,42 @@ async def test_every_edit_the_provider_counted_as_synced_survives_a_server_sigki
     stored = await stored_map(restarted, "crash")
     missing = [i for i in range(saved + 1) if stored.get(f"k{i}") != i]
     assert not missing, f"acknowledged as synced, lost: {missing[:10]}"
+
+
+async def test_a_provider_whose_edit_a_rule_or_the_check_hook_refuses_converges_and_goes_on(
+    start_server: StartServer, start_node: StartNode, tmp_path: Path
+) -> None:
+    """`map` keys belong to their user (a rule) and no value may be "forbidden" (the
+    check hook). The provider is told (authenticationFailed with the reason: the
+    Hocuspocus permission-denied), its document comes back to the server's, it is not
+    left with unsynced changes, and its next allowed edit goes through."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\npath = "map"\nuser_keys = ""\n', encoding="utf-8")
+    server = await start_server(
+        None, "--auth-secret", SECRET, "--rules", str(rules),
+        "--hooks", "tests.rules.check_hooks:NoForbiddenValues",
+    )  # fmt: skip
+    ann = await Provider.start(
+        start_node, server, docs="kv", token=issue_token(SECRET, "kv", user="ann")
+    )
+    await ann.do("wait_synced")
+    await ann.do("set", key="ann", value=1)
+    await ann.do("wait_saved")
+    bo = await Provider.start(
+        start_node, server, docs="kv", token=issue_token(SECRET, "kv", user="bo")
+    )
+    await bo.do("wait_keys", keys=["ann"])
+    await bo.do("set", key="ann", value=2)  # ann's key: the rule refuses
+    refused = await bo.wait_for(lambda e: e["event"] == "authenticationFailed")
+    assert refused["reason"] == "rule: only its own user can set map['ann']"
+    await bo.do("wait_map", map={"ann": 1})
+    await bo.do("set", key="bo", value="forbidden")  # the check hook refuses
+    refused = await bo.wait_for(lambda e: e["event"] == "authenticationFailed")
+    assert refused["reason"] == "rule: that value is forbidden"
+    await bo.do("wait_map", map={"ann": 1})
+    await bo.do("wait_saved")  # every refused edit was acknowledged (committed, undone)
+    await bo.do("set", key="bo", value=3)
+    await bo.do("wait_saved")
+    await ann.do("wait_map", map={"ann": 1, "bo": 3})
+    assert not bo.matching("close")
+    assert await stored_map(server, "kv", issue_token(SECRET, "kv")) == {"ann": 1, "bo": 3}

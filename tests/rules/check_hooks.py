@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from examples.message_check import MessageCheck
-from server import Edit, Verdict
+from server import Edit, Hooks, Verdict
 
 
 class Faulty(MessageCheck):
@@ -23,3 +23,12 @@ class Faulty(MessageCheck):
                     f"{edit.user} deletes only what they wrote, not {', '.join(change.authors)}'s"
                 )
         return super().check(edit)
+
+
+class NoForbiddenValues(Hooks):
+    """Refuses any value "forbidden" (the Hocuspocus provider test)."""
+
+    def check(self, edit: Edit) -> Verdict:
+        if any(change.value == "forbidden" for change in edit.changes):
+            return Verdict.refuse("that value is forbidden")
+        return Verdict()

@@ -42,6 +42,8 @@ const snapshot = (provider) => ({
   unsynced: provider.unsyncedChanges
 })
 
+const sorted = (object) => Object.fromEntries(Object.entries(object).sort(([a], [b]) => (a < b ? -1 : 1)))
+
 const presenceNames = (provider) => [...provider.awareness.getStates().values()].map((s) => s.user?.name).filter(Boolean)
 
 const commands = {
@@ -49,6 +51,8 @@ const commands = {
   set: ({ docs, key, value }) => each(docs, (p) => p.document.getMap('map').set(key, value)),
   text: ({ docs, insert }) => each(docs, (p) => { const t = p.document.getText('text'); t.insert(t.length, insert) }),
   wait_saved: ({ docs }) => each(docs, (p, n) => waitFor(`${n} saved`, () => p.unsyncedChanges === 0, DEADLINE_MS, onDoc(p))),
+  wait_map: ({ docs, map }) => each(docs, (p, n) => waitFor(`${n} map ${JSON.stringify(map)}`, () => JSON.stringify(sorted(p.document.getMap('map').toJSON())) === JSON.stringify(sorted(map)), DEADLINE_MS, onDoc(p))
+    .catch((error) => { throw new Error(`${error.message}; holds: ${JSON.stringify(p.document.getMap('map').toJSON())}`) })),
   wait_keys: ({ docs, keys }) => each(docs, (p, n) => waitFor(`${n} keys ${keys}`, () => keys.every((k) => p.document.getMap('map').has(k)), DEADLINE_MS, onDoc(p))),
   snapshot: async ({ docs }) => ({ docs: Object.fromEntries(selected(docs).map((n) => [n, snapshot(providers.get(n))])) }),
   presence: ({ docs, name }) => each(docs, (p) => p.setAwarenessField('user', { name })),
