@@ -161,3 +161,13 @@ def test_migrate_copies_lmdb_rooms_into_redis_once(tmp_path: Path, redis_server:
     assert target.text("one") == "first room" and target.text("two") == "second!"
     history = target.open().history("one", 0, 3)
     assert [h.user for h in history] == ["alice"] * 3
+
+
+def test_bench_takes_the_suites_options_as_they_are() -> None:
+    from server.cli import parse_args
+
+    argv = ["bench", "--servers", "ours,ours-rules", "--workloads", "T", "--quick"]
+    assert parse_args(argv).rest == argv[1:]
+    assert parse_args(["bench"]).rest == []
+    with pytest.raises(SystemExit):
+        parse_args(["token", "--no-such-option"])
