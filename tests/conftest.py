@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.process import ServerProcess as ServerProcess
-from tests.redis_process import RedisProcess, free_port
+from tests.redis_process import PortTaken, RedisProcess, free_port
 from tests.server.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +63,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
         pytest.fail("redis-server is not installed: scripts/install-system.sh installs it")
     directory = tmp_path / "redis"
     directory.mkdir()
-    process = RedisProcess(directory, free_port())
-    process.start()
+    for _attempt in range(3):
+        process = RedisProcess(directory, free_port())
+        try:
+            process.start()
+            break
+        except PortTaken:
+            continue
+    else:
+        pytest.fail("redis-server found no free port in three tries")
     yield process
     process.kill()
 

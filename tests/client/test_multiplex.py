@@ -4,6 +4,7 @@ server process; each room has its own replica and status, and "saved" means on d
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -14,6 +15,7 @@ from engine.client import AuthError, Client, connect, connect_many
 from tests.client.conftest import LiveServer, StartServer, make_token
 from tests.client.helpers import DEADLINE, items, server_doc
 from tests.engine.helpers import recording_doc
+from tests.redis_process import RedisProcess
 
 SECRET = "multiplex-secret-long-enough-for-hs256-keys"
 
@@ -26,21 +28,46 @@ async def test_fifty_rooms_over_one_socket_sync_save_and_meet_other_clients(
     live_server: LiveServer,
 ) -> None:
     names = [f"mx-{i}" for i in range(50)]
-    async with connect(live_server.ws_url, "mx-7", store_path=None) as other:
+    await rooms_meet_a_client(ws_base(live_server), live_server.ws_url, names, "mx-7")
+    for name in ("mx-0", "mx-49"):
+        assert items(await server_doc(live_server.url, name)) == [f"in {name}"]
+
+
+async def test_rooms_over_one_socket_meet_clients_of_another_process_through_redis(
+    redis_server: RedisProcess, start_server: StartServer, tmp_path: Path
+) -> None:
+    """The multiplexed socket on process A, a y-websocket client on process B: every
+    room converges both ways, and "saved" on A means B's reads see it. (The two
+    processes start side by side: starting is most of this test's time.)"""
+    a, b = await asyncio.gather(
+        *(
+            asyncio.to_thread(start_server, "--redis", redis_server.url, data_dir=tmp_path / node)
+            for node in ("a", "b")
+        )
+    )
+    names = [f"rx-{i}" for i in range(20)]
+    await rooms_meet_a_client(ws_base(a), b.ws_url, names, "rx-3")
+    for name in ("rx-0", "rx-19"):
+        assert items(await server_doc(b.url, name)) == [f"in {name}"]
+
+
+async def rooms_meet_a_client(many_url: str, other_url: str, names: list[str], met: str) -> None:
+    """A y-websocket client at `other_url` writes to room `met`; then one socket at
+    `many_url` carries every room of `names`: all sync (`met` with the client's edit),
+    each gets an edit, all are saved, and the client sees the edit made in `met`."""
+    async with connect(other_url, met, store_path=None) as other:
         other.doc.get("items", type=Array).append("from y-websocket")
         await asyncio.wait_for(other.saved(), DEADLINE)
-        async with connect_many(ws_base(live_server), names, store_path=None) as rooms:
+        async with connect_many(many_url, names, store_path=None) as rooms:
             async with asyncio.timeout(DEADLINE):
                 await asyncio.gather(*(rooms[name].synced() for name in names))
-            assert items(rooms["mx-7"].doc) == ["from y-websocket"]
+            assert items(rooms[met].doc) == ["from y-websocket"]
             for name in names:
                 rooms[name].doc.get("items", type=Array).append(f"in {name}")
             async with asyncio.timeout(DEADLINE):
                 await asyncio.gather(*(rooms[name].saved() for name in names))
             assert {rooms[name].status for name in names} == {"saved"}
-            await wait_items(other, ["from y-websocket", "in mx-7"])
-    for name in ("mx-0", "mx-49"):
-        assert items(await server_doc(live_server.url, name)) == [f"in {name}"]
+            await wait_items(other, ["from y-websocket", f"in {met}"])
 
 
 async def test_each_room_has_its_own_auth(start_server: StartServer) -> None:
