@@ -20,13 +20,13 @@ from yarl import URL
 
 from engine.client import presence
 from engine.client.backoff import Backoff
-from engine.client.errors import ClientClosed, CloseAction, WriteDenied, close_action, close_error
+from engine.client.errors import CloseAction, close_action, close_error
 from engine.client.link import Closed, Dialer, Link
 from engine.client.local_store import LocalStore, ReplicaKey
 from engine.client.replica import Replica
 from engine.client.rest import RoomApi
 from engine.client.shared_kv import StorePath
-from engine.client.status import Status, StatusBoard
+from engine.client.status import ReplicaStatus, Status
 from engine.errors import EngineError
 from engine.jsonview import to_json
 from engine.names import validate_room_name
@@ -78,11 +78,9 @@ class Client:
             raise
         self.doc: Doc[Any] = self._replica.doc
         self.awareness = Awareness(self.doc)
-        self._board = StatusBoard(self.room)
+        self._board = ReplicaStatus(self.room, self._replica)
         self._session: SyncSession | None = None
         self._link: Link | None = None
-        self._error: EngineError | None = None
-        self._denied: str | None = None
         self._rejected: list[Callable[[str], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -104,7 +102,7 @@ class Client:
     @property
     def error(self) -> EngineError | None:
         """The error that stopped the client for good (bad token, rejected data), if any."""
-        return self._error
+        return self._board.error
 
     def on_status(self, callback: Callable[[Status], None]) -> Callable[[], None]:
         """Call `callback(status)` on every status change; returns an unsubscribe function."""
@@ -139,7 +137,7 @@ class Client:
             AuthError, ConnectionRejected: the server refused this client for good.
             ClientClosed: the client was closed first.
         """
-        await self._board.wait(lambda: self.status in ("synced", "saved"), self._failure)
+        await self._board.synced()
 
     async def saved(self) -> None:
         """Wait until every local edit made so far is durable on the server.
@@ -151,10 +149,7 @@ class Client:
             WriteDenied: the server refused our edits (read-only token).
             AuthError, ConnectionRejected, ClientClosed: as for `synced`.
         """
-        target = self._replica.pending_mark
-        await self._board.wait(
-            lambda: self._replica.confirmed >= target, lambda: self._failure(writes=True)
-        )
+        await self._board.saved()
 
     async def start(self) -> None:
         """Start connecting in the background; the doc is usable before and during."""
@@ -197,7 +192,7 @@ class Client:
     def _on_local_edit(self, update: bytes, mark: int) -> None:
         if self._session is not None:
             self._send(self._session.local_update(update, mark))
-        self._refresh_status()
+        self._board.refresh(self._session)
 
     def _on_awareness_change(self, topic: str, change: tuple[dict[str, Any], Any]) -> None:
         _changes, origin = change
@@ -217,8 +212,9 @@ class Client:
             await self._reconnect_loop()
         except Exception as exc:
             log.exception("room %r: sync stopped by an unexpected error", self.room)
-            self._error = EngineError(f"sync stopped by an unexpected error: {exc!r}")
-            self._error.__cause__ = exc
+            error = EngineError(f"sync stopped by an unexpected error: {exc!r}")
+            error.__cause__ = exc
+            self._board.error = error
             self._board.set("offline")
             self._board.notify()
 
@@ -233,7 +229,7 @@ class Client:
                 fatal = close_error(code, reason)
                 if fatal is not None:
                     log.error("room %r: %s; not reconnecting", self.room, fatal)
-                    self._error = fatal
+                    self._board.error = fatal
                     self._board.notify()
                     return
                 slow_down = close_action(code) is CloseAction.SLOW_DOWN
@@ -281,13 +277,13 @@ class Client:
             self._on_denied(reason)
         if isinstance(message, Saved):
             self._replica.confirm(session.confirmed_mark)
-        self._refresh_status()
+        self._board.refresh(self._session)
 
     def _on_denied(self, reason: str) -> None:
         """A rule's refusal is news for the application (the edit was undone, the rest
         goes on); any other denial (a read-only token) fails the waits for `saved`."""
         if not reason.startswith(RULE_PREFIX):
-            self._denied = reason
+            self._board.denied = reason
             log.warning("room %r: server denied a write: %s", self.room, reason)
             self._board.notify()
             return
@@ -296,25 +292,6 @@ class Client:
                 callback(reason)
             except Exception:
                 log.exception("room %r: an on_rejected callback failed", self.room)
-
-    def _refresh_status(self) -> None:
-        session = self._session
-        if session is None:
-            return
-        if not (session.synced and session.answered):
-            self._board.set("syncing")
-        else:
-            self._board.set("saved" if self._replica.saved else "synced")
-
-    def _failure(self, *, writes: bool = False) -> EngineError | None:
-        """Why a wait must end without success, if it must."""
-        if self._error is not None:
-            return self._error
-        if writes and self._denied is not None:
-            return WriteDenied(f"the server refused our edits: {self._denied}")
-        if self._replica.closed:
-            return ClientClosed("client closed")
-        return None
 
 
 def connect(

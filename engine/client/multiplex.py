@@ -26,12 +26,12 @@ from yarl import URL
 
 from engine import hocuspocus_protocol as hp
 from engine.client.backoff import Backoff
-from engine.client.errors import AuthError, ClientClosed, WriteDenied
+from engine.client.errors import AuthError
 from engine.client.link import Dialer, Link
 from engine.client.local_store import LocalStore, ReplicaKey
 from engine.client.replica import Replica
 from engine.client.shared_kv import StorePath
-from engine.client.status import Status, StatusBoard
+from engine.client.status import ReplicaStatus, Status
 from engine.errors import Close, EngineError, ProtocolError
 from engine.names import validate_room_name
 from engine.protocol import Message, Saved, decode, encode
@@ -50,25 +50,31 @@ class MultiplexedRoom:
         self._replica = Replica(store, self._on_local_edit)
         self.doc: Doc[Any] = self._replica.doc
         self.awareness = Awareness(self.doc)
-        self._board = StatusBoard(name)
+        self._board = ReplicaStatus(name, self._replica)
         self._session: SyncSession | None = None
         self._acks = 0
-        self.error: EngineError | None = None
-        self.denied: str | None = None
         self.scope: str | None = None
 
     @property
     def status(self) -> Status:
         return self._board.value
 
+    @property
+    def error(self) -> EngineError | None:
+        """What stopped this room for good (its token refused, closed by the server)."""
+        return self._board.error
+
+    @property
+    def denied(self) -> str | None:
+        """Why the server refused our edits (a read-only token), if it did."""
+        return self._board.denied
+
     async def synced(self) -> None:
-        await self._board.wait(lambda: self.status in ("synced", "saved"), self._failure)
+        await self._board.synced()
 
     async def saved(self) -> None:
-        target = self._replica.pending_mark
-        await self._board.wait(
-            lambda: self._replica.confirmed >= target, lambda: self._failure(writes=True)
-        )
+        """Every local edit made so far is on the server's disk."""
+        await self._board.saved()
 
     # ------------------------------------------------------------------ the socket's side
 
@@ -98,20 +104,22 @@ class MultiplexedRoom:
         elif envelope.kind == hp.AUTH:
             self._authenticated(hp.read_auth_answer(envelope.body))
         elif envelope.kind == hp.CLOSE:
-            self.error = EngineError(f"the server closed {self.name!r}: "
+            self._board.error = EngineError(f"the server closed {self.name!r}: "
                                      f"{hp.read_close_reason(envelope.body)}")  # fmt: skip
             self._session = None
             self._board.set("offline")
-        self._refresh()
+        self._board.refresh(self._session)
         return self._wrap(replies)
 
     def _authenticated(self, answer: hp.AuthAnswer) -> None:
         if answer.scope is not None:
             self.scope = answer.scope
         elif self.scope is None:
-            self.error = AuthError(Close.UNAUTHORIZED, f"room {self.name!r}: {answer.denied}")
+            self._board.error = AuthError(
+                Close.UNAUTHORIZED, f"room {self.name!r}: {answer.denied}"
+            )
         else:
-            self.denied = answer.denied
+            self._board.denied = answer.denied
             log.warning("room %r: server denied a write: %s", self.name, answer.denied)
         self._board.notify()
 
@@ -128,25 +136,7 @@ class MultiplexedRoom:
     def _on_local_edit(self, update: bytes, mark: int) -> None:
         if self._session is not None:
             self._socket.send(self._wrap(self._session.local_update(update, mark)))
-        self._refresh()
-
-    def _refresh(self) -> None:
-        session = self._session
-        if session is None:
-            return
-        if not (session.synced and session.answered):
-            self._board.set("syncing")
-        else:
-            self._board.set("saved" if self._replica.saved else "synced")
-
-    def _failure(self, *, writes: bool = False) -> EngineError | None:
-        if self.error is not None:
-            return self.error
-        if writes and self.denied is not None:
-            return WriteDenied(f"the server refused our edits: {self.denied}")
-        if self._replica.closed:
-            return ClientClosed("client closed")
-        return None
+        self._board.refresh(self._session)
 
     def close(self) -> None:
         self._replica.close()
