@@ -1,8 +1,9 @@
 """The actor's guard on client ids: structs under a Yjs client id bound to another user
 are refused before anything of the update is applied (see engine/rules/owners.py).
 
-Binding needs the store (compare-and-set on per-room metadata), which is a write on the
-writer thread, so it cannot happen in the middle of the actor's synchronous apply loop.
+Binding needs the store (compare-and-set on per-room metadata), a write that waits for
+the store (`RoomStore.write_unordered`), so it cannot happen in the middle of the actor's
+synchronous apply loop.
 Instead, before a batch is applied, `prepare` looks for client ids the batch's updates
 introduce that this process has not seen bound yet and binds them in one store call; the
 apply loop then checks each update against the bindings in memory. That store call happens
@@ -66,7 +67,9 @@ class ClientGuard:
             self.owners.learn(await self.store.read(found))
         if not wanted:
             return
-        owners = await self.store.write(partial(bind_clients, self.store.docs, self.room, wanted))
+        owners = await self.store.write_unordered(
+            partial(bind_clients, self.store.docs, self.room, wanted)
+        )
         if owners is not None:  # None: the room is new; `check` binds, `save` persists
             self.owners.learn(owners)
 
@@ -112,7 +115,7 @@ class ClientGuard:
             while self._claims:
                 claims = dict(self._claims)
                 write = partial(bind_clients, self.store.docs, self.room, claims)
-                owners = await self.store.write(write)
+                owners = await self.store.write_unordered(write)
                 if owners is None:
                     return  # a room not stored yet: its first commit binds (`save`)
                 self.owners.learn(owners)
@@ -135,7 +138,7 @@ class ClientGuard:
             return
         try:
             write = partial(bind_clients, self.store.docs, self.room, unsaved)
-            owners = await self.store.write(write)
+            owners = await self.store.write_unordered(write)
         except StorageError:
             log.warning("room %r: could not bind new client ids yet; retrying", self.room)
             self.owners.unsaved.update(unsaved)  # the next commit tries again

@@ -143,6 +143,18 @@ class RoomStore:
         """Run a storage write on the writer thread, in order with every other write."""
         return await self.committer.call(func, *args)
 
+    async def write_unordered(self, func: Callable[..., T], *args: Any) -> T:
+        """A write that needs no place in the order of the others (client-id bindings:
+        set-if-absent, and their room's commits are awaited around them anyway). Where
+        the store is shared (Redis), each command is atomic on its own and several
+        processes write side by side already, so it runs in a thread of its own: many
+        rooms binding at once (a socket carrying many rooms, each room's first edit) then
+        wait for Redis together, not each behind the others' round trips on the writer
+        thread. LMDB has one writer: there it queues on the writer thread like the rest."""
+        if self.shared:
+            return await self.read(func, *args)
+        return await self.write(func, *args)
+
     async def read(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(func, *args)
 
