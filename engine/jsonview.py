@@ -32,6 +32,7 @@ from pycrdt import Array, ArrayEvent, Doc, Map, Text, XmlElement, XmlFragment, X
 
 from engine.errors import ProtocolError, UpdateRejected
 from engine.live_doc import LiveDoc
+from engine.map_read import map_items
 from engine.update_scan import StructHead, iter_structs
 
 ROOT_TYPES = ("text", "array", "map", "xml")
@@ -177,11 +178,18 @@ def _placements(heads: list[StructHead]) -> list[tuple[str | None, bool]]:
 
 
 def load_doc(
-    state: bytes, client_id: int | None = None, *, arrays: Iterable[str] = ()
+    state: bytes,
+    client_id: int | None = None,
+    *,
+    arrays: Iterable[str] = (),
+    walked: bool = False,
 ) -> tuple[Doc[Any], dict[str, list[Any]]]:
     """A pycrdt Doc holding `state`, and the elements of its root arrays named in
     `arrays`. pycrdt (0.14) reads an array element by element from the start, which
     is quadratic; the event of loading hands all of them over at once.
+
+    `walked`: the caller has already walked `state` with the bounded scan (`root_types`
+    does), so it is not scanned a second time before pycrdt reads it.
 
     Raises:
         UpdateRejected: pycrdt cannot apply it (its Rust panics included).
@@ -196,7 +204,10 @@ def load_doc(
         elements[name] = []
         watched.append((root, root.observe(partial(_collect, name, elements[name], changed))))
     try:
-        live.apply(state)
+        if walked:
+            live.apply_whole(state)
+        else:
+            live.apply(state)
     except UpdateRejected as exc:
         raise UpdateRejected(f"state does not apply: {exc}") from exc
     finally:
@@ -241,7 +252,7 @@ def value_json(value: Any, depth: int = 0) -> Any:
         return [value_json(item, inner) for item in value]
     if isinstance(value, Map):
         inner = _deeper(depth)
-        return {key: value_json(item, inner) for key, item in value.items()}
+        return {key: value_json(item, inner) for key, item in map_items(value)}
     return plain_json(value, depth)
 
 

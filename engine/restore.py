@@ -31,6 +31,7 @@ from engine.jsonview import (
     root_of,
     root_types,
 )
+from engine.map_read import map_items
 from engine.textdiff import RichText, canonical, chunks, opcodes
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
 
@@ -62,12 +63,12 @@ def restore_update(
         ProtocolError / UpdateRejected: a state does not decode or apply, or holds a
             value pycrdt cannot copy (an XML element outside an XML node).
     """
-    kinds = root_types(current) | check_types(types)
+    kinds = root_types(current) | check_types(types)  # walks `current` (bounded)
     doc, have = _load_as_new_author(current, client_id, array_roots(kinds))
     past, want = load_doc(target, arrays=array_roots(kinds))
     if set(past.keys()) - kinds.keys():  # roots that hold nothing now but did then
         kinds = root_types(target) | kinds
-        past, want = load_doc(target, arrays=array_roots(kinds))
+        past, want = load_doc(target, arrays=array_roots(kinds), walked=True)
     updates: list[bytes] = []
     subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
     try:  # one read transaction on `past` for the whole walk, not one per access
@@ -89,7 +90,7 @@ def _load_as_new_author(
     """The current document, edited by a client id that has not written to the room:
     reusing one would make two authors of the same clock values."""
     while True:
-        doc, elements = load_doc(current, client_id, arrays=arrays)
+        doc, elements = load_doc(current, client_id, arrays=arrays, walked=True)
         if doc.client_id not in decode_state_vector(doc.get_state()):
             return doc, elements
         if client_id is not None:
@@ -144,7 +145,7 @@ def fingerprint(value: Any) -> Hashable:
     if isinstance(value, Array):
         return ("array", tuple(fingerprint(item) for item in value))
     if isinstance(value, Map):
-        return ("map", tuple(sorted((k, fingerprint(v)) for k, v in value.items())))
+        return ("map", tuple(sorted((k, fingerprint(v)) for k, v in map_items(value))))
     if isinstance(value, XmlElement):
         children = tuple(fingerprint(child) for child in value.children)
         return ("xml-element", value.tag, _attrs_key(value), children)
@@ -179,8 +180,8 @@ def _sync_attributes(current: Any, target: Any) -> None:
 
 
 def _sync_map(current: Map[Any], target: Map[Any]) -> None:
-    have = dict(current.items())
-    want = dict(target.items())
+    have = dict(map_items(current))
+    want = dict(map_items(target))
     for key in have.keys() - want.keys():
         del current[key]
     for key, value in want.items():

@@ -10,6 +10,7 @@ Yjs `UpdateDecoderV1` / `readClientsStructRefs`, and lib0 `readAny` for embedded
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 from dataclasses import dataclass, field
 
 from engine.errors import ProtocolError
@@ -23,6 +24,8 @@ _HAS_ORIGIN = 0x80
 _HAS_RIGHT_ORIGIN = 0x40
 _HAS_PARENT_SUB = 0x20
 _FLAT_VALUE_TAGS = (119, 116)  # lib0 any: string, bytes (a length, then the bytes)
+_INTEGER_TAG = 125  # lib0 any: a signed varint
+_CONSTANT_TAGS = (127, 126, 121, 120)  # lib0 any: undefined, null, false, true
 _TYPE_REFS_WITH_KEY = (3, 5)  # YXmlElement, YXmlHook carry a node name
 
 
@@ -164,8 +167,7 @@ def read_delete_set(
     return at, ranges
 
 
-@dataclass(frozen=True, slots=True)
-class StructHead:
+class StructHead(NamedTuple):
     """One struct of an update without its content: where it sits and what kind it is.
 
     Attributes:
@@ -329,12 +331,18 @@ def _skip_values(reader: Reader, count: int, max_nesting: int) -> None:
     end = len(buf)
     for _ in range(count):
         pos = reader.pos
-        if pos < end and buf[pos] in _FLAT_VALUE_TAGS:
+        tag = buf[pos] if pos < end else -1
+        if tag in _FLAT_VALUE_TAGS:
             reader.pos = pos + 1
             length = reader.varuint()
             if reader.pos + length > end:
                 raise ProtocolError(pos, "value runs past the end of the update")
             reader.pos += length
+        elif tag == _INTEGER_TAG:  # a number: a varint, read as a varuint (same bits)
+            reader.pos = pos + 1
+            reader.varuint()
+        elif tag in _CONSTANT_TAGS:
+            reader.pos = pos + 1
         else:
             _skip_any(reader, max_nesting)
 
@@ -352,9 +360,9 @@ def _skip_any(reader: Reader, max_nesting: int) -> None:
         if frame[1]:
             reader.varbytes()  # the member's key
         tag = _byte(reader)
-        if tag in (127, 126, 121, 120):  # undefined, null, false, true
+        if tag in _CONSTANT_TAGS:
             continue
-        if tag == 125:  # signed varint: same continuation bit as varuint
+        if tag == _INTEGER_TAG:  # signed varint: same continuation bit as varuint
             reader.varuint()
         elif tag == 124:
             _skip(reader, 4)
