@@ -14,46 +14,51 @@ against a server with auth on:
 4. expiry: SSE subscribers with tokens that expire after a few seconds, which must get
    an `expired` event and be closed.
 
-Measured: probe latency before (quiet) and during the attacks, the server's RSS, and
+Measured: probe latency before (quiet) and during the attacks, the server's RSS, how
+late its event loop woke its timer (the `performer_loop_stall_seconds` histogram, quiet and
+attacked: the loop's own stalls, which a shared machine's noise does not make up), and
 what each attack got back (statuses, bytes, streams accepted, expired events).
+
+The attacks run in a process of their own at a lower CPU priority
+(`harness.abuse_attacks`): the probe measures the server, not the attacking client's
+work on the same loop or the same cores.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-import socket
-import time
+import multiprocessing
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
 from pycrdt import Doc, Map
 
+from harness.abuse_attacks import ATTACKER_NICE, SECRET, AbuseSizes, AttackTally, attacker_main
 from harness.common import Server, pid_of, rss_kib
 from harness.isolation import Latencies, probe
 from harness.wire import connect, edit
 from server.auth import issue_token
 
-SECRET = "abuse-harness-secret-of-at-least-32-bytes"
+__all__ = ["SECRET", "AbuseReport", "AbuseSizes", "run_abuse"]
+
 DEADLINE = 60.0
+STALL_BOUNDS = ("0.02", "0.05", "0.1", "0.25")  # seconds, as the server's histogram buckets
 
 
 @dataclass
-class AbuseSizes:
-    probes: int = 200
-    heavy_maps: int = 3000  # entries of the room whose views and restores are asked for
-    heavy_seqs: int = 10  # updates it is written in (views ask for each seq)
-    compute_callers: int = 20
-    bulk_entries: int = 40  # the paged room's updates ...
-    bulk_bytes: int = 1_000_000  # ... of this size
-    page_readers: int = 4
-    stalled: int = 20
-    streams: int = 300  # one token's attempts
-    expiring: int = 5
-    ttl: int = 3
+class LoopStalls:
+    """The server's loop-stall histogram over one phase: how many 50 ms timer ticks it
+    saw, how late they were in all, and how many were later than each bound."""
+
+    ticks: int = 0
+    late_seconds: float = 0.0
+    over: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        over = " ".join(f"over_{float(b) * 1000:g}ms={self.over.get(b, 0)}" for b in STALL_BOUNDS)
+        return f"ticks={self.ticks} late_sum={self.late_seconds:.2f}s {over}"
 
 
 @dataclass
@@ -67,6 +72,8 @@ class AbuseReport:
     subscribers_at_end: int = -1  # the server's performer_feed_subscribers gauge
     expired: int = 0
     expired_seconds: list[float] = field(default_factory=list)
+    stalls_quiet: LoopStalls = field(default_factory=LoopStalls)
+    stalls_attacked: LoopStalls = field(default_factory=LoopStalls)
 
     def problems(self, max_ratio: float, max_growth_mib: float, sizes: AbuseSizes) -> list[str]:
         out = []
@@ -103,7 +110,17 @@ class AbuseReport:
             f"RESULT abuse statuses {statuses}",
             f"RESULT abuse pages {pages}",
             f"RESULT abuse streams {streams}",
+            f"RESULT abuse loop quiet {self.stalls_quiet.summary()}",
+            f"RESULT abuse loop attacked {self.stalls_attacked.summary()}",
         ]
+
+    def take(self, tally: AttackTally) -> None:
+        """What the attacker process got back."""
+        self.statuses.update(tally.statuses)
+        self.page_bytes = tally.page_bytes
+        self.streams_accepted = tally.streams_accepted
+        self.expired = tally.expired
+        self.expired_seconds = tally.expired_seconds
 
 
 def _heavy_update(doc: Doc[Any], start: int, count: int) -> bytes:
@@ -139,107 +156,6 @@ async def _post(
         assert response.status == 200, await response.text()
 
 
-async def _compute(
-    server: Server, sizes: AbuseSizes, statuses: Counter[int], stop: asyncio.Event, index: int
-) -> None:
-    reader = issue_token(SECRET, "heavy", read_only=True)  # one read-only token for all
-    writer = issue_token(SECRET, "heavy", user=f"restorer-{index % 3}")
-    async with aiohttp.ClientSession() as http:
-        while not stop.is_set():
-            seq = random.randint(1, sizes.heavy_seqs)
-            if index % 5 == 4:
-                request = http.post(f"{server.url}/v1/rooms/heavy/restore?token={writer}",
-                                    json={"seq": seq})  # fmt: skip
-            else:
-                request = http.get(f"{server.url}/v1/rooms/heavy/json?at={seq}&token={reader}")
-            async with request as response:
-                await response.read()
-                statuses[response.status] += 1
-            if response.status == 503:
-                await asyncio.sleep(0.05)  # a real client would wait Retry-After
-
-
-async def _pages(
-    server: Server, statuses: Counter[int], sizes_seen: list[int], stop: asyncio.Event, route: str
-) -> None:
-    reader = issue_token(SECRET, "bulk", read_only=True)
-    async with aiohttp.ClientSession() as http:
-        while not stop.is_set():
-            after = 0
-            while not stop.is_set():
-                url = f"{server.url}/v1/rooms/bulk/{route}?after={after}&limit=1000&token={reader}"
-                async with http.get(url) as response:
-                    body = await response.read()
-                    statuses[response.status] += 1
-                    sizes_seen.append(len(body))
-                if response.status == 503:  # past the caller's pages: wait as told
-                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-                    break
-                if response.status != 200:
-                    break
-                page = _page_head(body)
-                if not page.get("more"):
-                    break
-                after = page["next_after"]
-
-
-def _page_head(body: bytes) -> dict[str, Any]:
-    """A page's fields without decoding its entries (megabytes of base64 the attacker
-    does not need; parsing them would only take CPU from the server on the same host)."""
-    cut = body.find(b', "entries": [')
-    if cut < 0:
-        return dict(json.loads(body))
-    return dict(json.loads(body[:cut] + b"}"))
-
-
-def _stalled_stream(server: Server, token: str) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect((host, int(port)))
-    sock.sendall(
-        f"GET /v1/rooms/bulk/changes?after=0&token={token} HTTP/1.1\r\nHost: x\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
-    )
-    return sock
-
-
-async def _streams(server: Server, sizes: AbuseSizes, report: AbuseReport) -> list[Any]:
-    """One token's streams (kept open, read by nobody) and stalled raw sockets."""
-    token = issue_token(SECRET, "bulk", read_only=True, user="hoarder")
-    held: list[Any] = []
-    http = aiohttp.ClientSession()
-    held.append(http)
-    statuses = report.statuses.setdefault("streams", Counter())
-    end = {"Accept": "text/event-stream", "Last-Event-ID": str(sizes.bulk_entries)}
-    for _ in range(sizes.streams):  # idle streams from the end of the log, held open
-        response = await http.get(f"{server.url}/v1/rooms/bulk/changes?token={token}",
-                                  headers=end)  # fmt: skip
-        statuses[response.status] += 1
-        if response.status == 200:
-            report.streams_accepted += 1
-            held.append(response)
-        else:
-            response.release()
-    stalled_token = issue_token(SECRET, "bulk", read_only=True, user="staller")
-    for _ in range(sizes.stalled):
-        held.append(await asyncio.to_thread(_stalled_stream, server, stalled_token))
-    return held
-
-
-async def _expiring(server: Server, sizes: AbuseSizes, report: AbuseReport, index: int) -> None:
-    token = issue_token(SECRET, "heavy", read_only=True, user=f"brief-{index}", ttl=sizes.ttl)
-    opened = time.time()
-    timeout = aiohttp.ClientTimeout(total=sizes.ttl + 30)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        url = f"{server.url}/v1/rooms/heavy/changes?token={token}"
-        async with http.get(url, headers={"Accept": "text/event-stream"}) as response:
-            async for line in response.content:
-                if line.startswith(b"event: expired"):
-                    report.expired += 1
-                    report.expired_seconds.append(time.time() - opened)
-
-
 async def _rss(server: Server, report: AbuseReport, stop: asyncio.Event) -> None:
     pid = pid_of(server)
     while not stop.is_set():
@@ -259,51 +175,112 @@ async def _probes(server: Server, count: int, times: Latencies) -> None:
             await probe(writer, reader, n, times)
 
 
+class Attacker:
+    """The attacks, in a spawned process at `ATTACKER_NICE` (see harness.abuse_attacks)."""
+
+    def __init__(self, server: Server, sizes: AbuseSizes) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=attacker_main,
+            args=(server.url, asdict(sizes), child, ATTACKER_NICE),
+            name="abuse-attacker",
+            daemon=True,
+        )
+
+    async def start(self) -> None:
+        """Start the attacks; returns once they all run (the streams are open)."""
+        self._process.start()
+        await self._expect("ready")
+
+    async def finish(self) -> None:
+        """Let the expiring streams end (they must, by their tokens' expiry)."""
+        self._conn.send("finish")
+        await self._expect("expired")
+
+    async def stop(self) -> AttackTally:
+        self._conn.send("stop")
+        raw = await self._receive()
+        await asyncio.to_thread(self._process.join, DEADLINE)
+        return AttackTally.from_dict(raw)
+
+    def kill(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(DEADLINE)
+
+    async def _expect(self, word: str) -> None:
+        said = await self._receive()
+        if said != word:
+            raise RuntimeError(f"the attacker said {said!r}, expected {word!r}")
+
+    async def _receive(self) -> Any:
+        async with asyncio.timeout(DEADLINE * 2):
+            ready = await asyncio.to_thread(self._conn.poll, DEADLINE * 2)
+        if not ready:
+            raise TimeoutError("the attacker process did not answer")
+        return self._conn.recv()
+
+
 async def run_abuse(server: Server, sizes: AbuseSizes) -> AbuseReport:
     await prepare(server, sizes)
     report = AbuseReport(Latencies(), Latencies())
+    before = await _stall_histogram(server)
     await _probes(server, sizes.probes, report.quiet)
+    quiet_end = await _stall_histogram(server)
+    report.stalls_quiet = _stalls_between(before, quiet_end)
     stop = asyncio.Event()
     report.rss_mib.append(rss_kib(pid_of(server)) / 1024)
-    compute = report.statuses.setdefault("compute", Counter())
-    pages = report.statuses.setdefault("pages", Counter())
-    attacks = [asyncio.create_task(_rss(server, report, stop))]
-    attacks += [asyncio.create_task(_compute(server, sizes, compute, stop, i))
-                for i in range(sizes.compute_callers)]  # fmt: skip
-    attacks += [asyncio.create_task(_pages(server, pages, report.page_bytes, stop, route))
-                for i in range(sizes.page_readers) for route in ("changes", "history")]  # fmt: skip
-    expiring = [
-        asyncio.create_task(_expiring(server, sizes, report, i)) for i in range(sizes.expiring)
-    ]
-    held = await _streams(server, sizes, report)
+    sampler = asyncio.create_task(_rss(server, report, stop))
+    attacker = Attacker(server, sizes)
     try:
         async with asyncio.timeout(DEADLINE * 5):
+            await attacker.start()
+            attack_start = await _stall_histogram(server)
             await _probes(server, sizes.probes, report.attacked)
-            await asyncio.gather(*expiring)
-        report.subscribers_at_end = await _subscribers(server)
+            report.stalls_attacked = _stalls_between(attack_start, await _stall_histogram(server))
+            await attacker.finish()
+            report.subscribers_at_end = await _subscribers(server)
+            report.take(await attacker.stop())
     finally:
         stop.set()
-        for task in attacks:
-            task.cancel()
-        await asyncio.gather(*attacks, return_exceptions=True)
-        await _release(held)
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+        attacker.kill()
     return report
 
 
-async def _subscribers(server: Server) -> int:
+async def _metrics(server: Server) -> list[str]:
     async with aiohttp.ClientSession() as http, http.get(f"{server.url}/metrics") as response:
-        for line in (await response.text()).splitlines():
-            if line.startswith("performer_feed_subscribers "):
-                return int(float(line.split()[1]))
+        return (await response.text()).splitlines()
+
+
+async def _subscribers(server: Server) -> int:
+    for line in await _metrics(server):
+        if line.startswith("performer_feed_subscribers "):
+            return int(float(line.split()[1]))
     return -1
 
 
-async def _release(held: list[Any]) -> None:
-    for item in held:
-        if isinstance(item, socket.socket):
-            item.close()
-        elif isinstance(item, aiohttp.ClientResponse):
-            item.close()
-    for item in held:
-        if isinstance(item, aiohttp.ClientSession):
-            await item.close()
+async def _stall_histogram(server: Server) -> dict[str, float]:
+    """The loop-stall histogram's samples now: `count`, `sum` and each bucket `le`."""
+    out: dict[str, float] = {}
+    for line in await _metrics(server):
+        name, _, value = line.rpartition(" ")
+        if name.startswith("performer_loop_stall_seconds_bucket"):
+            out[name.split('le="')[1].split('"')[0]] = float(value)
+        elif name in ("performer_loop_stall_seconds_count", "performer_loop_stall_seconds_sum"):
+            out[name.rsplit("_", 1)[1]] = float(value)
+    return out
+
+
+def _stalls_between(before: dict[str, float], after: dict[str, float]) -> LoopStalls:
+    def grew(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    ticks = int(grew("count"))
+    return LoopStalls(
+        ticks=ticks,
+        late_seconds=grew("sum"),
+        over={bound: ticks - int(grew(bound)) for bound in STALL_BOUNDS},
+    )

@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                 phase: {"p50_ms": times.p50_ms, "p99_ms": times.p99_ms, "n": len(times.samples)}
                 for phase, times in (("quiet", report.quiet), ("attacked", report.attacked))
             },
+            "loop_stalls": {
+                "quiet": asdict(report.stalls_quiet),
+                "attacked": asdict(report.stalls_attacked),
+            },
             "rss_mib": report.rss_mib,
             "statuses": {name: dict(counts) for name, counts in report.statuses.items()},
             "page_bytes": report.page_bytes,
