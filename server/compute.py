@@ -23,6 +23,15 @@ T = TypeVar("T")
 PARENT_CHECK_SECONDS = 1.0
 
 
+def start_worker(parent: int, nice: int = 0) -> None:
+    """A worker's start: lower its CPU priority by `nice` (request work such as JSON
+    views and restores must not take the cores from the rooms' event loop; on a small
+    machine one busy worker is half of it), and watch the parent."""
+    if nice:
+        os.nice(nice)
+    watch_parent(parent)
+
+
 def watch_parent(parent: int) -> None:
     """Exit when the server is gone: a worker of a killed server (kill -9, out of memory)
     is never told to stop by its pool and would sit there holding its memory."""
@@ -36,8 +45,9 @@ def watch_parent(parent: int) -> None:
 
 
 class Compute:
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, nice: int = 0) -> None:
         self.workers = workers
+        self.nice = nice
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -53,7 +63,10 @@ class Compute:
         if pool is None:
             context = multiprocessing.get_context("spawn")
             pool = self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=watch_parent, initargs=(os.getpid(),)
+                self.workers,
+                mp_context=context,
+                initializer=start_worker,
+                initargs=(os.getpid(), self.nice),
             )
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, func, *args)

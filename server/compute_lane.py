@@ -16,7 +16,8 @@ other way). Results keyed by the caller (room, its creation time, seq, types) ar
 in a byte-bounded LRU cache, so the same view asked for twenty times is computed once.
 
 Big rooms' snapshots use their own pool (server/compute.py), never this lane's
-workers, so they never wait behind a request's queue.
+workers, so they never wait behind a request's queue. The lane's workers run at a lower
+CPU priority (`nice`): a flood of views may slow other views, not the rooms.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class ComputeLane:
     def __init__(self, limits: ComputeLimits | None = None) -> None:
         self.limits = limits or ComputeLimits()
         self.cache = ResultCache(self.limits.cache_bytes)
-        self._workers = [Compute() for _ in range(self.limits.workers)]
+        self._workers = [Compute(nice=self.limits.nice) for _ in range(self.limits.workers)]
         self._idle = list(self._workers)
         self._free = asyncio.Semaphore(self.limits.workers)
         self._callers: dict[str, int] = {}

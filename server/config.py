@@ -43,6 +43,7 @@ class ComputeLimits:
     per_room: int = 4  # jobs queued or running per room
     budget_seconds: float = 30.0  # a job running longer has its worker killed
     cache_bytes: int = 64 * MIB  # JSON views kept by (room, seq, types)
+    nice: int = 10  # workers' CPU priority below the server's (os.nice); 0 keeps it
 
 
 @dataclass(frozen=True, slots=True)
