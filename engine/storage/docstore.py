@@ -307,24 +307,36 @@ class DocStore:
                 no named version's state was kept for it).
             CorruptRecord: the log no longer holds what that state needs.
         """
+        updates = self.updates_at(room, seq)
+        if not updates:
+            return EMPTY_UPDATE
+        return updates[0] if len(updates) == 1 else self._rebuilt(updates)
+
+    def updates_at(self, room: str, seq: int) -> list[bytes]:
+        """What `state_at` merges, unmerged: the stored updates (a snapshot, then log
+        entries) that make the room as it was after `seq`. Merging is CPU work; a
+        server hands this list to a worker process rather than merge in its own.
+
+        Raises:
+            HistoryFolded, CorruptRecord: as `state_at`.
+        """
         info = self.require(room)
         seq = min(seq, info.last_seq)
         if seq <= 0:
-            return EMPTY_UPDATE
+            return []
         oldest = self.oldest_position(room)
         if seq < oldest:
             kept = self.log.get_meta(room, kept_key(seq))
             if kept is None:
                 raise HistoryFolded(room, seq, oldest)
-            return Snapshot.from_map(unpack(kept)).update
+            return [Snapshot.from_map(unpack(kept)).update]
         try:
             snapshot, tail = self._snapshot_and_records(room, seq)
         except CorruptRecord:
             if self.oldest_position(room) == oldest:
                 raise
-            return self.state_at(room, seq)  # folded since `oldest` was read
-        updates = ([snapshot.update] if snapshot else []) + [r.update for r in tail]
-        return self._rebuilt(updates)
+            return self.updates_at(room, seq)  # folded since `oldest` was read
+        return ([snapshot.update] if snapshot else []) + [r.update for r in tail]
 
     def pieces_at(self, room: str, seq: int) -> tuple[Snapshot | None, list[UpdateRecord]]:
         """What `state_at(seq)` rebuilds from: the newest readable snapshot at or before

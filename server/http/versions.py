@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from engine.document import rebuild
 from engine.errors import Conflict, CorruptRecord, ProtocolError, RoomNotFound
 from engine.jsonview import to_json
 from engine.restore import restore_update
@@ -75,6 +76,24 @@ def json_text(state: bytes, types: dict[str, str] | None) -> bytes:
     return json.dumps(_checked(to_json, state, types)).encode()
 
 
+def json_text_at(updates: list[bytes], types: dict[str, str] | None) -> bytes:
+    """`json_text` of the state `updates` make (`RoomStore.updates_at`), merged in the
+    worker: merging walks every update in Python, which in a thread of the server would
+    hold the interpreter's lock, and so the event loop, for as long."""
+    return json_text(_merged(updates), types)
+
+
+def restore_at(current: bytes, target: list[bytes], types: dict[str, str] | None) -> bytes:
+    """`restore_update` to the state `target` makes, merged in the worker (as above)."""
+    return bytes(_checked(restore_update, current, _merged(target), types))
+
+
+def _merged(updates: list[bytes]) -> bytes:
+    if not updates:
+        return EMPTY_UPDATE
+    return updates[0] if len(updates) == 1 else rebuild(updates)
+
+
 def _caller_gone(request: web.Request) -> Callable[[], bool]:
     def gone() -> bool:
         transport = request.transport
@@ -95,9 +114,9 @@ async def json_view(request: web.Request) -> web.Response:
     doc = lane.cache.get(key)
     if doc is None:
         with lane.admit(caller_of(request, grant), room):
-            state = await store.state_at(room, at)
+            updates = await store.updates_at(room, at)
             try:
-                doc = await lane.execute(json_text, state, types, gone=_caller_gone(request))
+                doc = await lane.execute(json_text_at, updates, types, gone=_caller_gone(request))
             except CallerGone:
                 return web.Response(status=503)  # nobody is left to read it
         lane.cache.put(key, doc)
@@ -140,13 +159,13 @@ async def restore(request: web.Request) -> web.Response:
     lane = request.app[LANE]
     with lane.admit(caller_of(request, grant), room):
         try:
-            target = await store.state_at(room, target_seq)
+            target = await store.updates_at(room, target_seq)
         except CorruptRecord as exc:
             raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
         current = (await request.app[REGISTRY].acquire(room)).doc.encode_state()
         try:
             update = await lane.execute(
-                _checked, restore_update, current, target, types, gone=_caller_gone(request)
+                restore_at, current, target, types, gone=_caller_gone(request)
             )
         except CallerGone:
             return web.Response(status=503)

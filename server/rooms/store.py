@@ -267,6 +267,10 @@ class RoomStore:
     async def state_at(self, room: str, seq: int) -> bytes:
         return await self.read(self.docs.state_at, room, seq)
 
+    async def updates_at(self, room: str, seq: int) -> list[bytes]:
+        """`DocStore.updates_at`: the reads in a thread, no merging in this process."""
+        return await self.read(self.docs.updates_at, room, seq)
+
     async def entries(
         self,
         room: str,

@@ -172,7 +172,7 @@ async def test_one_read_token_cannot_starve_other_rooms_views(config: Config) ->
             assert app[LANE].jobs <= jobs + 1  # at most once more: then from the cache
 
 
-def slow_view(state: bytes, types: dict[str, str] | None) -> bytes:
+def slow_view(updates: list[bytes], types: dict[str, str] | None) -> bytes:
     """A JSON view that takes a minute (the worker imports it from this module)."""
     time.sleep(60)
     return b"{}"
@@ -186,7 +186,7 @@ async def test_a_view_whose_caller_disconnects_stops_its_worker(
     the closed transport); an embedding application may cancel it instead."""
     from server.http import versions
 
-    monkeypatch.setattr(versions, "json_text", slow_view)
+    monkeypatch.setattr(versions, "json_text_at", slow_view)
     app = create_app(Config(data_dir=tmp_path))
     runner = web.AppRunner(app, handler_cancellation=cancelled)
     await runner.setup()
@@ -224,7 +224,7 @@ async def test_the_lane_is_seen_in_metrics(tmp_path: Path, monkeypatch: pytest.M
     are Prometheus metrics, as an operator alerting on a flood needs them."""
     from server.http import versions
 
-    monkeypatch.setattr(versions, "json_text", slow_view)
+    monkeypatch.setattr(versions, "json_text_at", slow_view)
     limits = ComputeLimits(workers=1, queue=0, per_room=1, budget_seconds=2.0)
     app = create_app(Config(data_dir=tmp_path, compute=limits))
     async with TestServer(app) as server:
