@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 
 import jwt
 
@@ -24,6 +25,8 @@ ALGORITHM = "HS256"
 
 OPEN_GRANT = Grant()
 AUTHENTICATE_TIMEOUT = 10.0
+REMEMBERED_TOKENS = 4096  # verified tokens whose claims are kept (least recent dropped)
+MAX_REMEMBERED_TOKEN = 4096  # characters; a longer token is verified every time
 
 
 def issue_token(
@@ -65,6 +68,7 @@ class Authorizer:
     def __init__(self, secret: str | None, hooks: Hooks | None = None) -> None:
         self.secret = secret
         self.hooks = hooks if hooks is not None and hooks.authenticates else None
+        self._verified: OrderedDict[str, dict[str, object]] = OrderedDict()
 
     @property
     def open(self) -> bool:
@@ -140,17 +144,39 @@ class Authorizer:
             raise Unauthorized("no secret configured")
         if not token:
             raise Unauthorized("a token is required")
+        known = self._verified.get(token)
+        if known is not None and _still_valid(known):
+            self._verified.move_to_end(token)
+            return known
         try:
             claims: dict[str, object] = jwt.decode(
                 token, self.secret, algorithms=[ALGORITHM], options={"require": ["exp", "room"]}
             )
         except jwt.ExpiredSignatureError as exc:
+            self._verified.pop(token, None)
             raise Unauthorized("token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from exc
         if not isinstance(claims.get("room"), str):
             raise Unauthorized("token's room claim is not a string")
+        self._remember(token, claims)
         return claims
+
+    def _remember(self, token: str, claims: dict[str, object]) -> None:
+        """Keep a verified token's claims: a caller repeating requests (a flood of views
+        or pages) costs a lookup, not an HMAC and a JSON decode on the event loop each."""
+        if len(token) > MAX_REMEMBERED_TOKEN or "nbf" in claims:
+            return  # odd tokens are checked in full each time
+        self._verified[token] = claims
+        while len(self._verified) > REMEMBERED_TOKENS:
+            self._verified.popitem(last=False)
+
+
+def _still_valid(claims: dict[str, object]) -> bool:
+    """Whether remembered claims are still in force: their `exp` is still ahead (the
+    rest was checked when the token was verified, and a signed token cannot change)."""
+    expires = claims["exp"]
+    return isinstance(expires, int | float) and time.time() < expires
 
 
 def bearer_token(authorization: str | None, query_token: str | None) -> str | None:
