@@ -17,6 +17,7 @@ from engine.storage.retention import DAY
 from server.app import ConfigError, create_app
 from server.config import ComputeLimits, Config, Limits
 from server.hooks import HooksNotFound, load_hooks
+from server.memory import return_big_buffers
 
 log = logging.getLogger("performer")
 
@@ -73,6 +74,7 @@ def config_from(args: argparse.Namespace) -> Config:
 def serve(args: argparse.Namespace) -> int:
     """Exit 2 with one line for a configuration that cannot run (no traceback wall)."""
     config = config_from(args)
+    return_big_buffers()  # the process is ours: big freed buffers go back to the system
     try:
         hooks = load_hooks(args.hooks) if args.hooks else None
         rules = load_rules(args.rules) if args.rules else None
