@@ -10,8 +10,8 @@ Yjs `UpdateDecoderV1` / `readClientsStructRefs`, and lib0 `readAny` for embedded
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from engine.errors import ProtocolError
 from engine.protocol import Reader
@@ -209,16 +209,15 @@ def _read_head(reader: Reader, client: int, clock: int, max_nesting: int) -> Str
     """Read one struct as `_skip_struct` does, keeping ids, parent and type ref."""
     info = _byte(reader)
     kind = info & _BITS5
+    varuint = reader.varuint  # bound once: a big room has hundreds of thousands
     if kind in (0, 10):
-        return StructHead(client, clock, reader.varuint(), kind)
-    origin = (reader.varuint(), reader.varuint()) if info & _HAS_ORIGIN else None
-    right = (reader.varuint(), reader.varuint()) if info & _HAS_RIGHT_ORIGIN else None
+        return StructHead(client, clock, varuint(), kind)
+    origin = (varuint(), varuint()) if info & _HAS_ORIGIN else None
+    right = (varuint(), varuint()) if info & _HAS_RIGHT_ORIGIN else None
     parent: str | tuple[int, int] | None = None
     sub = None
     if origin is None and right is None:
-        parent = (
-            reader.varstring() if reader.varuint() == 1 else (reader.varuint(), reader.varuint())
-        )
+        parent = reader.varstring() if varuint() == 1 else (varuint(), varuint())
         if info & _HAS_PARENT_SUB:
             sub = reader.varstring()
     type_ref = None
