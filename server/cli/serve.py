@@ -17,7 +17,7 @@ from engine.storage.retention import DAY
 from server.app import ConfigError, create_app
 from server.config import ComputeLimits, Config, Limits
 from server.hooks import HooksNotFound, load_hooks
-from server.memory import return_big_buffers
+from server.rooms.memory import return_big_buffers
 
 log = logging.getLogger("performer")
 

@@ -18,18 +18,43 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 
-def _load_malloc_trim() -> Callable[[int], int] | None:
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameters (malloc.h)
+M_ARENA_MAX = -8
+MMAP_THRESHOLD_BYTES = 256 * 1024
+ARENAS = 2
+
+
+def _glibc(function: str) -> Callable[..., int] | None:
     name = ctypes.util.find_library("c")
     if name is None:
         return None
     try:
-        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+        found: Callable[..., int] = getattr(ctypes.CDLL(name), function)
     except (OSError, AttributeError):
-        return None
-    return trim
+        return None  # not glibc
+    return found
 
 
-_MALLOC_TRIM = _load_malloc_trim()
+_MALLOC_TRIM = _glibc("malloc_trim")
+
+
+def return_big_buffers() -> bool:
+    """Give freed megabyte buffers back to the system from now on; whether it applied.
+
+    glibc serves a big allocation with its own mmap, and frees it back to the system,
+    only above its mmap threshold; but after such a buffer is freed it raises the
+    threshold to that size (up to 32 MiB). From then on, megabyte updates, pages and
+    events come from heap arenas (one per thread that allocates, and the server's reads
+    run in threads), which keep what was freed: a burst of large pages would leave the
+    process hundreds of MiB larger for good. A fixed threshold turns that adjustment
+    off, and a cap on arenas keeps each thread from holding its own. `performer serve`
+    calls this at start (an embedding application decides for its own process).
+    """
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
+        return False
+    applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    return bool(mallopt(M_ARENA_MAX, ARENAS)) and applied
 
 
 def release_free_memory() -> None:

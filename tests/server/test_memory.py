@@ -14,7 +14,7 @@ BURST = textwrap.dedent(
     """
     import sys, threading
     from pathlib import Path
-    from server.memory import return_big_buffers
+    from server.rooms.memory import return_big_buffers
 
     def rss_mib():
         for line in Path("/proc/self/status").read_text().splitlines():
