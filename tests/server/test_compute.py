@@ -70,3 +70,20 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+async def test_the_lanes_workers_run_below_the_servers_priority() -> None:
+    """Views and restores give the cores to the rooms' event loop (ComputeLimits.nice);
+    a pool asked for no change keeps the server's priority."""
+    from server.compute_lane import ComputeLane
+    from server.config import ComputeLimits
+
+    mine = os.nice(0)
+    lane = ComputeLane(ComputeLimits(nice=5))
+    plain = Compute()
+    try:
+        assert await lane.run(os.nice, 0, caller=None, room="r") == min(19, mine + 5)
+        assert await plain.run(os.nice, 0) == mine
+    finally:
+        lane.close()
+        plain.close()
