@@ -175,12 +175,15 @@ async def _json_page(request: web.Request, page: _Page) -> web.StreamResponse:
     head, entries = page
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    await response.write(json.dumps(head)[:-1].encode() + b', "entries": [')
-    for index, group in enumerate(_groups(entries, ENCODE_BYTES)):
-        encoded = await asyncio.to_thread(_encode_entries, group)
-        await response.write((b", " if index else b"") + encoded)
-    await response.write(b"]}")
-    await response.write_eof()
+    try:
+        await response.write(json.dumps(head)[:-1].encode() + b', "entries": [')
+        for index, group in enumerate(_groups(entries, ENCODE_BYTES)):
+            encoded = await asyncio.to_thread(_encode_entries, group)
+            await response.write((b", " if index else b"") + encoded)
+        await response.write(b"]}")
+        await response.write_eof()
+    except ConnectionResetError:
+        _cut(request)  # the caller left mid-page: nobody to answer, nothing to log
     return response
 
 
