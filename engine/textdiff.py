@@ -73,6 +73,8 @@ def _middle(a: S, b: S, at_a: int, at_b: int) -> list[Op]:
         if not a and not b:
             return []
         return [("delete" if a else "insert", at_a, at_a + len(a), at_b, at_b + len(b))]
+    if len(a) == 1 and len(b) == 1:  # one for one, as between anchors: no matcher needed
+        return [("equal" if a[0] == b[0] else "replace", at_a, at_a + 1, at_b, at_b + 1)]
     if isinstance(a, str) and isinstance(b, str) and len(a) * len(b) > CHAR_DIFF_CELLS:
         return _by_lines(a, b, at_a, at_b)
     if not isinstance(a, str) and len(a) * len(b) > SEQUENCE_DIFF_CELLS:
