@@ -148,27 +148,28 @@ class Reader:
 
     def varuint(self) -> int:
         buf, pos = self.buf, self.pos
-        if pos < len(buf) and buf[pos] < 0x80:  # one byte: most message kinds, lengths, clocks
-            self.pos = pos + 1
-            return buf[pos]
-        start = pos
-        result = 0
-        shift = 0
-        end = len(buf)
-        while True:
-            if pos >= end:
-                raise ProtocolError(start, "truncated varuint")
+        try:
             byte = buf[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-            if shift >= _MAX_VARUINT_BITS:
-                raise ProtocolError(start, "varuint longer than 64 bits")
+            if byte < 0x80:  # one byte: most lengths, small clocks
+                self.pos = pos + 1
+                return byte
+            result = byte & 0x7F
+            shift = 7
+            while True:
+                pos += 1
+                byte = buf[pos]
+                if byte < 0x80:
+                    result |= byte << shift
+                    break
+                result |= (byte & 0x7F) << shift
+                shift += 7
+                if shift >= _MAX_VARUINT_BITS:
+                    raise ProtocolError(self.pos, "varuint longer than 64 bits")
+        except IndexError:
+            raise ProtocolError(self.pos, "truncated varuint") from None
         if result >> _MAX_VARUINT_BITS:
-            raise ProtocolError(start, "varuint longer than 64 bits")
-        self.pos = pos
+            raise ProtocolError(self.pos, "varuint longer than 64 bits")
+        self.pos = pos + 1
         return result
 
     def varbytes(self) -> bytes:

@@ -128,3 +128,30 @@ def test_deeply_nested_awareness_json_is_a_protocol_error_not_a_crash() -> None:
     payload = encode_awareness([AwarenessEntry(1, 1, "[" * 100_000 + "]" * 100_000)])
     with pytest.raises(ProtocolError):
         decode_awareness(payload)
+
+
+def _reference_varuint(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """lib0's readVarUint, written plainly: (value, next position), or None where the
+    reader must refuse (truncated, or past 64 bits)."""
+    result = shift = 0
+    while True:
+        if pos >= len(buf) or shift >= 64:
+            return None
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result, pos) if result < 2**64 else None
+        shift += 7
+
+
+@given(st.binary(max_size=24), st.integers(0, 24))
+def test_varuint_reads_as_lib0_does_or_refuses(data: bytes, start: int) -> None:
+    reader = Reader(data)
+    reader.pos = start
+    expected = _reference_varuint(data, start)
+    if expected is None:
+        with pytest.raises(ProtocolError):
+            reader.varuint()
+        return
+    assert (reader.varuint(), reader.pos) == expected
