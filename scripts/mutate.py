@@ -9,6 +9,10 @@ its unchecked mutants are counted apart).
 
     python scripts/mutate.py [NAME ...] [--jobs N] [--reuse]
 
+A target's `module` may be a package directory (every file in it is mutated). A target's
+`max_examples` caps every hypothesis test of its mapping for the run (explicit @example
+cases still run), so property tests cost seconds per mutant, not minutes.
+
 mutmut learns which tests reach a function by running them in-process once; code that
 only runs inside a server subprocess started by a test is invisible to it, so its
 mutants count as "no tests" even when a subprocess test would kill them.
@@ -34,6 +38,7 @@ PACKAGES = ["engine", "server", "harness", "benchmarks", "examples"]
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
 NOT_CHECKED = "not checked"
 MUTMUT = [sys.executable, "-m", "mutmut"]
+MAX_EXAMPLES_VARIABLE = "MUTATION_MAX_EXAMPLES"  # read by tests/conftest.py
 
 
 def tracked_files() -> list[str]:
@@ -77,27 +82,39 @@ def _changed(line: str) -> bool:
     return line.startswith(("+", "-")) and not line.startswith(("+++", "---"))
 
 
+def source_files(module: str) -> list[Path]:
+    """The files a target mutates: the module itself, or every .py file of a package."""
+    path = Path(module)
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path]
+
+
 def collect(module: str) -> None:
     """Print {mutant: [status, diff]} for `module`; run in a scratch copy after mutmut."""
     from mutmut.__main__ import SourceFileMutationData, status_by_exit_code
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
-    data = SourceFileMutationData(path=Path(module))
-    data.load()
     found = {}
-    for mutant, code in data.exit_code_by_key.items():
-        status = status_by_exit_code[code]
-        diff = "" if status in DETECTED else get_diff_for_mutant(mutant, path=data.path)
-        lines = [line for line in diff.splitlines() if _changed(line)]
-        found[mutant] = (status, "\n".join(lines))
+    for path in source_files(module):
+        data = SourceFileMutationData(path=path)
+        data.load()
+        for mutant, code in data.exit_code_by_key.items():
+            status = status_by_exit_code[code]
+            diff = "" if status in DETECTED else get_diff_for_mutant(mutant, path=data.path)
+            lines = [line for line in diff.splitlines() if _changed(line)]
+            found[mutant] = (status, "\n".join(lines))
     print(json.dumps(found))
 
 
 def run_target(
-    name: str, module: str, tests: list[str], jobs: int, reuse: bool = False
+    name: str,
+    module: str,
+    tests: list[str],
+    jobs: int,
+    reuse: bool = False,
+    max_examples: int | None = None,
 ) -> dict[str, object]:
     """Mutate and test one target (with `reuse`, only read the outcome of a finished run
-    left in its scratch copy)."""
+    left in its scratch copy). mutmut's progress goes to .mutate/NAME/mutmut.log."""
     scratch = SCRATCH / name if reuse else prepare(name, module, tests)
     if reuse:  # the tests that run used, whatever the mapping says now
         setup = tomllib.loads((scratch / "pyproject.toml").read_text())["tool"]["mutmut"]
@@ -107,8 +124,11 @@ def run_target(
         # mutmut stops when a test fails without any mutant (a timing test on a loaded
         # machine); a second run resumes where the first stopped
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        if max_examples is not None:
+            env[MAX_EXAMPLES_VARIABLE] = str(max_examples)
         command = [*MUTMUT, "run", "--max-children", str(jobs)]
-        run = subprocess.run(command, cwd=scratch, env=env, stdout=subprocess.DEVNULL, check=False)
+        with open(scratch / "mutmut.log", "a", encoding="utf-8") as log:
+            run = subprocess.run(command, cwd=scratch, env=env, stdout=log, stderr=log, check=False)
         exit_code = run.returncode
         if exit_code == 0:
             break
@@ -159,7 +179,10 @@ def main() -> int:
     failed = False
     for name in args.names or list(targets):
         target = targets[name]
-        result = run_target(name, target["module"], target["tests"], args.jobs, args.reuse)
+        result = run_target(
+            name, target["module"], target["tests"], args.jobs, args.reuse,
+            target.get("max_examples"),
+        )  # fmt: skip
         new = unaccepted(name, result)
         score = f"{result['detected']}/{result['checked']} detected ({result['score']}%)"
         print(f"{name}: {score}, {len(new)} survivors not in the baseline", flush=True)

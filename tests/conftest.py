@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from harness.process import ServerProcess as ServerProcess
 from tests.redis_process import PortTaken, RedisProcess, free_port
@@ -17,6 +19,23 @@ from tests.server.receiver import Receiver
 ROOT = Path(__file__).resolve().parent.parent
 PERFORMER = [sys.executable, "-m", "server"]
 START_DEADLINE = 20.0
+MAX_EXAMPLES_VARIABLE = "MUTATION_MAX_EXAMPLES"  # set by scripts/mutate.py
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under a mutation run, cap every property test's examples (and fix their seed) so
+    each mutant costs seconds; a test's own @settings would otherwise win over a profile."""
+    cap = os.environ.get(MAX_EXAMPLES_VARIABLE)
+    if not cap:
+        return
+    for item in items:
+        test = getattr(item, "obj", None)
+        current = getattr(test, "_hypothesis_internal_use_settings", None)
+        if isinstance(current, settings):
+            capped = settings(
+                current, max_examples=min(current.max_examples, int(cap)), derandomize=True
+            )
+            test._hypothesis_internal_use_settings = capped  # type: ignore[union-attr]
 
 
 StartServer = Callable[..., ServerProcess]

@@ -6,7 +6,9 @@ nothing."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -17,20 +19,29 @@ from harness.wire import connect
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
 from tests.redis_process import RedisProcess
+from tests.rules.check_hooks import Faulty
+from tests.rules.in_process import in_process
 from tests.rules.test_rules_server import change, messages, stored_messages, until
 
 SECRET = "rules-secret-" + "0123456789abcdef" * 4
 ROOM = "chat"
 
 
-@pytest.fixture(params=["lmdb", "redis-two-processes"])
-def servers(request: pytest.FixtureRequest, server_factory: StartServer) -> list[ServerProcess]:
+@pytest.fixture(params=["lmdb", "redis-two-processes", "in-process"])
+async def servers(
+    request: pytest.FixtureRequest, server_factory: StartServer, tmp_path: Path
+) -> AsyncIterator[list[ServerProcess]]:
     args = ("--auth-secret", SECRET, "--hooks", "tests.rules.check_hooks:Faulty")
+    if request.param == "in-process":
+        async with in_process(tmp_path / "in-process", SECRET, hooks=Faulty()) as served:
+            yield cast(list[ServerProcess], [served, served])
+        return
     if request.param == "lmdb":
         one = server_factory(*args)
-        return [one, one]
+        yield [one, one]
+        return
     redis: RedisProcess = request.getfixturevalue("redis_server")
-    return [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+    yield [server_factory(*args, "--redis", redis.url) for _ in range(2)]
 
 
 def token(user: str) -> str:

@@ -5,33 +5,44 @@ forbidden state, replays refuse nothing, and every replica converges."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 from pycrdt import Array, Doc, Map, Text
 
 from engine.protocol import PermissionDeniedMessage, SyncStep2, Update
+from engine.rules.model import load_rules
 from harness.wire import WireClient, connect
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
 from tests.redis_process import RedisProcess
+from tests.rules.in_process import in_process
 
 SECRET = "rules-secret-" + "0123456789abcdef" * 4
 ROOM = "chat"
 RULES = str(Path(__file__).resolve().parents[2] / "examples" / "chat-rules.toml")
 
 
-@pytest.fixture(params=["lmdb", "redis-two-processes"])
-def servers(request: pytest.FixtureRequest, server_factory: StartServer) -> list[ServerProcess]:
+@pytest.fixture(params=["lmdb", "redis-two-processes", "in-process"])
+async def servers(
+    request: pytest.FixtureRequest, server_factory: StartServer, tmp_path: Path
+) -> AsyncIterator[list[ServerProcess]]:
+    """One server (twice) or two on one Redis; "in-process" runs the rules inside the
+    test process, where the mutation run can see which rule code each test reaches."""
     args = ("--auth-secret", SECRET, "--rules", RULES)
+    if request.param == "in-process":
+        async with in_process(tmp_path / "in-process", SECRET, rules=load_rules(RULES)) as served:
+            yield cast(list[ServerProcess], [served, served])
+        return
     if request.param == "lmdb":
         one = server_factory(*args)
-        return [one, one]
+        yield [one, one]
+        return
     redis: RedisProcess = request.getfixturevalue("redis_server")
-    return [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+    yield [server_factory(*args, "--redis", redis.url) for _ in range(2)]
 
 
 def token(user: str) -> str:

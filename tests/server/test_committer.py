@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from engine.errors import StorageError
 from engine.storage import Append
 from server.metrics import Metrics
-from server.rooms.committer import WriterThread
+from server.rooms.committer import GIL_SWITCH_SECONDS, WriterThread
 
 LINGER = 0.05  # long enough that thread scheduling cannot blur the rounds
 
@@ -199,3 +200,46 @@ async def test_close_finishes_what_is_queued_then_refuses_more() -> None:
     with pytest.raises(StorageError, match="closed"):
         await writer.call(lambda: None)
     assert disk.rounds == [["a"], ["b"]]
+
+
+async def test_a_waiter_that_gave_up_does_not_stop_the_rest_of_its_round_being_answered() -> None:
+    disk = Disk()
+    writer = WriterThread(disk.write, Metrics(), linger=0)
+    writer.start()
+    try:
+        disk.hold.clear()
+        blocker = asyncio.ensure_future(writer.commit([Append("blocker", b"x")]))
+        assert await asyncio.to_thread(disk.entered.wait, 10)
+        gave_up = asyncio.ensure_future(writer.commit([Append("a", b"x")]))
+        waiting = asyncio.ensure_future(writer.commit([Append("b", b"x")]))
+        await asyncio.sleep(0.01)
+        gave_up.cancel()  # e.g. its client disconnected while the round was on disk
+        disk.hold.set()
+        async with asyncio.timeout(10):
+            assert await blocker == [1]
+            assert await waiting == [3]  # the round was written for both; b still hears
+        assert disk.rounds == [["blocker"], ["a", "b"]]
+    finally:
+        await writer.close()
+
+
+async def test_a_writer_that_never_started_refuses_work_and_closes_quietly() -> None:
+    writer = WriterThread(Disk().write, Metrics())
+    with pytest.raises(StorageError, match="not running"):
+        await writer.commit([Append("a", b"x")])
+    with pytest.raises(StorageError, match="not running"):
+        await writer.call(lambda: None)
+    await writer.close()  # nothing to stop
+
+
+async def test_starting_the_writer_shortens_a_long_gil_switch_interval() -> None:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    writer = WriterThread(Disk().write, Metrics())
+    try:
+        writer.start()
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_SECONDS)
+        assert await writer.commit([Append("a", b"x")]) == [1]
+    finally:
+        await writer.close()
+        sys.setswitchinterval(before)
