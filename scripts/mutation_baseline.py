@@ -123,8 +123,8 @@ def write_baseline() -> str:
 def score_table() -> str:
     """The README's table: per target, mutants detected and what the rest are."""
     rows = [
-        "| target | module | detected / checked | accepted | known gaps | not checked |",
-        "|---|---|---|---|---|---|",
+        "| target | module | detected / checked | accepted | known gaps | not checked | command |",
+        "|---|---|---|---|---|---|---|",
     ]
     baseline = tomllib.loads(BASELINE.read_text()) if BASELINE.exists() else {}
     for name in tomllib.loads(TARGETS.read_text()):
@@ -138,7 +138,8 @@ def score_table() -> str:
         unchecked = result["mutants"] - checked
         rows.append(
             f"| {name} | `{result['module']}` | {result['detected']}/{checked} "
-            f"({result['score']}%) | {len(reasons) - gaps} | {gaps} | {unchecked} |"
+            f"({result['score']}%) | {len(reasons) - gaps} | {gaps} | {unchecked} "
+            f'| `make mutate ONLY={name}` |'
         )
     return "\n".join(rows)
 

@@ -8,6 +8,7 @@ from pycrdt import Array, Doc, Text
 from engine.document import RoomDocument, rebuild_whole
 from engine.errors import ProtocolError, QuotaExceeded, UpdateRejected
 from engine.update_scan import scan_update
+from engine.yjs import EMPTY_UPDATE
 from tests.engine.helpers import typing_updates
 
 
@@ -110,3 +111,49 @@ def test_a_rebuild_with_an_update_still_waiting_is_not_whole() -> None:
     room = RoomDocument.from_stored([snapshot])
     room.apply(updates[3])
     assert text(room) == "abcdef"
+
+
+def test_the_version_counts_the_updates_that_changed_the_document() -> None:
+    updates = typing_updates("abc")
+    room = RoomDocument()
+    assert room.version == 0
+    room.apply(updates[0])
+    room.apply(EMPTY_UPDATE)  # changes nothing: no new version
+    assert room.version == 1
+    room.apply(updates[1])
+    assert room.version == 2
+    snapshot = RoomDocument.from_stored(updates[:2]).encode_snapshot()
+    loaded = RoomDocument.from_stored([snapshot, updates[2]], whole_snapshot=True)
+    assert loaded.version == 2 and text(loaded) == "abc"
+    assert loaded.size_bytes == len(snapshot) + len(updates[2])
+
+
+def test_a_quota_takes_an_update_of_exactly_its_size() -> None:
+    update = typing_updates("a")[0]
+    room = RoomDocument(max_update_bytes=len(update), max_doc_bytes=len(update))
+    room.apply(update)
+    assert text(room) == "a" and room.size_bytes == len(update)
+
+
+def test_stored_updates_load_past_todays_limits_and_new_ones_meet_them() -> None:
+    updates = typing_updates("abcd")
+    limit = len(updates[0])
+    room = RoomDocument.from_stored(updates[:3], max_update_bytes=limit, max_doc_bytes=limit)
+    assert text(room) == "abc"  # what is stored is the room
+    with pytest.raises(QuotaExceeded, match="grow past"):
+        room.apply(updates[3])
+    lone = RoomDocument.from_stored([], max_update_bytes=limit - 1)
+    with pytest.raises(QuotaExceeded, match="exceeds the limit"):
+        lone.apply(updates[0])
+    big = RoomDocument.from_stored([], max_doc_bytes=limit - 1)
+    with pytest.raises(QuotaExceeded, match="grow past"):
+        big.apply(updates[0])
+
+
+def test_a_diff_carries_only_what_the_peer_lacks() -> None:
+    updates = typing_updates("ab")
+    room = RoomDocument.from_stored(updates)
+    peer = RoomDocument.from_stored(updates[:1])
+    peer.apply(room.diff(peer.state_vector()))
+    assert text(peer) == "ab"
+    assert room.diff(room.state_vector()) == EMPTY_UPDATE
