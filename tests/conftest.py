@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from harness.process import ServerProcess as ServerProcess
 from tests.redis_process import PortTaken, RedisProcess, free_port
@@ -23,8 +23,9 @@ MAX_EXAMPLES_VARIABLE = "MUTATION_MAX_EXAMPLES"  # set by scripts/mutate.py
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under a mutation run, cap every property test's examples (and fix their seed) so
-    each mutant costs seconds; a test's own @settings would otherwise win over a profile."""
+    """Under a mutation run, cap every property test's examples (fix their seed, skip
+    shrinking) so each mutant costs seconds; a test's own @settings would otherwise win
+    over a profile."""
     cap = os.environ.get(MAX_EXAMPLES_VARIABLE)
     if not cap:
         return
@@ -33,7 +34,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         current = getattr(test, "_hypothesis_internal_use_settings", None)
         if isinstance(current, settings):
             capped = settings(
-                current, max_examples=min(current.max_examples, int(cap)), derandomize=True
+                current,
+                max_examples=min(current.max_examples, int(cap)),
+                derandomize=True,
+                phases=(Phase.explicit, Phase.generate),  # a mutant fails; shrinking is waste
             )
             test._hypothesis_internal_use_settings = capped  # type: ignore[union-attr]
 
