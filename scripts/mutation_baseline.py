@@ -139,7 +139,7 @@ def score_table() -> str:
         rows.append(
             f"| {name} | `{result['module']}` | {result['detected']}/{checked} "
             f"({result['score']}%) | {len(reasons) - gaps} | {gaps} | {unchecked} "
-            f'| `make mutate ONLY={name}` |'
+            f"| `make mutate ONLY={name}` |"
         )
     return "\n".join(rows)
 
