@@ -393,3 +393,92 @@ def test_restoring_a_large_room(paragraphs: int, emptied: bool) -> None:
     seconds = time.perf_counter() - started
     print(f"\n{len(now) / 1e6:.1f} MB room: {len(update)} byte update in {seconds:.1f} s")
     assert to_json(_apply_all(now, update).get_update()) == to_json(past)
+
+
+def _restored_json(now: bytes, past: bytes, types: dict[str, str]) -> Any:
+    return to_json(_apply_all(now, restore_update(now, past, types)).get_update(), types)
+
+
+def test_a_list_whose_runs_were_replaced_gets_every_element_back_in_place() -> None:
+    """Replaced runs longer than one element, pairing same-kind containers (edited in
+    place) with values of another kind (replaced), with extra elements on either side."""
+    doc: Doc[Any] = Doc()
+    items = doc.get("l", type=Array)
+    items.extend(["keep", Map({"a": 1}), Map({"b": 2}), Array([1, 2]), "x", "y", 7, "end"])
+    past = doc.get_update()
+    del items[1:7]
+    items.insert(1, Map({"a": 9}))
+    items.insert(2, 5)
+    items.insert(3, Array([3]))
+    items.insert(4, Map({"z": 0}))
+    items.insert(1, "new")
+    now = doc.get_update()
+    expected = ["keep", {"a": 1}, {"b": 2}, [1, 2], "x", "y", 7, "end"]
+    assert _restored_json(now, past, {"l": "array"}) == {"l": expected}
+    doc2: Doc[Any] = Doc()
+    shorter = doc2.get("l", type=Array)
+    shorter.extend([Map({"k": 1}), Map({"k": 2}), "tail"])
+    past2 = doc2.get_update()
+    shorter.insert(0, Map({"k": 0}))
+    shorter[1]["k"] = 5
+    shorter.insert(2, 3)
+    now2 = doc2.get_update()
+    assert _restored_json(now2, past2, {"l": "array"}) == {"l": [{"k": 1}, {"k": 2}, "tail"]}
+    doc3: Doc[Any] = Doc()
+    crossed = doc3.get("l", type=Array)
+    crossed.extend(["h", Map({"k": 1}), Array([1])])
+    past3 = doc3.get_update()
+    del crossed[1:3]
+    crossed.extend([Array([2]), Map({"j": 2})])  # each container now where the other was
+    now3 = doc3.get_update()
+    assert _restored_json(now3, past3, {"l": "array"}) == {"l": ["h", {"k": 1}, [1]]}
+
+
+def test_a_root_emptied_since_comes_back_with_its_type() -> None:
+    """A root that held content then and none now is restored as what it was then."""
+    doc: Doc[Any] = Doc()
+    doc.get("t", type=Text).insert(0, "kept")
+    past_doc: Doc[Any] = Doc()
+    past_doc.apply_update(doc.get_update())
+    past_doc.get("l", type=Array).extend(["a", "b"])
+    past_doc.get("m", type=Map)["k"] = "v"
+    past = past_doc.get_update()
+    now = doc.get_update()  # never had "l" or "m"
+    restored = _apply_all(now, restore_update(now, past))
+    assert to_json(restored.get_update(), {"l": "array", "m": "map", "t": "text"}) == {
+        "t": "kept", "l": ["a", "b"], "m": {"k": "v"},
+    }  # fmt: skip
+
+
+def test_elements_changed_inside_a_list_are_each_changed_back() -> None:
+    """Each element differs from its past self only inside (a number, a string, a nested
+    list, a map's value, bytes): every one is told apart and restored."""
+    doc: Doc[Any] = Doc()
+    items = doc.get("l", type=Array)
+    items.extend([1, "s", Array([1]), Map({"k": 1}), b"\x01", Map({"n": Array([1])}), {"p": 1}])
+    past = doc.get_update()
+    with doc.transaction():
+        del items[0:7]
+        items.extend([2, "t", Array([2]), Map({"k": 2}), b"\x02", Map({"n": Array([2])}), {"p": 2}])
+    now = doc.get_update()
+    restored = _apply_all(now, restore_update(now, past, {"l": "array"}))
+    assert list(restored.get("l", type=Array).to_py() or []) == [
+        1.0, "s", [1.0], {"k": 1.0}, b"\x01", {"n": [1.0]}, {"p": 1.0},
+    ]  # fmt: skip
+
+
+def test_attributes_changed_on_kept_xml_elements_are_changed_back() -> None:
+    doc: Doc[Any] = Doc()
+    fragment = doc.get("x", type=XmlFragment)
+    fragment.children.append(XmlElement("p", {"class": "a", "id": "1"}))
+    fragment.children.append(XmlElement("p", {"class": "b"}))
+    past = doc.get_update()
+    first, second = list(fragment.children)
+    first.attributes["class"] = "changed"
+    del first.attributes["id"]
+    second.attributes["lang"] = "en"
+    now = doc.get_update()
+    restored = _apply_all(now, restore_update(now, past, {"x": "xml"})).get("x", type=XmlFragment)
+    assert [dict(child.attributes) for child in restored.children] == [
+        {"class": "a", "id": "1"}, {"class": "b"},
+    ]  # fmt: skip
