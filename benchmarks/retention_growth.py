@@ -20,7 +20,6 @@ peers venv has it: `python -m benchmarks.plots` explains), `retention.png`.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text
 
 from benchmarks.paths import RESULTS
+from benchmarks.retention_plot import plot
 from engine.document import rebuild
 from engine.storage import DocStore, KVLogStore, LmdbKV, Retention
 from engine.storage.retention import HistoryWindow, fold_room
@@ -91,31 +91,6 @@ def run(workload: str, updates: int, every: int, window: int | None) -> list[dic
     return points
 
 
-def plot(results: dict[str, Any], out: Path) -> Path | None:
-    try:
-        matplotlib: Any = importlib.import_module("matplotlib")
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    plt: Any = importlib.import_module("matplotlib.pyplot")
-    fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(10, 3.8), squeeze=False)
-    for ax, workload in zip(axes[0], WORKLOADS, strict=True):
-        for label, points in results[workload].items():
-            xs = [p["updates"] for p in points]
-            ax.plot(xs, [p["live_bytes"] / 1e6 for p in points], label=f"{label}: live")
-            ax.plot(xs, [p["file_bytes"] / 1e6 for p in points], "--", label=f"{label}: file")
-        ax.set_title(workload, fontsize=9)
-        ax.set_xlabel("updates")
-        ax.set_ylabel("MB")
-        ax.legend(fontsize=7)
-    fig.suptitle("bytes on disk vs updates, with and without a history window", fontsize=10)
-    fig.tight_layout()
-    path = out / "retention.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=100_000)
@@ -138,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "retention.json").write_text(json.dumps(results, indent=1))
     png = plot(results, args.out)
     print(f"wrote {args.out / 'retention.json'}" + (f" and {png}" if png else
-          " (no matplotlib here: run with the peers venv's python for the plot)"))  # fmt: skip
+          " (no matplotlib here: benchmarks/.peers/venv/bin/python -m"
+          " benchmarks.retention_plot draws it from the JSON)"))  # fmt: skip
     return 0
 
 
