@@ -1,9 +1,10 @@
 # The two commands a newcomer needs:
 #   make serve   set up and run the server with the chat demo on embedded LMDB (./data)
 #   make test    install everything the tests need, then run every test
+# and `make docs` serves the documentation site (docs/, mkdocs.yml) at http://127.0.0.1:8000.
 PY ?= .venv/bin/python
 
-.PHONY: setup serve test check fix bench mutate
+.PHONY: setup serve test check fix bench mutate docs
 setup:
 	bash scripts/setup.sh
 
@@ -22,6 +23,10 @@ check:
 fix:
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+docs:
+	bash scripts/setup.sh --dev
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs serve
 
 bench: setup
 	.venv/bin/performer bench

@@ -6,7 +6,7 @@ data directory, so no run inherits another's rooms, memory or log.
 Every run writes its raw results (with commit, date and machine) to
 ``results/runs/``, merges its rows into ``results/results.jsonl`` (replacing
 the rows of the (workload, server) pairs it measured), and regenerates
-``RESULTS.md``, the plots and the README's benchmark tables from that file.
+``RESULTS.md``, the plots and the benchmark tables of the docs (and README) from that file.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def write_outputs(
     if profile_md:
         (out / f"profile-{args.profile}.md").write_text(profile_md)
     report.merge_jsonl(out / "results.jsonl", rows, header)
-    # Only the committed results feed the README: a run written elsewhere (--out) holds
+    # Only the committed results feed the docs' tables: a run written elsewhere (--out) holds
     # just its own workloads, and would blank the others' tables.
     committed = out.resolve() == RESULTS.resolve()
     regenerate(out, plots=not args.no_plots, readme_too=args.mode != "quick" and committed)
@@ -217,7 +217,7 @@ def write_outputs(
 
 
 def regenerate(out: Path, plots: bool = True, readme_too: bool = True) -> None:
-    """RESULTS.md, plots and (for the committed results) the README tables from results.jsonl."""
+    """RESULTS.md, plots and (for the committed results) the docs' tables from results.jsonl."""
     rows = report.read_jsonl(out / "results.jsonl")
     pngs = _plots(out / "results.jsonl", out) if plots else []
     titles = {k: v[0] for k, v in WORKLOADS.items()}

@@ -1,8 +1,9 @@
-"""Write the README's benchmark tables from ``results/results.jsonl``.
+"""Write the docs' benchmark tables (and the README's one) from ``results/results.jsonl``.
 
 ``python -m benchmarks.readme`` (also run at the end of every ``python -m
 benchmarks``) replaces what lies between the ``<!-- bench:NAME -->`` and
-``<!-- /bench:NAME -->`` markers in README.md; the rest of the README is left
+``<!-- /bench:NAME -->`` markers in docs/benchmarks/index.md (every table) and
+README.md (the comparison on its front page); the rest of each page is left
 alone. Every number comes from the JSON lines, never typed by hand.
 """
 
@@ -19,7 +20,7 @@ from benchmarks.report import read_jsonl
 from benchmarks.servers import KINDS
 
 Row = dict[str, Any]
-README = REPO / "README.md"
+PAGES = (REPO / "docs" / "benchmarks" / "index.md", REPO / "README.md")
 PEER_ORDER = [
     "ours",
     "ours-asyncio",
@@ -292,19 +293,24 @@ def render(text: str, rows: list[Row]) -> str:
     return text
 
 
-def update(rows: list[Row], readme: Path = README) -> bool:
-    """Rewrite the README's marked sections; True if anything changed."""
-    before = readme.read_text()
-    after = render(before, rows)
-    if after != before:
-        readme.write_text(after)
-    return after != before
+def update(rows: list[Row], pages: tuple[Path, ...] = PAGES) -> list[Path]:
+    """Rewrite the marked sections of each page; the pages that changed."""
+    changed = []
+    for page in pages:
+        before = page.read_text()
+        after = render(before, rows)
+        if after != before:
+            page.write_text(after)
+            changed.append(page)
+    return changed
 
 
 def main(argv: list[str]) -> int:
     jsonl = Path(argv[0]) if argv else RESULTS / "results.jsonl"
     changed = update(read_jsonl(jsonl))
-    print("README.md updated" if changed else "README.md already up to date")
+    for page in PAGES:
+        state = "updated" if page in changed else "already up to date"
+        print(f"{page.relative_to(REPO)} {state}")
     return 0
 
 

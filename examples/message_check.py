@@ -8,6 +8,7 @@ that posts one that is not is undone whole by the server, and its sender is told
 
 from __future__ import annotations
 
+# --8<-- [start:check]
 import re
 
 from server import Edit, Hooks, Verdict
@@ -21,3 +22,6 @@ class MessageCheck(Hooks):
                 if not isinstance(text, str) or len(text) > 500:
                     return Verdict.refuse("a message has a text of at most 500 characters")
         return Verdict()
+
+
+# --8<-- [end:check]

@@ -16,6 +16,11 @@ echo "== lint and types"
 .venv/bin/mypy
 .venv/bin/lint-imports
 
+echo "== docs site (mkdocs build --strict: broken links, missing pages or examples fail it)"
+site_dir="$(mktemp -d)"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site_dir"
+rm -rf "$site_dir"
+
 echo "== python tests"
 set +e
 .venv/bin/python -m pytest --durations=15 "$@"

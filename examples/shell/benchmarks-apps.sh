@@ -1,0 +1,6 @@
+python -m benchmarks.apps.hooks               # edit-to-peer latency with slow and failing hooks
+python -m benchmarks.apps.feed                # many change-feed subscribers on one room
+python -m benchmarks.retention_growth         # bytes on disk against updates, with a window
+python -m benchmarks.ops_costs archive        # CPU per edit and p99 with the archive on and off
+python -m benchmarks.ops_costs backup         # a backup of a 1 GB store
+python -m benchmarks.ops_costs recovery --trials 3

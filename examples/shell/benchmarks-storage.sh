@@ -1,0 +1,2 @@
+python -m benchmarks.engine_storage
+python -m benchmarks.scaleout --rooms 50 --seconds 8 --repeats 3

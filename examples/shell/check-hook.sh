@@ -1,0 +1,1 @@
+performer serve --auth-secret "$SECRET" --hooks examples.message_check:MessageCheck

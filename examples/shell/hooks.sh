@@ -1,0 +1,1 @@
+performer serve --hooks examples.my_hooks:MyHooks    # MODULE:NAME, an instance or a class

@@ -1,0 +1,3 @@
+performer recover --archive ./archive --out ./data.new   # everything archived
+performer verify --data ./data.new
+performer serve --data ./data.new

@@ -1,0 +1,1 @@
+performer serve --auth-secret "$SECRET" --rules examples/chat-rules.toml
