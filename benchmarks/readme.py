@@ -9,6 +9,7 @@ alone. Every number comes from the JSON lines, never typed by hand.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections.abc import Callable
@@ -293,25 +294,33 @@ def render(text: str, rows: list[Row]) -> str:
     return text
 
 
-def update(rows: list[Row], pages: tuple[Path, ...] = PAGES) -> list[Path]:
-    """Rewrite the marked sections of each page; the pages that changed."""
+def update(rows: list[Row], pages: tuple[Path, ...] = PAGES, write: bool = True) -> list[Path]:
+    """Rewrite the marked sections of each page; the pages that changed (or would)."""
     changed = []
     for page in pages:
         before = page.read_text()
         after = render(before, rows)
         if after != before:
-            page.write_text(after)
+            if write:
+                page.write_text(after)
             changed.append(page)
     return changed
 
 
 def main(argv: list[str]) -> int:
-    jsonl = Path(argv[0]) if argv else RESULTS / "results.jsonl"
-    changed = update(read_jsonl(jsonl))
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.readme", description=__doc__)
+    parser.add_argument("jsonl", nargs="?", type=Path, default=RESULTS / "results.jsonl")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 on a diff")
+    args = parser.parse_args(argv)
+    unmarked = [p for p in PAGES if "<!-- bench:" not in p.read_text()]
+    if unmarked:
+        print(f"no bench: markers in {', '.join(map(str, unmarked))}", file=sys.stderr)
+        return 1
+    changed = update(read_jsonl(args.jsonl), write=not args.check)
     for page in PAGES:
-        state = "updated" if page in changed else "already up to date"
-        print(f"{page.relative_to(REPO)} {state}")
-    return 0
+        state = "up to date" if page not in changed else "differs" if args.check else "updated"
+        print(f"{page.relative_to(REPO)}: {state}")
+    return 1 if args.check and changed else 0
 
 
 if __name__ == "__main__":

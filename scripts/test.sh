@@ -18,7 +18,7 @@ echo "== lint and types"
 
 echo "== docs site (mkdocs build --strict: broken links, missing pages or examples fail it)"
 site_dir="$(mktemp -d)"
-NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site_dir"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$site_dir"  # not --quiet: it hides the warnings strict counts
 rm -rf "$site_dir"
 
 echo "== python tests"
