@@ -1,1 +1,1 @@
-"""Worked examples from the README, runnable as they are (and tested)."""
+"""Worked examples the README and docs/ show, runnable as they are (tests/docs runs each)."""

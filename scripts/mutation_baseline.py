@@ -16,7 +16,7 @@ A reason written by hand in the baseline is kept (edit the file to refine one); 
 are classified by the rules below, and ones no rule fits become `gap`. Above each entry, a
 comment shows the mutant's change.
 
-    python scripts/mutation_baseline.py   (also prints the README's score table)
+    python scripts/mutation_baseline.py   (also prints the score table of docs/reliability/index.md)
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def write_baseline() -> str:
 
 
 def score_table() -> str:
-    """The README's table: per target, mutants detected and what the rest are."""
+    """The score table of docs/reliability/index.md: per target, what was detected and the rest."""
     columns = "target | module | detected / checked | accepted | known gaps | killed since"
     rows = [f"| {columns} | not checked | command |", "|---|---|---|---|---|---|---|---|"]
     baseline = tomllib.loads(BASELINE.read_text()) if BASELINE.exists() else {}

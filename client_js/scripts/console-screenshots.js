@@ -1,5 +1,5 @@
 /**
- * Refresh the README's console pictures: a real server, Node clients editing three rooms, the console in Chromium.
+ * Refresh the docs' console pictures: a real server, Node clients editing three rooms, the console in Chromium.
  *
  *   node scripts/console-screenshots.js    write docs/console-rooms.png and docs/console-room.png
  */
