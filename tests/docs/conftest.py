@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 from pycrdt import Array, Doc
 
 from harness.process import ServerProcess
+from tests.docs.catalog import ROOT
 
 SEED_EDITS = 50  # the examples read ?at=12, restore seq 12, page after 41
 
@@ -74,3 +77,24 @@ def docs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocsServer
         yield DocsServer(process, scratch)
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def performer_zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The socket of tests/docs/performer_zygote.py, which runs the examples' commands."""
+    socket_path = tmp_path_factory.mktemp("zygote") / "performer.sock"
+    zygote = subprocess.Popen(
+        [sys.executable, "-m", "tests.docs.performer_zygote", str(socket_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert zygote.stdout is not None
+        assert zygote.stdout.readline().strip() == "READY"  # pytest-timeout bounds the wait
+        yield socket_path
+    finally:
+        zygote.terminate()
+        zygote.wait(timeout=20)
+        if zygote.stdout is not None:
+            zygote.stdout.close()

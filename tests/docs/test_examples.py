@@ -3,7 +3,9 @@
 Python scripts and the JS examples (in Node, with what a browser has and Node lacks) run as
 their own processes; shell examples run in bash in the examples' scratch directory, where
 `performer serve` lines are checked in-process up to the point of listening (each would
-otherwise hold its shell forever) and every other `performer` command runs for real.
+otherwise hold its shell forever) and every other `performer` command runs for real: the
+CLI's `main`, in a process forked from one that has imported it already
+(tests/docs/performer_zygote.py), so twenty commands do not cost twenty start-ups.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ performer() {
     shift; printf '%q ' "$@" >> "$SERVE_LINES"; printf '\n' >> "$SERVE_LINES"; return 0
   fi
   wait_for_redis "$@"
-  command performer "$@"
+  "$DOCS_PYTHON" -S "$PERFORMER_CLIENT" "$@"   # the CLI, forked from one that has imported it
 }
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 """
@@ -137,7 +139,9 @@ def _check_serve_line(args: list[str]) -> None:
 
 
 @pytest.mark.parametrize("path", SHELL, ids=_ids(SHELL))
-def test_shell_example(path: Path, docs_server: DocsServer, tmp_path: Path) -> None:
+def test_shell_example(
+    path: Path, docs_server: DocsServer, performer_zygote: Path, tmp_path: Path
+) -> None:
     if path.name in FLAGS_ONLY:
         _check_flags(path)
         return
@@ -155,6 +159,9 @@ def test_shell_example(path: Path, docs_server: DocsServer, tmp_path: Path) -> N
         "WEBHOOK_SECRET": SECRET,
         "SERVE_LINES": str(serve_lines),
         "PERFORMER_LOG": "WARNING",
+        "PERFORMER_ZYGOTE": str(performer_zygote),
+        "PERFORMER_CLIENT": str(ROOT / "tests" / "docs" / "performer_client.py"),
+        "DOCS_PYTHON": sys.executable,
     }
     done = subprocess.run(
         ["bash", "-c", PRELUDE + script],
