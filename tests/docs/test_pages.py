@@ -118,3 +118,11 @@ def test_every_page_is_one_click_from_the_readme_and_the_home_page() -> None:
     readme_text, home = README.read_text(), (DOCS / "index.md").read_text()
     assert [p for p in wanted if f"](docs/{p})" not in readme_text] == []
     assert [p for p in wanted if f"]({p})" not in home] == []
+
+
+def test_the_readmes_links_and_pictures_exist() -> None:
+    """The README is not part of the site, so mkdocs does not check it: this does."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", README.read_text())
+    local = [t.split("#", 1)[0] for t in targets if not re.match(r"\w+://", t)]
+    assert len(local) > 30
+    assert [t for t in local if not (ROOT / t).exists()] == []
