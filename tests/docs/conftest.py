@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pycrdt import Array, Doc
 from harness.process import ServerProcess
 from tests.docs.catalog import ROOT
 
+START_DEADLINE = 30.0
 SEED_EDITS = 50  # the examples read ?at=12, restore seq 12, page after 41
 
 
@@ -91,7 +93,9 @@ def performer_zygote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
     )
     try:
         assert zygote.stdout is not None
-        assert zygote.stdout.readline().strip() == "READY"  # pytest-timeout bounds the wait
+        ready, _, _ = select.select([zygote.stdout], [], [], START_DEADLINE)
+        assert ready, "the performer zygote did not start"
+        assert zygote.stdout.readline().strip() == "READY"
         yield socket_path
     finally:
         zygote.terminate()
