@@ -1,1 +1,2 @@
 performer serve --auth-secret "$SECRET" --rules examples/chat-rules.toml
+performer serve --auth-secret "$SECRET" --rules examples/deeper-rules.toml
