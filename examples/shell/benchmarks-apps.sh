@@ -4,3 +4,4 @@ python -m benchmarks.retention_growth         # bytes on disk against updates, w
 python -m benchmarks.ops_costs archive        # CPU per edit and p99 with the archive on and off
 python -m benchmarks.ops_costs backup         # a backup of a 1 GB store
 python -m benchmarks.ops_costs recovery --trials 3
+python -m benchmarks.restore_scale --maps 20000  # one restore on 20,000 maps; fails past 2 s of CPU
