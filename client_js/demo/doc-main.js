@@ -76,7 +76,25 @@ socket.on('status', refreshStatus)
 // Like the chat: no network, no socket (and straight back when the network returns), so
 // the badge says "offline" at once instead of after the provider's 30 s silence check.
 window.addEventListener('offline', () => { socket.disconnect(); refreshStatus() })
-window.addEventListener('online', () => { socket.connect(); refreshStatus() })
+window.addEventListener('online', () => { connectOnceClosed(); refreshStatus() })
+
+/**
+ * Connect again once the socket closed before going offline has finished closing. While its
+ * close is still on its way the provider calls itself connected, so its `connect()` would
+ * return at once, and when the close then lands it would not reconnect by itself (we asked
+ * it to disconnect): the tab would stay offline for good.
+ */
+function connectOnceClosed () {
+  if (socket.status !== WebSocketStatus.Connected) {
+    socket.connect()
+    return
+  }
+  const whenClosed = () => {
+    socket.off('disconnect', whenClosed)
+    if (navigator.onLine !== false) socket.connect()
+  }
+  socket.on('disconnect', whenClosed)
+}
 if (navigator.onLine === false) socket.disconnect()
 refreshStatus()
 

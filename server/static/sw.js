@@ -3,7 +3,7 @@
  * is handled here; documents live in IndexedDB and the WebSocket is never intercepted. */
 // @ts-check
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self))
-const CACHE = 'performer-shell-9efafb80e646'
+const CACHE = 'performer-shell-e57b241354f3'
 const SHELL = ['/', '/static/app.js', '/static/app.css', '/static/fonts/emoji.woff2', '/doc', '/static/doc.js', '/static/doc.css']
 const NETWORK_TIMEOUT_MS = 4000
 
