@@ -129,23 +129,41 @@ class ComputeLane:
         """Count a job against its caller and room for as long as the block runs, or
         raise Busy: callers admit before reading what the job needs (a room's state at
         a seq is itself work), then `execute` inside."""
+        with self.admit_caller(caller), self.admit_room(room):
+            yield
+
+    @contextmanager
+    def admit_caller(self, caller: str | None) -> Iterator[None]:
+        """Count a request against its caller only. A cached view is counted here too:
+        it costs no worker, but answering it is event-loop time (auth, the store's
+        lookup, sending the body), and one token asking for cached views without pause
+        took that time from every room. Its room is not counted: many users reading one
+        popular view must not refuse each other."""
         limits = self.limits
         if caller is not None and self._callers.get(caller, 0) >= limits.per_caller:
             raise self._refuse("caller", f"at most {limits.per_caller} views or restores at a "
                                "time per caller")  # fmt: skip
-        if self._rooms.get(room, 0) >= limits.per_room:
-            raise self._refuse("room", f"at most {limits.per_room} views or restores at a "
-                               "time per room")  # fmt: skip
-        if self._free.locked() and self.waiting >= limits.queue:
-            raise self._refuse("queue", "the server's compute queue is full")
         if caller is not None:
             self._callers[caller] = self._callers.get(caller, 0) + 1
-        self._rooms[room] = self._rooms.get(room, 0) + 1
         try:
             yield
         finally:
             if caller is not None:
                 _decrement(self._callers, caller)
+
+    @contextmanager
+    def admit_room(self, room: str) -> Iterator[None]:
+        """Count a job that needs a worker against its room and the queue (see `admit`)."""
+        limits = self.limits
+        if self._rooms.get(room, 0) >= limits.per_room:
+            raise self._refuse("room", f"at most {limits.per_room} views or restores at a "
+                               "time per room")  # fmt: skip
+        if self._free.locked() and self.waiting >= limits.queue:
+            raise self._refuse("queue", "the server's compute queue is full")
+        self._rooms[room] = self._rooms.get(room, 0) + 1
+        try:
+            yield
+        finally:
             _decrement(self._rooms, room)
 
     def _refuse(self, limit: str, reason: str) -> Busy:

@@ -34,6 +34,7 @@ from engine.errors import Conflict, CorruptRecord, ProtocolError, RoomNotFound
 from engine.jsonview import to_json
 from engine.restore import restore_update
 from engine.storage import DocStore
+from engine.update_scan import UpdateShape, scan_update
 from engine.yjs import EMPTY_UPDATE
 from server.compute_lane import CallerGone
 from server.http.guard import require_content_type
@@ -83,9 +84,14 @@ def json_text_at(updates: list[bytes], types: dict[str, str] | None) -> bytes:
     return json_text(_merged(updates), types)
 
 
-def restore_at(current: bytes, target: list[bytes], types: dict[str, str] | None) -> bytes:
-    """`restore_update` to the state `target` makes, merged in the worker (as above)."""
-    return bytes(_checked(restore_update, current, _merged(target), types))
+def restore_at(
+    current: bytes, target: list[bytes], types: dict[str, str] | None
+) -> tuple[bytes, UpdateShape]:
+    """`restore_update` to the state `target` makes, merged in the worker (as above),
+    with its `scan_update`: the room then applies it without walking its structs on the
+    event loop (a big restore's walk held every room for tens of milliseconds)."""
+    update = bytes(_checked(restore_update, current, _merged(target), types))
+    return update, scan_update(update)
 
 
 def _merged(updates: list[bytes]) -> bytes:
@@ -105,6 +111,12 @@ def _caller_gone(request: web.Request) -> Callable[[], bool]:
 async def json_view(request: web.Request) -> web.Response:
     room = request.match_info["room"]
     grant = await grant_for(request, room)
+    lane = request.app[LANE]
+    with lane.admit_caller(caller_of(request, grant)):  # cached or not: may be Busy
+        return await _json_view_admitted(request, room)
+
+
+async def _json_view_admitted(request: web.Request, room: str) -> web.Response:
     store = request.app[STORE]
     info = await store.require(room)
     at = await resolve_at(request, room, info.last_seq)
@@ -113,7 +125,7 @@ async def json_view(request: web.Request) -> web.Response:
     lane = request.app[LANE]
     doc = lane.cache.get(key)
     if doc is None:
-        with lane.admit(caller_of(request, grant), room):
+        with lane.admit_room(room):
             updates = await store.updates_at(room, at)
             try:
                 doc = await lane.execute(json_text_at, updates, types, gone=_caller_gone(request))
@@ -164,7 +176,7 @@ async def restore(request: web.Request) -> web.Response:
             raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
         current = (await request.app[REGISTRY].acquire(room)).doc.encode_state()
         try:
-            update = await lane.execute(
+            update, shape = await lane.execute(
                 restore_at, current, target, types, gone=_caller_gone(request)
             )
         except CallerGone:
@@ -174,7 +186,9 @@ async def restore(request: web.Request) -> web.Response:
         return web.json_response(
             {"seq": actor.last_seq, "restore_of": target_seq, "changed": False}
         )
-    seq = await actor.post_update(update, grant.user, restore_of=target_seq, server=True)
+    seq = await actor.post_update(
+        update, grant.user, restore_of=target_seq, server=True, shape=shape
+    )
     return web.json_response({"seq": seq, "restore_of": target_seq, "changed": True})
 
 

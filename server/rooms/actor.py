@@ -42,6 +42,7 @@ from engine.rules.edits import Authored, Check, EditChange, EditRecorder
 from engine.rules.enforce import RoomRules, Writer
 from engine.rules.refusals import record_refusals
 from engine.storage import Append
+from engine.update_scan import UpdateShape
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
 from server.config import Config
 from server.metrics import Metrics
@@ -177,11 +178,16 @@ class RoomActor:
         *,
         restore_of: int | None = None,
         server: bool = False,
+        shape: UpdateShape | None = None,
     ) -> int:
         """Apply an update made outside the sync protocol (REST, server-side edits,
         restores); returns its seq once durable and broadcast. `server`: made by the
-        server itself, with its authority (see `DirectUpdate`)."""
-        seq, _ = await self.post_update_judged(update, user, restore_of=restore_of, server=server)
+        server itself, with its authority (see `DirectUpdate`). `shape`: the update's
+        `scan_update`, for a server update walked off the event loop (taken only with
+        `server`: a writer's update is always walked here)."""
+        seq, _ = await self.post_update_judged(
+            update, user, restore_of=restore_of, server=server, shape=shape
+        )
         return seq
 
     async def post_update_judged(
@@ -191,12 +197,13 @@ class RoomActor:
         *,
         restore_of: int | None = None,
         server: bool = False,
+        shape: UpdateShape | None = None,
     ) -> tuple[int, str | None]:
         """`post_update`, also returning the reason when a rule or `Hooks.check` undid
         part of the update (it was committed, with its undo, all the same)."""
         self._require_running()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        request = DirectUpdate(update, user, future, restore_of, server)
+        request = DirectUpdate(update, user, future, restore_of, server, shape=shape)
         self._inbox.append(request)
         self._wake()
         seq = await future
@@ -263,6 +270,9 @@ class RoomActor:
                 if isinstance(item, DirectUpdate) and not item.future.done():
                     item.future.set_exception(exc)
             return
+        for item in work:
+            if isinstance(item, DirectUpdate) and item.server and item.shape is not None:
+                self.guard.remember(item.update, item.shape)
         batch = Batch()
         for item in work:
             if isinstance(item, DirectUpdate):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from engine.protocol import Message
 from engine.storage import Append
+from engine.update_scan import UpdateShape
 from server.rooms.peer import Frame, Peer
 
 
@@ -22,6 +23,7 @@ class DirectUpdate:
     restore_of: int | None = None
     server: bool = False
     rejected: str | None = None  # set when a rule or Hooks.check undid part of it
+    shape: UpdateShape | None = None  # its scan, when the server made it off the loop
 
 
 Work = tuple[Peer, Message] | DirectUpdate

@@ -6,6 +6,7 @@ pool; then the flood of the report against a real server on both backends."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -18,11 +19,13 @@ from aiohttp.test_utils import TestServer
 from pycrdt import Doc, Map
 
 from engine.errors import Busy, Unavailable
+from engine.update_scan import UpdateShape, scan_update
 from server import Config, create_app
 from server.auth import issue_token
 from server.compute_lane import CallerGone, ComputeLane
 from server.config import ComputeLimits
 from server.http.keys import COMPUTE, LANE
+from server.http.versions import json_text_at
 
 SECRET = "a-secret-of-at-least-thirty-two-bytes!"
 WAIT = 30.0
@@ -253,3 +256,81 @@ async def test_the_lane_is_seen_in_metrics(tmp_path: Path, monkeypatch: pytest.M
         assert _metric(metrics, 'performer_compute_refused_total{reason="caller"}') == 0
         assert _metric(metrics, "performer_compute_timed_out_total") == 1
         assert _metric(metrics, "performer_compute_running") == 0
+
+
+def view_slow_when_typed(updates: list[bytes], types: dict[str, str] | None) -> bytes:
+    """The JSON view, taking a minute when asked for with `types` (imported by the worker)."""
+    if types:
+        time.sleep(60)
+    return json_text_at(updates, types)
+
+
+async def test_a_cached_view_counts_against_its_caller(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached view costs no worker but is event-loop time all the same: a caller whose
+    views or restores already fill its place gets 503 + Retry-After for a cached one too,
+    while other callers (even of the same room) get theirs, and so does it once done."""
+    from server.http import versions
+
+    monkeypatch.setattr(versions, "json_text_at", view_slow_when_typed)
+    limits = ComputeLimits(per_caller=1, budget_seconds=3.0)
+    app = create_app(dataclasses.replace(config, compute=limits))
+    async with TestServer(app) as server:
+        base = str(server.make_url("")).rstrip("/")
+        ann = issue_token(SECRET, "r", read_only=True, user="ann")
+        bob = issue_token(SECRET, "r", read_only=True, user="bob")
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/v1/rooms/r/update?token={issue_token(SECRET, 'r')}",
+                                 data=_room_update(3)) as posted:  # fmt: skip
+                assert posted.status == 200
+
+            async def view(token: str, query: str = "") -> tuple[int, str | None]:
+                async with http.get(f"{base}/v1/rooms/r/json?token={token}{query}") as response:
+                    await response.read()
+                    return response.status, response.headers.get("Retry-After")
+
+            assert await view(ann) == (200, None)  # computed once, then cached
+            jobs = app[LANE].jobs
+            slow = asyncio.create_task(view(ann, "&types=items:map"))
+            await _started(app[LANE])
+            status, retry_after = await view(ann)
+            assert status == 503 and retry_after is not None and int(retry_after) >= 1
+            assert await view(bob) == (200, None)  # same room, another caller: answered
+            assert (await asyncio.wait_for(slow, WAIT))[0] == 503  # stopped past its budget
+            assert await view(ann) == (200, None)
+            assert app[LANE].jobs == jobs + 1  # only the slow one was computed again
+            assert app[LANE].refused["caller"] == 1
+
+
+async def test_a_restore_is_not_walked_again_on_the_event_loop(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restore's update is scanned in the worker with the diff; the room applies it
+    with that scan (a big restore's walk in the room held every room's edits)."""
+    from engine import document
+
+    walked: list[int] = []
+
+    def counting_scan(update: bytes) -> UpdateShape:
+        walked.append(len(update))
+        return scan_update(update)
+
+    monkeypatch.setattr(document, "scan_update", counting_scan)  # this process only
+    app = create_app(config)
+    async with TestServer(app) as server:
+        base = str(server.make_url("")).rstrip("/")
+        writer = issue_token(SECRET, "r")
+        async with aiohttp.ClientSession() as http:
+            for entries in (5, 200):
+                async with http.post(f"{base}/v1/rooms/r/update?token={writer}",
+                                     data=_room_update(entries)) as posted:  # fmt: skip
+                    assert posted.status == 200
+            walked.clear()
+            async with http.post(f"{base}/v1/rooms/r/restore?token={writer}",
+                                 json={"seq": 1}) as restored:  # fmt: skip
+                assert restored.status == 200
+                assert await restored.json() == {"seq": 3, "restore_of": 1, "changed": True}
+            assert walked == []
+            async with http.get(f"{base}/v1/rooms/r/json?token={writer}") as now:
+                assert len((await now.json())["doc"]["items"]) == 5
