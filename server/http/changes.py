@@ -53,7 +53,7 @@ PAGE = 1000
 CATCH_UP_BYTES = 1024 * 1024  # read at a time for an SSE catch-up (written event by event)
 TRIM_RETRIES = 8  # first pages read again because a trim landed between snapshot and log
 ENCODE_BYTES = 256 * 1024  # of updates, JSON-encoded at a time off the event loop
-PIECE_RAW_BYTES = 48 * 1024  # of an update, base64-encoded and written at a time (SSE)
+PIECE_RAW_BYTES = 48 * 1024  # of an update, base64-encoded at a time (a multiple of 3)
 
 
 def entry_json(record: UpdateRecord) -> dict[str, Any]:
@@ -70,7 +70,17 @@ def entry_bytes(record: UpdateRecord) -> bytes:
     the update: base64 needs no escaping, so its bytes go in as they are. A megabyte
     update costs one base64 pass and one copy rather than three more passes."""
     head = json.dumps({"seq": record.seq, "ts": record.ts, "user": record.user})
-    return b"".join((head[:-1].encode(), b', "update": "', base64.b64encode(record.update), b'"}'))
+    return b"".join((head[:-1].encode(), b', "update": "', *base64_pieces(record.update), b'"}'))
+
+
+def base64_pieces(update: bytes) -> Iterator[bytes]:
+    """The update base64-encoded `PIECE_RAW_BYTES` at a time. One call over a megabyte
+    holds the interpreter's lock for milliseconds (base64 never lets go of it), so a page
+    encoded in a thread held the event loop, and every room's edits, as long; between
+    pieces the loop gets the lock back within the switch interval."""
+    view = memoryview(update)
+    for start in range(0, len(view), PIECE_RAW_BYTES):
+        yield base64.b64encode(view[start : start + PIECE_RAW_BYTES])
 
 
 async def _start(request: web.Request) -> tuple[str, int, Grant]:
@@ -312,9 +322,7 @@ def sse_update_pieces(record: UpdateRecord) -> Iterator[bytes]:
     piece in the server's buffers, not a whole encoded megabyte entry."""
     head = json.dumps({"seq": record.seq, "ts": record.ts, "user": record.user})
     yield f'id: {record.seq}\nevent: update\ndata: {head[:-1]}, "update": "'.encode()
-    update = memoryview(record.update)
-    for start in range(0, len(update), PIECE_RAW_BYTES):
-        yield base64.b64encode(update[start : start + PIECE_RAW_BYTES])
+    yield from base64_pieces(record.update)
     yield b'"}\n\n'
 
 

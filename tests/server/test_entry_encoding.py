@@ -49,3 +49,21 @@ def test_an_event_written_in_pieces_is_the_same_event(record: UpdateRecord, piec
         changes.PIECE_RAW_BYTES = saved
     assert b"".join(pieces) == _event("update", entry_json(record), record.seq)
     assert all(len(p) <= 4 * piece for p in pieces[1:-1])
+
+
+@settings(max_examples=100, deadline=None)
+@given(RECORDS, st.integers(1, 200))
+def test_a_page_entry_encoded_in_pieces_is_the_same_entry(record: UpdateRecord, piece: int) -> None:
+    """A page's entry is base64-encoded a piece at a time too (one call over a megabyte
+    holds the interpreter's lock, and so the event loop, for milliseconds)."""
+    from server.http import changes
+
+    saved = changes.PIECE_RAW_BYTES
+    changes.PIECE_RAW_BYTES = 3 * piece
+    try:
+        encoded = entry_bytes(record)
+        pieces = list(changes.base64_pieces(record.update))
+    finally:
+        changes.PIECE_RAW_BYTES = saved
+    assert encoded == json.dumps(entry_json(record)).encode()
+    assert all(len(p) <= 4 * piece for p in pieces)
