@@ -8,7 +8,7 @@ against a server with auth on:
 1. compute: callers with a read-only token ask for JSON views of a big room at varied
    seqs, and a writer asks for restores of it, as fast as answers come back;
 2. pages: readers page through the change feed and the history of a room of large
-   updates from the start, again and again;
+   updates from the start, again and again (each route's readers a user of their own);
 3. stalled streams: SSE subscribers that never read (tiny receive buffers), and one
    read-only token opening as many streams as the server lets it;
 4. expiry: SSE subscribers with tokens that expire after a few seconds, which must get
