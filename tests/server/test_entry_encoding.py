@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.storage.records import UpdateRecord
-from server.http.changes import _event, entry_bytes, entry_json, sse_update
+from server.http.changes import (
+    _encode_entries,
+    _entries_size,
+    _event,
+    entry_bytes,
+    entry_json,
+    sse_update,
+)
 
 RECORDS = st.builds(
     UpdateRecord,
@@ -67,3 +74,16 @@ def test_a_page_entry_encoded_in_pieces_is_the_same_entry(record: UpdateRecord, 
         changes.PIECE_RAW_BYTES = saved
     assert encoded == json.dumps(entry_json(record)).encode()
     assert all(len(p) <= 4 * piece for p in pieces)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(RECORDS, max_size=5), st.integers(1, 4))
+def test_a_page_is_sent_with_the_length_its_entries_encode_to(
+    records: list[UpdateRecord], split: int
+) -> None:
+    """A page goes out with a Content-Length worked out before its entries are encoded:
+    one byte off and the caller's page is cut short or never ends."""
+    groups = [records[:split], records[split:]] if records[split:] else [records]
+    encoded = b"".join(_encode_entries(group, not index) for index, group in enumerate(groups))
+    assert _entries_size(records) == len(encoded)
+    assert json.loads(b"[" + encoded + b"]") == [entry_json(record) for record in records]

@@ -122,9 +122,9 @@ async def test_big_pages_are_encoded_off_the_event_loop(
     threads: set[str] = set()
     encode = changes._encode_entries
 
-    def watched(entries: Any) -> bytes:
+    def watched(entries: Any, first: bool = True) -> bytes:
         threads.add(threading.current_thread().name)
-        return encode(entries)
+        return encode(entries, first)
 
     monkeypatch.setattr(changes, "_encode_entries", watched)
     server, _ = await serve(_big_pages(config))
