@@ -6,6 +6,7 @@ event loop."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from dataclasses import replace
@@ -133,7 +134,9 @@ async def test_big_pages_are_encoded_off_the_event_loop(
         await _fill(base, "big", 3)
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/v1/rooms/big/changes?after=0") as response:
-                page = await response.json()
+                body = await response.read()
+                assert response.content_length == len(body)  # not chunked: no loop copies
+        page = json.loads(body)
         assert [entry["seq"] for entry in page["entries"]] == [1, 2, 3]
         assert threads and threading.main_thread().name not in threads
     finally:
