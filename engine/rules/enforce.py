@@ -35,9 +35,16 @@ from typing import Any
 from pycrdt import Array, Doc, Map
 
 from engine.errors import RulesInvalid
+from engine.rules.authorship import (
+    AuthoredRange,
+    Authorship,
+    deleted_entry_authors,
+    unknown_authors,
+)
 from engine.rules.model import PartRule
-from engine.rules.parts import ProtectedRoot, Refusal, Writer
+from engine.rules.parts import ProtectedRoot, Refusal, Writer, by_client_id
 from engine.rules.types import check_types, typed_roots
+from engine.yjs import decode_state_vector
 
 ORIGIN = "rules"
 
@@ -53,9 +60,13 @@ def check_enforceable(rules: Iterable[PartRule]) -> None:
             raise RulesInvalid(
                 f"{where}: rules besides 'type' are enforced on array and map roots only"
             )
-        if rule.entries == "author" and rule.author_field is None:
-            raise RulesInvalid(f"{where}: entries = 'author' needs 'author_field' for now")
-    root_kinds(rules)
+    kinds = root_kinds(rules)
+    for rule in rules:
+        if by_client_id(rule) and (rule.below or kinds.get(rule.root) != "array"):
+            raise RulesInvalid(
+                f"rule {rule.number} ({rule.path}): entries = 'author' without 'author_field' "
+                "is enforced on the entries of an array root (give 'author_field' here)"
+            )
 
 
 def root_kinds(rules: Iterable[PartRule]) -> dict[str, str]:
@@ -98,8 +109,12 @@ def _judged(rule: PartRule) -> bool:
 class RoomRules:
     """The rules of one room, attached to its live Doc."""
 
-    def __init__(self, doc: Doc[Any], rules: Iterable[PartRule]) -> None:
+    def __init__(
+        self, doc: Doc[Any], rules: Iterable[PartRule], authorship: Authorship | None = None
+    ) -> None:
         self.doc = doc
+        self.authorship = authorship or Authorship()
+        self.authored: list[AuthoredRange] = []  # what the last undo wrote for whom
         self.parts: list[ProtectedRoot] = []
         rules = tuple(rules)
         kinds = root_kinds(rules)
@@ -107,7 +122,8 @@ class RoomRules:
         self._loose = False  # the next update holds characters it does not place
         for root, kind in kinds.items():
             shared: Array[Any] | Map[Any] = doc.get(root, type=Map if kind == "map" else Array)
-            part = ProtectedRoot(root, shared, (rule for rule in rules if rule.root == root))
+            on_root = (rule for rule in rules if rule.root == root)
+            part = ProtectedRoot(root, shared, on_root, self.authorship)
             shared.observe_deep(part.on_events)
             self.parts.append(part)
         for root, kind in typed_roots(rules).items():
@@ -123,10 +139,21 @@ class RoomRules:
         root's type (engine/rules/types.py says why this is refused, not undone)."""
         self._loose = check_types(update, self.types, clocks)
 
-    def start(self, writer: Writer) -> None:
-        """The next apply is by `writer`: judge what it changes."""
+    def start(
+        self, writer: Writer, update: bytes = b"", clocks: Mapping[int, int] | None = None
+    ) -> None:
+        """The next apply is of `update` (the room at `clocks`) by `writer`: judge what it
+        changes. Roots whose entries are their authors' by client id learn, now, who
+        wrote the entries it deletes (engine/rules/authorship.py)."""
         for part in self.parts:
             part.writer, part.refusal, part.loose = writer, None, self._loose
+            part.inside.clear()
+            if part.by_id and writer.named and update:
+                if clocks is None:
+                    clocks = decode_state_vector(self.doc.get_state())
+                part.old_authors = deleted_entry_authors(
+                    self.doc, part.name, update, clocks, self.authorship
+                )
         self._loose = False
 
     def finish(self) -> tuple[bytes, str] | None:
@@ -137,9 +164,12 @@ class RoomRules:
     def stop(self) -> list[tuple[ProtectedRoot, Refusal]]:
         """Stop judging; what was refused, for `undo` (or dropped, when the whole update
         is undone another way)."""
+        for part in self.parts:
+            part.judge_inside_entries()
         refused = [(part, part.refusal) for part in self.parts if part.refusal is not None]
         for part in self.parts:
             part.writer, part.refusal = None, None
+            part.old_authors = unknown_authors
         return refused
 
     def undo(self, refused: list[tuple[ProtectedRoot, Refusal]]) -> tuple[bytes, str] | None:
@@ -147,11 +177,14 @@ class RoomRules:
         if not refused:
             return None
         updates: list[bytes] = []
+        self.authored = []
         subscription = self.doc.observe(lambda event: updates.append(bytes(event.update)))
         try:
             with self.doc.transaction(origin=ORIGIN):
                 for part, refusal in refused:
                     part.undo(refusal)
+                    self.authored += part.authored
+            self.authorship.add(self.authored)
         finally:
             self.doc.unobserve(subscription)
         first = refused[0][1]

@@ -47,8 +47,10 @@ class ClientOwners:
         return [client for client in clients if client not in self.known]
 
     def reserve(self, client_id: int) -> None:
-        """The server's own client id: no writer may send structs under it."""
+        """The server's own client id: no writer may send structs under it, now or after
+        the room is unloaded (the binding is stored with the next commit)."""
         self.known[client_id] = SERVER
+        self.unsaved[client_id] = SERVER
 
     def learn(self, owners: Mapping[int, str]) -> None:
         self.known.update(owners)

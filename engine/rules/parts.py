@@ -24,6 +24,14 @@ from typing import Any, Literal
 
 from pycrdt import Array, ArrayEvent, Map, MapEvent, TextEvent
 
+from engine.rules.authorship import (
+    AuthoredRange,
+    Authorship,
+    OldAuthors,
+    entry_author,
+    server_clock,
+    unknown_authors,
+)
 from engine.rules.copies import MISSING, ArrayCopy, MapCopy, copy_of, field_of, prelim
 from engine.rules.model import PartRule, Segment
 from engine.rules.types import must_stay
@@ -54,6 +62,7 @@ class UndoOp:
     at: Step
     order: int = 0  # among entries re-inserted at one position
     copy: Any = MISSING
+    author: str | None = None  # who wrote the entry put back (kept for later rules)
 
 
 @dataclass(slots=True)
@@ -81,6 +90,11 @@ def _entry(container: str, at: Step) -> str:
     return f"{container}[{at}]" if isinstance(at, int) else f"{container}[{at!r}]"
 
 
+def by_client_id(rule: PartRule) -> bool:
+    """Whether a rule's entries are their authors' by bound client id (no author_field)."""
+    return rule.entries == "author" and rule.author_field is None
+
+
 def _matches(pattern: tuple[Segment, ...], path: Path) -> bool:
     return all(step is None or step == actual for step, actual in zip(pattern, path, strict=False))
 
@@ -88,12 +102,26 @@ def _matches(pattern: tuple[Segment, ...], path: Path) -> bool:
 class ProtectedRoot:
     """One root with its rules: the typed copy of its content and the judge."""
 
-    def __init__(self, name: str, root: Array[Any] | Map[Any], rules: Iterable[PartRule]):
+    def __init__(
+        self,
+        name: str,
+        root: Array[Any] | Map[Any],
+        rules: Iterable[PartRule],
+        authorship: Authorship | None = None,
+    ):
         self.name = name
         self.root = root
         self.patterns: dict[tuple[Segment, ...], list[PartRule]] = {}
         for rule in rules:
             self.patterns.setdefault(rule.below, []).append(rule)
+        self.authorship = authorship or Authorship()
+        # entries = "author" without author_field (root arrays only, see check_enforceable):
+        # the authors of the entries the update deletes, by old position, found before the
+        # apply; changes inside entries, judged after it (a position's item is read then)
+        self.by_id = any(by_client_id(rule) for rule in self.patterns.get((), []))
+        self.old_authors: OldAuthors = unknown_authors
+        self.inside: list[tuple[int, Any, list[Any]]] = []
+        self.authored: list[AuthoredRange] = []  # what the last undo wrote, and for whom
         self.deepest = sorted(self.patterns, key=len, reverse=True)
         self.copy: Any = copy_of(root)
         self.writer: Writer | None = None
@@ -192,9 +220,11 @@ class ProtectedRoot:
                 post += op["retain"]
             elif "delete" in op:
                 for order, copy in enumerate(items[pre : pre + op["delete"]]):
-                    reason = self._first(rules, self._removing, path, post, copy)
+                    author = self.old_authors(pre + order) if not path else None
+                    reason = self._first(rules, self._removing, path, post, copy, author=author)
                     if reason is not None:
-                        self._refuse(reason).add(UndoOp(path, "reinsert", post, order, copy))
+                        undo = UndoOp(path, "reinsert", post, order, copy, author)
+                        self._refuse(reason).add(undo)
                 pre += op["delete"]
             else:
                 for value in op["insert"]:
@@ -258,18 +288,45 @@ class ProtectedRoot:
         else:
             keys = [None]  # the entry is an array or text whose content changed
         reason = self._first(rules, self._changing, container, at, before, keys)
-        if reason is None:
-            return
+        if reason is not None:
+            self._undo_inside(container, at, before, keys, reason)
+
+    def _undo_inside(
+        self,
+        container: Path,
+        at: Step,
+        before: Any,
+        keys: list[Any],
+        reason: str,
+        author: str | None = None,
+    ) -> None:
         if not isinstance(before, MapCopy) or None in keys:
-            self._put_entry_back(container, at, before, reason)
+            self._put_entry_back(container, at, before, reason, author)
             return
         for key in keys:
             entry = (*container, at)
             self._refuse(reason).add(UndoOp(entry, "put", key, copy=field_of(before, key)))
 
-    def _put_entry_back(self, container: Path, at: Step, before: Any, reason: str) -> None:
+    def _put_entry_back(
+        self, container: Path, at: Step, before: Any, reason: str, author: str | None = None
+    ) -> None:
         kind: OpKind = "replace" if isinstance(at, int) else "put"
-        self._refuse(reason).add(UndoOp(container, kind, at, copy=before))
+        self._refuse(reason).add(UndoOp(container, kind, at, copy=before, author=author))
+
+    def judge_inside_entries(self) -> None:
+        """After the apply: changes inside root entries whose authors are their client
+        ids' users (an entry's item is read from its position, which an observer cannot)."""
+        pending, self.inside = self.inside, []
+        writer = self.writer
+        if not pending or writer is None:
+            return
+        for at, before, keys in pending:
+            author = entry_author(self.root, at, self.authorship)
+            if author is None or author != writer.user:
+                where = _entry(self.name, at)
+                self._undo_inside(
+                    (), at, before, keys, f"only the author can change {where}", author
+                )
 
     # ------------------------------------------------------------ policies
 
@@ -306,13 +363,20 @@ class ProtectedRoot:
         return None
 
     def _removing(
-        self, rule: PartRule, path: Path, at: Step, before: Any, *, overwrite: bool = False
+        self,
+        rule: PartRule,
+        path: Path,
+        at: Step,
+        before: Any,
+        *,
+        overwrite: bool = False,
+        author: str | None = None,
     ) -> str | None:
-        """An entry deleted or overwritten."""
+        """An entry deleted or overwritten (`author`: its writer, for a rule by client id)."""
         if reason := self._replacing(rule, path, at):
             return reason
         where = show((self.name, *path))
-        if self._named() and rule.entries == "author" and not self._is_author(rule, before):
+        if self._named() and rule.entries == "author" and not self._is_author(rule, before, author):
             return f"only the author can {'change' if overwrite else 'delete'} {_entry(where, at)}"
         return None
 
@@ -327,6 +391,10 @@ class ProtectedRoot:
         where = show((self.name, *container))
         if rule.author_field and rule.author_field in keys:
             return f"{_entry(where, at)}.{rule.author_field} cannot change"
+        if by_client_id(rule) and not container and isinstance(at, int):
+            if not self._moderates(rule):
+                self.inside.append((at, before, keys))  # judged after the apply
+            return None
         if rule.entries == "author" and not self._is_author(rule, before):
             return f"only the author can change {_entry(where, at)}"
         return None
@@ -352,36 +420,56 @@ class ProtectedRoot:
             return True
         return isinstance(key, str) and rule.key_user(key) == writer.user
 
-    def _is_author(self, rule: PartRule, before: Any) -> bool:
+    def _moderates(self, rule: PartRule) -> bool:
         writer = self.writer
         assert writer is not None
-        if rule.moderators.allows(writer.user, writer.roles):
+        return rule.moderators.allows(writer.user, writer.roles)
+
+    def _is_author(self, rule: PartRule, before: Any, author: str | None = None) -> bool:
+        """Whether the writer wrote (or moderates) an entry: by its author field, or by
+        `author` (its item's client id's user; None: unknown, moderators only)."""
+        writer = self.writer
+        assert writer is not None
+        if self._moderates(rule):
             return True
-        return rule.author_field is not None and field_of(before, rule.author_field) == writer.user
+        if rule.author_field is None:
+            return author is not None and author == writer.user
+        return bool(field_of(before, rule.author_field) == writer.user)
 
     # ------------------------------------------------------------ the undo
 
     def undo(self, refusal: Refusal) -> None:
         """Put back what was refused (inside the caller's transaction). Deeper containers
         first (their positions do not move when a shallower one changes); in a container,
-        puts and replacements first, then inserts and removals from the end."""
+        puts and replacements first, then inserts and removals from the end. What an op
+        puts back for a known author is recorded (`authored`): the entry stays theirs."""
+        self.authored = []
+        server = self.root.doc.client_id
         for op in sorted(refusal.ops, key=_undo_order):
-            target: Any = self.root
-            for step in op.container:
-                target = target[step]
-            if op.kind == "put":
-                if op.copy is MISSING:
-                    if op.at in target:
-                        del target[op.at]
-                else:
-                    target[op.at] = prelim(op.copy)
-            elif op.kind == "replace":
-                del target[op.at]
-                target.insert(op.at, prelim(op.copy))
-            elif op.kind == "remove":
-                del target[op.at]
+            start = server_clock(self.root.doc) if op.author is not None else 0
+            self._undo_op(op)
+            if op.author is not None:
+                end = server_clock(self.root.doc)
+                if end > start:
+                    self.authored.append((server, start, end, op.author))
+
+    def _undo_op(self, op: UndoOp) -> None:
+        target: Any = self.root
+        for step in op.container:
+            target = target[step]
+        if op.kind == "put":
+            if op.copy is MISSING:
+                if op.at in target:
+                    del target[op.at]
             else:
-                target.insert(op.at, prelim(op.copy))
+                target[op.at] = prelim(op.copy)
+        elif op.kind == "replace":
+            del target[op.at]
+            target.insert(op.at, prelim(op.copy))
+        elif op.kind == "remove":
+            del target[op.at]
+        else:
+            target.insert(op.at, prelim(op.copy))
 
 
 def _undo_order(op: UndoOp) -> tuple[int, int, int, int, int]:

@@ -38,11 +38,12 @@ from engine.protocol import (
     encode_update,
 )
 from engine.rules.authors import attribute, by_owner, owner_count, removed_before
+from engine.rules.authorship import AuthoredRange, Authorship, record_authored
 from engine.rules.edits import Authored, Check, EditChange, EditRecorder
 from engine.rules.enforce import RoomRules, Writer
 from engine.rules.refusals import record_refusals
 from engine.storage import Append
-from engine.update_scan import UpdateShape
+from engine.update_scan import UpdateShape, scan_update
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
 from server.config import Config
 from server.metrics import Metrics
@@ -113,9 +114,11 @@ class RoomActor:
         self.answers = Answers(doc, first_sync)  # shared by joiners of one moment
         self.guard = ClientGuard(name, store)  # rules: client ids belong to users
         part_rules = config.rules.for_room(name)
-        self.rules = RoomRules(doc.doc, part_rules) if part_rules else None
+        self.authorship = Authorship(self.guard.owners.known)  # who wrote which item
+        self.rules = RoomRules(doc.doc, part_rules, self.authorship) if part_rules else None
         if self.rules is not None:
             self.guard.owners.reserve(doc.doc.client_id)
+        self._by_id = self.rules is not None and any(part.by_id for part in self.rules.parts)
         self.checker = (
             EditRecorder(doc.doc, name, check, config.check_budget_seconds) if check else None
         )
@@ -264,6 +267,8 @@ class RoomActor:
     async def _process(self, work: list[Work]) -> None:
         try:
             await self.guard.prepare(_client_writes(work), self.doc.clocks)
+            if self._by_id:
+                await self.guard.know_authors(self.doc.clocks, self.authorship)
         except StorageError as exc:  # bindings unknown: nothing of the batch may apply
             self.fail(f"storage failed: {exc}")
             for item in work:
@@ -292,6 +297,7 @@ class RoomActor:
             try:
                 self._maybe_snapshot()
                 await self.guard.save()  # a new room's first bindings, durable before the acks
+                await self._record_authored(batch)
                 await self._record_refusals(batch, seqs)  # in /history before a caller asks
             finally:
                 for request, index in batch.http:
@@ -385,6 +391,7 @@ class RoomActor:
                 raise
             peer.close(Close.MALFORMED, str(exc))
             return None
+        authored = self._server_edit_authors(update, user) if server and self._by_id else []
         try:
             clients, refused, label = self._judged_apply(peer, user, update, server)
         except QuotaExceeded as exc:
@@ -401,6 +408,11 @@ class RoomActor:
             return None
         if update == EMPTY_UPDATE:
             return -1
+        if authored:
+            for client, *_ in authored:
+                self.guard.owners.reserve(client)  # the server's: no writer may claim it
+            self.authorship.add(authored)
+            batch.authored += authored
         sender = peer
         if refused is not None:
             self.metrics.rejected.labels(label).inc()
@@ -412,6 +424,33 @@ class RoomActor:
         batch.appends.append(Append(self.name, update, user, clients, restore_of))
         batch.updates.append((sender, update))
         return len(batch.appends) - 1
+
+    def _server_edit_authors(self, update: bytes, user: str | None) -> list[AuthoredRange]:
+        """A server-side edit (`rooms.edit`, a restore) is its named user's: the ranges of
+        clocks it adds (under the client ids the server edits with), before it is applied."""
+        if user is None:
+            return []
+        try:
+            shape = self.guard.shape_of(update) or scan_update(update)
+        except ProtocolError:
+            return []
+        clocks = self.doc.clocks
+        return [
+            (client, max(start, clocks.get(client, 0)), end, user)
+            for client, (start, end) in shape.ranges.items()
+            if end > clocks.get(client, 0)
+        ]
+
+    async def _record_authored(self, batch: Batch) -> None:
+        """Store who the server's writes of this batch are attributed to (a record lost
+        in a crash leaves those items to moderators: fewer rights, never more)."""
+        if not batch.authored:
+            return
+        write = partial(record_authored, self.store.docs, self.name, batch.authored)
+        try:
+            await self.store.write(write)
+        except StorageError:
+            log.warning("room %r: could not record authors of %s", self.name, batch.authored)
 
     async def _record_refusals(self, batch: Batch, seqs: list[int]) -> None:
         """The history's record of what rules or Hooks.check undid in this batch."""
@@ -433,7 +472,8 @@ class RoomActor:
         checker = self.checker if not server else None
         if judge is not None:
             roles = frozenset((peer.role,)) if peer is not None and peer.role else frozenset()
-            judge.start(Writer(user, roles, named=not self.config.rules.anonymous_writers))
+            writer = Writer(user, roles, named=not self.config.rules.anonymous_writers)
+            judge.start(writer, update, self.doc.clocks)
         authored = None
         if checker is not None:
             authored = self._authorship(update)
@@ -477,6 +517,9 @@ class RoomActor:
         the sender why once it is durable."""
         undo, reason = refused
         self.doc.apply(undo, "storage")  # already applied: this only counts it (no quota)
+        if self.rules is not None:
+            batch.authored += self.rules.authored
+            self.rules.authored = []
         log.info("room %r: undid part of an edit by %r: %s", self.name, user, reason)
         if peer is not None:
             batch.replies.append((peer, encode(PermissionDeniedMessage(reason))))

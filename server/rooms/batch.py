@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from engine.protocol import Message
+from engine.rules.authorship import AuthoredRange
 from engine.storage import Append
 from engine.update_scan import UpdateShape
 from server.rooms.peer import Frame, Peer
@@ -39,3 +40,4 @@ class Batch:
     acks: dict[int, tuple[Peer, int]] = field(default_factory=dict)  # peer, count to ack
     http: list[tuple[DirectUpdate, int]] = field(default_factory=list)
     refusals: list[tuple[int, dict[str, str | None]]] = field(default_factory=list)  # index
+    authored: list[AuthoredRange] = field(default_factory=list)  # the server's, for whom

@@ -27,7 +27,15 @@ from collections.abc import Mapping
 from functools import partial
 
 from engine.errors import ClientIdTaken, ProtocolError, StorageError, UpdateRejected
-from engine.rules.owners import ClientOwners, bind_clients, new_authors, owner_name, owners_of
+from engine.rules.authorship import Authorship, stored_authored
+from engine.rules.owners import (
+    ClientOwners,
+    bind_clients,
+    new_authors,
+    owner_name,
+    owners_of,
+    stored_owners,
+)
 from engine.update_scan import UpdateShape, scan_update
 from server.rooms.store import RoomStore
 
@@ -47,6 +55,23 @@ class ClientGuard:
         self._claims: dict[int, str] = {}  # awareness claims not yet bound in the store
         self._claiming: asyncio.Task[None] | None = None
         self.learn_deleted = False  # also look up the owners of deleted ids (Hooks.check)
+        self._authors_loaded = False
+        self._unbound: set[int] = set()  # ids the room holds items of that nobody owns
+
+    async def know_authors(self, clocks: Mapping[int, int], authorship: Authorship) -> None:
+        """For rules whose entries are their authors' by client id: have, in memory, the
+        owner of every client id the room holds items of (the whole table once, then the
+        ids that appear, e.g. from another server process) and the server's records."""
+        docs = self.store.docs
+        if not self._authors_loaded:
+            self.owners.learn(await self.store.read(stored_owners, docs, self.room))
+            authorship.add(await self.store.read(stored_authored, docs, self.room))
+            self._authors_loaded = True
+        unknown = [c for c in clocks if c not in self.owners.known and c not in self._unbound]
+        if unknown:
+            found = await self.store.read(partial(owners_of, docs, self.room, unknown))
+            self.owners.learn(found)
+            self._unbound.update(client for client in unknown if client not in found)
 
     async def prepare(self, updates: Pending, clocks: Mapping[int, int]) -> None:
         """Bind, in the store, the client ids these updates introduce and this process
