@@ -1,0 +1,139 @@
+"""Authorship by bound client id on a real server (in-process, LMDB and Redis): who wrote
+a message survives the room being unloaded and loaded again (bindings and the server's
+records are in the store), an entry an undo put back stays its author's, a server-side
+edit (`rooms.edit`) is its named user's, and another user's client id or a read token
+claims nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from pycrdt import Array, Doc, Map
+
+from engine.protocol import PermissionDeniedMessage, Update
+from engine.rules.model import parse_rules
+from harness.wire import WireClient, connect
+from server import Config, Hooks, Rooms, create_app
+from server.auth import issue_token
+from tests.redis_process import RedisProcess
+
+SECRET = "authorship-secret-" + "0123456789abcdef" * 4
+ROOM = "team"
+RULES = parse_rules('[[rule]]\npath = "messages"\nentries = "author"\n')
+
+
+class Started(Hooks):
+    rooms: Rooms | None = None
+
+    async def on_start(self, rooms: Rooms) -> None:
+        self.rooms = rooms
+
+
+@asynccontextmanager
+async def served(config: Config) -> AsyncIterator[tuple[str, Rooms]]:
+    hooks = Started()
+    async with TestServer(create_app(config, hooks, rules=RULES)) as server:
+        assert hooks.rooms is not None
+        yield str(server.make_url("")).rstrip("/"), hooks.rooms
+
+
+@pytest.fixture(params=["lmdb", "redis"])
+def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
+    store: dict[str, Any] = {"data_dir": tmp_path}
+    if request.param == "redis":
+        redis: RedisProcess = request.getfixturevalue("redis_server")
+        store = {"redis_url": redis.url}
+    return Config(auth_secret=SECRET, idle_unload_seconds=0.2, **store)
+
+
+def token(user: str, *, read_only: bool = False) -> str:
+    return issue_token(SECRET, ROOM, user=user, read_only=read_only)
+
+
+def texts(doc: Doc[Any]) -> list[str]:
+    return [entry["text"] for entry in doc.get("messages", type=Array)]
+
+
+def change(doc: Doc[Any], edit: Callable[[Array[Any]], object]) -> bytes:
+    before = doc.get_state()
+    edit(doc.get("messages", type=Array))
+    return doc.get_update(before)
+
+
+async def until(client: WireClient, condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            assert await client.recv() is not None, f"closed ({client.close_code})"
+
+
+def post(text: str) -> Callable[[Array[Any]], object]:
+    return lambda messages: messages.append(Map({"text": text}))
+
+
+def delete_first(messages: Array[Any]) -> None:
+    del messages[0]
+
+
+async def refused_delete(url: str, user: str, expected: list[str]) -> None:
+    async with connect(url, ROOM, token=token(user), ack=True) as client:
+        await client.sync()
+        await client.send(Update(change(client.doc, delete_first)))
+        denied = await client.wait_for(PermissionDeniedMessage)
+        assert isinstance(denied, PermissionDeniedMessage)
+        assert denied.reason == "rule: only the author can delete messages[0]"
+        await until(client, lambda: texts(client.doc) == expected)
+
+
+async def unloaded(rooms: Rooms) -> None:
+    async with asyncio.timeout(10):
+        while ROOM in rooms.registry.rooms:
+            await asyncio.sleep(0.05)
+
+
+async def test_authors_hold_across_unloads_undos_and_server_edits(config: Config) -> None:
+    async with served(config) as (url, rooms):
+        async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
+            await ann.sync()
+            await ann.send(Update(change(ann.doc, post("a1"))))
+            await ann.wait_saved(1)
+        async with rooms.edit(ROOM, user="ann") as doc:
+            doc.get("messages", type=Array).append(Map({"text": "by the bot, for ann"}))
+        await refused_delete(url, "bob", ["a1", "by the bot, for ann"])  # re-inserted
+        await unloaded(rooms)
+        await refused_delete(url, "bob", ["a1", "by the bot, for ann"])  # the record holds
+        await unloaded(rooms)
+        async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
+            await ann.sync()
+            await ann.send(Update(change(ann.doc, delete_first)))
+            await ann.wait_saved(1)
+            await ann.send(Update(change(ann.doc, delete_first)))  # the bot's, for ann
+            await ann.wait_saved(2)
+            assert texts(ann.doc) == []
+            async with connect(url, ROOM, token=token("bob")) as bob:
+                await bob.sync()
+                assert texts(bob.doc) == []
+
+
+async def test_another_users_client_id_or_a_read_token_claims_nothing(config: Config) -> None:
+    async with served(config) as (url, _rooms):
+        async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
+            await ann.sync()
+            await ann.send(Update(change(ann.doc, post("a1"))))
+            await ann.wait_saved(1)
+        async with connect(url, ROOM, token=token("bob")) as bob:  # bob writes as ann's id
+            await bob.sync()
+            forged: Doc[Any] = Doc(client_id=ann.doc.client_id)
+            forged.apply_update(bob.doc.get_update())
+            await bob.send(Update(change(forged, post("as ann"))))
+            assert await bob.wait_closed() == 4403
+        async with connect(url, ROOM, token=token("eve", read_only=True)) as eve:
+            await eve.sync()
+            await eve.send(Update(change(eve.doc, delete_first)))
+            await eve.wait_for(PermissionDeniedMessage)
+        await refused_delete(url, "bob", ["a1"])
