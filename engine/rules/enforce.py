@@ -8,7 +8,11 @@ What this build enforces (other rule shapes are refused at start by `check_enfor
   `entries = "author"` with `author_field` (an entry's author is the name in that field,
   which must be the inserting user's, so it survives a re-insertion by an undo),
   `moderators`, and `user_keys` on maps (engine/rules/parts.py says which rule governs
-  a change).
+  a change);
+- `entries = "author"` without `author_field` on array roots: an entry is the user's its
+  item's client id is bound to (engine/rules/authorship.py);
+- `write` on text and xml roots (given `type = "text"` or `"xml"`): an edit by anyone
+  else is undone whole (engine/rules/texts.py).
 
 A protected root keeps the kind its rules assume (an implied `type`): `type` when given,
 else a map when a rule steps into it with `.KEY` or gives it `user_keys`, else an array.
@@ -32,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pycrdt import Array, Doc, Map
+from pycrdt import Array, Doc, Map, merge_updates
 
 from engine.errors import RulesInvalid
 from engine.rules.authorship import (
@@ -43,6 +47,7 @@ from engine.rules.authorship import (
 )
 from engine.rules.model import PartRule
 from engine.rules.parts import ProtectedRoot, Refusal, Writer, by_client_id
+from engine.rules.texts import TEXT_KINDS, GuardedText
 from engine.rules.types import check_types, typed_roots
 from engine.yjs import decode_state_vector
 
@@ -54,14 +59,14 @@ __all__ = ["ORIGIN", "RoomRules", "Writer", "check_enforceable", "root_kinds"]
 def check_enforceable(rules: Iterable[PartRule]) -> None:
     """Raises RulesInvalid for a rule this build cannot enforce (never run unprotected)."""
     rules = tuple(rules)
-    for rule in rules:
-        where = f"rule {rule.number} ({rule.path})"
-        if rule.type is not None and rule.type not in ("array", "map") and _judged(rule):
-            raise RulesInvalid(
-                f"{where}: rules besides 'type' are enforced on array and map roots only"
-            )
     kinds = root_kinds(rules)
     for rule in rules:
+        kind = kinds.get(rule.root)
+        if kind in TEXT_KINDS and _judged(rule) and not _only_write(rule):
+            raise RulesInvalid(
+                f"rule {rule.number} ({rule.path}): on a {kind} root only 'write' (and "
+                "'type') are enforced, on the root itself"
+            )
         if by_client_id(rule) and (rule.below or kinds.get(rule.root) != "array"):
             raise RulesInvalid(
                 f"rule {rule.number} ({rule.path}): entries = 'author' without 'author_field' "
@@ -101,6 +106,13 @@ def root_kinds(rules: Iterable[PartRule]) -> dict[str, str]:
     return kinds
 
 
+def _only_write(rule: PartRule) -> bool:
+    """A rule on a root that says who may write it, and nothing else but its type."""
+    return not rule.below and rule == PartRule(
+        rule.number, rule.rooms, rule.root, (), type=rule.type, write=rule.write
+    )
+
+
 def _judged(rule: PartRule) -> bool:
     """Whether a rule says more than `type` (then it is judged by a protected root)."""
     return rule != PartRule(rule.number, rule.rooms, rule.root, rule.below, type=rule.type)
@@ -116,11 +128,16 @@ class RoomRules:
         self.authorship = authorship or Authorship()
         self.authored: list[AuthoredRange] = []  # what the last undo wrote for whom
         self.parts: list[ProtectedRoot] = []
+        self.texts: list[GuardedText] = []
         rules = tuple(rules)
         kinds = root_kinds(rules)
         self.types = {**kinds, **typed_roots(rules)}
         self._loose = False  # the next update holds characters it does not place
         for root, kind in kinds.items():
+            if kind in TEXT_KINDS:
+                on_root = (rule for rule in rules if rule.root == root)
+                self.texts.append(GuardedText(doc, root, kind, on_root))
+                continue
             shared: Array[Any] | Map[Any] = doc.get(root, type=Map if kind == "map" else Array)
             on_root = (rule for rule in rules if rule.root == root)
             part = ProtectedRoot(root, shared, on_root, self.authorship)
@@ -154,6 +171,8 @@ class RoomRules:
                 part.old_authors = deleted_entry_authors(
                     self.doc, part.name, update, clocks, self.authorship
                 )
+        for text in self.texts:
+            text.start(writer)
         self._loose = False
 
     def finish(self) -> tuple[bytes, str] | None:
@@ -161,18 +180,26 @@ class RoomRules:
         update and the reason."""
         return self.undo(self.stop())
 
-    def stop(self) -> list[tuple[ProtectedRoot, Refusal]]:
+    def stop(self) -> list[tuple[ProtectedRoot | GuardedText, Refusal]]:
         """Stop judging; what was refused, for `undo` (or dropped, when the whole update
         is undone another way)."""
         for part in self.parts:
             part.judge_inside_entries()
-        refused = [(part, part.refusal) for part in self.parts if part.refusal is not None]
+        refused: list[tuple[ProtectedRoot | GuardedText, Refusal]] = [
+            (part, part.refusal) for part in self.parts if part.refusal is not None
+        ]
         for part in self.parts:
             part.writer, part.refusal = None, None
             part.old_authors = unknown_authors
+        for text in self.texts:
+            refusal = text.stop()
+            if refusal is not None:
+                refused.append((text, refusal))
         return refused
 
-    def undo(self, refused: list[tuple[ProtectedRoot, Refusal]]) -> tuple[bytes, str] | None:
+    def undo(
+        self, refused: list[tuple[ProtectedRoot | GuardedText, Refusal]]
+    ) -> tuple[bytes, str] | None:
         """Undo what `stop` returned now; the undo update and the first reason."""
         if not refused:
             return None
@@ -182,10 +209,15 @@ class RoomRules:
         try:
             with self.doc.transaction(origin=ORIGIN):
                 for part, refusal in refused:
-                    part.undo(refusal)
-                    self.authored += part.authored
+                    if isinstance(part, ProtectedRoot):
+                        part.undo(refusal)
+                        self.authored += part.authored
             self.authorship.add(self.authored)
+            for part, _ in refused:
+                if isinstance(part, GuardedText):
+                    part.undo()  # an UndoManager makes its own transaction
         finally:
             self.doc.unobserve(subscription)
         first = refused[0][1]
-        return (updates[0] if updates else b"\x00\x00"), first.reason
+        undo = merge_updates(*updates) if len(updates) > 1 else (updates or [b"\x00\x00"])[0]
+        return bytes(undo), first.reason

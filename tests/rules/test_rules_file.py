@@ -111,7 +111,7 @@ def test_a_rule_this_version_cannot_enforce_stops_the_server() -> None:
 
     text = "[[rule]]\npath = 'title'\ntype = 'text'\nappend_only = true\n"
     rules = parse_rules(text, "rules.toml")
-    with pytest.raises(ConfigError, match=r"rule 1 \(title\): rules besides 'type'"):
+    with pytest.raises(ConfigError, match=r"rule 1 \(title\): on a text root only 'write'"):
         create_app(Config(), rules=rules)
     keyed_array = (
         "[[rule]]\npath = 'log'\ntype = 'array'\n[[rule]]\npath = 'log.x'\nwrite = 'nobody'\n"

@@ -2,6 +2,7 @@
 // stdin/stdout with JSON lines. Each user's doc makes edits the way a browser app would
 // (Y.Map messages in a Y.Array, reactions in a Y.Map, a profiles Y.Map) and returns the
 // updates they produced; updates the server relays are applied as they come.
+// A root text is written with `write` and read back as a delta with `delta`.
 // Commands: {op, user, ...} -> one JSON line {ok: true, ...} or {ok: false, error}.
 import { createRequire } from 'node:module'
 import readline from 'node:readline'
@@ -51,6 +52,12 @@ const ops = {
   profile: ({ user, key, value }) => edit(user, (doc) => {
     if (value === null) doc.getMap('profiles').delete(key); else doc.getMap('profiles').set(key, value)
   }),
+  write: ({ user, root, at, remove, insert, attributes }) => edit(user, (doc) => {
+    const text = doc.getText(root)
+    if (remove) text.delete(at, remove)
+    if (insert) text.insert(at, insert, attributes || undefined)
+  }),
+  delta: ({ user, root }) => ({ delta: docOf(user).getText(root).toDelta() }),
   state: ({ user }) => {
     const doc = docOf(user)
     return { messages: messages(doc).toJSON(), profiles: doc.getMap('profiles').toJSON() }
