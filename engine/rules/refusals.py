@@ -2,16 +2,18 @@
 undid, by whose update, and why.
 
 The entry itself holds the attempt merged with its undo (so `?at=` and the change feed
-never show the forbidden state); the record says what happened, in per-room metadata
-(`refused:SEQ`, JSON) written right after the commit, on both backends, with a running
-count of them (`refusals`, added to atomically, so processes sharing Redis never lose
-one). A crash between the commit and this write loses the record, never the undo.
+never show the forbidden state), and its record (`rejected`: user, by, reason) is a field
+of that same log record (engine/storage/records.py), so the two are one write on every
+backend: no crash can keep one without the other. Earlier versions kept the record in
+per-room metadata (`refused:SEQ`, JSON), written after the commit; those are still read.
+A running count (`refusals`, added to atomically, so processes sharing Redis never lose
+one) is kept for the rooms listing, after the commit: a crash in between can leave it one
+batch short, never the history.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 from engine.storage import DocStore
@@ -20,20 +22,14 @@ PREFIX = "refused:"
 COUNT = "refusals"  # how many records there are: a listing reads it for every room, each second
 
 
-def record_refusals(
-    docs: DocStore, room: str, refusals: Iterable[tuple[int, dict[str, Any]]]
-) -> None:
-    """Store each (seq, record). Runs on the store's writer thread."""
-    count = 0
-    for seq, record in refusals:
-        docs.set_meta(room, f"{PREFIX}{seq}", json.dumps(record).encode("utf-8"))
-        count += 1
+def count_refusals(docs: DocStore, room: str, count: int) -> None:
+    """Add `count` refusals to the room's count. Runs on the store's writer thread."""
     if count:
         docs.add_to_meta(room, COUNT, count)
 
 
 def stored_refusals(docs: DocStore, room: str) -> dict[int, dict[str, Any]]:
-    """Every refusal record of a room, by seq."""
+    """The refusal records earlier versions kept beside the log, by seq."""
     return {
         int(name[len(PREFIX) :]): json.loads(value) for name, value in docs.scan_meta(room, PREFIX)
     }

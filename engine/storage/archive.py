@@ -235,6 +235,8 @@ def encode_segment(records: list[UpdateRecord]) -> bytes:
                                  "clients": list(r.clients), "u": r.update}  # fmt: skip
         if r.restore_of is not None:
             entry["restore_of"] = r.restore_of
+        if r.rejected is not None:
+            entry["rejected"] = r.rejected
         entries.append(entry)
     return bytes(cbor2.dumps(entries))
 
@@ -249,6 +251,7 @@ def decode_segment(data: bytes) -> list[UpdateRecord]:
                 tuple(e["clients"]),
                 bytes(e["u"]),
                 e.get("restore_of"),
+                e.get("rejected"),
             )  # fmt: skip
             for e in cbor2.loads(data)
         ]

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pycrdt import get_state
 
@@ -53,6 +54,7 @@ class Append:
     user: str | None = None
     clients: tuple[int, ...] | None = None  # authoring client ids, if already known
     restore_of: int | None = None
+    rejected: dict[str, Any] | None = None  # what a rule undid of it, in the same record
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class HistoryEntry:
     bytes: int
     clients: tuple[int, ...]
     restore_of: int | None = None
+    rejected: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,14 @@ class DocStore:
                 for item in batch
             ],
         )
+        for at, item in enumerate(batch):
+            if item.rejected is not None:  # rare: the general encoder, not the fast path
+                clients = item.clients
+                if clients is None:
+                    clients = update_clients(item.update)
+                fields = UpdateRecord(0, now, item.user, clients, item.update, item.restore_of,
+                                      item.rejected)  # fmt: skip
+                records[at] = pack(fields.to_map())
         rooms = [item.room for item in batch]
         return self.log.append(list(zip(rooms, records, strict=True)), now)
 
@@ -295,7 +306,9 @@ class DocStore:
         for seq, value in self._values(room, after, None, limit, max_bytes):
             head = _update_head(room, seq, value)
             out.append(
-                HistoryEntry(seq, head.ts, head.user, head.size, head.clients, head.restore_of)
+                HistoryEntry(
+                    seq, head.ts, head.user, head.size, head.clients, head.restore_of, head.rejected
+                )
             )
         return out
 

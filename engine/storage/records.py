@@ -40,6 +40,9 @@ class UpdateRecord:
     clients: tuple[int, ...]
     update: bytes
     restore_of: int | None = None  # set on the edit a restore to that seq made
+    # set on an entry a rule or Hooks.check partly undid: who, by what, why (the entry
+    # holds the attempt merged with its undo; this record is written in the same value)
+    rejected: dict[str, Any] | None = None
 
     def to_map(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -50,6 +53,8 @@ class UpdateRecord:
         }
         if self.restore_of is not None:
             fields["restore_of"] = self.restore_of
+        if self.rejected is not None:
+            fields["rejected"] = self.rejected
         return fields
 
     @classmethod
@@ -62,7 +67,12 @@ class UpdateRecord:
             tuple(data["clients"]),
             bytes(data["u"]),
             None if restore_of is None else int(restore_of),
+            _rejected(data.get("rejected")),
         )
+
+
+def _rejected(value: Any) -> dict[str, Any] | None:
+    return dict(value) if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +281,7 @@ class UpdateHead:
     clients: tuple[int, ...]
     size: int
     restore_of: int | None = None
+    rejected: dict[str, Any] | None = None
 
 
 class _HeadReader:
@@ -357,6 +368,7 @@ def unpack_update_head(value: bytes | memoryview) -> UpdateHead:
         tuple(fields["clients"]),
         int(fields["u"]),
         None if restore_of is None else int(restore_of),
+        _rejected(fields.get("rejected")),
     )
 
 

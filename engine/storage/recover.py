@@ -163,7 +163,7 @@ def _base(records: list[UpdateRecord], snapshots: dict[int, tuple[float, bytes]]
 
 def _packed(record: UpdateRecord) -> bytes:
     return pack(UpdateRecord(0, record.ts, record.user, record.clients, record.update,
-                             record.restore_of).to_map())  # fmt: skip
+                             record.restore_of, record.rejected).to_map())  # fmt: skip
 
 
 def _snapshot_record(seq: int, ts: float, update: bytes) -> bytes:

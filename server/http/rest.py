@@ -229,7 +229,9 @@ async def history(request: web.Request) -> web.Response:
             "last_seq": last_seq,
             "next_after": next_after,
             "more": next_after < last_seq,
-            "entries": [_history_json(entry, refusals.get(entry.seq)) for entry in entries],
+            "entries": [
+                _history_json(entry, entry.rejected or refusals.get(entry.seq)) for entry in entries
+            ],
             **({"folded": [asdict(summary) for summary in folded]} if folded else {}),
         }
         body = await asyncio.to_thread(json.dumps, page)

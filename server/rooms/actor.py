@@ -41,7 +41,7 @@ from engine.rules.authors import attribute, by_owner, owner_count, removed_befor
 from engine.rules.authorship import AuthoredRange, Authorship, record_authored
 from engine.rules.edits import Authored, Check, EditChange, EditRecorder
 from engine.rules.enforce import RoomRules, Writer
-from engine.rules.refusals import record_refusals
+from engine.rules.refusals import count_refusals
 from engine.storage import Append
 from engine.update_scan import UpdateShape, scan_update
 from engine.yjs import EMPTY_UPDATE, decode_state_vector
@@ -298,7 +298,7 @@ class RoomActor:
                 self._maybe_snapshot()
                 await self.guard.save()  # a new room's first bindings, durable before the acks
                 await self._record_authored(batch)
-                await self._record_refusals(batch, seqs)  # in /history before a caller asks
+                await self._count_refusals(batch)  # the records are in the entries themselves
             finally:
                 for request, index in batch.http:
                     request.future.set_result(seqs[index])
@@ -419,9 +419,12 @@ class RoomActor:
             update, clients = self._with_undo(peer, user, update, clients, refused, batch)
             sender = None  # the sender gets the undo too
             self._refused = refused[1]
-            record = {"user": user, "by": label, "reason": refused[1]}
-            batch.refusals.append((len(batch.appends), record))
-        batch.appends.append(Append(self.name, update, user, clients, restore_of))
+            rejected = {"user": user, "by": label, "reason": refused[1]}
+            batch.refusals += 1
+            append = Append(self.name, update, user, clients, restore_of, rejected)
+        else:
+            append = Append(self.name, update, user, clients, restore_of)
+        batch.appends.append(append)
         batch.updates.append((sender, update))
         return len(batch.appends) - 1
 
@@ -452,15 +455,17 @@ class RoomActor:
         except StorageError:
             log.warning("room %r: could not record authors of %s", self.name, batch.authored)
 
-    async def _record_refusals(self, batch: Batch, seqs: list[int]) -> None:
-        """The history's record of what rules or Hooks.check undid in this batch."""
+    async def _count_refusals(self, batch: Batch) -> None:
+        """Count this batch's refusals for the rooms listing (the history's records of
+        them were committed with their entries)."""
         if not batch.refusals:
             return
-        records = [(seqs[index], record) for index, record in batch.refusals]
         try:
-            await self.store.write(partial(record_refusals, self.store.docs, self.name, records))
+            await self.store.write(
+                partial(count_refusals, self.store.docs, self.name, batch.refusals)
+            )
         except StorageError:
-            log.warning("room %r: could not record refusals at seqs %s", self.name, records)
+            log.warning("room %r: could not count %d refusals", self.name, batch.refusals)
 
     def _judged_apply(
         self, peer: Peer | None, user: str | None, update: bytes, server: bool

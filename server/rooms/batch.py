@@ -39,5 +39,5 @@ class Batch:
     replies: list[tuple[Peer, Frame]] = field(default_factory=list)
     acks: dict[int, tuple[Peer, int]] = field(default_factory=dict)  # peer, count to ack
     http: list[tuple[DirectUpdate, int]] = field(default_factory=list)
-    refusals: list[tuple[int, dict[str, str | None]]] = field(default_factory=list)  # index
+    refusals: int = 0  # appends a rule or Hooks.check partly undid
     authored: list[AuthoredRange] = field(default_factory=list)  # the server's, for whom

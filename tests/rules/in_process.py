@@ -1,5 +1,6 @@
-"""A rules server inside the test process (LMDB), for the tests the mutation run uses:
-it sees which rule code a test reaches only when that code runs in-process."""
+"""A rules server inside the test process (LMDB, or Redis), for the tests the mutation run
+uses (it sees which rule code a test reaches only when that code runs in-process) and for
+tests that reach into the running server (`rooms.edit`, the registry, the store)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestServer
 
 from engine.rules.model import Rules
-from server import Config, create_app
+from server import Config, Rooms, create_app
 from server.hooks import Hooks
 
 
@@ -27,3 +28,20 @@ async def in_process(
     app = create_app(Config(data_dir=data_dir, auth_secret=secret), hooks, rules=rules)
     async with TestServer(app) as server:
         yield Served(str(server.make_url("")).rstrip("/"))
+
+
+class _Started(Hooks):
+    rooms: Rooms | None = None
+
+    async def on_start(self, rooms: Rooms) -> None:
+        self.rooms = rooms
+
+
+@asynccontextmanager
+async def served(config: Config, rules: Rules) -> AsyncIterator[tuple[str, Rooms]]:
+    """A server on `config` (its store: `data_dir` or `redis_url`) with `rules`: its URL
+    and its in-process room access."""
+    hooks = _Started()
+    async with TestServer(create_app(config, hooks, rules=rules)) as server:
+        assert hooks.rooms is not None
+        yield str(server.make_url("")).rstrip("/"), hooks.rooms

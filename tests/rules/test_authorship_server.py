@@ -7,49 +7,27 @@ claims nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from pycrdt import Array, Doc, Map
 
 from engine.protocol import PermissionDeniedMessage, Update
 from engine.rules.model import parse_rules
 from harness.wire import WireClient, connect
-from server import Config, Hooks, Rooms, create_app
+from server import Config, Rooms
 from server.auth import issue_token
-from tests.redis_process import RedisProcess
+from tests.rules.in_process import served
 
 SECRET = "authorship-secret-" + "0123456789abcdef" * 4
 ROOM = "team"
 RULES = parse_rules('[[rule]]\npath = "messages"\nentries = "author"\n')
 
 
-class Started(Hooks):
-    rooms: Rooms | None = None
-
-    async def on_start(self, rooms: Rooms) -> None:
-        self.rooms = rooms
-
-
-@asynccontextmanager
-async def served(config: Config) -> AsyncIterator[tuple[str, Rooms]]:
-    hooks = Started()
-    async with TestServer(create_app(config, hooks, rules=RULES)) as server:
-        assert hooks.rooms is not None
-        yield str(server.make_url("")).rstrip("/"), hooks.rooms
-
-
-@pytest.fixture(params=["lmdb", "redis"])
-def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
-    store: dict[str, Any] = {"data_dir": tmp_path}
-    if request.param == "redis":
-        redis: RedisProcess = request.getfixturevalue("redis_server")
-        store = {"redis_url": redis.url}
-    return Config(auth_secret=SECRET, idle_unload_seconds=0.2, **store)
+@pytest.fixture
+def config(store_config: dict[str, Any]) -> Config:
+    return Config(auth_secret=SECRET, idle_unload_seconds=0.2, **store_config)
 
 
 def token(user: str, *, read_only: bool = False) -> str:
@@ -97,7 +75,7 @@ async def unloaded(rooms: Rooms) -> None:
 
 
 async def test_authors_hold_across_unloads_undos_and_server_edits(config: Config) -> None:
-    async with served(config) as (url, rooms):
+    async with served(config, RULES) as (url, rooms):
         async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
             await ann.sync()
             await ann.send(Update(change(ann.doc, post("a1"))))
@@ -121,7 +99,7 @@ async def test_authors_hold_across_unloads_undos_and_server_edits(config: Config
 
 
 async def test_another_users_client_id_or_a_read_token_claims_nothing(config: Config) -> None:
-    async with served(config) as (url, _rooms):
+    async with served(config, RULES) as (url, _rooms):
         async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
             await ann.sync()
             await ann.send(Update(change(ann.doc, post("a1"))))
