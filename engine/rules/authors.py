@@ -18,7 +18,8 @@ bound to users (engine/rules/owners.py). From that:
   one: a hand-crafted update that overwrites a map value without naming it. Its delete
   and set changes all get every owner (per update, as a hook must then assume).
 
-Items whose client id is bound to nobody (written before ids were bound) have no author.
+Items whose author is unknown (a client id bound to nobody, as for items written before ids
+were bound, or the server's own with no record naming a user) have no author.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from pycrdt import Doc
 
@@ -50,19 +51,20 @@ def removed_before(updates: Iterable[bytes], clocks: Mapping[int, int]) -> list[
     return removed
 
 
-def by_owner(
-    ranges: Iterable[DeleteRange], owners: Mapping[int, str]
-) -> dict[str, list[DeleteRange]]:
-    """The ranges grouped by the user their client id is bound to (unbound ones left out)."""
-    grouped: dict[str, list[DeleteRange]] = {}
-    for found in ranges:
-        owner = owners.get(found[0])
-        if owner is not None:
-            grouped.setdefault(owner, []).append(found)
-    return grouped
+class Owners(Protocol):
+    """Who wrote which items (engine/rules/authorship.py's `Authorship`)."""
+
+    def split(self, ranges: Iterable[DeleteRange]) -> dict[str | None, list[DeleteRange]]: ...
 
 
-def owner_count(update: bytes, owners: Mapping[int, str], clocks: Mapping[int, int]) -> int:
+def by_owner(ranges: Iterable[DeleteRange], owners: Owners) -> dict[str, list[DeleteRange]]:
+    """The ranges grouped by their items' authors (those of unknown authors left out): the
+    users their client ids are bound to, or for what the server wrote, the users its
+    records name."""
+    return {owner: found for owner, found in owners.split(ranges).items() if owner is not None}
+
+
+def owner_count(update: bytes, owners: Owners, clocks: Mapping[int, int]) -> int:
     """How many users own what the update's own delete set removes (0 if malformed)."""
     try:
         return len(by_owner(removed_before([update], clocks), owners))

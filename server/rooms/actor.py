@@ -497,7 +497,7 @@ class RoomActor:
         """How `Hooks.check` learns who wrote what this update removes: from what the
         apply's transactions deleted (engine/rules/authors.py). The state from before the
         apply is kept only when the update's delete set names several owners."""
-        owners = self.guard.owners.known
+        owners = self.authorship
         clocks = dict(self.doc.clocks)
         several = owner_count(update, owners, clocks) > 1
         before = bytes(self.doc.doc.get_update()) if several else None

@@ -50,6 +50,7 @@ RUN_ELSEWHERE = {
     "time_bot.py": "tests/server/test_hooks.py",
     "chat-rules.toml": "tests/docs/test_examples.py",  # loaded by the rules.sh serve line
     "deeper-rules.toml": "tests/docs/test_examples.py",  # ditto
+    "author-rules.toml": "tests/docs/test_examples.py",  # ditto
 }
 FLAGS_ONLY = {"benchmarks.sh", "benchmarks-apps.sh", "benchmarks-storage.sh"}
 OFFLINE = {"store-tools.sh"}  # rewrites the store: runs on a backup, not the live one

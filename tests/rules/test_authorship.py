@@ -164,3 +164,23 @@ def test_deleting_ones_own_entry_holding_anothers_items() -> None:
 def test_authorship_by_client_id_is_refused_where_it_is_not_enforced(text: str) -> None:
     with pytest.raises(RulesInvalid, match="array root"):
         check_enforceable(parse_rules(text).rules)
+
+
+def test_an_offline_delete_replayed_is_undone_once() -> None:
+    room = room_with(("ann", "a1"))
+    bob = room.replica("bob")
+    before = bob.get_state()
+    delete(0)(bob.get("messages", type=Array))  # offline: the server has not seen it
+    offline = bob.get_update(before)
+    for _ in range(3):  # each reconnect sends it again (sync step 2)
+        clocks = decode_state_vector(room.doc.get_state())
+        room.rules.start(Writer("bob"), offline, clocks)
+        room.doc.apply_update(offline)
+        outcome = room.rules.finish()
+        if outcome is not None:
+            room.refusals.append(outcome[1])
+        bob.apply_update(room.doc.get_update(bob.get_state()))
+    assert room.texts() == ["a1"] == room.texts("bob")
+    assert room.refusals == ["rule: only the author can delete messages[0]"]
+    room.send("bob", post("b1"))  # a later allowed edit goes through
+    assert room.texts() == ["a1", "b1"]
