@@ -8,12 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+import pytest
 from aiohttp.test_utils import TestServer
 
 from engine.rules.model import Rules
 from server import Config, Rooms, create_app
 from server.hooks import Hooks
+from tests.conftest import ServerProcess, StartServer
+from tests.redis_process import RedisProcess
 
 
 @dataclass(frozen=True)
@@ -45,3 +49,31 @@ async def served(config: Config, rules: Rules) -> AsyncIterator[tuple[str, Rooms
     async with TestServer(create_app(config, hooks, rules=rules)) as server:
         assert hooks.rooms is not None
         yield str(server.make_url("")).rstrip("/"), hooks.rooms
+
+
+@asynccontextmanager
+async def rules_servers(
+    mode: str,
+    request: pytest.FixtureRequest,
+    server_factory: StartServer,
+    tmp_path: Path,
+    args: tuple[str, ...],
+    *,
+    secret: str,
+    hooks: Hooks | None = None,
+    rules: Rules | None = None,
+) -> AsyncIterator[list[ServerProcess]]:
+    """Two servers to connect to, as `mode` says: "lmdb", one server process (twice);
+    "redis-two-processes", two processes sharing a real redis-server; "in-process", the
+    server in the test process on LMDB (twice), with `hooks` and `rules` given as objects
+    (the processes get them from `args`)."""
+    if mode == "in-process":
+        async with in_process(tmp_path / "in-process", secret, hooks=hooks, rules=rules) as one:
+            yield cast(list[ServerProcess], [one, one])
+        return
+    if mode == "lmdb":
+        process = server_factory(*args)
+        yield [process, process]
+        return
+    redis: RedisProcess = request.getfixturevalue("redis_server")
+    yield [server_factory(*args, "--redis", redis.url) for _ in range(2)]

@@ -15,6 +15,7 @@ from pycrdt import Array, Doc, Map
 
 from engine.protocol import PermissionDeniedMessage, Update
 from engine.rules.model import parse_rules
+from engine.yjs import decode_state_vector
 from harness.wire import WireClient, connect
 from server import Config, Rooms
 from server.auth import issue_token
@@ -58,6 +59,13 @@ def delete_first(messages: Array[Any]) -> None:
     del messages[0]
 
 
+async def ann_posts(url: str, text: str) -> None:
+    async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, post(text))))
+        await ann.wait_saved(1)
+
+
 async def refused_delete(url: str, user: str, expected: list[str]) -> None:
     async with connect(url, ROOM, token=token(user), ack=True) as client:
         await client.sync()
@@ -76,10 +84,7 @@ async def unloaded(rooms: Rooms) -> None:
 
 async def test_authors_hold_across_unloads_undos_and_server_edits(config: Config) -> None:
     async with served(config, RULES) as (url, rooms):
-        async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
-            await ann.sync()
-            await ann.send(Update(change(ann.doc, post("a1"))))
-            await ann.wait_saved(1)
+        await ann_posts(url, "a1")
         async with rooms.edit(ROOM, user="ann") as doc:
             doc.get("messages", type=Array).append(Map({"text": "by the bot, for ann"}))
         await refused_delete(url, "bob", ["a1", "by the bot, for ann"])  # re-inserted
@@ -100,13 +105,11 @@ async def test_authors_hold_across_unloads_undos_and_server_edits(config: Config
 
 async def test_another_users_client_id_or_a_read_token_claims_nothing(config: Config) -> None:
     async with served(config, RULES) as (url, _rooms):
-        async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
-            await ann.sync()
-            await ann.send(Update(change(ann.doc, post("a1"))))
-            await ann.wait_saved(1)
+        await ann_posts(url, "a1")
         async with connect(url, ROOM, token=token("bob")) as bob:  # bob writes as ann's id
             await bob.sync()
-            forged: Doc[Any] = Doc(client_id=ann.doc.client_id)
+            ann_id = next(iter(decode_state_vector(bob.doc.get_state())))
+            forged: Doc[Any] = Doc(client_id=ann_id)
             forged.apply_update(bob.doc.get_update())
             await bob.send(Update(change(forged, post("as ann"))))
             assert await bob.wait_closed() == 4403

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,10 +18,15 @@ from engine.protocol import PermissionDeniedMessage, Update
 from harness.wire import connect
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
-from tests.redis_process import RedisProcess
 from tests.rules.check_hooks import Faulty
-from tests.rules.in_process import in_process
-from tests.rules.test_rules_server import change, messages, stored_messages, until
+from tests.rules.in_process import rules_servers
+from tests.rules.test_rules_server import (
+    ann_then_bo,
+    change,
+    messages,
+    stored_messages,
+    until,
+)
 
 SECRET = "rules-secret-" + "0123456789abcdef" * 4
 ROOM = "chat"
@@ -32,16 +37,10 @@ async def servers(
     request: pytest.FixtureRequest, server_factory: StartServer, tmp_path: Path
 ) -> AsyncIterator[list[ServerProcess]]:
     args = ("--auth-secret", SECRET, "--hooks", "tests.rules.check_hooks:Faulty")
-    if request.param == "in-process":
-        async with in_process(tmp_path / "in-process", SECRET, hooks=Faulty()) as served:
-            yield cast(list[ServerProcess], [served, served])
-        return
-    if request.param == "lmdb":
-        one = server_factory(*args)
-        yield [one, one]
-        return
-    redis: RedisProcess = request.getfixturevalue("redis_server")
-    yield [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+    async with rules_servers(
+        request.param, request, server_factory, tmp_path, args, secret=SECRET, hooks=Faulty()
+    ) as started:
+        yield started
 
 
 def token(user: str) -> str:
@@ -63,45 +62,39 @@ async def test_a_refused_update_is_undone_whole_and_its_sender_told(
     servers: list[ServerProcess],
 ) -> None:
     a, b = servers
-    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
-        await ann.sync()
-        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
-        await ann.wait_saved(1)
+    async with ann_then_bo(a, b, post("ann", "hello")) as (ann, bo):
         seen: list[Any] = []
         ann.doc.get("messages", type=Array).observe(lambda _: seen.append(messages(ann)))
-        async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
-            await bo.sync()
-            await until(bo, lambda: len(messages(bo)) == 1)
 
-            # one update: a delete of ann's message (`authors` names her) and a post
-            def delete_and_post(entries: Array[Any]) -> None:
-                del entries[0]
-                post("bo", "hi")(entries)
+        # one update: a delete of ann's message (`authors` names her) and a post
+        def delete_and_post(entries: Array[Any]) -> None:
+            del entries[0]
+            post("bo", "hi")(entries)
 
-            await bo.send(Update(change(bo.doc, delete_and_post)))
+        await bo.send(Update(change(bo.doc, delete_and_post)))
+        denied = await bo.wait_for(PermissionDeniedMessage)
+        assert isinstance(denied, PermissionDeniedMessage)
+        assert denied.reason == "rule: bo deletes only what they wrote, not ann's"
+        denied_first = denied.reason
+        await until(bo, lambda: messages(bo) == [{"user": "ann", "text": "hello"}])
+        # a post that is too long (the README's example)
+        await bo.send(Update(change(bo.doc, post("bo", "x" * 501))))
+        denied = await bo.wait_for(PermissionDeniedMessage)
+        assert isinstance(denied, PermissionDeniedMessage)
+        assert denied.reason == "rule: a message has a text of at most 500 characters"
+        await until(bo, lambda: len(messages(bo)) == 1)
+        # the hook raises, then overruns its budget: both refuse, both counted
+        for text in ("raise", "slow"):
+            await bo.send(Update(change(bo.doc, post("bo", text))))
             denied = await bo.wait_for(PermissionDeniedMessage)
             assert isinstance(denied, PermissionDeniedMessage)
-            assert denied.reason == "rule: bo deletes only what they wrote, not ann's"
-            denied_first = denied.reason
-            await until(bo, lambda: messages(bo) == [{"user": "ann", "text": "hello"}])
-            # a post that is too long (the README's example)
-            await bo.send(Update(change(bo.doc, post("bo", "x" * 501))))
-            denied = await bo.wait_for(PermissionDeniedMessage)
-            assert isinstance(denied, PermissionDeniedMessage)
-            assert denied.reason == "rule: a message has a text of at most 500 characters"
+            assert denied.reason.startswith("rule: the server could not check this edit")
             await until(bo, lambda: len(messages(bo)) == 1)
-            # the hook raises, then overruns its budget: both refuse, both counted
-            for text in ("raise", "slow"):
-                await bo.send(Update(change(bo.doc, post("bo", text))))
-                denied = await bo.wait_for(PermissionDeniedMessage)
-                assert isinstance(denied, PermissionDeniedMessage)
-                assert denied.reason.startswith("rule: the server could not check this edit")
-                await until(bo, lambda: len(messages(bo)) == 1)
-            # an allowed edit goes through untouched
-            await bo.send(Update(change(bo.doc, post("bo", "fine"))))
-            await bo.send(Update(change(bo.doc, post("bo", "mine to delete"))))
-            await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(2))))  # his own
-            await bo.wait_saved(7)
+        # an allowed edit goes through untouched
+        await bo.send(Update(change(bo.doc, post("bo", "fine"))))
+        await bo.send(Update(change(bo.doc, post("bo", "mine to delete"))))
+        await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(2))))  # his own
+        await bo.wait_saved(7)
         await until(ann, lambda: len(messages(ann)) == 2)
         assert messages(ann) == [{"user": "ann", "text": "hello"}, {"user": "bo", "text": "fine"}]
         assert all(state[0] == {"user": "ann", "text": "hello"} for state in seen)

@@ -9,55 +9,26 @@ from pycrdt import Array, Doc, Map
 
 from engine.rules.enforce import RoomRules, Writer, check_enforceable
 from engine.rules.model import load_rules, parse_rules
+from tests.rules.rooms import RulesRoom, on_messages
 from tests.rules.test_rules_file import ROOT
 
 CHAT = load_rules(ROOT / "examples" / "chat-rules.toml").rules
 
 
-class Room:
-    """A server document with rules and the replicas of its users."""
+class Room(RulesRoom):
+    """The chat rules; changes and views are of `messages`."""
 
     def __init__(self) -> None:
-        self.doc: Doc[Any] = Doc()
-        self.rules = RoomRules(self.doc, CHAT)
-        self.replicas: dict[str, Doc[Any]] = {}
-        self.refusals: list[str] = []
+        super().__init__(CHAT)
 
-    def replica(self, user: str) -> Doc[Any]:
-        if user not in self.replicas:
-            self.replicas[user] = Doc()
-            self.replicas[user].apply_update(self.doc.get_update())
-        return self.replicas[user]
-
-    def send(self, user: str, update: bytes) -> None:
-        """The server applies a user's update, undoes what is forbidden, relays both."""
-        self.rules.start(Writer(user, frozenset({"admin"}) if user == "mod" else frozenset()))
-        self.doc.apply_update(update)
-        outcome = self.rules.finish()
-        if outcome is not None:
-            self.refusals.append(outcome[1])
-        for replica in self.replicas.values():
-            replica.apply_update(update)
-            if outcome is not None:
-                replica.apply_update(outcome[0])
-
-    def edit(self, user: str, change: Any) -> None:
-        doc = self.replica(user)
-        updates: list[bytes] = []
-        subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
-        with doc.transaction():
-            change(doc.get("messages", type=Array))
-        doc.unobserve(subscription)
-        for update in updates:
-            self.send(user, update)
+    def edit(self, user: str, change: Any, *, bound: bool = True) -> None:
+        super().edit(user, on_messages(change), bound=bound)
 
     def messages(self, doc: Doc[Any] | None = None) -> Any:
-        return (doc or self.doc).get("messages", type=Array).to_py()
+        return self.view(doc)["messages"]
 
     def converged(self) -> Any:
-        for replica in self.replicas.values():
-            assert self.messages(replica) == self.messages()
-        return self.messages()
+        return super().converged()["messages"]
 
 
 def post(user: str, text: str, author: str | None = None) -> Any:

@@ -11,8 +11,9 @@ import pytest
 from pycrdt import Array, Doc, Map, Text
 
 from engine.errors import UpdateRejected
-from engine.rules.enforce import RoomRules, Writer, check_enforceable
+from engine.rules.enforce import check_enforceable
 from engine.rules.model import parse_rules
+from tests.rules.rooms import RulesRoom
 
 RULES = """
 [[rule]]
@@ -47,57 +48,14 @@ user_keys = ""
 """
 ROOTS = {"profiles": Map, "settings": Map, "ledger": Map, "notes": Map, "boards": Array}
 
-Change = Callable[[Doc[Any]], object]
 
-
-class Room:
-    """A server document with rules and the replicas of its users."""
+class Room(RulesRoom):
+    """The rules above on a map root and deeper paths."""
 
     def __init__(self, text: str = RULES) -> None:
         rules = parse_rules(text).rules
         check_enforceable(rules)
-        self.doc: Doc[Any] = Doc()
-        self.rules = RoomRules(self.doc, rules)
-        self.replicas: dict[str, Doc[Any]] = {}
-        self.refusals: list[str] = []
-
-    def replica(self, user: str) -> Doc[Any]:
-        if user not in self.replicas:
-            self.replicas[user] = Doc()
-            self.replicas[user].apply_update(self.doc.get_update())
-        return self.replicas[user]
-
-    def send(self, user: str, update: bytes) -> None:
-        roles = frozenset({"admin"}) if user == "mod" else frozenset()
-        self.rules.check_types(update, {})
-        self.rules.start(Writer(user, roles))
-        self.doc.apply_update(update)
-        outcome = self.rules.finish()
-        if outcome is not None:
-            self.refusals.append(outcome[1])
-        for replica in self.replicas.values():
-            replica.apply_update(update)
-            if outcome is not None:
-                replica.apply_update(outcome[0])
-
-    def edit(self, user: str, change: Change) -> None:
-        doc = self.replica(user)
-        updates: list[bytes] = []
-        subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
-        with doc.transaction():
-            change(doc)
-        doc.unobserve(subscription)
-        for update in updates:
-            self.send(user, update)
-
-    def view(self, doc: Doc[Any] | None = None) -> dict[str, Any]:
-        doc = doc or self.doc
-        return {name: doc.get(name, type=kind).to_py() for name, kind in ROOTS.items()}
-
-    def converged(self) -> dict[str, Any]:
-        for replica in self.replicas.values():
-            assert self.view(replica) == self.view()
-        return self.view()
+        super().__init__(rules, ROOTS)
 
 
 def root(name: str) -> Callable[[Doc[Any]], Any]:

@@ -5,7 +5,7 @@ stored state is right on every process."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ from engine.protocol import PermissionDeniedMessage, Update
 from harness.wire import WireClient, connect
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
-from tests.redis_process import RedisProcess
+from tests.rules.in_process import rules_servers
+from tests.rules.rooms import one_update
 
 SECRET = "map-rules-secret-" + "0123456789abcdef" * 4
 ROOM = "board"
@@ -34,31 +35,20 @@ author_field = "by"
 
 
 @pytest.fixture(params=["lmdb", "redis-two-processes"])
-def servers(
+async def servers(
     request: pytest.FixtureRequest, server_factory: StartServer, tmp_path: Path
-) -> list[ServerProcess]:
+) -> AsyncIterator[list[ServerProcess]]:
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES, encoding="utf-8")
     args = ("--auth-secret", SECRET, "--rules", str(rules))
-    if request.param == "lmdb":
-        one = server_factory(*args)
-        return [one, one]
-    redis: RedisProcess = request.getfixturevalue("redis_server")
-    return [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+    async with rules_servers(
+        request.param, request, server_factory, tmp_path, args, secret=SECRET
+    ) as started:
+        yield started
 
 
 def token(user: str) -> str:
     return issue_token(SECRET, ROOM, user=user)
-
-
-def change(doc: Doc[Any], edit: Callable[[Doc[Any]], object]) -> bytes:
-    updates: list[bytes] = []
-    subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
-    with doc.transaction():
-        edit(doc)
-    doc.unobserve(subscription)
-    assert len(updates) == 1
-    return updates[0]
 
 
 def view(doc: Doc[Any]) -> dict[str, Any]:
@@ -105,12 +95,12 @@ async def test_a_map_root_and_a_deeper_path_hold(servers: list[ServerProcess]) -
     }
     async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
         await ann.sync()
-        await ann.send(Update(change(ann.doc, setup)))
+        await ann.send(Update(one_update(ann.doc, setup)))
         await ann.wait_saved(1)
         async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
             await bo.sync()
             await until(bo, lambda: view(bo.doc)["profiles"] == {"ann": "hi"})
-            await bo.send(Update(change(bo.doc, attack)))
+            await bo.send(Update(one_update(bo.doc, attack)))
             denied = await bo.wait_for(PermissionDeniedMessage)
             assert isinstance(denied, PermissionDeniedMessage)
             assert denied.reason in {  # the first refused part, whichever root is judged first

@@ -36,6 +36,7 @@ from tests.rules.attack_rig import (
     message,
     view,
 )
+from tests.rules.models import MessagesModel
 
 USERS = ("u0", "u1", "u2")
 NODE = ("u1", "u2")
@@ -68,6 +69,7 @@ class RuleSet:
     own_profiles: bool  # profiles[NAME] only by NAME (a map root, implied type)
     typed: bool  # messages: type = "array" stated
     check: bool  # the NoBadWords hook
+    by_client_id: bool = False  # authors are named in `user` here
 
     def toml(self) -> str:
         lines = []
@@ -131,12 +133,12 @@ step = st.tuples(
 )
 
 
-class Model:
-    """What the rules allow, on plain values."""
+class Model(MessagesModel):
+    """What the rules allow, on plain values: the messages, and the profiles."""
 
     def __init__(self, rules: RuleSet) -> None:
-        self.rules = rules
-        self.messages: list[dict[str, Any]] = []
+        super().__init__(rules)
+        self.rules: RuleSet = rules
         self.profiles: dict[str, str] = {}
 
     def state(self) -> dict[str, Any]:
@@ -144,41 +146,6 @@ class Model:
 
     def checked(self, value: Any) -> bool:
         return not (self.rules.check and _bad(value))
-
-    def may_write(self, user: str) -> bool:
-        return self.rules.writers is None or user in self.rules.writers
-
-    def may_change(self, user: str, message: dict[str, Any]) -> bool:
-        if not self.may_write(user) or self.rules.append_only:
-            return False
-        if not self.rules.by_author:
-            return True
-        return message["user"] == user or (self.rules.moderator and user == "u2")
-
-    def post(self, user: str, author: str, text: str) -> None:
-        if not self.checked(text) or not self.may_write(user):
-            return
-        if not self.rules.by_author or author == user:
-            self.messages.append({"user": author, "text": text, "reactions": {}})
-
-    def delete(self, user: str, at: int) -> None:
-        if self.may_change(user, self.messages[at]):
-            del self.messages[at]
-
-    def text(self, user: str, at: int, text: str) -> None:
-        if self.checked(text) and self.may_change(user, self.messages[at]):
-            self.messages[at]["text"] = text
-
-    def react(self, user: str, at: int, key: str, on: bool) -> None:
-        reactions = self.messages[at]["reactions"]
-        if on == (key in reactions):
-            return  # nothing changes, whatever is judged
-        own = key.endswith("\t" + user)
-        allowed = own if self.rules.own_reactions else self.may_change(user, self.messages[at])
-        if allowed and on:
-            reactions[key] = True
-        elif allowed:
-            del reactions[key]
 
     def profile(self, user: str, key: str, value: str | None) -> None:
         if not self.checked(value) or (self.rules.own_profiles and key != user):

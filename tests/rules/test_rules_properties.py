@@ -10,10 +10,13 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pycrdt import Array, Doc, Map
+from pycrdt import Array, Doc
 
-from engine.rules.enforce import RoomRules, Writer, check_enforceable
+from engine.rules.enforce import check_enforceable
 from engine.rules.model import PartRule, parse_rules
+from tests.rules.attack_rig import message
+from tests.rules.models import MessagesModel
+from tests.rules.rooms import RulesRoom, on_messages
 
 USERS = ("u0", "u1", "u2")
 
@@ -25,6 +28,7 @@ class RuleSet:
     by_author: bool
     moderator: bool  # u2 moderates (with by_author)
     own_reactions: bool
+    by_client_id: bool = False  # (with by_author) the poster is the author, not `user`
 
     def toml(self) -> str:
         lines = []
@@ -35,7 +39,9 @@ class RuleSet:
         if self.append_only:
             lines.append("append_only = true")
         if self.by_author:
-            lines += ["entries = 'author'", "author_field = 'user'"]
+            lines.append("entries = 'author'")
+            if not self.by_client_id:
+                lines.append("author_field = 'user'")
             if self.moderator:
                 lines.append("moderators = ['u2']")
         if self.own_reactions:
@@ -53,6 +59,7 @@ rule_sets = st.builds(
     by_author=st.booleans(),
     moderator=st.booleans(),
     own_reactions=st.booleans(),
+    by_client_id=st.booleans(),
 )
 actions = st.lists(
     st.tuples(
@@ -67,80 +74,22 @@ actions = st.lists(
 )
 
 
-class Room:
+class Room(RulesRoom):
+    """Every user's replica from the start; each state of the room kept for replays."""
+
     def __init__(self, rules: tuple[PartRule, ...]) -> None:
-        self.server: Doc[Any] = Doc()
-        self.rules = RoomRules(self.server, rules)
-        self.replicas: dict[str, Doc[Any]] = {user: Doc() for user in USERS}
-        self.history: list[bytes] = [bytes(self.server.get_update())]
+        super().__init__(rules)
+        for user in USERS:
+            self.replica(user)
+        self.history: list[bytes] = [bytes(self.doc.get_update())]
 
-    def send(self, user: str, update: bytes) -> None:
-        self.rules.start(Writer(user))
-        self.server.apply_update(update)
-        outcome = self.rules.finish()
-        for replica in self.replicas.values():
-            replica.apply_update(update)
-            if outcome is not None:
-                replica.apply_update(outcome[0])
-        self.history.append(bytes(self.server.get_update()))
+    def send(self, user: str, update: bytes) -> bytes | None:
+        undo = super().send(user, update)
+        self.history.append(bytes(self.doc.get_update()))
+        return undo
 
-    def edit(self, user: str, change: Any) -> None:
-        doc = self.replicas[user]
-        updates: list[bytes] = []
-        subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
-        with doc.transaction():
-            change(doc.get("messages", type=Array))
-        doc.unobserve(subscription)
-        for update in updates:
-            self.send(user, update)
-
-    def view(self, doc: Doc[Any]) -> list[Any]:
+    def messages(self, doc: Doc[Any]) -> list[Any]:
         return doc.get("messages", type=Array).to_py() or []
-
-
-class Model:
-    """What the rules allow, on plain values."""
-
-    def __init__(self, rules: RuleSet) -> None:
-        self.rules = rules
-        self.messages: list[dict[str, Any]] = []
-
-    def may_write(self, user: str) -> bool:
-        return self.rules.writers is None or user in self.rules.writers
-
-    def may_change(self, user: str, message: dict[str, Any]) -> bool:
-        if not self.may_write(user) or self.rules.append_only:
-            return False
-        if not self.rules.by_author:
-            return True
-        return message["user"] == user or (self.rules.moderator and user == "u2")
-
-    def post(self, user: str, author: str, text: str) -> None:
-        if self.may_write(user) and (not self.rules.by_author or author == user):
-            self.messages.append({"user": author, "text": text, "reactions": {}})
-
-    def delete(self, user: str, at: int) -> None:
-        if self.may_change(user, self.messages[at]):
-            del self.messages[at]
-
-    def text(self, user: str, at: int, text: str) -> None:
-        if self.may_change(user, self.messages[at]):
-            self.messages[at]["text"] = text
-
-    def react(self, user: str, at: int, key: str, on: bool) -> None:
-        reactions = self.messages[at]["reactions"]
-        if on == (key in reactions):
-            return  # no change, nothing to judge
-        allowed = (
-            key.endswith("\t" + user)
-            if self.rules.own_reactions
-            else self.may_change(user, self.messages[at])
-        )
-        if allowed:
-            if on:
-                reactions[key] = True
-            else:
-                del reactions[key]
 
 
 def _set_reaction(messages: Array[Any], at: int, key: str, on: bool) -> None:
@@ -154,40 +103,40 @@ def _set_reaction(messages: Array[Any], at: int, key: str, on: bool) -> None:
 Step = tuple[str, int, int, int, bool]
 
 
-def apply_step(room: Room, model: Model, n: int, step: Step) -> None:
+def apply_step(room: Room, model: MessagesModel, n: int, step: Step) -> None:
     kind, who, other, which, on = step
     user, named = USERS[who], USERS[other]
     count = len(model.messages)
     at = which % count if count else 0
     if kind == "post":
         text = f"m{n}"
-        room.edit(user, lambda m: m.append(Map({"user": named, "text": text, "reactions": Map()})))
+        room.edit(user, on_messages(lambda m: m.append(message(named, text))))
         model.post(user, named, text)
     elif kind == "replay":  # an old state of the room, sent again as this user
         room.send(user, room.history[which % len(room.history)])
     elif not count:
         return
     elif kind == "delete":
-        room.edit(user, lambda m: m.__delitem__(at))
+        room.edit(user, on_messages(lambda m: m.__delitem__(at)))
         model.delete(user, at)
     elif kind == "text":
-        room.edit(user, lambda m: m[at].__setitem__("text", f"t{n}"))
+        room.edit(user, on_messages(lambda m: m[at].__setitem__("text", f"t{n}")))
         model.text(user, at, f"t{n}")
     else:
         key = "👍\t" + named
-        room.edit(user, lambda m: _set_reaction(m, at, key, on))
+        room.edit(user, on_messages(lambda m: _set_reaction(m, at, key, on)))
         model.react(user, at, key, on)
 
 
 def run(rules: RuleSet, steps: list[Step]) -> None:
     parsed = rules.parsed()
     check_enforceable(parsed)
-    room, model = Room(parsed), Model(rules)
+    room, model = Room(parsed), MessagesModel(rules)
     for n, step in enumerate(steps):
         apply_step(room, model, n, step)
-        server = room.view(room.server)
+        server = room.messages(room.doc)
         for replica in room.replicas.values():
-            assert room.view(replica) == server
+            assert room.messages(replica) == server
         assert server == model.messages, (step, server, model.messages)
 
 

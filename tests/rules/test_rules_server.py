@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,8 +19,8 @@ from engine.rules.model import load_rules
 from harness.wire import WireClient, connect
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
-from tests.redis_process import RedisProcess
-from tests.rules.in_process import in_process
+from tests.rules.in_process import rules_servers
+from tests.rules.rooms import on_messages, one_update
 
 SECRET = "rules-secret-" + "0123456789abcdef" * 4
 ROOM = "chat"
@@ -33,16 +34,11 @@ async def servers(
     """One server (twice) or two on one Redis; "in-process" runs the rules inside the
     test process, where the mutation run can see which rule code each test reaches."""
     args = ("--auth-secret", SECRET, "--rules", RULES)
-    if request.param == "in-process":
-        async with in_process(tmp_path / "in-process", SECRET, rules=load_rules(RULES)) as served:
-            yield cast(list[ServerProcess], [served, served])
-        return
-    if request.param == "lmdb":
-        one = server_factory(*args)
-        yield [one, one]
-        return
-    redis: RedisProcess = request.getfixturevalue("redis_server")
-    yield [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+    async with rules_servers(
+        request.param, request, server_factory, tmp_path, args,
+        secret=SECRET, rules=load_rules(RULES),
+    ) as started:  # fmt: skip
+        yield started
 
 
 def token(user: str) -> str:
@@ -50,13 +46,7 @@ def token(user: str) -> str:
 
 
 def change(doc: Doc[Any], edit: Callable[[Array[Any]], object]) -> bytes:
-    updates: list[bytes] = []
-    subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
-    with doc.transaction():
-        edit(doc.get("messages", type=Array))
-    doc.unobserve(subscription)
-    assert len(updates) == 1
-    return updates[0]
+    return one_update(doc, on_messages(edit))
 
 
 def messages(client: WireClient) -> Any:
@@ -78,6 +68,21 @@ async def until(client: WireClient, condition: Callable[[], bool]) -> None:
         assert await client.recv() is not None, f"closed ({client.close_code})"
 
 
+@asynccontextmanager
+async def ann_then_bo(
+    a: ServerProcess, b: ServerProcess, first: Callable[[Array[Any]], object]
+) -> AsyncIterator[tuple[WireClient, WireClient]]:
+    """ann (on `a`) makes her `first` edit, saved; then bo (on `b`) joins and holds it."""
+    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
+        await ann.sync()
+        await ann.send(Update(change(ann.doc, first)))
+        await ann.wait_saved(1)
+        async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
+            await bo.sync()
+            await until(bo, lambda: len(messages(bo)) == 1)
+            yield ann, bo
+
+
 def post(user: str, text: str) -> Callable[[Array[Any]], object]:
     return lambda m: m.append(Map({"user": user, "text": text, "reactions": Map()}))
 
@@ -86,34 +91,28 @@ async def test_deleting_anothers_message_comes_back_and_says_why(
     servers: list[ServerProcess],
 ) -> None:
     a, b = servers
-    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
-        await ann.sync()
-        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
-        await ann.wait_saved(1)
+    async with ann_then_bo(a, b, post("ann", "hello")) as (ann, bo):
         seen: list[int] = []
         ann.doc.get("messages", type=Array).observe(
             lambda _: seen.append(len(ann.doc.get("messages", type=Array)))
         )
-        async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
-            await bo.sync()
-            await until(bo, lambda: len(messages(bo)) == 1)
-            await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(0))))
-            assert messages(bo) == []
-            denied = await bo.wait_for(PermissionDeniedMessage)
-            assert isinstance(denied, PermissionDeniedMessage)
-            assert denied.reason == "rule: only the author can delete messages[0]"
-            await until(bo, lambda: len(messages(bo)) == 1)
-            assert messages(bo)[0]["text"] == "hello"
-            # a reaction of his own goes through; one in ann's name is undone
-            await bo.send(Update(change(bo.doc, lambda m: m[0]["reactions"].update(
-                {"👍\tbo": True, "❤\tann": True}))))  # fmt: skip
-            denied = await bo.wait_for(PermissionDeniedMessage)
-            assert isinstance(denied, PermissionDeniedMessage)
-            assert denied.reason.startswith("rule: only its own user can set")
-            await until(bo, lambda: messages(bo)[0]["reactions"] == {"👍\tbo": True})
-            # a reconnecting client's step 2 (everything it holds) refuses nothing
-            await bo.send(SyncStep2(bytes(bo.doc.get_update())))
-            await bo.wait_saved(3)
+        await bo.send(Update(change(bo.doc, lambda m: m.__delitem__(0))))
+        assert messages(bo) == []
+        denied = await bo.wait_for(PermissionDeniedMessage)
+        assert isinstance(denied, PermissionDeniedMessage)
+        assert denied.reason == "rule: only the author can delete messages[0]"
+        await until(bo, lambda: len(messages(bo)) == 1)
+        assert messages(bo)[0]["text"] == "hello"
+        # a reaction of his own goes through; one in ann's name is undone
+        await bo.send(Update(change(bo.doc, lambda m: m[0]["reactions"].update(
+            {"👍\tbo": True, "❤\tann": True}))))  # fmt: skip
+        denied = await bo.wait_for(PermissionDeniedMessage)
+        assert isinstance(denied, PermissionDeniedMessage)
+        assert denied.reason.startswith("rule: only its own user can set")
+        await until(bo, lambda: messages(bo)[0]["reactions"] == {"👍\tbo": True})
+        # a reconnecting client's step 2 (everything it holds) refuses nothing
+        await bo.send(SyncStep2(bytes(bo.doc.get_update())))
+        await bo.wait_saved(3)
         await until(ann, lambda: messages(ann)[0]["reactions"] == {"👍\tbo": True})
         assert messages(ann) == [{"user": "ann", "text": "hello", "reactions": {"👍\tbo": True}}]
         assert 0 not in seen  # ann never held a room without her message
@@ -268,26 +267,20 @@ async def test_characters_put_next_to_a_message_are_undone(
     their own (Yjs takes it from the neighbour): the server undoes them like any refused
     edit, so the watcher never sees them and every replica converges."""
     a, b = servers
-    async with connect(a.url, ROOM, token=token("ann"), ack=True) as ann:
-        await ann.sync()
-        await ann.send(Update(change(ann.doc, post("ann", "hello"))))
-        await ann.wait_saved(1)
+    async with ann_then_bo(a, b, post("ann", "hello")) as (ann, bo):
         seen: list[int] = []
         ann.doc.get("messages", type=Array).observe(
             lambda _: seen.append(len(ann.doc.get("messages", type=Array)))
         )
-        async with connect(b.url, ROOM, token=token("bo"), ack=True) as bo:
-            await bo.sync()
-            await until(bo, lambda: len(messages(bo)) == 1)
-            before = bo.doc.get_state()
-            text = bo.doc.get("messages", type=Text)
-            text.insert(0, "xy")
-            await bo.send(Update(bo.doc.get_update(before)))
-            denied = await bo.wait_for(PermissionDeniedMessage)
-            assert isinstance(denied, PermissionDeniedMessage)
-            assert denied.reason == "rule: messages must stay an array"
-            await until(bo, lambda: str(bo.doc.get("messages", type=Text)) == "")
-            await until(ann, lambda: ann.doc.get_state() == bo.doc.get_state())
+        before = bo.doc.get_state()
+        text = bo.doc.get("messages", type=Text)
+        text.insert(0, "xy")
+        await bo.send(Update(bo.doc.get_update(before)))
+        denied = await bo.wait_for(PermissionDeniedMessage)
+        assert isinstance(denied, PermissionDeniedMessage)
+        assert denied.reason == "rule: messages must stay an array"
+        await until(bo, lambda: str(bo.doc.get("messages", type=Text)) == "")
+        await until(ann, lambda: ann.doc.get_state() == bo.doc.get_state())
         assert all(length == 1 for length in seen)  # she never held a character in it
         await ann.send(Update(change(ann.doc, post("ann", "again"))))
         await ann.wait_saved(2)
