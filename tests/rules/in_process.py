@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from pycrdt import Doc
 
 from engine.rules.model import Rules
 from server import Config, Rooms, create_app
@@ -77,3 +79,14 @@ async def rules_servers(
         return
     redis: RedisProcess = request.getfixturevalue("redis_server")
     yield [server_factory(*args, "--redis", redis.url) for _ in range(2)]
+
+
+async def stored_doc(server: ServerProcess, room: str, token: str) -> Doc[Any]:
+    """The room as `GET /v1/rooms/{room}/state` gives it (what the store holds)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http:
+        response = await http.get(f"{server.url}/v1/rooms/{room}/state", headers=headers)
+        assert response.status == 200
+        doc: Doc[Any] = Doc()
+        doc.apply_update(await response.read())
+        return doc

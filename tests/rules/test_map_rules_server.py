@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from pycrdt import Array, Doc, Map
 
@@ -17,7 +16,7 @@ from engine.protocol import PermissionDeniedMessage, Update
 from harness.wire import WireClient, connect
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
-from tests.rules.in_process import rules_servers
+from tests.rules.in_process import rules_servers, stored_doc
 from tests.rules.rooms import one_update
 
 SECRET = "map-rules-secret-" + "0123456789abcdef" * 4
@@ -64,13 +63,7 @@ async def until(client: WireClient, condition: Callable[[], bool]) -> None:
 
 
 async def stored(server: ServerProcess) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token('reader')}"}
-    async with aiohttp.ClientSession() as http:
-        response = await http.get(f"{server.url}/v1/rooms/{ROOM}/state", headers=headers)
-        assert response.status == 200
-        doc: Doc[Any] = Doc()
-        doc.apply_update(await response.read())
-        return view(doc)
+    return view(await stored_doc(server, ROOM, token("reader")))
 
 
 def setup(doc: Doc[Any]) -> None:

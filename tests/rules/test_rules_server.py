@@ -19,7 +19,7 @@ from engine.rules.model import load_rules
 from harness.wire import WireClient, connect
 from server.auth import issue_token
 from tests.conftest import ServerProcess, StartServer
-from tests.rules.in_process import rules_servers
+from tests.rules.in_process import rules_servers, stored_doc
 from tests.rules.rooms import on_messages, one_update
 
 SECRET = "rules-secret-" + "0123456789abcdef" * 4
@@ -54,13 +54,8 @@ def messages(client: WireClient) -> Any:
 
 
 async def stored_messages(server: ServerProcess) -> Any:
-    headers = {"Authorization": f"Bearer {token('reader')}"}
-    async with aiohttp.ClientSession() as http:
-        response = await http.get(f"{server.url}/v1/rooms/{ROOM}/state", headers=headers)
-        assert response.status == 200
-        doc: Doc[Any] = Doc()
-        doc.apply_update(await response.read())
-        return doc.get("messages", type=Array).to_py()
+    doc = await stored_doc(server, ROOM, token("reader"))
+    return doc.get("messages", type=Array).to_py()
 
 
 async def until(client: WireClient, condition: Callable[[], bool]) -> None:
