@@ -4,6 +4,7 @@ pycrdt or stock Yjs in Node, converges on the text as it was; allowed writers ed
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from typing import Any
@@ -12,9 +13,14 @@ import pytest
 from pycrdt import Doc, Text, XmlElement, XmlFragment, XmlText
 
 from engine.errors import RulesInvalid
+from engine.protocol import PermissionDeniedMessage, Update
 from engine.rules.enforce import RoomRules, Writer, check_enforceable
 from engine.rules.model import parse_rules
+from harness.wire import connect
+from server import Config
+from server.auth import issue_token
 from tests.rules.attack_rig import NodeUsers
+from tests.rules.in_process import served
 
 RULES = """
 [[rule]]
@@ -158,3 +164,45 @@ def test_a_read_only_xml_root_puts_its_nodes_back() -> None:
 def test_other_rules_on_text_roots_are_refused_at_start(text: str) -> None:
     with pytest.raises(RulesInvalid, match="only 'write'"):
         check_enforceable(parse_rules(text).rules)
+
+
+SERVER_SECRET = "text-rules-secret-" + "0123456789abcdef" * 4
+
+
+async def test_a_text_root_holds_on_a_real_server(store_config: dict[str, Any]) -> None:
+    """LMDB and Redis: bob's edit of the minutes is undone for him and never reaches ann;
+    ann writes on."""
+    config = Config(auth_secret=SERVER_SECRET, **store_config)
+
+    def token(user: str) -> str:
+        return issue_token(SERVER_SECRET, "board", user=user)
+
+    def typed(doc: Doc[Any]) -> str:
+        return str(doc.get("notes", type=Text))
+
+    async with served(config, parse_rules(RULES)) as (url, _rooms):
+        async with connect(url, "board", token=token("ann"), ack=True) as ann:
+            await ann.sync()
+            await ann.send(Update(edited(ann.doc, write(0, "agenda", bold=True))))
+            await ann.wait_saved(1)
+            seen: list[str] = []
+            ann.doc.get("notes", type=Text).observe(lambda _: seen.append(typed(ann.doc)))
+            async with connect(url, "board", token=token("bob"), ack=True) as bob:
+                await bob.sync()
+                async with asyncio.timeout(10):
+                    while typed(bob.doc) != "agenda":
+                        assert await bob.recv() is not None
+                await bob.send(Update(edited(bob.doc, write(0, "x", remove=3))))
+                denied = await bob.wait_for(PermissionDeniedMessage)
+                assert isinstance(denied, PermissionDeniedMessage)
+                assert denied.reason == "rule: notes is not writable by you"
+                async with asyncio.timeout(10):
+                    while delta(bob.doc) != [("agenda", {"bold": True})]:
+                        assert await bob.recv() is not None
+                await ann.send(Update(edited(ann.doc, write(6, "!"))))
+                await ann.wait_saved(2)
+                async with asyncio.timeout(10):
+                    while typed(bob.doc) != "agenda!":
+                        assert await bob.recv() is not None
+            assert typed(ann.doc) == "agenda!"
+            assert not any("x" in text for text in seen)  # she never held bob's edit
