@@ -119,6 +119,7 @@ class RoomActor:
         if self.rules is not None:
             self.guard.owners.reserve(doc.doc.client_id)
         self._by_id = self.rules is not None and any(part.by_id for part in self.rules.parts)
+        self._removed_by: tuple[str, ...] = ()  # whose items the last checked apply removed
         self.checker = (
             EditRecorder(doc.doc, name, check, config.check_budget_seconds) if check else None
         )
@@ -490,8 +491,21 @@ class RoomActor:
             checked = checker.finish(user, authored) if checker is not None else None
         if checked is not None:
             undo, reason, failed = checked
+            self._attribute_check_undo(undo)
             return clients, (undo, reason), "check_failed" if failed else "check"
         return clients, judge.undo(refusals) if judge is not None else None, "rule"
+
+    def _attribute_check_undo(self, undo: bytes) -> None:
+        """What a `Hooks.check` refusal re-inserts (under the server's id) stays its
+        author's when everything the update removed had one author; otherwise it has no
+        known author (moderators only, engine/rules/authorship.py)."""
+        if self.rules is None or not self._by_id or len(self._removed_by) != 1:
+            return
+        server = self.doc.doc.client_id
+        found = scan_update(undo).ranges.get(server)
+        if found is not None:
+            self.rules.authored = [(server, found[0], found[1], self._removed_by[0])]
+            self.authorship.add(self.rules.authored)
 
     def _authorship(self, update: bytes) -> Authored:
         """How `Hooks.check` learns who wrote what this update removes: from what the
@@ -504,6 +518,7 @@ class RoomActor:
 
         def authored(changes: list[EditChange], applied: list[bytes]) -> tuple[EditChange, ...]:
             removed = by_owner(removed_before(applied, clocks), owners)
+            self._removed_by = tuple(removed)
             return attribute(changes, removed, before, update)
 
         return authored

@@ -4,7 +4,7 @@ tests that reach into the running server (`rooms.edit`, the registry, the store)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ from pycrdt import Doc
 
 from engine.rules.model import Rules
 from server import Config, Rooms, create_app
-from server.hooks import Hooks
+from server.hooks import Edit, Hooks, Verdict
 from tests.conftest import ServerProcess, StartServer
 from tests.redis_process import RedisProcess
 
@@ -43,11 +43,21 @@ class _Started(Hooks):
         self.rooms = rooms
 
 
+class _Checked(_Started):
+    def __init__(self, check: Callable[[Edit], Verdict]) -> None:
+        self.judge = check
+
+    def check(self, edit: Edit) -> Verdict:
+        return self.judge(edit)
+
+
 @asynccontextmanager
-async def served(config: Config, rules: Rules) -> AsyncIterator[tuple[str, Rooms]]:
-    """A server on `config` (its store: `data_dir` or `redis_url`) with `rules`: its URL
-    and its in-process room access."""
-    hooks = _Started()
+async def served(
+    config: Config, rules: Rules, check: Callable[[Edit], Verdict] | None = None
+) -> AsyncIterator[tuple[str, Rooms]]:
+    """A server on `config` (its store: `data_dir` or `redis_url`) with `rules` (and
+    `check` as its `Hooks.check`): its URL and its in-process room access."""
+    hooks = _Started() if check is None else _Checked(check)
     async with TestServer(create_app(config, hooks, rules=rules)) as server:
         assert hooks.rooms is not None
         yield str(server.make_url("")).rstrip("/"), hooks.rooms

@@ -19,6 +19,7 @@ from engine.yjs import decode_state_vector
 from harness.wire import WireClient, connect
 from server import Config, Rooms
 from server.auth import issue_token
+from server.hooks import Edit, Verdict
 from tests.rules.in_process import served
 
 SECRET = "authorship-secret-" + "0123456789abcdef" * 4
@@ -118,3 +119,37 @@ async def test_another_users_client_id_or_a_read_token_claims_nothing(config: Co
             await eve.send(Update(change(eve.doc, delete_first)))
             await eve.wait_for(PermissionDeniedMessage)
         await refused_delete(url, "bob", ["a1"])
+
+
+def no_shouting(edit: Edit) -> Verdict:
+    """A `Hooks.check`: no value in capitals."""
+    for change in edit.changes:
+        if isinstance(change.value, dict) and str(change.value.get("text", "")).isupper():
+            return Verdict.refuse("no shouting")
+    return Verdict()
+
+
+async def test_an_entry_a_check_refusal_puts_back_stays_its_authors(config: Config) -> None:
+    async with served(config, RULES, no_shouting) as (url, _rooms):
+        await ann_posts(url, "a1")
+        async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
+            await ann.sync()
+
+            def replace_it(messages: Array[Any]) -> None:
+                del messages[0]
+                messages.append(Map({"text": "A1!"}))
+
+            await ann.send(Update(change(ann.doc, replace_it)))  # refused whole
+            denied = await ann.wait_for(PermissionDeniedMessage)
+            assert isinstance(denied, PermissionDeniedMessage)
+            assert denied.reason == "rule: no shouting"
+            await until(ann, lambda: texts(ann.doc) == ["a1"])
+        await refused_delete(url, "bob", ["a1"])
+        async with connect(url, ROOM, token=token("ann"), ack=True) as ann:
+            await ann.sync()
+            await ann.send(Update(change(ann.doc, delete_first)))  # hers: it goes
+            await ann.wait_saved(1)
+            async with asyncio.timeout(10):
+                while texts(ann.doc):
+                    assert await ann.recv() is not None
+            assert not any(isinstance(m, PermissionDeniedMessage) for m in ann.received)
