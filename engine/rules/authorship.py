@@ -160,11 +160,12 @@ def record_authored(docs: DocStore, room: str, found: Iterable[AuthoredRange]) -
         docs.set_meta(room, f"{PREFIX}{client}:{start}", value)
 
 
-def stored_authored(docs: DocStore, room: str) -> list[AuthoredRange]:
-    """Every recorded server range of a room."""
+def stored_authored(docs: DocStore, room: str, client: int | None = None) -> list[AuthoredRange]:
+    """Every recorded server range of a room (of one client id's, given one)."""
     found: list[AuthoredRange] = []
-    for name, value in docs.scan_meta(room, PREFIX):
-        client, start = name[len(PREFIX) :].split(":")
+    prefix = PREFIX if client is None else f"{PREFIX}{client}:"
+    for name, value in docs.scan_meta(room, prefix):
+        writer, start = name[len(PREFIX) :].split(":")
         end, user = value.decode("utf-8").split("\t", 1)
-        found.append((int(client), int(start), int(end), user))
+        found.append((int(writer), int(start), int(end), user))
     return found

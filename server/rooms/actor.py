@@ -269,7 +269,9 @@ class RoomActor:
         try:
             await self.guard.prepare(_client_writes(work), self.doc.clocks)
             if self._by_id:
-                await self.guard.know_authors(self.doc.clocks, self.authorship)
+                await self.guard.know_authors(
+                    self.doc.clocks, self.authorship, self.doc.doc.client_id
+                )
         except StorageError as exc:  # bindings unknown: nothing of the batch may apply
             self.fail(f"storage failed: {exc}")
             for item in work:

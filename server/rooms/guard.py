@@ -29,6 +29,7 @@ from functools import partial
 from engine.errors import ClientIdTaken, ProtocolError, StorageError, UpdateRejected
 from engine.rules.authorship import Authorship, stored_authored
 from engine.rules.owners import (
+    SERVER,
     ClientOwners,
     bind_clients,
     new_authors,
@@ -57,21 +58,39 @@ class ClientGuard:
         self.learn_deleted = False  # also look up the owners of deleted ids (Hooks.check)
         self._authors_loaded = False
         self._unbound: set[int] = set()  # ids the room holds items of that nobody owns
+        self._clients_seen = 0  # how many client ids the room held at the last look
+        self._servers: dict[int, int] = {}  # servers' ids -> their clock at the last read
 
-    async def know_authors(self, clocks: Mapping[int, int], authorship: Authorship) -> None:
+    async def know_authors(
+        self, clocks: Mapping[int, int], authorship: Authorship, own: int
+    ) -> None:
         """For rules whose entries are their authors' by client id: have, in memory, the
         owner of every client id the room holds items of (the whole table once, then the
-        ids that appear, e.g. from another server process) and the server's records."""
+        ids that appear, e.g. from another server process) and the records of what the
+        servers wrote (`own`: this process's id; another process's records are read
+        again when its id has written more)."""
         docs = self.store.docs
         if not self._authors_loaded:
             self.owners.learn(await self.store.read(stored_owners, docs, self.room))
             authorship.add(await self.store.read(stored_authored, docs, self.room))
+            self._servers = {
+                c: clocks.get(c, 0) for c, o in self.owners.known.items() if o == SERVER
+            }
             self._authors_loaded = True
-        unknown = [c for c in clocks if c not in self.owners.known and c not in self._unbound]
-        if unknown:
-            found = await self.store.read(partial(owners_of, docs, self.room, unknown))
-            self.owners.learn(found)
-            self._unbound.update(client for client in unknown if client not in found)
+        if len(clocks) != self._clients_seen:  # a room's client ids only ever grow
+            seen = len(clocks)
+            unknown = [c for c in clocks if c not in self.owners.known and c not in self._unbound]
+            if unknown:
+                found = await self.store.read(partial(owners_of, docs, self.room, unknown))
+                self.owners.learn(found)
+                self._unbound.update(client for client in unknown if client not in found)
+                self._servers.update((c, 0) for c, owner in found.items() if owner == SERVER)
+            self._clients_seen = seen
+        for client, read_at in list(self._servers.items()):
+            if client != own and clocks.get(client, 0) > read_at:
+                found_ranges = await self.store.read(stored_authored, docs, self.room, client)
+                authorship.ranges[client] = sorted(r[1:] for r in found_ranges)
+                self._servers[client] = clocks.get(client, 0)
 
     async def prepare(self, updates: Pending, clocks: Mapping[int, int]) -> None:
         """Bind, in the store, the client ids these updates introduce and this process

@@ -20,6 +20,7 @@ from harness.wire import WireClient, connect
 from server import Config, Rooms
 from server.auth import issue_token
 from server.hooks import Edit, Verdict
+from tests.redis_process import RedisProcess
 from tests.rules.in_process import served
 
 SECRET = "authorship-secret-" + "0123456789abcdef" * 4
@@ -152,4 +153,21 @@ async def test_an_entry_a_check_refusal_puts_back_stays_its_authors(config: Conf
             async with asyncio.timeout(10):
                 while texts(ann.doc):
                     assert await ann.recv() is not None
+            assert not any(isinstance(m, PermissionDeniedMessage) for m in ann.received)
+
+
+async def test_two_processes_on_redis_learn_each_others_records(
+    redis_server: RedisProcess,
+) -> None:
+    """An entry process B's undo put back stays its author's on process A, and a moderator
+    of neither process is needed for her to delete it there."""
+    config = Config(auth_secret=SECRET, redis_url=redis_server.url)
+    async with served(config, RULES) as (a, _), served(config, RULES) as (b, _):
+        await ann_posts(a, "a1")
+        await refused_delete(b, "bob", ["a1"])  # B re-inserts it, records it as ann's
+        async with connect(a, ROOM, token=token("ann"), ack=True) as ann:
+            await ann.sync()
+            await until(ann, lambda: texts(ann.doc) == ["a1"])
+            await ann.send(Update(change(ann.doc, delete_first)))
+            await ann.wait_saved(1)
             assert not any(isinstance(m, PermissionDeniedMessage) for m in ann.received)
