@@ -46,9 +46,10 @@ from engine.rules.authorship import (
     unknown_authors,
 )
 from engine.rules.model import PartRule
-from engine.rules.parts import ProtectedRoot, Refusal, Writer, by_client_id
+from engine.rules.parts import ProtectedRoot, Writer, by_client_id
 from engine.rules.texts import TEXT_KINDS, GuardedText
 from engine.rules.types import check_types, typed_roots
+from engine.rules.undo import Refusal
 from engine.yjs import decode_state_vector
 
 ORIGIN = "rules"

@@ -19,8 +19,8 @@ post-update position, the old copy that is now there (or NEW).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from pycrdt import Array, ArrayEvent, Map, MapEvent, TextEvent
 
@@ -29,17 +29,14 @@ from engine.rules.authorship import (
     Authorship,
     OldAuthors,
     entry_author,
-    server_clock,
     unknown_authors,
 )
-from engine.rules.copies import MISSING, ArrayCopy, MapCopy, copy_of, field_of, prelim
+from engine.rules.copies import MISSING, ArrayCopy, MapCopy, copy_of, field_of
 from engine.rules.model import PartRule, Segment
 from engine.rules.types import must_stay
+from engine.rules.undo import OpKind, Path, Refusal, Step, UndoOp, undo
 
-Step = int | str
-Path = tuple[Step, ...]
 NEW: Any = object()  # an entry this transaction inserted: it has no old copy
-OpKind = Literal["put", "replace", "reinsert", "remove"]
 
 
 @dataclass(slots=True)
@@ -50,32 +47,6 @@ class Writer:
     user: str | None
     roles: frozenset[str] = frozenset()
     named: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class UndoOp:
-    """One step of an undo, in post-update positions: `put` a map key back (MISSING:
-    remove it), `replace` an array entry, `reinsert` a deleted entry, `remove` an insert."""
-
-    container: Path
-    kind: OpKind
-    at: Step
-    order: int = 0  # among entries re-inserted at one position
-    copy: Any = MISSING
-    author: str | None = None  # who wrote the entry put back (kept for later rules)
-
-
-@dataclass(slots=True)
-class Refusal:
-    """Every forbidden part of one update on one root; the first reason is sent."""
-
-    reason: str
-    ops: list[UndoOp] = field(default_factory=list)
-
-    def add(self, op: UndoOp) -> None:
-        if op.kind in ("put", "replace") and op in self.ops:
-            return  # two changes inside one entry put it back once
-        self.ops.append(op)
 
 
 def show(path: Iterable[Any]) -> str:
@@ -439,43 +410,9 @@ class ProtectedRoot:
     # ------------------------------------------------------------ the undo
 
     def undo(self, refusal: Refusal) -> None:
-        """Put back what was refused (inside the caller's transaction). Deeper containers
-        first (their positions do not move when a shallower one changes); in a container,
-        puts and replacements first, then inserts and removals from the end. What an op
-        puts back for a known author is recorded (`authored`): the entry stays theirs."""
-        self.authored = []
-        server = self.root.doc.client_id
-        for op in sorted(refusal.ops, key=_undo_order):
-            start = server_clock(self.root.doc) if op.author is not None else 0
-            self._undo_op(op)
-            if op.author is not None:
-                end = server_clock(self.root.doc)
-                if end > start:
-                    self.authored.append((server, start, end, op.author))
-
-    def _undo_op(self, op: UndoOp) -> None:
-        target: Any = self.root
-        for step in op.container:
-            target = target[step]
-        if op.kind == "put":
-            if op.copy is MISSING:
-                if op.at in target:
-                    del target[op.at]
-            else:
-                target[op.at] = prelim(op.copy)
-        elif op.kind == "replace":
-            del target[op.at]
-            target.insert(op.at, prelim(op.copy))
-        elif op.kind == "remove":
-            del target[op.at]
-        else:
-            target.insert(op.at, prelim(op.copy))
-
-
-def _undo_order(op: UndoOp) -> tuple[int, int, int, int, int]:
-    structural = op.kind in ("reinsert", "remove")
-    at = op.at if structural and isinstance(op.at, int) else 0
-    return (-len(op.container), int(structural), -at, -int(op.kind == "remove"), -op.order)
+        """Put back what was refused (inside the caller's transaction); `authored`: what
+        it wrote for known authors (engine/rules/undo.py)."""
+        self.authored = undo(self.root, refusal)
 
 
 def _view(old: Any, delta: list[dict[str, Any]]) -> list[Any]:

@@ -18,7 +18,8 @@ from typing import Any
 from pycrdt import Doc, Text, UndoManager, XmlFragment
 
 from engine.rules.model import PartRule
-from engine.rules.parts import Refusal, Writer
+from engine.rules.parts import Writer
+from engine.rules.undo import Refusal
 
 TEXT_KINDS = ("text", "xml")
 
