@@ -14,7 +14,8 @@ from pycrdt import Array, Map
 from engine.errors import StorageError
 from engine.protocol import PermissionDeniedMessage, Update
 from engine.rules.model import parse_rules
-from engine.storage import DocStore
+from engine.storage import Append, DocStore, KVLogStore, MemoryKV
+from engine.storage.archive import decode_segment, encode_segment
 from harness.wire import connect
 from server import Config
 from server.auth import issue_token
@@ -76,3 +77,17 @@ async def test_the_refusal_is_recorded_in_the_entry_it_undid(
         None,
         {"user": "bob", "by": "rule", "reason": "rule: only the author can delete messages[0]"},
     ]
+
+
+def test_a_refusal_record_travels_with_its_entry() -> None:
+    """Appended with its update, read back by the history's header reader, and carried
+    by an archive segment (what `performer recover` rebuilds from)."""
+    rejected = {"user": "bob", "by": "rule", "reason": "rule: only the author can delete x"}
+    docs = DocStore(KVLogStore(MemoryKV()), clock=lambda: 5.0)
+    docs.append_many(
+        [Append("r", b"\x00\x00", "ann"), Append("r", b"\x00\x00", "bob", (), None, rejected)]
+    )
+    assert [entry.rejected for entry in docs.history("r")] == [None, rejected]
+    records = docs.records("r")
+    assert records[1].rejected == rejected
+    assert decode_segment(encode_segment(records)) == records
