@@ -25,36 +25,35 @@ TEXT_KINDS = ("text", "xml")
 
 
 class GuardedText:
-    """One text or xml root with its `write` rules."""
+    """One text or xml root with its `write` rules. Its UndoManager exists only while an
+    update by someone not allowed is applied (allowed writers pay nothing, and nothing
+    else the room applies is remembered)."""
 
     def __init__(self, doc: Doc[Any], name: str, kind: str, rules: Iterable[PartRule]) -> None:
         self.name = name
         self.rules = tuple(rule for rule in rules if not rule.write.anyone)
-        root: Any = doc.get(name, type=Text if kind == "text" else XmlFragment)
-        self.history = UndoManager(scopes=[root], capture_timeout_millis=0)
-        self.writer: Writer | None = None
+        self.root: Any = doc.get(name, type=Text if kind == "text" else XmlFragment)
+        self.history: UndoManager | None = None
 
     def start(self, writer: Writer) -> None:
-        """The next apply is by `writer`: remember what it does to the root."""
-        self.writer = writer
-        self.history.clear()
+        """The next apply is by `writer`: if they may not write the root, remember what
+        the apply does to it."""
+        self.history = None
+        if not self._allowed(writer):
+            self.history = UndoManager(scopes=[self.root], capture_timeout_millis=0)
 
     def stop(self) -> Refusal | None:
-        """What to undo, when a writer not allowed changed the root."""
-        writer, self.writer = self.writer, None
-        changed = self.history.can_undo()
-        if writer is None or not changed or self._allowed(writer):
-            self.history.clear()
+        """What to undo: the root changed under a writer not allowed to change it."""
+        if self.history is None or not self.history.can_undo():
+            self.history = None
             return None
         return Refusal(f"rule: {self.name} is not writable by you")
 
     def undo(self) -> None:
         """Undo the apply on the live document (never inside another transaction)."""
-        try:
-            while self.history.can_undo():
-                self.history.undo()
-        finally:
-            self.history.clear()
+        history, self.history = self.history, None
+        while history is not None and history.can_undo():
+            history.undo()
 
     def _allowed(self, writer: Writer) -> bool:
         return all(rule.write.allows(writer.user, writer.roles) for rule in self.rules)
