@@ -19,11 +19,21 @@ _PLAIN = (str, int, float, bool, type(None), bytes, dict, list)  # stored values
 
 def map_items(value: Map[Any]) -> list[tuple[str, Any]]:
     """The (key, value) pairs of `value`, nested shared types wrapped as pycrdt does."""
-    with value.doc.transaction() as txn:
+    doc = value.doc
+    open_txn = getattr(getattr(doc, "_txn", None), "_txn", None)
+    if open_txn is not None:  # inside the caller's transaction: read through it
+        return _read(value, open_txn)
+    with doc.transaction() as txn:
         raw = getattr(txn, "_txn", None)
-        wrap = getattr(value, "_maybe_as_type_or_doc", None)
-        if raw is None or wrap is None:  # pragma: no cover - another pycrdt layout
+        if raw is None:  # pragma: no cover - another pycrdt layout
             return list(value.items())
-        integrated = value.integrated
-        pairs = [(key, integrated.get(raw, key)) for key in integrated.keys(raw)]
+        return _read(value, raw)
+
+
+def _read(value: Map[Any], raw: Any) -> list[tuple[str, Any]]:
+    wrap = getattr(value, "_maybe_as_type_or_doc", None)
+    if wrap is None:  # pragma: no cover - another pycrdt layout
+        return list(value.items())
+    integrated = value.integrated
+    pairs = [(key, integrated.get(raw, key)) for key in integrated.keys(raw)]
     return [(key, item if type(item) in _PLAIN else wrap(item)) for key, item in pairs]

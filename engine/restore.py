@@ -38,6 +38,7 @@ from engine.yjs import EMPTY_UPDATE, decode_state_vector
 Shared = Text | Array[Any] | Map[Any] | XmlFragment | XmlElement | XmlText
 ORIGIN = "restore"
 _SCALARS = (str, float, int, bool, type(None))
+_EDITABLE = (Map, Array, Text, XmlText, XmlFragment)  # one of these on both sides: edited
 
 
 def restore_update(
@@ -46,6 +47,7 @@ def restore_update(
     types: Mapping[str, str] | None = None,
     *,
     client_id: int | None = None,
+    target_whole: bool = False,
 ) -> bytes:
     """One Yjs update that, applied to `current`, makes its JSON view equal `target`'s.
 
@@ -54,6 +56,10 @@ def restore_update(
         target: the room's whole state at the point to restore (a Yjs v1 update).
         types: root name -> "text" | "array" | "map" | "xml", as for the JSON view.
         client_id: the Yjs client id to author the edit; a fresh one by default.
+        target_whole: `target` is a state this process built from updates it checked,
+            with every struct integrated (`rebuild_whole` says so): it is loaded without
+            the bounded walk every other state gets, which is a third of a big room's
+            restore (a room's load skips it for a whole snapshot the same way).
 
     Returns:
         The update (v1); `EMPTY_UPDATE` when the content already matches.
@@ -65,7 +71,7 @@ def restore_update(
     """
     kinds = root_types(current) | check_types(types)  # walks `current` (bounded)
     doc, have = _load_as_new_author(current, client_id, array_roots(kinds))
-    past, want = load_doc(target, arrays=array_roots(kinds))
+    past, want = load_doc(target, arrays=array_roots(kinds), walked=target_whole)
     if set(past.keys()) - kinds.keys():  # roots that hold nothing now but did then
         kinds = root_types(target) | kinds
         past, want = load_doc(target, arrays=array_roots(kinds), walked=True)
@@ -126,6 +132,8 @@ def _same_kind(current: Any, target: Any) -> bool:
     """Whether `current` can be edited into `target` (an XML tag cannot be renamed)."""
     if type(current) in _SCALARS or type(target) in _SCALARS:
         return False  # plain values are replaced, not edited
+    if type(current) is type(target) and type(current) in _EDITABLE:
+        return True  # the usual case, without the (abc) checks below
     if isinstance(current, XmlElement):
         return isinstance(target, XmlElement) and current.tag == target.tag
     kinds = (XmlText, XmlFragment, Text, Array, Map)
@@ -138,6 +146,8 @@ def fingerprint(value: Any) -> Hashable:
     kind = type(value)
     if kind in _SCALARS and value == value:  # most values: skip the (abc) checks below
         return (kind.__name__, value)  # the type keeps `1` and `true` apart
+    if kind is Map:  # most shared values, checked before the (abc) checks below
+        return ("map", tuple(sorted([(k, fingerprint(v)) for k, v in map_items(value)])))
     if isinstance(value, XmlText):
         return ("xml-text", _delta_key(value), _attrs_key(value))
     if isinstance(value, Text):

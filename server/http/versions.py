@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from engine.document import rebuild
+from engine.document import rebuild, rebuild_whole
 from engine.errors import Conflict, CorruptRecord, ProtocolError, RoomNotFound
 from engine.jsonview import to_json
 from engine.restore import restore_update
@@ -89,8 +89,15 @@ def restore_at(
 ) -> tuple[bytes, UpdateShape]:
     """`restore_update` to the state `target` makes, merged in the worker (as above),
     with its `scan_update`: the room then applies it without walking its structs on the
-    event loop (a big restore's walk held every room for tens of milliseconds)."""
-    update = bytes(_checked(restore_update, current, _merged(target), types))
+    event loop (a big restore's walk held every room for tens of milliseconds).
+    Merging walks every stored update; a merged state that integrated whole is then
+    not walked a second time by the restore."""
+    if len(target) <= 1:
+        update = bytes(_checked(restore_update, current, _merged(target), types))
+    else:
+        state, whole = rebuild_whole(target)
+        restore = partial(restore_update, target_whole=whole)
+        update = bytes(_checked(restore, current, state, types))
     return update, scan_update(update)
 
 

@@ -482,3 +482,17 @@ def test_attributes_changed_on_kept_xml_elements_are_changed_back() -> None:
     assert [dict(child.attributes) for child in restored.children] == [
         {"class": "a", "id": "1"}, {"class": "b"},
     ]  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(op_strategy, min_size=1, max_size=16), st.data())
+def test_a_target_loaded_whole_restores_the_same_content(
+    ops: list[Op], data: st.DataObject
+) -> None:
+    """`target_whole` skips the bounded walk of a state known to integrate whole (every
+    state here does): the restored content and formatting are exactly the same."""
+    states = _history(ops)
+    now, past = states[-1], data.draw(st.sampled_from(states))
+    restored = _apply_all(now, restore_update(now, past, target_whole=True))
+    assert to_json(restored.get_update()) == to_json(past)
+    assert _formatting(restored) == _formatting(_apply_all(past))
