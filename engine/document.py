@@ -159,7 +159,8 @@ def rebuild(updates: list[bytes]) -> bytes:
     return rebuild_whole(updates)[0]
 
 
-def rebuild_whole(updates: list[bytes]) -> tuple[bytes, bool]:
-    """`rebuild`, and whether every struct integrated (see `Snapshot.whole`)."""
-    room = RoomDocument.from_stored(updates)
+def rebuild_whole(updates: list[bytes], *, whole_snapshot: bool = False) -> tuple[bytes, bool]:
+    """`rebuild`, and whether every struct integrated (see `Snapshot.whole`).
+    `whole_snapshot`: as for `RoomDocument.from_stored`."""
+    room = RoomDocument.from_stored(updates, whole_snapshot=whole_snapshot)
     return room.encode_snapshot(), not room.pending

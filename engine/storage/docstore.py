@@ -333,23 +333,35 @@ class DocStore:
         Raises:
             HistoryFolded, CorruptRecord: as `state_at`.
         """
+        return self.updates_and_whole_at(room, seq)[0]
+
+    def updates_and_whole_at(self, room: str, seq: int) -> tuple[list[bytes], bool]:
+        """`updates_at`, and whether the first of them is a snapshot stored as whole
+        (`Snapshot.whole`: it loads without the scan, as a room's load does).
+
+        Raises:
+            HistoryFolded, CorruptRecord: as `state_at`.
+        """
         info = self.require(room)
         seq = min(seq, info.last_seq)
         if seq <= 0:
-            return []
+            return [], False
         oldest = self.oldest_position(room)
         if seq < oldest:
             kept = self.log.get_meta(room, kept_key(seq))
             if kept is None:
                 raise HistoryFolded(room, seq, oldest)
-            return [Snapshot.from_map(unpack(kept)).update]
+            folded = Snapshot.from_map(unpack(kept))
+            return [folded.update], folded.whole
         try:
             snapshot, tail = self._snapshot_and_records(room, seq)
         except CorruptRecord:
             if self.oldest_position(room) == oldest:
                 raise
-            return self.updates_at(room, seq)  # folded since `oldest` was read
-        return ([snapshot.update] if snapshot else []) + [r.update for r in tail]
+            return self.updates_and_whole_at(room, seq)  # folded since `oldest` was read
+        if snapshot is None:
+            return [r.update for r in tail], False
+        return [snapshot.update, *(r.update for r in tail)], snapshot.whole
 
     def pieces_at(self, room: str, seq: int) -> tuple[Snapshot | None, list[UpdateRecord]]:
         """What `state_at(seq)` rebuilds from: the newest readable snapshot at or before

@@ -85,19 +85,27 @@ def json_text_at(updates: list[bytes], types: dict[str, str] | None) -> bytes:
 
 
 def restore_at(
-    current: bytes, target: list[bytes], types: dict[str, str] | None
+    current: bytes,
+    target: list[bytes],
+    types: dict[str, str] | None,
+    snapshot_whole: bool = False,
 ) -> tuple[bytes, UpdateShape]:
     """`restore_update` to the state `target` makes, merged in the worker (as above),
     with its `scan_update`: the room then applies it without walking its structs on the
     event loop (a big restore's walk held every room for tens of milliseconds).
-    Merging walks every stored update; a merged state that integrated whole is then
-    not walked a second time by the restore."""
-    if len(target) <= 1:
-        update = bytes(_checked(restore_update, current, _merged(target), types))
+
+    Each stored update is walked once: merging walks them (all but a first snapshot
+    stored whole, `snapshot_whole`, which a room's load does not walk either), and a
+    merged state that integrated whole is not walked again by the restore.
+    """
+    if snapshot_whole and len(target) == 1:
+        state, whole = target[0], True
+    elif len(target) > 1:
+        state, whole = rebuild_whole(target, whole_snapshot=snapshot_whole)
     else:
-        state, whole = rebuild_whole(target)
-        restore = partial(restore_update, target_whole=whole)
-        update = bytes(_checked(restore, current, state, types))
+        state, whole = _merged(target), False
+    restore = partial(restore_update, target_whole=whole)
+    update = bytes(_checked(restore, current, state, types))
     return update, scan_update(update)
 
 
@@ -178,13 +186,13 @@ async def restore(request: web.Request) -> web.Response:
     lane = request.app[LANE]
     with lane.admit(caller_of(request, grant), room):
         try:
-            target = await store.updates_at(room, target_seq)
+            target, whole = await store.updates_and_whole_at(room, target_seq)
         except CorruptRecord as exc:
             raise Conflict(f"cannot restore seq {target_seq}: the log was trimmed ({exc})") from exc
         current = (await request.app[REGISTRY].acquire(room)).doc.encode_state()
         try:
             update, shape = await lane.execute(
-                restore_at, current, target, types, gone=_caller_gone(request)
+                restore_at, current, target, types, whole, gone=_caller_gone(request)
             )
         except CallerGone:
             return web.Response(status=503)

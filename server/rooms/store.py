@@ -271,6 +271,10 @@ class RoomStore:
         """`DocStore.updates_at`: the reads in a thread, no merging in this process."""
         return await self.read(self.docs.updates_at, room, seq)
 
+    async def updates_and_whole_at(self, room: str, seq: int) -> tuple[list[bytes], bool]:
+        """`DocStore.updates_and_whole_at`, read as `updates_at` is."""
+        return await self.read(self.docs.updates_and_whole_at, room, seq)
+
     async def entries(
         self,
         room: str,

@@ -287,6 +287,24 @@ def test_a_snapshot_says_whether_it_loads_whole(log: LogStore) -> None:
     assert loaded.snapshot_seq == 5 and not loaded.snapshot_whole
 
 
+def test_updates_at_say_whether_they_start_with_a_whole_snapshot(log: LogStore) -> None:
+    """What a restore merges, and whether its first update may load without the scan:
+    only a snapshot stored as whole says so, never a log record or a store-made one."""
+    store = docstore(log)
+    updates = typing_updates("whole")
+    for update in updates:
+        store.append("r", update)
+    assert store.updates_and_whole_at("r", 4) == (updates[:4], False)  # log records only
+    store.compact("r", state=(3, rebuild(updates[:3])), force=True, whole=True)
+    at_snapshot, whole = store.updates_and_whole_at("r", 3)
+    assert whole and len(at_snapshot) == 1 and text_of(at_snapshot) == text_of(updates[:3])
+    after, whole = store.updates_and_whole_at("r", 5)
+    assert whole and after[1:] == updates[3:5] and after == store.updates_at("r", 5)
+    store.compact("r", force=True)  # rebuilt by the store: not known to be whole
+    assert store.updates_and_whole_at("r", 5)[1] is False
+    assert store.updates_and_whole_at("r", 0) == ([], False)
+
+
 class SnapshotReads:
     """A log store whose snapshot reads are counted (how many whole documents came back)."""
 

@@ -52,6 +52,17 @@ def test_a_target_of_a_snapshot_and_log_entries_restores_exactly() -> None:
         assert bold == [{"bold": True}]
 
 
+def test_a_target_starting_with_a_whole_snapshot_restores_exactly() -> None:
+    """A snapshot stored whole is not walked, alone or with the log after it."""
+    doc, stored = _stored_history()
+    doc.get("items", type=Array)[3]["n"] = 33
+    now = doc.get_update()
+    for seq in (1, 3):
+        target = stored[:seq]
+        restored = _apply_all(now, restore_at(now, target, None, True)[0])
+        assert to_json(restored.get_update()) == to_json(rebuild(target))
+
+
 def test_a_target_with_an_update_still_waiting_restores_what_integrated() -> None:
     """A log entry whose dependency is missing stays pending in the merged target: the
     restore gives the content of what integrated, as the JSON view of that seq shows."""
