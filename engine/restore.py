@@ -56,10 +56,11 @@ def restore_update(
         target: the room's whole state at the point to restore (a Yjs v1 update).
         types: root name -> "text" | "array" | "map" | "xml", as for the JSON view.
         client_id: the Yjs client id to author the edit; a fresh one by default.
-        target_whole: `target` is a state this process built from updates it checked,
-            with every struct integrated (`rebuild_whole` says so): it is loaded without
-            the bounded walk every other state gets, which is a third of a big room's
-            restore (a room's load skips it for a whole snapshot the same way).
+        target_whole: `target` comes from this server's own store and integrates whole:
+            a snapshot stored whole, or a state merged from checked updates that
+            `rebuild_whole` found whole. It is then loaded without the bounded walk every
+            other state gets (a third of a big room's restore), as a room's load skips
+            it for a whole snapshot; never pass it for bytes from elsewhere.
 
     Returns:
         The update (v1); `EMPTY_UPDATE` when the content already matches.
