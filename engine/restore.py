@@ -106,7 +106,9 @@ def _load_as_new_author(
 
 def sync(current: Shared, target: Shared) -> None:
     """Edit `current` in place until its content equals `target`'s (same kind)."""
-    if isinstance(current, XmlText):
+    if type(current) is Map:  # most nested values, before the (abc) checks below
+        _sync_map(current, _as(target, Map))
+    elif isinstance(current, XmlText):
         _sync_text(current, target)
         _sync_attributes(current, target)
     elif isinstance(current, Text):
@@ -148,7 +150,7 @@ def fingerprint(value: Any) -> Hashable:
     if kind in _SCALARS and value == value:  # most values: skip the (abc) checks below
         return (kind.__name__, value)  # the type keeps `1` and `true` apart
     if kind is Map:  # most shared values, checked before the (abc) checks below
-        return ("map", tuple(sorted([(k, fingerprint(v)) for k, v in map_items(value)])))
+        return _map_key(map_items(value))
     if isinstance(value, XmlText):
         return ("xml-text", _delta_key(value), _attrs_key(value))
     if isinstance(value, Text):
@@ -167,6 +169,10 @@ def fingerprint(value: Any) -> Hashable:
     if isinstance(value, bytes | bytearray):
         return ("bytes", bytes(value))
     return ("value", canonical(value))  # NaN goes the JSON way
+
+
+def _map_key(entries: list[tuple[str, Any]]) -> Hashable:
+    return ("map", tuple(sorted([(key, fingerprint(value)) for key, value in entries])))
 
 
 def _delta_key(text: Text | XmlText) -> Hashable:
@@ -190,9 +196,14 @@ def _sync_attributes(current: Any, target: Any) -> None:
             current.attributes[key] = _plain_copy(value)
 
 
-def _sync_map(current: Map[Any], target: Map[Any]) -> None:
-    have = dict(map_items(current))
-    want = dict(map_items(target))
+def _sync_map(
+    current: Map[Any],
+    target: Map[Any],
+    entries: tuple[list[tuple[str, Any]], list[tuple[str, Any]]] | None = None,
+) -> None:
+    """`entries`: both maps' entries, when the caller has read them already."""
+    have_entries, want_entries = entries or (map_items(current), map_items(target))
+    have, want = dict(have_entries), dict(want_entries)
     for key in have.keys() - want.keys():
         del current[key]
     for key, value in want.items():
@@ -210,8 +221,9 @@ def _sync_sequence(container: Any, have: list[Any], want: list[Any]) -> None:
     index through the items of the open transaction, so left-to-right inserts in one
     transaction cost quadratic time and memory.
     """
-    changes = opcodes([fingerprint(v) for v in have], [fingerprint(v) for v in want])
-    for tag, i1, i2, j1, j2 in reversed(changes):
+    have_keys, have_entries = _keys_and_entries(have)
+    want_keys, want_entries = _keys_and_entries(want)
+    for tag, i1, i2, j1, j2 in reversed(opcodes(have_keys, want_keys)):
         if tag == "equal":
             continue
         paired = min(i2 - i1, j2 - j1)
@@ -220,11 +232,31 @@ def _sync_sequence(container: Any, have: list[Any], want: list[Any]) -> None:
         for k in reversed(range(paired, j2 - j1)):
             _insert(container, i1 + paired, want[j1 + k])
         for k in reversed(range(paired)):
-            if _same_kind(have[i1 + k], want[j1 + k]):
-                sync(have[i1 + k], want[j1 + k])
+            now, then = have[i1 + k], want[j1 + k]
+            if type(now) is Map and type(then) is Map:  # entries read for the diff
+                _sync_map(now, then, (have_entries[i1 + k], want_entries[j1 + k]))
+            elif _same_kind(now, then):
+                sync(now, then)
             else:
                 _delete(container, i1 + k, i1 + k + 1)
                 _insert(container, i1 + k, want[j1 + k])
+
+
+def _keys_and_entries(
+    values: list[Any],
+) -> tuple[list[Hashable], dict[int, list[tuple[str, Any]]]]:
+    """The values' fingerprints, and the entries of those that are maps by position:
+    a pair of maps the diff keeps is edited from the same entries, not read again
+    (nothing edits a map before its own turn)."""
+    keys: list[Hashable] = []
+    entries: dict[int, list[tuple[str, Any]]] = {}
+    for at, value in enumerate(values):
+        if type(value) is Map:
+            entries[at] = map_items(value)
+            keys.append(_map_key(entries[at]))
+        else:
+            keys.append(fingerprint(value))
+    return keys, entries
 
 
 def _delete(container: Any, start: int, stop: int) -> None:
@@ -249,6 +281,9 @@ def place(put: Callable[[Any], object], value: Any) -> None:
     """Put a deep copy of `value` where `put` puts it: a fresh shared type filled by
     `sync` (which keeps formatting), or a plain value."""
     fresh: Shared | Doc[Any] | None
+    if type(value) in _SCALARS:  # most values: nothing to copy, no (abc) checks
+        put(value)
+        return
     if isinstance(value, XmlElement | XmlText):
         raise UpdateRejected(f"pycrdt cannot copy a {type(value).__name__} outside XML")
     if isinstance(value, Doc):
