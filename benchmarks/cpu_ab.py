@@ -5,10 +5,12 @@
 Each ref is exported once (``install.ours_snapshot``); every round then runs one step
 of workload T (``--rooms`` rooms x 3 typists, 5 edits/s each) against a fresh server of
 each ref, in alternating order, so slow drifts of a shared machine's load hit every
-ref alike. Server CPU time per edit (process CPU seconds / edits delivered) holds up
-under load far better than latency, which is printed for reference only. A ref may be
-any commit, e.g. one made by ``git stash create`` of an uncommitted variant. Prints one
-line per run and the medians; ``--json`` appends the runs to a file.
+ref alike. The clients run in one load generator process per 50 rooms (each one's CPU
+is printed, to show none was saturated). Server CPU time per edit (process CPU seconds
+/ edits delivered) holds up under load far better than latency, which is printed for
+reference only. A ref may be any commit, e.g. one made by ``git stash create`` of an
+uncommitted variant. Prints one line per run and the medians; ``--json`` appends the
+runs to a file.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def run_ref(directory: Path, rooms: int, seconds: float, seed: int) -> dict[str,
         "p50_ms": metrics.get("p50_ms"),
         "p99_ms": metrics.get("p99_ms"),
         "other_busy_cores": metrics.get("other_busy_cores"),
+        "loadgen_processes": metrics.get("loadgen_processes"),
+        "loadgen_cpu_pct_each": metrics.get("loadgen_cpu_pct_each"),
         "failures": case["failures"],
     }
 

@@ -3,7 +3,7 @@
 TEXT = """## How it is measured
 
 - **Clients:** real Yjs documents (yjs 13.6, y-protocols, lib0, ws) in one Node
-  process, speaking the plain y-websocket protocol (Hocuspocus: the same
+  process (T: one per 50 rooms), speaking the plain y-websocket protocol (Hocuspocus: the same
   messages in its framing, document name first, an empty auth token first).
   Every server is driven by the same client code (`benchmarks/node`).
 - **Edits:** each edit inserts 2 characters at a seeded random position in one
@@ -41,9 +41,14 @@ TEXT = """## How it is measured
 - **T typists:** open loop at typing pace: every client inserts one character
   5 times/s (each gap 200 ms x U(0.5, 1.5)) into its room's text, R rooms of 3,
   R stepped 25, 50, 100, 200, 400 (each step on a restarted server, 10 s); then
-  one busy room, 10 clients x 20 edits/s. Server CPU % is of one core; the load
-  client's own CPU and how late its edits left against their schedule are
-  recorded, and a step where the client was the bottleneck is marked.
+  one busy room, 10 clients x 20 edits/s. The rooms of a step are dealt out to
+  one load generator process per 50 rooms (a room's clients share a process, so
+  latency stays on one clock); the processes start typing together and the
+  server's CPU is read over that common window. Server CPU % is of one core; the
+  busiest load process's own CPU (% of one core) and how late edits left against
+  their schedule are recorded, and a step where the client was the bottleneck
+  is marked. The server's CPU is its own process's; the load processes' is not
+  in it (nothing is pinned or reniced: every server gets the same clients).
 - **BIG big room:** see the section's note; the peer here is y-websocket with its
   own LevelDB persistence (`YPERSISTENCE`), since a server that keeps nothing has
   no cold room to load.

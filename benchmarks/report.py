@@ -65,7 +65,8 @@ COLUMNS["T"] = [
     ("max_ms", "max ms", 0),
     ("lost", "lost", 0),
     ("converged", "converged", 0),
-    ("loadgen_cpu_pct", "load client CPU %", 0),
+    ("loadgen_processes", "load processes", 0),
+    ("loadgen_cpu_pct", "busiest load process CPU %", 0),
     ("send_lag_p99_ms", "send lag p99 ms", 1),
     ("other_busy_cores", "other load (cores)", 2),
 ]

@@ -301,10 +301,21 @@ TYPIST_RATE = 5  # edits/s per client
 BUSY_CLIENTS, BUSY_RATE = 10, 20
 JITTER = 0.5  # every gap is the mean gap x U(0.5, 1.5)
 P99_STOP_MS = 1000.0
+# Rooms of typists one load generator process drives: one Node process is one core, and
+# from about 100 rooms a single one was busy enough to set the latency it measured.
+ROOMS_PER_LOADGEN = 50
 
 
-def typists_step(server: RunningServer, sizes: Sizes, seed: int, rooms: int) -> Case:
-    """One step of T: ``rooms`` rooms x 3 clients typing for ``sizes.typist_s``."""
+def loadgen_processes(rooms: int) -> int:
+    """How many load generator processes share a T step's rooms."""
+    return max(1, -(-rooms // ROOMS_PER_LOADGEN))
+
+
+def typists_step(
+    server: RunningServer, sizes: Sizes, seed: int, rooms: int, processes: int | None = None
+) -> Case:
+    """One step of T: ``rooms`` rooms x 3 clients typing for ``sizes.typist_s``, over
+    ``processes`` load generator processes (default: one per ROOMS_PER_LOADGEN rooms)."""
     r = _run(
         server,
         "edits",
@@ -319,7 +330,9 @@ def typists_step(server: RunningServer, sizes: Sizes, seed: int, rooms: int) -> 
         seed=seed,
         roomPrefix=f"typists{rooms}-",
         connectTimeoutMs=120_000,
+        processes=processes or loadgen_processes(rooms),
     )
+    r.setdefault("loadgen_processes", 1)
     return _case(f"{rooms} rooms x 3 typists", r, rooms=rooms, client_bound=_client_bound(r))
 
 

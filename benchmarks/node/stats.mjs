@@ -29,6 +29,11 @@ export class Samples {
     this.buf[this.n++] = v
   }
 
+  /** The samples themselves (a shard hands them to the coordinator to merge). */
+  values () {
+    return this.buf.slice(0, this.n)
+  }
+
   summary () {
     if (this.n === 0) return { n: 0, p50_ms: null, p99_ms: null, max_ms: null }
     const s = this.buf.slice(0, this.n).sort()

@@ -5,6 +5,7 @@
 import { SimClient, connectAll } from './client.mjs'
 import { EditTracker } from './tracker.mjs'
 import { Samples, CpuMeter, rng, waitUntil, sleep, rssMiB } from './stats.mjs'
+import { barrier, shardRooms } from './shards.mjs'
 
 const EDIT = 'ab' // every edit inserts this small string
 
@@ -46,18 +47,19 @@ async function verifyRooms (server, trackers, failures, edit = EDIT) {
  * `editText` is what every edit inserts (default 2 characters).
  */
 export async function edits (cfg) {
-  const { server, rooms, clientsPerRoom, maxEdits, durationMs, seed } = cfg
+  const { server, clientsPerRoom, maxEdits, durationMs, seed } = cfg
   const window = cfg.window || 4
   const editText = cfg.editText || EDIT
   const writers = cfg.writersPerRoom ?? clientsPerRoom
   const params = cfg.params || {}
   const samples = new Samples(1 << 16)
-  const roomClients = Array.from({ length: rooms }, (_, i) =>
+  const roomClients = shardRooms(cfg).map((i) =>
     makeClients(server, `${cfg.roomPrefix}${i}`, clientsPerRoom, params))
   const all = roomClients.flat()
   await connectAll(all, 25, cfg.connectTimeoutMs || 30000)
   const trackers = roomClients.map((cs) => new EditTracker(cs, maxEdits, samples))
-  const rand = rng(seed)
+  const rand = rng(cfg.shard ? seed + cfg.shard.index : seed)
+  await barrier(cfg, 'ready')
   const meter = new CpuMeter(server.pid, server.clkTck)
   meter.start()
   const t0 = performance.now()
@@ -90,6 +92,7 @@ export async function edits (cfg) {
   const converged = await waitUntil(() => trackers.every((t) => t.lost() === 0) && saved(), convergeMs)
   const tEnd = Math.max(...trackers.map((t) => t.lastArrival), lastSend)
   const cpu = meter.stop()
+  await barrier(cfg, 'measured')
   const failures = []
   const lost = trackers.reduce((a, t) => a + t.lost(), 0)
   if (lost > 0) failures.push(`${lost} deliveries missing after ${convergeMs} ms`)
@@ -120,6 +123,7 @@ export async function edits (cfg) {
     loadgen_cpu_pct: (100 * cpu.loadgen_cpu_s) / cpu.wall_s,
     send_lag_p50_ms: lagSummary.p50_ms,
     send_lag_p99_ms: lagSummary.p99_ms,
+    ...(cfg.shard ? { latency_samples_ms: samples.values(), send_lag_samples_ms: lag.values() } : {}),
     failures
   }
 }
