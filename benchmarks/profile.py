@@ -1,7 +1,8 @@
 """Sample our server with py-spy while workload A (or one step of T) runs; list the hot spots.
 
 A separate run from the measured ones: sampling slows the server a little.
-py-spy lives in the peers venv; it attaches to the running server by pid.
+py-spy lives in the peers venv (or beside the running Python); it attaches to the server
+by pid.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -36,7 +38,7 @@ def profile_ours(
 
     Returns a Markdown section with the top frames.
     """
-    spy = PEERS_VENV / "bin" / "py-spy"
+    spy = _py_spy()
     raw = out_dir / f"profile-ours-{workload}.raw.txt"
     what = "workload A"
     if workload == "T":
@@ -81,6 +83,13 @@ def profile_ours(
     lines += ["", "| inclusive % | function |", "|---:|---|"]
     lines += [f"| {100 * n / total:.1f} | `{_short(f)}` |" for f, n in inclusive.most_common(top)]
     return "\n".join(lines) + "\n"
+
+
+def _py_spy() -> Path:
+    """The peers venv's py-spy, else one installed beside the running interpreter."""
+    peers = PEERS_VENV / "bin" / "py-spy"
+    beside = Path(sys.executable).parent / "py-spy"
+    return beside if not peers.exists() and beside.exists() else peers
 
 
 def _tally(text: str) -> tuple[Counter[str], Counter[str], int]:
