@@ -9,6 +9,7 @@ Yjs `UpdateDecoderV1` / `readClientsStructRefs`, and lib0 `readAny` for embedded
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -29,9 +30,10 @@ _CONSTANT_TAGS = (127, 126, 121, 120)  # lib0 any: undefined, null, false, true
 _TYPE_REFS_WITH_KEY = (3, 5)  # YXmlElement, YXmlHook carry a node name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UpdateShape:
-    """What an update contains, without building it.
+    """What an update contains, without building it. Read-only by convention: one is
+    made for every update a client sends, and a frozen dataclass took 4x as long to make.
 
     Attributes:
         ranges: per authoring client, the clock range [start, end) of its structs.
@@ -106,6 +108,11 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
     Raises:
         ProtocolError: the update is malformed or nested deeper than `max_nesting`.
     """
+    return _scan_typing(update) or _scan_any(update, max_nesting)
+
+
+def _scan_any(update: bytes, max_nesting: int) -> UpdateShape:
+    """The general walk: every kind of struct, merged updates with holes, nesting."""
     reader = Reader(update)
     ranges: dict[int, tuple[int, int]] = {}
     deps: dict[int, int] = {}
@@ -134,6 +141,152 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
     reader.expect_end()
     holes = {client: found for client, found in holes.items() if found}
     return UpdateShape(ranges, deps, deleted, bool(holes), holes)
+
+
+class _Unusual(Exception):
+    """Raised inside `_scan_typing` for what it leaves to the general walk."""
+
+
+_TYPING_KINDS = (1, 4)  # a deleted run, a string: what typing into a text sends
+
+
+def _scan_typing(update: bytes) -> UpdateShape | None:
+    """`scan_update` of what typists send all day, or None (then the general walk reads,
+    and judges, the update). Covers at most one client's structs, each a string or a
+    deleted run, and any delete set: no nesting is possible there. One loop over local
+    variables: the general walk's calls per field cost the server a tenth of its time at
+    many rooms of typists. Anything malformed is left to the general walk, which says
+    what is wrong; what is read here equals what it would read (the tests compare)."""
+    end = len(update)
+    try:
+        if update[0] > 1:  # more than one client (or a count that is no single byte)
+            return None
+        pos = 1
+        ranges: dict[int, tuple[int, int]] = {}
+        deps: dict[int, int] = {}
+        if update[0]:
+            structs, pos = _uint(update, pos)
+            client, pos = _uint(update, pos)
+            start, pos = _uint(update, pos)
+            clock = start
+            if structs > end:
+                return None
+            for _ in range(structs):
+                info = update[pos]
+                pos += 1
+                if info & _BITS5 not in _TYPING_KINDS:
+                    return None
+                pos = _typing_refs(update, pos, info, deps)
+                length, pos = _uint(update, pos)
+                if info & _BITS5 == 4:  # a string of `length` bytes
+                    text = update[pos : pos + length]
+                    pos += length
+                    length = len(text) if text.isascii() else _utf16_length(text)
+                clock += length
+            ranges[client] = (start, clock)
+        if update[pos] == 0:  # no deletions
+            deleted: dict[int, int] = {}
+            pos += 1
+        else:
+            deleted, pos = _typing_deletes(update, pos)
+    except (IndexError, _Unusual):
+        return None
+    if pos != end:
+        return None
+    return UpdateShape(ranges, deps, deleted, False, {})
+
+
+def _typing_refs(update: bytes, pos: int, info: int, deps: dict[int, int]) -> int:
+    """A struct's origins, or its parent and key, as `_skip_struct` reads them."""
+    refs = 0
+    if info & _HAS_ORIGIN:
+        refs += 1
+    if info & _HAS_RIGHT_ORIGIN:
+        refs += 1
+    if not refs:
+        kind, pos = _uint(update, pos)
+        if kind == 1:  # a root type's name
+            size, pos = _uint(update, pos)
+            pos += size
+        else:
+            refs = 1  # the parent item's id
+    for _ in range(refs):
+        client, pos = _uint(update, pos)
+        clock, pos = _uint(update, pos)
+        if clock > deps.get(client, -1):
+            deps[client] = clock
+    if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN) and info & _HAS_PARENT_SUB:
+        size, pos = _uint(update, pos)
+        pos += size
+    return pos
+
+
+def _typing_deletes(update: bytes, pos: int) -> tuple[dict[int, int], int]:
+    """The delete set, as `_scan_any` reads it: per client, the end of its last range."""
+    end = len(update)
+    deleted: dict[int, int] = {}
+    count, pos = _uint(update, pos)
+    if count > end:
+        raise _Unusual
+    for _ in range(count):
+        client, pos = _uint(update, pos)
+        ranges, pos = _uint(update, pos)
+        if ranges > end:
+            raise _Unusual
+        for _ in range(ranges):
+            clock, pos = _uint(update, pos)
+            length, pos = _uint(update, pos)
+            if clock + length > deleted.get(client, 0):
+                deleted[client] = clock + length
+    return deleted, pos
+
+
+_LONG_UINT = re.compile(rb"[\x80-\xff]{1,9}[\x00-\x7f]")
+_long_uint_match = _LONG_UINT.match
+_LONG_UINTS: dict[bytes, int] = {}  # encoded -> value: client ids, mostly
+_LONG_UINTS_KEPT = 4096
+
+
+def _uint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A lib0 varuint at `pos` and the position after it (IndexError past the end,
+    `_Unusual` past 64 bits: the general walk then says which).
+
+    Client ids take 7-8 bytes and come up to three times in every typed character, from
+    few clients: a long varuint is found by a regular expression and its value looked up
+    among those seen recently (a bounded table) before it is decoded byte by byte."""
+    byte = buf[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    found = _long_uint_match(buf, pos)
+    if found is not None:
+        value = _LONG_UINTS.get(found.group())
+        if value is not None:
+            return value, found.end()
+        value = _decode_uint(buf, pos)
+        if len(_LONG_UINTS) >= _LONG_UINTS_KEPT:
+            _LONG_UINTS.clear()
+        _LONG_UINTS[found.group()] = value
+        return value, found.end()
+    raise _Unusual  # truncated, or longer than any 64-bit value
+
+
+def _decode_uint(buf: bytes, pos: int) -> int:
+    """`_uint`'s value byte after byte."""
+    byte = buf[pos]
+    value = byte & 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        byte = buf[pos]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+        if shift >= 64:
+            raise _Unusual
+    if value >> 64:
+        raise _Unusual
+    return value
 
 
 DeleteRange = tuple[int, int, int]  # client, clock, length
