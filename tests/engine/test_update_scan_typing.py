@@ -22,6 +22,7 @@ from engine.update_scan import (
     _LONG_UINTS_KEPT,
     UpdateShape,
     _scan_any,
+    _scan_keystroke,
     _scan_typing,
     _uint,
     scan_update,
@@ -132,11 +133,15 @@ def test_typing_takes_the_fast_path_and_other_content_the_general_walk() -> None
     doc, updates = recording_doc(client_id=MAX_CLIENT_ID)
     text = doc.get("t", type=Text)
     text += "hello"
-    text.insert(2, "😀")  # two UTF-16 units
-    text.insert(1, "€")  # three UTF-8 bytes, one unit
+    keystrokes = len(updates)
+    text.insert(2, "😀")  # two UTF-16 units, between two origins
+    text.insert(0, "€")  # three UTF-8 bytes, one unit, before a right origin only
+    text += "!"  # after a left origin only
+    keystrokes = len(updates) - keystrokes
     del text[0:2]
     for update in updates:
         assert _scan_typing(update) == _scan_any(update, 256)
+    assert all(_scan_keystroke(update) for update in updates[-1 - keystrokes : -1])
     doc.get("m", type=Map)["k"] = [1, {"deep": True}]
     assert _scan_typing(updates[-1]) is None  # a value that may nest: the general walk
     assert scan_update(updates[-1]) == _scan_any(updates[-1], 256)
