@@ -268,11 +268,12 @@ NOTES = {
         "5 times/s (gaps jittered ±50 %) for the step's window; latency is send to "
         "apply at every other client of the room. Stepping stops after a step that "
         "failed, or whose p99 passed 1 s while the load client kept up. "
-        "**client-bound**: the load client (one Node thread) used ≥ 80 % of a core, or "
-        "sent its edits ≥ 20 ms late at p99 (busy, or starved of CPU by other work on "
-        "the machine), so its own queueing is part of the latency. `other load` = the "
-        "machine's busy cores minus the server's and the load client's: other work "
-        "sharing the machine during the step.\n"
+        "The clients run in one load generator process (one Node thread) per 50 rooms. "
+        "**client-bound**: the busiest load process used ≥ 80 % of a core, or the "
+        "edits left ≥ 20 ms late at p99 (busy, or starved of CPU by other work on "
+        "the machine), so the client's own queueing is part of the latency. `other "
+        "load` = the machine's busy cores minus the server's and the load processes': "
+        "other work sharing the machine during the step.\n"
     ),
     "BIG": (
         "A stock y-websocket client (`WebsocketProvider`) builds the room, the server "

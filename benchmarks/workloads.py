@@ -127,6 +127,7 @@ def _run(server: RunningServer, workload: str, timeout_s: float, **cfg: Any) -> 
         {"workload": workload, "server": server.loadgen_server(), **cfg}, timeout_s
     )
     busy1, total1 = _cpu_ticks()
+    result.setdefault("loadgen_processes", 1)
     cores = os.cpu_count() or 1
     if total1 > total0:
         busy_cores = cores * (busy1 - busy0) / (total1 - total0)
@@ -284,8 +285,8 @@ def presence(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     return [_case(f"{sizes.presence_clients} clients in rooms of 10, 10 states/s each", r)]
 
 
-# A step is client-bound when the load generator (one Node thread) used most of
-# a core or its edits left late against their schedule: its latency then
+# A step is client-bound when a load generator process (one Node thread) used most
+# of a core or the edits left late against their schedule: its latency then
 # includes the client's own queueing, not only the server's.
 CLIENT_BOUND_CPU_PCT = 80.0
 CLIENT_BOUND_LAG_MS = 20.0
@@ -332,7 +333,6 @@ def typists_step(
         connectTimeoutMs=120_000,
         processes=processes or loadgen_processes(rooms),
     )
-    r.setdefault("loadgen_processes", 1)
     return _case(f"{rooms} rooms x 3 typists", r, rooms=rooms, client_bound=_client_bound(r))
 
 
