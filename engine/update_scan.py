@@ -223,7 +223,7 @@ def _scan_typing(update: bytes) -> UpdateShape | None:
                 pos = _typing_refs(update, pos, info, deps)
                 length, pos = _uint(update, pos)
                 if info & _BITS5 == 4:  # a string of `length` bytes
-                    text = update[pos : pos + length]
+                    text = bytes(update[pos : pos + length])  # a view's slice: copied
                     pos += length
                     length = len(text) if text.isascii() else _utf16_length(text)
                 clock += length
