@@ -5,101 +5,32 @@ updates nested deeper than a limit before pycrdt sees them, so a 200,000-level n
 value cannot exhaust a stack anywhere. `iter_structs` reads the same layout but keeps each
 struct's ids and parent, which the JSON view needs to tell a root's type. Layout as in
 Yjs `UpdateDecoderV1` / `readClientsStructRefs`, and lib0 `readAny` for embedded values.
+What typists send is read first by a cheaper path (`engine/typing_scan.py`) that leaves
+everything else, and every error, to this walk.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from engine.errors import ProtocolError
 from engine.protocol import Reader
+from engine.typing_scan import scan_typing
+from engine.update_shape import BITS5 as _BITS5
+from engine.update_shape import HAS_ORIGIN as _HAS_ORIGIN
+from engine.update_shape import HAS_PARENT_SUB as _HAS_PARENT_SUB
+from engine.update_shape import HAS_RIGHT_ORIGIN as _HAS_RIGHT_ORIGIN
+from engine.update_shape import UpdateShape as UpdateShape
+from engine.update_shape import utf16_length
 
 MAX_NESTING = 256
 
-_BITS5 = 0x1F
 _SKIP = 10
-_HAS_ORIGIN = 0x80
-_HAS_RIGHT_ORIGIN = 0x40
-_HAS_PARENT_SUB = 0x20
 _FLAT_VALUE_TAGS = (119, 116)  # lib0 any: string, bytes (a length, then the bytes)
 _INTEGER_TAG = 125  # lib0 any: a signed varint
 _CONSTANT_TAGS = (127, 126, 121, 120)  # lib0 any: undefined, null, false, true
 _TYPE_REFS_WITH_KEY = (3, 5)  # YXmlElement, YXmlHook carry a node name
-
-
-@dataclass(slots=True)
-class UpdateShape:
-    """What an update contains, without building it. Read-only by convention: one is
-    made for every update a client sends, and a frozen dataclass took 4x as long to make.
-
-    Attributes:
-        ranges: per authoring client, the clock range [start, end) of its structs.
-        deps: per client, the highest clock the structs refer to (origins, parents).
-        deleted: per client, the end of the highest clock range the update deletes.
-        gaps: whether a client's range has holes (Skip structs, from merged updates).
-        holes: per client with holes, the holes' clock ranges [start, end) in order.
-    """
-
-    ranges: dict[int, tuple[int, int]]
-    deps: dict[int, int]
-    deleted: dict[int, int]
-    gaps: bool = False
-    holes: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-
-    @property
-    def deletes(self) -> bool:
-        """Whether the update carries a non-empty delete set."""
-        return bool(self.deleted)
-
-    @property
-    def clients(self) -> tuple[int, ...]:
-        return tuple(self.ranges)
-
-    def needs(self) -> dict[int, int]:
-        """The state (client -> clock) a document must have reached for all of this
-        update to integrate: each client's clocks before its first struct and inside its
-        holes, and every struct outside the update that it refers to or deletes."""
-        need = {}
-        for client, (start, _end) in self.ranges.items():
-            holes = self.holes.get(client)
-            need[client] = holes[-1][1] if holes else start  # holes come in clock order
-        for client, clock in self.deps.items():
-            own = self.ranges.get(client)
-            if not (own and clock < own[1]):  # below its own end: covered by the above
-                need[client] = max(need.get(client, 0), clock + 1)
-        for client, end in self.deleted.items():
-            own = self.ranges.get(client)
-            if not (own and end <= own[1]):
-                need[client] = max(need.get(client, 0), end)
-        return need
-
-    def integrates_after(self, clocks: Mapping[int, int]) -> bool:
-        """True when a document at state `clocks` has everything this update needs, so
-        applying it leaves nothing pending."""
-        return all(clocks.get(client, 0) >= clock for client, clock in self.needs().items())
-
-    def continues(self, clocks: Mapping[int, int]) -> bool:
-        """True when, for some client, the struct a document at `clocks` lacks next is in
-        this update (not in one of its holes): applying it may integrate part of it even
-        while other parts still wait (its references are not checked)."""
-        for client, (start, end) in self.ranges.items():
-            have = clocks.get(client, 0)
-            if start <= have < end and not any(
-                first <= have < last for first, last in self.holes.get(client, ())
-            ):
-                return True
-        return False
-
-    def covered_by(self, clocks: Mapping[int, int]) -> bool:
-        """True when a document at state `clocks` holds all of this update's structs and
-        every item it deletes (so nothing of it can still be pending)."""
-        for client, (_start, end) in self.ranges.items():
-            if end > clocks.get(client, 0):
-                return False
-        return all(end <= clocks.get(client, 0) for client, end in self.deleted.items())
 
 
 def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape:
@@ -108,7 +39,7 @@ def scan_update(update: bytes, *, max_nesting: int = MAX_NESTING) -> UpdateShape
     Raises:
         ProtocolError: the update is malformed or nested deeper than `max_nesting`.
     """
-    return _scan_typing(update) or _scan_any(update, max_nesting)
+    return scan_typing(update) or _scan_any(update, max_nesting)
 
 
 def _scan_any(update: bytes, max_nesting: int) -> UpdateShape:
@@ -141,202 +72,6 @@ def _scan_any(update: bytes, max_nesting: int) -> UpdateShape:
     reader.expect_end()
     holes = {client: found for client, found in holes.items() if found}
     return UpdateShape(ranges, deps, deleted, bool(holes), holes)
-
-
-class _Unusual(Exception):
-    """Raised inside `_scan_typing` for what it leaves to the general walk."""
-
-
-_TYPING_KINDS = (1, 4)  # a deleted run, a string: what typing into a text sends
-
-
-_VARUINT = rb"([\x80-\xff]{0,9}[\x00-\x7f])"
-_KEYSTROKE = re.compile(
-    rb"\x01\x01"
-    + _VARUINT * 2  # one client, one struct: client id, clock
-    + rb"(?:\xc4"
-    + _VARUINT * 4  # a string between its left and right origins,
-    + rb"|\x84"
-    + _VARUINT * 2  # after its left origin only,
-    + rb"|\x44"
-    + _VARUINT * 2  # or before its right origin only
-    + rb")"
-    + _VARUINT
-    + rb"(.*)\x00",  # its length and bytes; no deletions
-    re.DOTALL,
-)
-_match_keystroke = _KEYSTROKE.fullmatch
-_KEYSTROKE_REFS = (2, 4, 6, 8)  # where each origin's client id is among the groups
-
-
-def _scan_keystroke(update: bytes) -> UpdateShape | None:
-    """`scan_update` of one typed string (what a keystroke sends), matched by one
-    regular expression; None for anything else."""
-    found = _match_keystroke(update)
-    if found is None:
-        return None
-    fields = found.groups()  # client, clock, 4 x (client, clock) or None, size, text
-    text = fields[11]
-    if len(text) != _value(fields[10]):
-        return None
-    deps: dict[int, int] = {}
-    for at in _KEYSTROKE_REFS:
-        if fields[at] is not None:
-            dep, clock = _value(fields[at]), _value(fields[at + 1])
-            if clock > deps.get(dep, -1):
-                deps[dep] = clock
-    start = _value(fields[1])
-    length = len(text) if text.isascii() else _utf16_length(text)
-    return UpdateShape({_value(fields[0]): (start, start + length)}, deps, {}, False, {})
-
-
-def _scan_typing(update: bytes) -> UpdateShape | None:
-    """`scan_update` of what typists send all day, or None (then the general walk reads,
-    and judges, the update). Covers at most one client's structs, each a string or a
-    deleted run, and any delete set: no nesting is possible there. One keystroke is one
-    regular expression match (`_scan_keystroke`), the rest one loop over local variables:
-    the general walk's calls per field cost the server a tenth of its time at many rooms
-    of typists. Anything malformed is left to the general walk, which says what is
-    wrong; what is read here equals what it would read (the tests compare)."""
-    end = len(update)
-    try:
-        shape = _scan_keystroke(update)
-        if shape is not None:
-            return shape
-        if update[0] > 1:  # more than one client (or a count that is no single byte)
-            return None
-        pos = 1
-        ranges: dict[int, tuple[int, int]] = {}
-        deps: dict[int, int] = {}
-        if update[0]:
-            structs, pos = _uint(update, pos)
-            client, pos = _uint(update, pos)
-            start, pos = _uint(update, pos)
-            clock = start
-            if structs > end:
-                return None
-            for _ in range(structs):
-                info = update[pos]
-                pos += 1
-                if info & _BITS5 not in _TYPING_KINDS:
-                    return None
-                pos = _typing_refs(update, pos, info, deps)
-                length, pos = _uint(update, pos)
-                if info & _BITS5 == 4:  # a string of `length` bytes
-                    text = bytes(update[pos : pos + length])  # a view's slice: copied
-                    pos += length
-                    length = len(text) if text.isascii() else _utf16_length(text)
-                clock += length
-            ranges[client] = (start, clock)
-        if update[pos] == 0:  # no deletions
-            deleted: dict[int, int] = {}
-            pos += 1
-        else:
-            deleted, pos = _typing_deletes(update, pos)
-    except (IndexError, _Unusual):
-        return None
-    if pos != end:
-        return None
-    return UpdateShape(ranges, deps, deleted, False, {})
-
-
-def _typing_refs(update: bytes, pos: int, info: int, deps: dict[int, int]) -> int:
-    """A struct's origins, or its parent and key, as `_skip_struct` reads them."""
-    refs = 0
-    if info & _HAS_ORIGIN:
-        refs += 1
-    if info & _HAS_RIGHT_ORIGIN:
-        refs += 1
-    if not refs:
-        kind, pos = _uint(update, pos)
-        if kind == 1:  # a root type's name
-            size, pos = _uint(update, pos)
-            pos += size
-        else:
-            refs = 1  # the parent item's id
-    for _ in range(refs):
-        client, pos = _uint(update, pos)
-        clock, pos = _uint(update, pos)
-        if clock > deps.get(client, -1):
-            deps[client] = clock
-    if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN) and info & _HAS_PARENT_SUB:
-        size, pos = _uint(update, pos)
-        pos += size
-    return pos
-
-
-def _typing_deletes(update: bytes, pos: int) -> tuple[dict[int, int], int]:
-    """The delete set, as `_scan_any` reads it: per client, the end of its last range."""
-    end = len(update)
-    deleted: dict[int, int] = {}
-    count, pos = _uint(update, pos)
-    if count > end:
-        raise _Unusual
-    for _ in range(count):
-        client, pos = _uint(update, pos)
-        ranges, pos = _uint(update, pos)
-        if ranges > end:
-            raise _Unusual
-        for _ in range(ranges):
-            clock, pos = _uint(update, pos)
-            length, pos = _uint(update, pos)
-            if clock + length > deleted.get(client, 0):
-                deleted[client] = clock + length
-    return deleted, pos
-
-
-_LONG_UINT = re.compile(rb"[\x80-\xff]{1,9}[\x00-\x7f]")
-_long_uint_match = _LONG_UINT.match
-_LONG_UINTS: dict[bytes, int] = {}  # encoded -> value: client ids, mostly
-_LONG_UINTS_KEPT = 4096
-
-
-def _uint(buf: bytes, pos: int) -> tuple[int, int]:
-    """A lib0 varuint at `pos` and the position after it (IndexError past the end,
-    `_Unusual` past 64 bits: the general walk then says which).
-
-    Client ids take 7-8 bytes and come up to three times in every typed character, from
-    few clients: a long varuint is found by a regular expression and its value looked up
-    among those seen recently (a bounded table) before it is decoded byte by byte."""
-    byte = buf[pos]
-    if byte < 0x80:
-        return byte, pos + 1
-    found = _long_uint_match(buf, pos)
-    if found is None:
-        raise _Unusual  # truncated, or longer than any 64-bit value
-    return _value(found.group()), found.end()
-
-
-def _value(encoded: bytes) -> int:
-    """The value of one whole encoded varuint (`_Unusual` past 64 bits)."""
-    if len(encoded) == 1:
-        return encoded[0]
-    value = _LONG_UINTS.get(encoded)
-    if value is None:
-        value = _decode_uint(encoded, 0)
-        if len(_LONG_UINTS) >= _LONG_UINTS_KEPT:
-            _LONG_UINTS.clear()
-        _LONG_UINTS[encoded] = value
-    return value
-
-
-def _decode_uint(buf: bytes, pos: int) -> int:
-    """`_uint`'s value byte after byte."""
-    byte = buf[pos]
-    value = byte & 0x7F
-    shift = 7
-    while True:
-        pos += 1
-        byte = buf[pos]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-        if shift >= 64:
-            raise _Unusual
-    if value >> 64:
-        raise _Unusual
-    return value
 
 
 DeleteRange = tuple[int, int, int]  # client, clock, length
@@ -491,7 +226,7 @@ def _skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
             reader.varbytes()
         return count
     if kind == 4:  # string
-        return _utf16_length(reader.varbytes())
+        return utf16_length(reader.varbytes())
     if kind in (3, 5):  # binary, embed
         reader.varbytes()
         return 1
@@ -512,17 +247,6 @@ def _skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
         _skip_any(reader, max_nesting)
         return 1
     raise ProtocolError(reader.pos, f"unknown content type {kind}")
-
-
-def _utf16_length(raw: bytes) -> int:
-    if raw.isascii():
-        return len(raw)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        # Yjs writes lone surrogates of split emoji as replacement bytes; count as is.
-        text = raw.decode("utf-8", "replace")
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
 
 
 def _skip_values(reader: Reader, count: int, max_nesting: int) -> None:

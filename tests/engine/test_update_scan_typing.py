@@ -1,9 +1,10 @@
 """The typing fast path of `scan_update` reads exactly what the general walk reads.
 
-`scan_update` first tries `_scan_typing` (one client's strings and deleted runs, any
-delete set) and falls back to `_scan_any`. Whatever bytes come in, the result, or the
-ProtocolError, must be the general walk's: a shape that differs would let the guard
-miss another user's client id, or the document wait forever for a struct.
+`scan_update` first tries `scan_typing` (engine/typing_scan.py: one client's strings
+and deleted runs, any delete set) and falls back to `_scan_any`. Whatever bytes come
+in, the result, or the ProtocolError, must be the general walk's: a shape that differs
+would let the guard miss another user's client id, or the document wait forever for a
+struct.
 """
 
 from __future__ import annotations
@@ -17,16 +18,9 @@ from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from engine.errors import ProtocolError
 from engine.protocol import write_varuint
-from engine.update_scan import (
-    _LONG_UINTS,
-    _LONG_UINTS_KEPT,
-    UpdateShape,
-    _scan_any,
-    _scan_keystroke,
-    _scan_typing,
-    _uint,
-    scan_update,
-)
+from engine.typing_scan import _LONG_UINTS, _LONG_UINTS_KEPT, _scan_keystroke, _uint
+from engine.typing_scan import scan_typing as _scan_typing
+from engine.update_scan import UpdateShape, _scan_any, scan_update
 from tests.engine.helpers import recording_doc
 
 MAX_CLIENT_ID = 2**53 - 1  # what Yjs draws client ids from
