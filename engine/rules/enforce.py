@@ -9,8 +9,9 @@ What this build enforces (other rule shapes are refused at start by `check_enfor
   which must be the inserting user's, so it survives a re-insertion by an undo),
   `moderators`, and `user_keys` on maps (engine/rules/parts.py says which rule governs
   a change);
-- `entries = "author"` without `author_field` on array roots: an entry is the user's its
-  item's client id is bound to (engine/rules/authorship.py);
+- `entries = "author"` without `author_field` on array and map roots: an entry is the
+  user's its item's client id is bound to (engine/rules/authorship.py; a map entry's item
+  from engine/rules/map_entries.py);
 - `write` on text and xml roots (given `type = "text"` or `"xml"`): an edit by anyone
   else is undone whole (engine/rules/texts.py).
 
@@ -68,10 +69,10 @@ def check_enforceable(rules: Iterable[PartRule]) -> None:
                 f"rule {rule.number} ({rule.path}): on a {kind} root only 'write' (and "
                 "'type') are enforced, on the root itself"
             )
-        if by_client_id(rule) and (rule.below or kinds.get(rule.root) != "array"):
+        if by_client_id(rule) and (rule.below or kinds.get(rule.root) not in ("array", "map")):
             raise RulesInvalid(
                 f"rule {rule.number} ({rule.path}): entries = 'author' without 'author_field' "
-                "is enforced on the entries of an array root (give 'author_field' here)"
+                "is enforced on the entries of an array or map root (give 'author_field' here)"
             )
 
 
@@ -167,6 +168,9 @@ class RoomRules:
             part.writer, part.refusal, part.loose = writer, None, self._loose
             part.inside.clear()
             if part.by_id and writer.named and update:
+                if part.entries is not None:
+                    part.entries.before_apply(self.doc, update)
+                    continue
                 if clocks is None:
                     clocks = decode_state_vector(self.doc.get_state())
                 part.old_authors = deleted_entry_authors(
@@ -192,6 +196,8 @@ class RoomRules:
         for part in self.parts:
             part.writer, part.refusal = None, None
             part.old_authors = unknown_authors
+            if part.entries is not None:
+                part.entries.done()
         for text in self.texts:
             refusal = text.stop()
             if refusal is not None:

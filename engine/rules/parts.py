@@ -32,6 +32,7 @@ from engine.rules.authorship import (
     unknown_authors,
 )
 from engine.rules.copies import MISSING, ArrayCopy, MapCopy, copy_of, field_of
+from engine.rules.map_entries import RootMapEntries
 from engine.rules.model import PartRule, Segment
 from engine.rules.types import must_stay
 from engine.rules.undo import OpKind, Path, Refusal, Step, UndoOp, undo
@@ -86,10 +87,12 @@ class ProtectedRoot:
         for rule in rules:
             self.patterns.setdefault(rule.below, []).append(rule)
         self.authorship = authorship or Authorship()
-        # entries = "author" without author_field (root arrays only, see check_enforceable):
-        # the authors of the entries the update deletes, by old position, found before the
-        # apply; changes inside entries, judged after it (a position's item is read then)
+        # entries = "author" without author_field (root arrays and maps): on an array, the
+        # authors of the entries the update deletes, by old position, found before the
+        # apply; changes inside entries, judged after it (a position's item is read then).
+        # On a map, each key's item, known before the apply (engine/rules/map_entries.py)
         self.by_id = any(by_client_id(rule) for rule in self.patterns.get((), []))
+        self.entries = RootMapEntries(name) if self.by_id and isinstance(root, Map) else None
         self.old_authors: OldAuthors = unknown_authors
         self.inside: list[tuple[int, Any, list[Any]]] = []
         self.authored: list[AuthoredRange] = []  # what the last undo wrote, and for whom
@@ -119,6 +122,9 @@ class ProtectedRoot:
             for event in ordered:
                 self._judge(event, views)
         self._refresh(ordered, views)
+        if self.entries is not None:
+            keys = _root_keys(ordered)
+            self.entries.changed(keys, {key for key in keys if key in self.root})
 
     def _old(self, path: Path, views: dict[Path, list[Any]]) -> Any:
         """The copy, from before this transaction, of what is now at `path` (MISSING
@@ -213,14 +219,17 @@ class ProtectedRoot:
             before = field_of(old, key)
             action = change.get("action")
             reason = None
+            author = self._key_author(path, key)
             if action in ("delete", "update"):
                 overwrite = action == "update"
-                reason = self._first(rules, self._removing, path, key, before, overwrite=overwrite)
+                reason = self._first(
+                    rules, self._removing, path, key, before, overwrite=overwrite, author=author
+                )
             if reason is None and action in ("add", "update"):
                 new = copy_of(change.get("newValue"))
                 reason = self._first(rules, self._adding, path, key, new)
             if reason is not None:
-                self._refuse(reason).add(UndoOp(path, "put", key, copy=before))
+                self._refuse(reason).add(UndoOp(path, "put", key, copy=before, author=author))
 
     def _judge_characters(
         self, rules: list[PartRule], path: Path, event: Any, views: dict[Path, list[Any]]
@@ -260,7 +269,7 @@ class ProtectedRoot:
             keys = [None]  # the entry is an array or text whose content changed
         reason = self._first(rules, self._changing, container, at, before, keys)
         if reason is not None:
-            self._undo_inside(container, at, before, keys, reason)
+            self._undo_inside(container, at, before, keys, reason, self._key_author(container, at))
 
     def _undo_inside(
         self,
@@ -366,6 +375,10 @@ class ProtectedRoot:
             if not self._moderates(rule):
                 self.inside.append((at, before, keys))  # judged after the apply
             return None
+        if by_client_id(rule):  # a root map's entry: its value's item's user
+            if self._is_author(rule, before, self._key_author((), at)):
+                return None
+            return f"only the author can change {_entry(where, at)}"
         if rule.entries == "author" and not self._is_author(rule, before):
             return f"only the author can change {_entry(where, at)}"
         return None
@@ -380,6 +393,14 @@ class ProtectedRoot:
         if self._named() and rule.user_keys is not None and not self._owns_key(rule, at):
             return f"only its own user can set {_entry(where, at)}"
         return None
+
+    def _key_author(self, container: Path, key: Step) -> str | None:
+        """The author of a root map entry's value as it was before this update (None:
+        unknown, or not a root map whose entries are their authors' by client id)."""
+        if self.entries is None or container or not isinstance(key, str):
+            return None
+        item = self.entries.item(key)
+        return None if item is None else self.authorship.author(*item)
 
     def _named(self) -> bool:
         return self.writer is not None and self.writer.named
@@ -413,6 +434,11 @@ class ProtectedRoot:
         """Put back what was refused (inside the caller's transaction); `authored`: what
         it wrote for known authors (engine/rules/undo.py)."""
         self.authored = undo(self.root, refusal)
+
+
+def _root_keys(events: list[Any]) -> set[str]:
+    """The keys of a root map a transaction set or deleted."""
+    return {key for event in events if not event.path for key in getattr(event, "keys", {})}
 
 
 def _view(old: Any, delta: list[dict[str, Any]]) -> list[Any]:

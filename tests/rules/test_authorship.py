@@ -131,11 +131,12 @@ def test_deleting_ones_own_entry_holding_anothers_items() -> None:
     "text",
     [
         '[[rule]]\npath = "boards[*].cards"\nentries = "author"\n',
-        '[[rule]]\npath = "notes"\ntype = "map"\nentries = "author"\n',
+        '[[rule]]\npath = "notes.pinned"\nentries = "author"\n',
+        '[[rule]]\npath = "minutes"\ntype = "text"\nentries = "author"\n',
     ],
 )
 def test_authorship_by_client_id_is_refused_where_it_is_not_enforced(text: str) -> None:
-    with pytest.raises(RulesInvalid, match="array root"):
+    with pytest.raises(RulesInvalid, match="array or map root|text root"):
         check_enforceable(parse_rules(text).rules)
 
 
