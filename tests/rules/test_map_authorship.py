@@ -178,7 +178,7 @@ step = st.tuples(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(step, min_size=1, max_size=12))
 def test_each_keys_item_and_author_follow_any_edits(steps: list[Any]) -> None:
     """After every update (concurrent ones too, and each refusal's undo): the item the
@@ -194,7 +194,10 @@ def test_each_keys_item_and_author_follow_any_edits(steps: list[Any]) -> None:
             replica.apply_update(room.doc.get_update(replica.get_state()))
         if kind == "inside" and key not in replica.get("notes", type=Map):
             continue
+        prior = room.notes().get(key)
         room.post(user, _edit(kind, key, user))
+        if catch_up:  # not concurrent: the model says what the key holds now
+            assert room.notes().get(key) == _model(kind, user, prior)
         found = current_entries(bytes(room.doc.get_update()), "notes")
         stale = set(found) if entries.stale is None else entries.stale  # None: no writer yet
         assert set(entries.items) <= set(found)
@@ -207,6 +210,19 @@ def test_each_keys_item_and_author_follow_any_edits(steps: list[Any]) -> None:
         replica = room.replica(user)
         replica.apply_update(room.doc.get_update(replica.get_state()))
     room.converged()
+
+
+def _model(kind: str, user: str, prior: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a key holding `prior` holds after `user`'s edit of its current value: only
+    its writer (`by`) or the moderator may overwrite, delete or change it; anyone may
+    set a key that holds nothing."""
+    if prior is not None and user not in (prior["by"], "mod"):
+        return prior
+    if kind == "put":
+        return {"by": user, "seen": {}}
+    if kind == "delete" or prior is None:
+        return None
+    return {**prior, "seen": {**prior["seen"], user: True}}
 
 
 def _edit(kind: str, key: str, user: str) -> Edit:
