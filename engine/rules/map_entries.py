@@ -77,21 +77,21 @@ class RootMapEntries:
         """The new items of `keys` when the writer's update names exactly one live struct
         for each (a key it names otherwise is left out: it is read from the state)."""
         assert self.update is not None
-        try:
-            heads = list(iter_structs(self.update))
-            _, deleted = read_delete_set(self.update)
-        except ProtocolError:
-            return {}
-        dead = _Deleted(deleted)
         known = dict(self.keys_of)
         candidates: dict[str, list[ItemId]] = {}
-        for head in heads:
-            key = self._key_of(head, known)
-            if key is None:
-                continue
-            known[(head.client, head.clock)] = key
-            if key in keys and not dead.holds(head.client, head.clock):
-                candidates.setdefault(key, []).append((head.client, head.clock))
+        try:
+            for head in iter_structs(self.update):
+                key = self._key_of(head, known)
+                if key is not None:
+                    known[(head.client, head.clock)] = key
+                    if key in keys:
+                        candidates.setdefault(key, []).append((head.client, head.clock))
+            if any(len(found) > 1 for found in candidates.values()):  # set twice: which lives
+                dead = _Deleted(read_delete_set(self.update)[1])
+                for key, found in candidates.items():
+                    candidates[key] = [item for item in found if not dead.holds(*item)]
+        except ProtocolError:
+            return {}
         return {key: found[0] for key, found in candidates.items() if len(found) == 1}
 
     def _key_of(self, head: StructHead, known: dict[ItemId, str]) -> str | None:
