@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Doc, Map, Text
 
+from engine.rules.authors import encode_delete_set
 from engine.rules.enforce import check_enforceable
 from engine.rules.map_entries import current_entries
 from engine.rules.model import parse_rules
@@ -128,13 +129,18 @@ def test_a_moderator_changes_anyones_entry_and_it_stays_the_moderators() -> None
     assert room.refusals == ["rule: only the author can delete notes['a']"]
 
 
-def test_an_overwrite_that_does_not_name_the_old_value_is_still_judged() -> None:
-    room = Room()
+def bobs_offline_overwrite(room: Room) -> bytes:
+    """Ann sets `a`; bob overwrites it on his replica (the server has not seen it yet)."""
     room.post("ann", put("a", "ann's"))
     bob = room.replica("bob")
     before = bob.get_state()
     bob.get("notes", type=Map)["a"] = "bob's"
-    update = bob.get_update(before)
+    return bob.get_update(before)
+
+
+def test_an_overwrite_that_does_not_name_the_old_value_is_still_judged() -> None:
+    room = Room()
+    update = bobs_offline_overwrite(room)
     at, ranges = read_delete_set(update)
     assert ranges, "a plain overwrite names the old value"
     room.send("bob", update[:at] + b"\x00")  # the same struct, no delete set
@@ -146,20 +152,15 @@ def test_a_delete_set_aimed_at_anothers_entry_is_undone() -> None:
     room = Room()
     room.post("ann", put("a", "ann's"))
     room.post("bob", put("b", "bob's"))
-    ann_item = current_entries(room.doc.get_update(), "notes")["a"]
-    aimed = bytes([0, 1]) + _varuint(ann_item[0]) + bytes([1]) + _varuint(ann_item[1]) + b"\x01"
-    room.send("bob", aimed)
+    client, clock = current_entries(room.doc.get_update(), "notes")["a"]
+    room.send("bob", encode_delete_set([(client, clock, 1)]))
     assert room.converged() == {"notes": {"a": "ann's", "b": "bob's"}}
     assert room.refusals == ["rule: only the author can delete notes['a']"]
 
 
 def test_an_offline_overwrite_replayed_is_undone_once() -> None:
     room = Room()
-    room.post("ann", put("a", "ann's"))
-    bob = room.replica("bob")
-    before = bob.get_state()
-    bob.get("notes", type=Map)["a"] = "bob's"  # offline: the server has not seen it
-    offline = bob.get_update(before)
+    offline = bobs_offline_overwrite(room)
     for _ in range(3):  # each reconnect sends it again (sync step 2)
         room.send("bob", offline)
     assert room.converged() == {"notes": {"a": "ann's"}}
@@ -231,15 +232,6 @@ def _edit(kind: str, key: str, user: str) -> Edit:
     if kind == "delete":
         return lambda notes: notes.pop(key, None)
     return lambda notes: notes[key]["seen"].__setitem__(user, True)
-
-
-def _varuint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def test_the_entries_are_read_from_a_stored_state() -> None:
