@@ -227,4 +227,8 @@ class RoomRules:
             self.doc.unobserve(subscription)
         first = refused[0][1]
         undo = merge_updates(*updates) if len(updates) > 1 else (updates or [b"\x00\x00"])[0]
+        for part, _ in refused:
+            entries = part.entries if isinstance(part, ProtectedRoot) else None
+            if entries is not None and isinstance(part.root, Map):
+                entries.settle(bytes(undo), set(part.root.keys()))
         return bytes(undo), first.reason

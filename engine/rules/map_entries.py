@@ -36,6 +36,7 @@ class RootMapEntries:
         self.keys_of: dict[ItemId, str] = {}
         self.stale: set[str] | None = None  # None: nothing is known yet
         self.update: bytes | None = None  # the writer's update being applied
+        self.replaced: dict[ItemId, str] = {}  # values this update replaced (an undo's origins)
 
     def before_apply(self, doc: Doc[Any], update: bytes) -> None:
         """A writer's `update` is about to be applied: know every key's item now (the
@@ -43,6 +44,7 @@ class RootMapEntries:
         if self.stale is None or self.stale:
             self._know(current_entries(bytes(doc.get_update()), self.root))
         self.update = update
+        self.replaced = {}
 
     def item(self, key: str) -> ItemId | None:
         """The item of `key`'s value before the update being applied."""
@@ -58,7 +60,7 @@ class RootMapEntries:
         for key in keys:
             old = self.items.pop(key, None)
             if old is not None:
-                self.keys_of.pop(old, None)
+                self.replaced[old] = self.keys_of.pop(old, key)
             if key in found:
                 self.items[key] = found[key]
                 self.keys_of[found[key]] = key
@@ -67,6 +69,20 @@ class RootMapEntries:
 
     def done(self) -> None:
         self.update = None
+
+    def settle(self, undo: bytes, present: set[str]) -> None:
+        """After the undo of a refused part (the server's own update, `undo`): the keys it
+        put back are read from it, as a writer's are, not from the whole state (so a flood
+        of refused edits does not make every next edit read the room)."""
+        if not self.stale:
+            return
+        self.update = undo
+        found = self._set_by_update(self.stale & present)
+        self.update = None
+        for key, item in found.items():
+            self.items[key] = item
+            self.keys_of[item] = key
+            self.stale.discard(key)
 
     def _know(self, items: dict[str, ItemId]) -> None:
         self.items = items
@@ -77,7 +93,7 @@ class RootMapEntries:
         """The new items of `keys` when the writer's update names exactly one live struct
         for each (a key it names otherwise is left out: it is read from the state)."""
         assert self.update is not None
-        known = dict(self.keys_of)
+        known = {**self.replaced, **self.keys_of}
         candidates: dict[str, list[ItemId]] = {}
         try:
             for head in iter_structs(self.update):

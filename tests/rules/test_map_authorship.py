@@ -244,3 +244,18 @@ def test_the_entries_are_read_from_a_stored_state() -> None:
     found = current_entries(doc.get_update(), "notes")
     assert list(found) == ["k"]
     assert found["k"][0] == doc.client_id
+
+
+def test_a_refusal_leaves_no_key_to_read_again() -> None:
+    """What an undo puts back is read from the undo itself: a flood of refused edits does
+    not make the next edit read the whole room."""
+    room = Room()
+    room.post("ann", put("a", note("hello")))
+    room.post("ann", put("b", "ann's"))
+    entries = room.rules.parts[0].entries
+    assert entries is not None
+    for edit in (put("a", "bob's"), delete("b"), lambda n: n["a"]["text"].insert(0, "x")):
+        room.post("bob", edit)
+        assert entries.stale == set()
+        assert entries.items == current_entries(room.doc.get_update(), "notes")
+    assert len(room.refusals) == 3
