@@ -7,9 +7,11 @@ A struct that has an origin does not carry its parent; it sits where its origin 
 origin) sits, so the walk follows origins. That walk reads the whole state, so its result
 is kept per key and only a key a transaction set or deleted is brought up to date: from
 the writer's own update when it names the new value plainly (its struct sets the key, or
-follows the key's current value), else the key is marked stale and the state is read
-again before the next writer's update is applied. Allowed edits therefore read only their
-own update; a full read follows only a remote update, a stored one, or an undo.
+follows the key's current value), and likewise from the server's undo of a refused part;
+else the key is marked stale and the state is read again before the next writer's update
+is applied. Allowed and refused edits therefore read only their own update (and undo); a
+full read follows an update from another process, a stored one, a server-side edit or a
+restore that changed a key.
 """
 
 from __future__ import annotations
