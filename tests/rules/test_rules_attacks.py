@@ -1,5 +1,6 @@
 """Rules hold against attackers, on a room's real actor: random rule sets (author-only
-messages, writers, append-only, per-user reactions, per-user profiles on a map root,
+messages, writers, append-only, per-user reactions, per-user profiles on a map root
+(or profiles changed only by who set them, by client id),
 explicit or implied `type`, a `Hooks.check`) and random steps by three users, two of them
 stock Yjs replicas in Node and one a pycrdt replica, plus hand-crafted updates: structs
 under another user's client id, delete sets aimed at a protected message, a root written
@@ -70,6 +71,7 @@ class RuleSet:
     typed: bool  # messages: type = "array" stated
     check: bool  # the NoBadWords hook
     by_client_id: bool = False  # authors are named in `user` here
+    profiles_by_author: bool = False  # a profile is changed only by who set it (client id)
 
     def toml(self) -> str:
         lines = []
@@ -90,6 +92,9 @@ class RuleSet:
             lines += ["[[rule]]", "path = 'messages[*].reactions'", 'user_keys = "\\t"']
         if self.own_profiles:
             lines += ["[[rule]]", "path = 'profiles'", 'user_keys = ""']
+        if self.profiles_by_author:
+            lines += ["[[rule]]", "path = 'profiles'", "type = 'map'", "entries = 'author'"]
+            lines += ["moderators = ['u2']"] if self.moderator else []
         return "\n".join(lines) + "\n"
 
     def parsed(self) -> Rules:
@@ -116,6 +121,7 @@ rule_sets = st.builds(
     own_profiles=st.booleans(),
     typed=st.booleans(),
     check=st.booleans(),
+    profiles_by_author=st.booleans(),
 )
 KINDS = ["post", "delete", "text", "react", "profile", "replay"] * 2 + [
     "forge",
@@ -140,6 +146,7 @@ class Model(MessagesModel):
         super().__init__(rules)
         self.rules: RuleSet = rules
         self.profiles: dict[str, str] = {}
+        self.profile_authors: dict[str, str] = {}  # who set each profile's value
 
     def state(self) -> dict[str, Any]:
         return {"messages": self.messages, "profiles": self.profiles}
@@ -150,10 +157,16 @@ class Model(MessagesModel):
     def profile(self, user: str, key: str, value: str | None) -> None:
         if not self.checked(value) or (self.rules.own_profiles and key != user):
             return
+        held_by = self.profile_authors.get(key, user)
+        moderates = self.rules.moderator and user == "u2"
+        if self.rules.profiles_by_author and held_by != user and not moderates:
+            return
         if value is None:
             self.profiles.pop(key, None)
+            self.profile_authors.pop(key, None)
         else:
             self.profiles[key] = value
+            self.profile_authors[key] = user
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +268,7 @@ async def retype(room: AttackRoom, model: Model, user: str, which: int) -> None:
     """A root the rules keep as an array (or a map) written as something else: closed
     4400, nothing applied."""
     attacker: Doc[Any] = Doc()
-    if which % 2 and model.rules.own_profiles:
+    if which % 2 and (model.rules.own_profiles or model.rules.profiles_by_author):
         attacker.get("profiles", type=Array).append(["x"])
         expected = "profiles must stay a map"
     elif model.rules.messages_kept:
