@@ -127,7 +127,7 @@ def current_entries(state: bytes, root: str) -> dict[str, ItemId]:
     """Every live entry of the root map `root` in an encoded state: key -> item id."""
     heads = [head for head in iter_structs(state) if head.kind not in (0, 10)]
     _, deleted = read_delete_set(state)
-    placed = _Placements(heads)
+    placed = Placements(heads)
     dead = _Deleted(deleted)
     found: dict[str, ItemId] = {}
     for head in heads:
@@ -137,7 +137,7 @@ def current_entries(state: bytes, root: str) -> dict[str, ItemId]:
     return found
 
 
-class _Placements:
+class Placements:
     """Where each struct sits (parent, parentSub), following origins for those that do
     not say (iteratively: a key set many times is a long chain)."""
 
@@ -153,11 +153,15 @@ class _Placements:
         chain: list[StructHead] = []
         current: StructHead | None = head
         placement: Placement = (None, None)
+        seen: set[ItemId] = set()
         while current is not None:
             at = (current.client, current.clock)
             if at in self.known:
                 placement = self.known[at]
                 break
+            if at in seen:  # an integrated state has no loops; never spin on one
+                break
+            seen.add(at)
             if current.parent is not None:
                 placement = (current.parent, current.parent_sub)
                 chain.append(current)

@@ -15,9 +15,9 @@ from pycrdt import Doc, Map, Text
 
 from engine.rules.authors import encode_delete_set
 from engine.rules.enforce import check_enforceable
-from engine.rules.map_entries import current_entries
+from engine.rules.map_entries import Placements, current_entries
 from engine.rules.model import parse_rules
-from engine.update_scan import read_delete_set
+from engine.update_scan import StructHead, read_delete_set
 from tests.rules.rooms import RulesRoom
 
 RULES = """
@@ -259,3 +259,10 @@ def test_a_refusal_leaves_no_key_to_read_again() -> None:
         assert entries.stale == set()
         assert entries.items == current_entries(room.doc.get_update(), "notes")
     assert len(room.refusals) == 3
+
+
+def test_structs_whose_origins_loop_have_no_place() -> None:
+    """No integrated state has such a loop; reading one must still end."""
+    looped = [StructHead(1, 0, 1, 4, origin=(2, 0)), StructHead(2, 0, 1, 4, origin=(1, 0))]
+    placements = Placements(looped)
+    assert [placements.of(head) for head in looped] == [(None, None), (None, None)]
