@@ -65,11 +65,17 @@ def _deeper(depth: int) -> int:
     return depth + 1
 
 
-def to_json(state: bytes, types: Mapping[str, str] | None = None) -> dict[str, Any]:
+def to_json(
+    state: bytes, types: Mapping[str, str] | None = None, *, whole: bool = False
+) -> dict[str, Any]:
     """The content of every root of `state` (a whole Yjs v1 update) as JSON values.
 
     Args:
         types: root name -> "text" | "array" | "map" | "xml"; overrides the inference.
+        whole: `state` comes from this server's own store and integrates whole (a state
+            `rebuild_whole` merged and found whole). Reading its root types walks it
+            once (bounded) either way; it is then loaded without the second walk that
+            tracks what may still wait, which a big room's view paid for twice.
 
     Raises:
         ValueError: `types` names a type that is none of the four.
@@ -77,7 +83,7 @@ def to_json(state: bytes, types: Mapping[str, str] | None = None) -> dict[str, A
         UpdateRejected: pycrdt cannot apply `state`.
     """
     kinds = resolve_types(state, types)
-    doc, elements = load_doc(state, arrays=array_roots(kinds))
+    doc, elements = load_doc(state, arrays=array_roots(kinds), walked=whole)
     named = types or {}
     view: dict[str, Any] = {}
     with doc.transaction():

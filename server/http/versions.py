@@ -71,16 +71,20 @@ def _checked(func: Any, *args: Any) -> Any:
         raise ProtocolError(0, "the room nests too deep to walk") from exc
 
 
-def json_text(state: bytes, types: dict[str, str] | None) -> bytes:
+def json_text(state: bytes, types: dict[str, str] | None, whole: bool = False) -> bytes:
     """The JSON view, encoded in the worker (a big room's JSON is seconds of encoding
-    that would otherwise run on the event loop)."""
-    return json.dumps(_checked(to_json, state, types)).encode()
+    that would otherwise run on the event loop). `whole`: as for `to_json`."""
+    return json.dumps(_checked(partial(to_json, whole=whole), state, types)).encode()
 
 
 def json_text_at(updates: list[bytes], types: dict[str, str] | None) -> bytes:
     """`json_text` of the state `updates` make (`RoomStore.updates_at`), merged in the
     worker: merging walks every update in Python, which in a thread of the server would
-    hold the interpreter's lock, and so the event loop, for as long."""
+    hold the interpreter's lock, and so the event loop, for as long. A merged state that
+    integrated whole is not walked a second time to load it (as `restore_at`)."""
+    if len(updates) > 1:
+        state, whole = rebuild_whole(updates)
+        return json_text(state, types, whole)
     return json_text(_merged(updates), types)
 
 
