@@ -25,6 +25,7 @@ from engine.update_shape import UpdateShape as UpdateShape
 from engine.update_shape import utf16_length
 
 MAX_NESTING = 256
+_KNOWN_CLIENTS = 8  # client ids remembered per walk for `_client`
 
 _SKIP = 10
 _FLAT_VALUE_TAGS = (119, 116)  # lib0 any: string, bytes (a length, then the bytes)
@@ -133,29 +134,32 @@ def iter_structs(update: bytes, *, max_nesting: int = MAX_NESTING) -> Iterator[S
         ProtocolError: the update is malformed or nested deeper than `max_nesting`.
     """
     reader = Reader(update)
+    known: list[tuple[bytes, int]] = []
     for _ in range(_count(reader)):
         structs = reader.varuint()
         client = reader.varuint()
         clock = reader.varuint()
         for _ in range(min(structs, len(update))):
-            head = _read_head(reader, client, clock, max_nesting)
+            head = _read_head(reader, client, clock, max_nesting, known)
             clock += head.length
             yield head
 
 
-def _read_head(reader: Reader, client: int, clock: int, max_nesting: int) -> StructHead:
+def _read_head(
+    reader: Reader, client: int, clock: int, max_nesting: int, known: list[tuple[bytes, int]]
+) -> StructHead:
     """Read one struct as `_skip_struct` does, keeping ids, parent and type ref."""
     info = _byte(reader)
     kind = info & _BITS5
     varuint = reader.varuint  # bound once: a big room has hundreds of thousands
     if kind in (0, 10):
         return StructHead(client, clock, varuint(), kind)
-    origin = (varuint(), varuint()) if info & _HAS_ORIGIN else None
-    right = (varuint(), varuint()) if info & _HAS_RIGHT_ORIGIN else None
+    origin = (_client(reader, known), varuint()) if info & _HAS_ORIGIN else None
+    right = (_client(reader, known), varuint()) if info & _HAS_RIGHT_ORIGIN else None
     parent: str | tuple[int, int] | None = None
     sub = None
     if origin is None and right is None:
-        parent = reader.varstring() if varuint() == 1 else (varuint(), varuint())
+        parent = reader.varstring() if varuint() == 1 else (_client(reader, known), varuint())
         if info & _HAS_PARENT_SUB:
             sub = reader.varstring()
     type_ref = None
@@ -165,6 +169,20 @@ def _read_head(reader: Reader, client: int, clock: int, max_nesting: int) -> Str
         reader.pos = at
     length = _skip_content(reader, kind, max_nesting)
     return StructHead(client, clock, length, kind, origin, right, parent, sub, type_ref)
+
+
+def _client(reader: Reader, known: list[tuple[bytes, int]]) -> int:
+    """A client id: most are one of the few the update names again and again, matched
+    whole (a varuint's bytes are prefix-free, so a match is the whole varuint)."""
+    buf, pos = reader.buf, reader.pos
+    for encoded, client in known:
+        if buf.startswith(encoded, pos):
+            reader.pos = pos + len(encoded)
+            return client
+    client = reader.varuint()
+    if len(known) < _KNOWN_CLIENTS:
+        known.append((bytes(buf[pos : reader.pos]), client))
+    return client
 
 
 def _count(reader: Reader) -> int:
