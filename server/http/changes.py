@@ -192,8 +192,8 @@ async def _json_page(request: web.Request, page: _Page) -> web.StreamResponse:
     opening = json.dumps(head)[:-1].encode() + b', "entries": ['
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.content_length = len(opening) + await asyncio.to_thread(_entries_size, entries) + 2
-    await response.prepare(request)
     try:
+        await response.prepare(request)
         await response.write(opening)
         for index, group in enumerate(_groups(entries, ENCODE_BYTES)):
             await response.write(await asyncio.to_thread(_encode_entries, group, not index))
