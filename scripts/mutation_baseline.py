@@ -35,6 +35,7 @@ TARGETS = ROOT / "mutation" / "targets.toml"
 LOGGING = re.compile(r"\blog\.(debug|info|warning|error|exception|critical)\(")
 HEADER = re.compile(r"[A-Z][A-Za-z]*(-[A-Z][A-Za-z]*)+|Accept")
 STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+CODECS = {"utf-8", "ascii", "latin-1"}
 RAISE = re.compile(r"raise \w+(Error|Exceeded|Rejected|NotFound|Denied)\w*\(")
 
 
@@ -52,7 +53,7 @@ def classify(diff: str, status: str) -> str:
     """One line saying why this undetected mutant is accepted, or that it is a gap."""
     removed, added = _pairs(diff)
     old, new = " ".join(removed), " ".join(added)
-    if old.replace('"utf-8"', '"UTF-8"') == new:
+    if _only_case_of(old, new, CODECS):
         return "equivalent: codec names are case-insensitive"
     if _header_name_case(old, new):
         return "equivalent: HTTP header names compare case-insensitively"
@@ -66,6 +67,19 @@ def classify(diff: str, status: str) -> str:
     if raising and STRINGS.sub('""', old) == STRINGS.sub('""', new):
         return "message: only the wording of an error or log line"
     return UNREACHED if status == "no tests" else UNGUARDED
+
+
+def _only_case_of(old: str, new: str, names: set[str]) -> bool:
+    """Only the case of one quoted name from `names` changed (`"utf-8"` -> `"UTF-8"`)."""
+    before, after = STRINGS.findall(old), STRINGS.findall(new)
+    changed = [(a, b) for a, b in zip(before, after, strict=False) if a != b]
+    return (
+        len(before) == len(after)
+        and len(changed) == 1
+        and changed[0][0].strip('"').lower() in names
+        and changed[0][0].lower() == changed[0][1].lower()
+        and STRINGS.sub('""', old) == STRINGS.sub('""', new)
+    )
 
 
 def _header_name_case(old: str, new: str) -> bool:

@@ -169,3 +169,53 @@ def test_a_damaged_journal_entry_is_an_error_at_open() -> None:
     kv.write([("journal", key, value[:-2] + b"\x00\x00")])
     with pytest.raises(StorageError, match="journal entry 1"):
         KVLogStore(kv)
+
+
+def test_a_replayed_journal_gives_back_each_rooms_exact_counters() -> None:
+    kv = MemoryKV()
+    first = KVLogStore(kv, journal_entries=1000)
+    first.append([("doc", b"aa"), ("other", b"b")], 10.0)
+    first.append([("doc", b"ccc"), ("other", b"d")], 20.0)
+    before = {room: first.info(room) for room in ("doc", "other")}
+    again = KVLogStore(kv, journal_entries=1000)  # not closed: replayed from the journal
+    assert {room: again.info(room) for room in ("doc", "other")} == before
+    doc = before["doc"]
+    assert doc is not None and (doc.name, doc.created, doc.log_bytes) == ("doc", 10.0, 5)
+
+
+def test_appends_after_a_replay_never_overwrite_a_journal_entry() -> None:
+    kv = MemoryKV()
+    expected = _fill(KVLogStore(kv, journal_entries=1000), 12)
+    again = KVLogStore(kv, journal_entries=1000)
+    again.append([("room0", b"late"), ("room1", b"late")], 2.0)
+    expected["room0"].append((len(expected["room0"]) + 1, b"late"))
+    expected["room1"].append((len(expected["room1"]) + 1, b"late"))
+    third = KVLogStore(kv, journal_entries=1000)  # crashed again: only the journal holds them
+    for room, entries in expected.items():
+        assert third.read(room) == entries
+
+
+def test_the_first_seq_of_a_room_held_only_by_the_journal() -> None:
+    log = KVLogStore(MemoryKV(), journal_entries=1000)
+    log.append([("doc", b"1"), ("doc", b"2"), ("other", b"x")], 1.0)
+    log.append([("doc", b"3"), ("other", b"y")], 1.0)
+    assert log.first_seq("doc") == 1
+    assert log.first_seq("nowhere") is None
+
+
+def test_the_journal_never_holds_more_than_its_byte_line() -> None:
+    kv = MemoryKV()
+    log = KVLogStore(kv, journal_entries=1000, journal_bytes=2000)
+    for _ in range(60):
+        log.append([("doc", b"x" * 100), ("other", b"y")], 1.0)
+        assert sum(len(value) for _, value in kv.scan("journal", b"")) < 2000
+
+
+def test_a_store_that_only_read_closes_without_writing() -> None:
+    kv = MemoryKV()
+    _fill(KVLogStore(kv, journal_entries=1000), 10)
+    stored = {db: kv.scan(db, b"") for db in ("journal", "log", "meta")}
+    reader = KVLogStore(kv, journal_entries=1000)
+    reader.read("room1")
+    reader.close()  # a check or a backup opened it: the journal stays as it found it
+    assert {db: kv.scan(db, b"") for db in ("journal", "log", "meta")} == stored

@@ -1,0 +1,222 @@
+"""DocStore reads at their edges, on memory, LMDB and a real redis-server: byte-bounded
+pages, the oldest position a trimmed log can still rebuild, named versions kept past a
+fold, a trim landing in the middle of a read, the snapshot policy's counters, and the
+descriptions of damaged records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.document import rebuild
+from engine.errors import CorruptRecord, HistoryFolded, StorageError
+from engine.storage import (
+    Append,
+    CompactionPolicy,
+    DocStore,
+    KVLogStore,
+    LmdbKV,
+    LogStore,
+    MemoryKV,
+    Retention,
+)
+from engine.storage.docstore import BUDGET_BATCH, kept_key
+from engine.storage.records import Snapshot, pack
+from engine.storage.redis_log import RedisLogStore
+from tests.engine.helpers import content, typing_updates
+
+
+@pytest.fixture(params=["memory", "lmdb", "redis"])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogStore]:
+    store: LogStore
+    if request.param == "memory":
+        store = KVLogStore(MemoryKV())
+    elif request.param == "lmdb":
+        store = KVLogStore(LmdbKV(tmp_path / "kv"))
+    else:
+        store = RedisLogStore(request.getfixturevalue("redis_server").url)
+    yield store
+    store.close()
+
+
+def _docs(log: LogStore, **options: Any) -> DocStore:
+    return DocStore(log, rebuild=rebuild, clock=lambda: 5.0, **options)
+
+
+def _fill(docs: DocStore, room: str, sizes: list[int]) -> list[int]:
+    """Records whose updates have these sizes (opaque bytes: clients given, never parsed);
+    returns each stored record's size."""
+    docs.append_many([Append(room, b"u" * size, clients=()) for size in sizes])
+    return [len(value) for _, value in docs.log.read(room)]
+
+
+def _smallest_page(sizes: list[int], after: int, upto: int, limit: int, budget: int) -> list[int]:
+    """The seqs a page must hold: from after + 1, until its bytes reach the budget."""
+    seqs: list[int] = []
+    used = 0
+    for seq in range(after + 1, min(upto, len(sizes)) + 1):
+        if used >= budget or len(seqs) >= limit:
+            break
+        seqs.append(seq)
+        used += sizes[seq - 1]
+    return seqs
+
+
+def test_a_byte_bounded_page_ends_where_its_records_reach_the_budget(log: LogStore) -> None:
+    docs = _docs(log)
+    sizes = _fill(docs, "doc", [40] * 60)
+    one = sizes[0]
+    for after, upto, limit, budget in [
+        (0, 60, 100, one * 7),
+        (0, 60, 100, one * 7 + 1),
+        (5, 60, 100, one * 20),
+        (5, 60, 4, one * 20),
+        (10, 15, 100, one * 20),
+        (50, 60, 100, one * 30),
+        (0, 60, 100, 1),
+    ]:
+        page = docs.entries("doc", after, upto, limit, max_bytes=budget)
+        expected = _smallest_page(sizes, after, upto, limit, budget)
+        assert [record.seq for record in page] == expected, (after, upto, limit, budget)
+        history = docs.history("doc", after, limit, max_bytes=budget)
+        assert [entry.seq for entry in history] == _smallest_page(sizes, after, 60, limit, budget)
+    assert [r.seq for r in docs.entries("doc", 3, 9, 4)] == [4, 5, 6, 7]
+    assert [r.seq for r in docs.entries("doc", 55)] == [56, 57, 58, 59, 60]
+
+
+def test_a_page_overshoots_its_budget_by_at_most_one_batch(log: LogStore) -> None:
+    """Batches grow on small records; one batch, never more, may run into big ones."""
+    docs = _docs(log)
+    sizes = _fill(docs, "doc", [10] * 63 + [3000] * 100)
+    budget = sum(sizes[:63]) + 2 * sizes[63]
+    page = docs.entries("doc", max_bytes=budget)
+    smallest = _smallest_page(sizes, 0, len(sizes), len(sizes), budget)
+    assert [r.seq for r in page[: len(smallest)]] == smallest
+    assert len(page) < len(smallest) + BUDGET_BATCH
+    assert [r.seq for r in docs.entries("doc", max_bytes=1)] == [1]  # always one record
+
+
+def test_the_oldest_position_follows_the_trimmed_log_and_its_snapshots(log: LogStore) -> None:
+    docs = _docs(log)
+    assert docs.oldest_position("nowhere") == 0
+    for update in typing_updates("abcdefghijkl"):
+        docs.append("doc", update)
+    assert docs.oldest_position("doc") == 0  # nothing trimmed
+    for seq in (3, 4, 10):  # snapshots kept, the log trimmed at 4 (first entry now 5)
+        assert log.put_snapshot("doc", seq, b"s%d" % seq, expect=log.newest_snapshot_seq("doc"),
+                                keep=0, trim_log=seq == 4)  # fmt: skip
+    assert log.first_seq("doc") == 5
+    assert docs.oldest_position("doc") == 4  # the snapshot right before the log's start
+    log.drop_snapshots_before("doc", 5)
+    assert docs.oldest_position("doc") == 10  # the snapshot the log goes on from
+    log.drop_snapshots_before("doc", 11)
+    assert docs.oldest_position("doc") == 4  # no snapshot: where the log starts, less one
+    assert log.put_snapshot("doc", 12, b"s12", expect=0, keep=0, trim_log=True)
+    assert log.first_seq("doc") is None and docs.oldest_position("doc") == 12
+
+
+def test_a_named_version_outlives_the_log_it_came_from(log: LogStore) -> None:
+    docs = _docs(log, retention=Retention(keep_log=False))
+    for update in typing_updates("hello world"):
+        docs.append("doc", update)
+    at_five = docs.state_at("doc", 5)
+    docs.set_meta("doc", kept_key(5), pack(Snapshot(5, 5.0, at_five, b"", 0).to_map()))
+    assert docs.compact("doc", force=True) is not None  # the log up to 11 goes
+    assert docs.oldest_position("doc") == 11
+    assert content([docs.state_at("doc", 5)])["t"] == "hello"
+    with pytest.raises(HistoryFolded) as folded:
+        docs.state_at("doc", 6)
+    assert (folded.value.room, folded.value.seq, folded.value.oldest) == ("doc", 6, 11)
+
+
+class _TrimsMidRead:
+    """A LogStore (a real one underneath) that trims the room's log the second time its
+    first entry is asked for: between the oldest position a read checked and the read."""
+
+    def __init__(self, log: LogStore, room: str, upto: int) -> None:
+        self._log, self._room, self._upto, self._calls = log, room, upto, 0
+
+    def first_seq(self, room: str) -> int | None:
+        self._calls += 1
+        if self._calls == 2:
+            self._log.put_snapshot(self._room, self._upto, b"s", keep=0, trim_log=True,
+                                   expect=self._log.newest_snapshot_seq(self._room))  # fmt: skip
+        return self._log.first_seq(room)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+def test_a_fold_landing_during_a_read_of_the_past_is_history_folded(log: LogStore) -> None:
+    for update in typing_updates("abcdefgh"):
+        _docs(log).append("doc", update)
+    racing = DocStore(_TrimsMidRead(log, "doc", 6), rebuild=rebuild)
+    with pytest.raises(HistoryFolded) as folded:
+        racing.state_at("doc", 3)
+    assert (folded.value.room, folded.value.seq, folded.value.oldest) == ("doc", 3, 6)
+
+
+def test_the_snapshot_policy_counts_from_the_newest_snapshot_of_the_room(log: LogStore) -> None:
+    policy = CompactionPolicy(every_updates=10, min_bytes=1 << 30)
+    updates = typing_updates("x" * 32)
+    writer = _docs(log, policy=policy)
+    writer.append_many([Append("doc", update) for update in updates[:12]])
+    assert writer.compact("doc", force=True) is not None  # at seq 12
+    writer.append_many([Append("doc", update) for update in updates[12:15]])
+    fresh = _docs(log, policy=policy)  # no counters cached: reads the newest snapshot
+    assert not fresh.snapshot_due("doc") and not fresh.snapshot_due("nowhere")
+    fresh.append_many([Append("doc", update) for update in updates[15:22]])
+    assert fresh.snapshot_due("doc")
+    fresh.delete_room("doc")  # a new room under the old name counts from its own start
+    fresh.append_many([Append("doc", update) for update in updates[:10]])
+    assert fresh.snapshot_due("doc")
+
+
+def test_the_policy_weighs_the_bytes_since_the_snapshot_against_its_size(log: LogStore) -> None:
+    policy = CompactionPolicy(every_updates=1000, min_bytes=100)
+    docs = _docs(log, policy=policy)
+    docs.append_many([Append("doc", update) for update in typing_updates("x" * 300)])
+    snapshot = docs.compact("doc", force=True)
+    assert snapshot is not None and len(snapshot.update) > 100
+    while _log_bytes(log) - snapshot.log_bytes < len(snapshot.update):
+        assert not _docs(log, policy=policy).snapshot_due("doc")
+        _fill(docs, "doc", [10])
+    assert _docs(log, policy=policy).snapshot_due("doc")
+
+
+def _log_bytes(log: LogStore) -> int:
+    info = log.info("doc")
+    assert info is not None
+    return info.log_bytes
+
+
+def test_damaged_records_are_described_by_room_and_seq(log: LogStore) -> None:
+    docs = _docs(log)
+    for update in typing_updates("abc"):
+        docs.append("doc", update)
+    assert docs.compact("doc", force=True) is not None
+    assert docs.check_records("doc") == []  # a sound room reads whole
+    log.append([("doc", b"not a record")], 5.0)
+    (problem,) = docs.check_records("doc")
+    assert "'doc'" in problem and "seq 4" in problem
+    with pytest.raises(CorruptRecord) as corrupt:
+        docs.history("doc")
+    assert (corrupt.value.room, corrupt.value.seq) == ("doc", 4)
+    assert "corrupt log record at seq 4" in str(corrupt.value)
+
+
+def test_the_pieces_of_a_past_state_and_rebuilding_them(log: LogStore) -> None:
+    docs = _docs(log)
+    for update in typing_updates("abcdef"):
+        docs.append("doc", update)
+    assert docs.compact("doc", force=True) is not None
+    docs.append("doc", typing_updates("abcdefg")[-1])
+    snapshot, tail = docs.pieces_at("doc", 7)
+    assert snapshot is not None and snapshot.seq == 6 and [r.seq for r in tail] == [7]
+    merged = docs.rebuild_updates([snapshot.update] + [r.update for r in tail])
+    assert content([merged])["t"] == "abcdefg"
+    with pytest.raises(StorageError):
+        DocStore(log).rebuild_updates([snapshot.update])
