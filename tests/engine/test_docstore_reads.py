@@ -1,12 +1,11 @@
 """DocStore reads at their edges, on memory, LMDB and a real redis-server: byte-bounded
 pages, the oldest position a trimmed log can still rebuild, named versions kept past a
-fold, a trim landing in the middle of a read, the snapshot policy's counters, and the
+fold, trims landing in the middle of reads, torn snapshots, missing entries, and the
 descriptions of damaged records."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import re
 from typing import Any
 
 import pytest
@@ -15,31 +14,20 @@ from engine.document import rebuild
 from engine.errors import CorruptRecord, HistoryFolded, StorageError
 from engine.storage import (
     Append,
-    CompactionPolicy,
     DocStore,
-    KVLogStore,
-    LmdbKV,
     LogStore,
-    MemoryKV,
     Retention,
 )
-from engine.storage.docstore import BUDGET_BATCH, kept_key
-from engine.storage.records import Snapshot, pack
-from engine.storage.redis_log import RedisLogStore
+from engine.storage.docstore import BUDGET_BATCH, READ_RETRIES, LoadedRoom, kept_key
+from engine.storage.records import Snapshot, pack, pack_updates
+from engine.storage.room_dump import RoomDump
 from tests.engine.helpers import content, typing_updates
+from tests.engine.test_docstore import tear_snapshot
 
 
-@pytest.fixture(params=["memory", "lmdb", "redis"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogStore]:
-    store: LogStore
-    if request.param == "memory":
-        store = KVLogStore(MemoryKV())
-    elif request.param == "lmdb":
-        store = KVLogStore(LmdbKV(tmp_path / "kv"))
-    else:
-        store = RedisLogStore(request.getfixturevalue("redis_server").url)
-    yield store
-    store.close()
+@pytest.fixture
+def log(every_log: LogStore) -> LogStore:
+    return every_log
 
 
 def _docs(log: LogStore, **options: Any) -> DocStore:
@@ -159,40 +147,6 @@ def test_a_fold_landing_during_a_read_of_the_past_is_history_folded(log: LogStor
     assert (folded.value.room, folded.value.seq, folded.value.oldest) == ("doc", 3, 6)
 
 
-def test_the_snapshot_policy_counts_from_the_newest_snapshot_of_the_room(log: LogStore) -> None:
-    policy = CompactionPolicy(every_updates=10, min_bytes=1 << 30)
-    updates = typing_updates("x" * 32)
-    writer = _docs(log, policy=policy)
-    writer.append_many([Append("doc", update) for update in updates[:12]])
-    assert writer.compact("doc", force=True) is not None  # at seq 12
-    writer.append_many([Append("doc", update) for update in updates[12:15]])
-    fresh = _docs(log, policy=policy)  # no counters cached: reads the newest snapshot
-    assert not fresh.snapshot_due("doc") and not fresh.snapshot_due("nowhere")
-    fresh.append_many([Append("doc", update) for update in updates[15:22]])
-    assert fresh.snapshot_due("doc")
-    fresh.delete_room("doc")  # a new room under the old name counts from its own start
-    fresh.append_many([Append("doc", update) for update in updates[:10]])
-    assert fresh.snapshot_due("doc")
-
-
-def test_the_policy_weighs_the_bytes_since_the_snapshot_against_its_size(log: LogStore) -> None:
-    policy = CompactionPolicy(every_updates=1000, min_bytes=100)
-    docs = _docs(log, policy=policy)
-    docs.append_many([Append("doc", update) for update in typing_updates("x" * 300)])
-    snapshot = docs.compact("doc", force=True)
-    assert snapshot is not None and len(snapshot.update) > 100
-    while _log_bytes(log) - snapshot.log_bytes < len(snapshot.update):
-        assert not _docs(log, policy=policy).snapshot_due("doc")
-        _fill(docs, "doc", [10])
-    assert _docs(log, policy=policy).snapshot_due("doc")
-
-
-def _log_bytes(log: LogStore) -> int:
-    info = log.info("doc")
-    assert info is not None
-    return info.log_bytes
-
-
 def test_damaged_records_are_described_by_room_and_seq(log: LogStore) -> None:
     docs = _docs(log)
     for update in typing_updates("abc"):
@@ -202,10 +156,81 @@ def test_damaged_records_are_described_by_room_and_seq(log: LogStore) -> None:
     log.append([("doc", b"not a record")], 5.0)
     (problem,) = docs.check_records("doc")
     assert "'doc'" in problem and "seq 4" in problem
-    with pytest.raises(CorruptRecord) as corrupt:
-        docs.history("doc")
-    assert (corrupt.value.room, corrupt.value.seq) == ("doc", 4)
-    assert "corrupt log record at seq 4" in str(corrupt.value)
+    for read in (docs.history, docs.entries):
+        with pytest.raises(CorruptRecord) as corrupt:
+            read("doc")
+        assert (corrupt.value.room, corrupt.value.seq) == ("doc", 4)
+        assert "room 'doc': corrupt log record at seq 4: " in str(corrupt.value)
+
+
+def test_a_missing_entry_is_named_and_never_skipped(log: LogStore) -> None:
+    updates = typing_updates("abcdef")
+    log.put_room(RoomDump("gap", 1.0, 6, 0, [(seq, _packed(u, seq)) for seq, u in
+                                               enumerate(updates, 1) if seq != 4]))  # fmt: skip
+    docs = _docs(log)
+    missing = "room 'gap': corrupt log at seq 4: entry is missing (trimmed or lost)"
+    for read in (lambda: docs.load("gap"), lambda: docs.records("gap", 2, 5)):
+        with pytest.raises(CorruptRecord, match=re.escape(missing)) as corrupt:
+            read()
+        assert (corrupt.value.room, corrupt.value.seq) == ("gap", 4)
+    with pytest.raises(CorruptRecord, match="corrupt log at seq 7: entry is missing"):
+        docs.records("gap", 4, 7)  # the log ends before `upto`
+    assert [r.seq for r in docs.records("gap", 4, 6)] == [5, 6]
+    assert [r.seq for r in docs.records("gap", upto=3)] == [1, 2, 3]
+
+
+def _packed(update: bytes, seq: int) -> bytes:
+    return pack_updates(float(seq), [(None, (), update, None)])[0]
+
+
+def test_a_room_without_snapshot_loads_from_its_first_entry(log: LogStore) -> None:
+    docs = _docs(log)
+    assert docs.load("nowhere") == LoadedRoom("nowhere", [], 0, 0)
+    updates = typing_updates("abc")
+    for update in updates:
+        docs.append("doc", update)
+    assert docs.load("doc") == LoadedRoom("doc", updates, 3, 0)
+    assert DocStore(log).state_at("doc", 1) == updates[0]  # one update needs no rebuild
+    _fill(docs, "long", [1] * 120)
+    assert [entry.seq for entry in docs.history("long")] == list(range(1, 101))
+
+
+class _TrimsOnEveryRead:
+    """A LogStore (a real one underneath) whose log is trimmed by a new snapshot each
+    time it is read, as under a compactor that never stops."""
+
+    def __init__(self, log: LogStore, room: str) -> None:
+        self._log, self._room, self.reads = log, room, 0
+
+    def read(self, room: str, *args: Any, **kwargs: Any) -> list[tuple[int, bytes]]:
+        self.reads += 1
+        seq = self._log.newest_snapshot_seq(self._room) + 1
+        self._log.put_snapshot(self._room, seq, b"s%d" % seq, keep=0, trim_log=True,
+                               expect=seq - 1)  # fmt: skip
+        return self._log.read(room, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+def test_a_read_that_keeps_losing_to_trims_gives_up_after_its_retries(log: LogStore) -> None:
+    for _ in range(20):  # one append each: a trim takes them one by one
+        _fill(_docs(log), "doc", [5])
+    racing = _TrimsOnEveryRead(log, "doc")
+    with pytest.raises(CorruptRecord):
+        DocStore(racing).load("doc")
+    assert racing.reads == READ_RETRIES
+
+
+def test_a_torn_snapshot_falls_back_to_an_older_one_before_the_seq(log: LogStore) -> None:
+    docs = _docs(log, retention=Retention(keep_snapshots=0))
+    text = "abcdefghijklmnopqrst"
+    for n, update in enumerate(typing_updates(text), 1):
+        docs.append("doc", update)
+        if n % 5 == 0:
+            assert docs.compact("doc", force=True) is not None
+    tear_snapshot(log, "doc", 10)
+    assert content([docs.state_at("doc", 12)])["t"] == text[:12]
 
 
 def test_the_pieces_of_a_past_state_and_rebuilding_them(log: LogStore) -> None:
