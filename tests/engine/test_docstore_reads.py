@@ -72,6 +72,7 @@ def test_a_byte_bounded_page_ends_where_its_records_reach_the_budget(log: LogSto
         history = docs.history("doc", after, limit, max_bytes=budget)
         assert [entry.seq for entry in history] == _smallest_page(sizes, after, 60, limit, budget)
     assert [r.seq for r in docs.entries("doc", 3, 9, 4)] == [4, 5, 6, 7]
+    assert [r.seq for r in docs.entries("doc", 3, 5)] == [4, 5]
     assert [r.seq for r in docs.entries("doc", 55)] == [56, 57, 58, 59, 60]
 
 

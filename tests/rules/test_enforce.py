@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pycrdt import Array, Doc, Map
+import pytest
+from pycrdt import Array, Doc, Map, Text, XmlFragment
 
+from engine.errors import UpdateRejected
 from engine.rules.enforce import RoomRules, Writer, check_enforceable
 from engine.rules.model import load_rules, parse_rules
+from engine.rules.types import check_types
 from tests.rules.rooms import RulesRoom, on_messages
 from tests.rules.test_rules_file import ROOT
 
@@ -139,3 +142,29 @@ def test_read_only_and_append_only_roots() -> None:
 
 def test_the_chat_rules_are_enforceable() -> None:
     check_enforceable(CHAT)
+
+
+def test_a_root_written_as_another_type_is_refused_naming_the_type_it_keeps() -> None:
+    """The close reason a client gets names the root and the type it must stay."""
+
+    def update_of(write: Any) -> bytes:
+        doc: Doc[Any] = Doc()
+        write(doc)
+        return doc.get_update()
+
+    as_map = update_of(lambda doc: doc.get("root", type=Map).__setitem__("k", 1))
+    as_text = update_of(lambda doc: doc.get("root", type=Text).insert(0, "hi"))
+    for update, kind, reason in [
+        (as_map, "text", "rule: root must stay a text"),
+        (as_map, "array", "rule: root must stay an array"),
+        (as_map, "xml", "rule: root must stay an xml fragment"),
+        (as_text, "map", "rule: root must stay a map"),
+        (as_text, "array", "rule: root must stay an array"),
+        (as_text, "xml", "rule: root must stay an xml fragment"),
+    ]:
+        with pytest.raises(UpdateRejected) as refused:
+            check_types(update, {"root": kind}, {})
+        assert str(refused.value).endswith(reason), (kind, str(refused.value))
+    assert check_types(as_text, {"root": "text"}, {}) is False  # its own type fits
+    fragment = update_of(lambda doc: doc.get("root", type=XmlFragment).children.append("x"))
+    assert check_types(fragment, {"root": "xml"}, {}) is False

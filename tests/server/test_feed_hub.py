@@ -18,6 +18,7 @@ from engine.storage.records import UpdateRecord
 from engine.store import open_store
 from harness.wire import edit
 from server.metrics import Metrics
+from server.rooms import feeds
 from server.rooms.feeds import FeedHub, Subscriber
 from server.rooms.store import RoomStore
 
@@ -186,6 +187,35 @@ async def test_a_room_deleted_by_another_process_ends_its_feed(store: RoomStore)
         assert feed.created is not None
         await store.write(store.docs.delete_room, "r")  # behind this hub's back
         store.commits.notify("r", 2)  # wakes the reader, which finds nothing new
+        async with asyncio.timeout(WAIT):
+            while not subscriber.deleted:
+                await subscriber.wakeup.wait()
+                subscriber.wakeup.clear()
+        assert "r" not in hub.feeds
+    finally:
+        await hub.close()
+
+
+async def test_an_idle_feed_keeps_its_room_until_it_is_deleted_or_made_anew(
+    store: RoomStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each idle wait checks the room; the same room carries on, another room of the
+    same name (deleted and written again elsewhere) ends the feed."""
+    monkeypatch.setattr(feeds, "IDLE_SECONDS", 0.01)
+    await commit(store, "r")
+    hub = FeedHub(store, encode)
+    try:
+        subscriber = await hub.subscribe("r")
+        feed = hub.feeds["r"]
+        async with asyncio.timeout(WAIT):
+            while feed.reads < 5 and not subscriber.deleted:  # several idle checks
+                await asyncio.sleep(0.01)
+        assert not subscriber.deleted and hub.feeds.get("r") is feed
+        (seq,) = await commit(store, "r")
+        assert await next_batch(subscriber) == [(seq, f"seq {seq}".encode())]
+        await store.write(store.docs.delete_room, "r")  # behind this hub's back ...
+        await asyncio.sleep(0.01)
+        await store.write(store.docs.append, "r", edit(Doc(), "anew"))  # ... and anew
         async with asyncio.timeout(WAIT):
             while not subscriber.deleted:
                 await subscriber.wakeup.wait()
