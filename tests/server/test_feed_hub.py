@@ -223,3 +223,25 @@ async def test_an_idle_feed_keeps_its_room_until_it_is_deleted_or_made_anew(
         assert "r" not in hub.feeds
     finally:
         await hub.close()
+
+
+async def test_a_commit_costs_the_room_two_reads_whatever_its_subscribers(
+    store: RoomStore,
+) -> None:
+    """One read finds the new entries for every subscriber, one more finds the end."""
+    hub = FeedHub(store, encode)
+    try:
+        subscribers = [await hub.subscribe("r") for _ in range(50)]
+        feed = hub.feeds["r"]
+        before = feed.reads
+        for _ in range(3):
+            (seq,) = await commit(store, "r")
+            for subscriber in subscribers:
+                assert await next_batch(subscriber) == [(seq, f"seq {seq}".encode())]
+        async with asyncio.timeout(WAIT):
+            while feed.reads - before < 6:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert feed.reads - before == 6
+    finally:
+        await hub.close()
