@@ -35,4 +35,4 @@ bench: setup
 # `make mutate ONLY="journal restore"` runs some targets of mutation/targets.toml.
 mutate:
 	.venv/bin/pip install -q -e ".[dev,mutate]"
-	nice -n 10 $(PY) scripts/mutate.py $(ONLY)
+	nice -n 19 $(PY) scripts/mutate.py $(ONLY)

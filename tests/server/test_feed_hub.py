@@ -130,9 +130,13 @@ async def test_one_caller_holds_only_so_many_streams_and_gets_them_back(
         assert hub.streams == {"ann": 1, "bo": 1}
         hub.unsubscribe(held[0])  # a second unsubscribe changes nothing
         assert hub.streams == {"ann": 1, "bo": 1}
-        await hub.subscribe("t", caller="ann")
+        third = await hub.subscribe("t", caller="ann")
         hub.unsubscribe(held[1])
         assert hub.streams["ann"] == 1
+        hub.unsubscribe(third)  # every stream given back: the caller starts afresh
+        assert "ann" not in hub.streams
+        again = [await hub.subscribe(room, caller="ann") for room in ("r", "s")]
+        assert hub.streams["ann"] == 2 and all(s.feed is not None for s in again)
     finally:
         await hub.close()
 
@@ -226,9 +230,11 @@ async def test_an_idle_feed_keeps_its_room_until_it_is_deleted_or_made_anew(
 
 
 async def test_a_commit_costs_the_room_two_reads_whatever_its_subscribers(
-    store: RoomStore,
+    store: RoomStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One read finds the new entries for every subscriber, one more finds the end."""
+    """One read finds the new entries for every subscriber, one more finds the end; the
+    commit wakes the feed (its idle wait is made longer than the test's deadline)."""
+    monkeypatch.setattr(feeds, "IDLE_SECONDS", 60.0)
     hub = FeedHub(store, encode)
     try:
         subscribers = [await hub.subscribe("r") for _ in range(50)]
