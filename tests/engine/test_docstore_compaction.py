@@ -124,6 +124,10 @@ def test_a_compactor_that_loses_the_race_counts_from_the_winners_snapshot(log: L
     assert loser.compact("doc", force=True) is None  # the winner wrote one at 12
     _type(loser, 13, 14)
     assert not loser.snapshot_due("doc")  # 2 since the winner's, not 14 since none
+    _type(loser, 15, 20)
+    blind = DocStore(_LosesTheRace(log, _docs(log)), rebuild=rebuild, policy=EVERY_TEN)
+    state = (20, _docs(log).state_at("doc", 20))  # never read the counters, handed a state
+    assert blind.compact("doc", state=state, force=True) is None
 
 
 def test_reading_the_past_leaves_the_policy_counting_from_the_newest(log: LogStore) -> None:
