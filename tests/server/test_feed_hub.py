@@ -251,3 +251,26 @@ async def test_a_commit_costs_the_room_two_reads_whatever_its_subscribers(
         assert feed.reads - before == 6
     finally:
         await hub.close()
+
+
+async def test_a_feed_of_a_room_written_before_this_process_starts_at_its_end(
+    tmp_path: Path,
+) -> None:
+    """No commit of this process names the room's durable end: the store's count does."""
+    first = RoomStore(open_store(data_dir=tmp_path / "data"), Metrics())
+    await first.start()
+    await commit(first, "old", 3)
+    await first.close()
+    store = RoomStore(open_store(data_dir=tmp_path / "data"), Metrics())
+    await store.start()
+    hub = FeedHub(store, encode, streams_per_caller=1)
+    try:
+        subscriber = await hub.subscribe("old", caller="ann")  # one stream allowed: this
+        assert hub.feeds["old"].position == 3
+        with pytest.raises(Busy):
+            await hub.subscribe("old", caller="ann")
+        await commit(store, "old")
+        assert await next_batch(subscriber) == [(4, b"seq 4")]
+    finally:
+        await hub.close()
+        await store.close()
