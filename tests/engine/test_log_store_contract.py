@@ -86,6 +86,11 @@ def test_snapshots_keep_the_newest_by_seq_and_drop_before_a_seq(open_log: Opener
     assert [seq for seq, _ in log.snapshots("doc")] == [9, 8, 6]
     assert log.drop_snapshots_before("doc", 6) == 0
     assert log.drop_snapshots_before("doc", 1) == 0
+    log.append([("early", b"r1"), ("early", b"r2"), ("early", b"r3")], 1.0)
+    for seq in (1, 3):
+        assert log.put_snapshot("early", seq, b"e%d" % seq, expect=seq // 3, keep=0, trim_log=False)
+    assert log.drop_snapshots_before("early", 2) == 1  # the one at seq 1 goes
+    assert log.snapshots("early") == [(3, b"e3")]
     assert log.drop_snapshots_before("nowhere", 5) == 0
     assert [seq for seq, _ in open_log().snapshots("doc")] == [9, 8, 6]
 
@@ -156,6 +161,8 @@ def test_a_room_moves_whole_between_stores(open_log: Opener) -> None:
     assert copy is not None and moved.dump_room("nowhere") is None
     assert dataclasses.replace(copy, snapshots=sorted(copy.snapshots)) == dump
     assert moved.append([("moved", b"next"), ("here", b"h2")], 2.0) == [dump.last_seq + 1, 2]
+    assert moved.append([("newer", b"n")], 3.0) == [1]  # a room made after the move
+    assert moved.read("newer") == [(1, b"n")] and moved.read("moved")[-1] == (612, b"next")
 
 
 def _holds_the_moved_room(store: Store, dump: RoomDump) -> None:
@@ -164,7 +171,12 @@ def _holds_the_moved_room(store: Store, dump: RoomDump) -> None:
     assert store.first_seq("moved") == 4
     info = store.info("moved")
     assert info is not None
-    assert (info.created, info.last_seq, info.log_bytes) == (123.5, dump.last_seq, 9999)
+    assert (info.name, info.created, info.last_seq, info.log_bytes) == (
+        "moved",
+        123.5,
+        dump.last_seq,
+        9999,
+    )
     assert store.snapshots("moved") == [(200, b"snap200"), (3, b"snap3")]
     assert store.newest_snapshot_seq("moved") == 200
     assert store.scan_meta("moved", "") == sorted(dump.meta.items())
