@@ -8,6 +8,12 @@ the run fail. `--reuse` only collects what a run left in .mutate/ (also one stop
 its unchecked mutants are counted apart).
 
     python scripts/mutate.py [NAME ...] [--jobs N] [--reuse]
+    python scripts/mutate.py NAME --recheck TEST [TEST ...] [-k EXPR]
+
+`--recheck` runs tests written since a target's run against each mutant that run did not
+detect, with mutmut's `MUTANT_UNDER_TEST` switching the mutant on in the run's scratch
+copy (one pytest process; a mutant that hangs is stopped after RECHECK_SECONDS): what the
+baseline's `killed:` entries rest on, without a whole new run.
 
 A target's `module` may be a package directory (every file in it is mutated). A target's
 `max_examples` caps every hypothesis test of its mapping for the run (explicit @example
@@ -39,6 +45,7 @@ DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
 NOT_CHECKED = "not checked"
 MUTMUT = [sys.executable, "-m", "mutmut"]
 MAX_EXAMPLES_VARIABLE = "MUTATION_MAX_EXAMPLES"  # read by tests/conftest.py
+RECHECK_SECONDS = 60
 
 
 def tracked_files() -> list[str]:
@@ -164,9 +171,61 @@ def unaccepted(name: str, result: dict[str, object]) -> list[str]:
     return sorted(m for m in undetected if m not in accepted)
 
 
+class _Hung(Exception):
+    """A mutant made a test run past RECHECK_SECONDS (an endless loop): killed."""
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    raise _Hung(f"still running after {RECHECK_SECONDS} s")
+
+
+def recheck_in_scratch(names: list[str], pytest_args: list[str]) -> None:
+    """Run in a scratch copy's mutants/ directory: print 'killed|survived NAME' per mutant."""
+    import contextlib
+    import io
+    import signal
+
+    import pytest
+
+    signal.signal(signal.SIGALRM, _alarm)
+    args = [*pytest_args, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:logging"]
+    for name in ["", *names]:  # first without a mutant: the tests must pass as they are
+        os.environ["MUTANT_UNDER_TEST"] = name
+        signal.alarm(RECHECK_SECONDS)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                passed = pytest.main(args) == 0
+        except _Hung:
+            passed = False
+        finally:
+            signal.alarm(0)
+        if not name and not passed:
+            sys.exit("the tests fail without any mutant: " + " ".join(pytest_args))
+        if name:
+            print(f"{'survived' if passed else 'killed'} {name}", flush=True)
+
+
+def recheck(name: str, tests: list[str], select: str | None) -> None:
+    """Copy `tests` into NAME's scratch copy and check its run's undetected mutants."""
+    mutants = SCRATCH / name / "mutants"
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    if not mutants.is_dir():
+        sys.exit(f"no run of {name} in {mutants.parent}: make mutate ONLY={name} first")
+    for test in {test.split("::")[0] for test in tests}:
+        shutil.copy2(ROOT / test, mutants / test)
+    args = [*tests, *(["-k", select] if select else [])]
+    subprocess.run(
+        [sys.executable, __file__, "--recheck-in", json.dumps(sorted(result["undetected"])), *args],
+        cwd=mutants, check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--collect"]:
         collect(sys.argv[2])
+        return 0
+    if sys.argv[1:2] == ["--recheck-in"]:
+        recheck_in_scratch(json.loads(sys.argv[2]), sys.argv[3:])
         return 0
     targets = tomllib.loads(TARGETS.read_text())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,7 +234,15 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--reuse", action="store_true",
                         help="only collect the outcome of runs already in .mutate/")  # fmt: skip
+    parser.add_argument("--recheck", nargs="+", metavar="TEST",
+                        help="check NAME's undetected mutants against TESTs")  # fmt: skip
+    parser.add_argument("-k", dest="select", help="with --recheck: pytest's -k expression")
     args = parser.parse_args()
+    if args.recheck:
+        if len(args.names) != 1:
+            parser.error("--recheck takes one NAME")
+        recheck(args.names[0], args.recheck, args.select)
+        return 0
     failed = False
     for name in args.names or list(targets):
         target = targets[name]
