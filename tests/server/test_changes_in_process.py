@@ -19,6 +19,7 @@ from engine.storage.records import UpdateRecord
 from harness.wire import edit
 from server import Config, create_app
 from server.auth import issue_token
+from server.config import Limits
 from server.http.changes import _groups
 from tests.server.test_changes import open_stream, session
 
@@ -159,3 +160,26 @@ def test_encoding_groups_end_once_they_reach_their_size() -> None:
     groups = [[record.seq for record in group] for group in _groups(records, 4)]
     assert groups == [[1, 2], [3], [4], [5]]
     assert list(_groups([], 4)) == []
+
+
+async def test_a_stream_whose_queue_overflows_is_told_where_to_resume(tmp_path: Path) -> None:
+    """An entry bigger than a subscriber may queue ends its stream with an `overflow`
+    event naming the last seq it was sent; the stream then closes."""
+    config = Config(data_dir=tmp_path, limits=Limits(send_buffer_bytes=2000))
+    author: Doc[Any] = Doc()
+    async with TestServer(create_app(config)) as server:
+        base = str(server.make_url("")).rstrip("/")
+        async with session() as http:
+            async with http.post(f"{base}/v1/rooms/feed/update", data=edit(author, "a")) as r:
+                assert r.status == 200
+            url = f"{base}/v1/rooms/feed/changes?after=1"
+            response, events = await open_stream(http, url)
+            async with http.post(
+                f"{base}/v1/rooms/feed/update", data=edit(author, "x" * 5000)
+            ) as r:
+                assert r.status == 200
+            event = await events.next()
+            assert event is not None
+            assert (event["event"], event["data"]) == ("overflow", {"resume_after": 1})
+            assert await events.next() is None
+            response.close()
