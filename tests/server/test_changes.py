@@ -220,7 +220,7 @@ async def test_heartbeats_snapshot_after_trimming_and_deleted_rooms(
         async with http.delete(f"{base}/v1/rooms/trim") as deleted:
             assert deleted.status == 200
         ended = await events.next()
-        assert ended and ended["event"] == "deleted"
+        assert ended and (ended["event"], ended["data"]) == ("deleted", {"room": "trim"})
         assert events.comments >= 1
         assert await events.next() is None
         response.close()
