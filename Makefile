@@ -32,7 +32,8 @@ bench: setup
 	.venv/bin/performer bench
 
 # Mutation testing of the modules that carry promises (slow: not part of `make test`).
-# `make mutate ONLY="journal restore"` runs some targets of mutation/targets.toml.
+# `make mutate ONLY="journal restore"` runs some targets of mutation/targets.toml;
+# `make mutate ONLY=feeds RECHECK=tests/...` checks new tests against its last run.
 mutate:
 	.venv/bin/pip install -q -e ".[dev,mutate]"
-	nice -n 19 $(PY) scripts/mutate.py $(ONLY)
+	nice -n 19 $(PY) scripts/mutate.py $(ONLY) $(if $(RECHECK),--recheck $(RECHECK))
