@@ -191,10 +191,7 @@ async def test_a_room_deleted_by_another_process_ends_its_feed(store: RoomStore)
         assert feed.created is not None
         await store.write(store.docs.delete_room, "r")  # behind this hub's back
         store.commits.notify("r", 2)  # wakes the reader, which finds nothing new
-        async with asyncio.timeout(WAIT):
-            while not subscriber.deleted:
-                await subscriber.wakeup.wait()
-                subscriber.wakeup.clear()
+        await _until_deleted(subscriber)
         assert "r" not in hub.feeds
     finally:
         await hub.close()
@@ -220,10 +217,7 @@ async def test_an_idle_feed_keeps_its_room_until_it_is_deleted_or_made_anew(
         await store.write(store.docs.delete_room, "r")  # behind this hub's back ...
         await asyncio.sleep(0.01)
         await store.write(store.docs.append, "r", edit(Doc(), "anew"))  # ... and anew
-        async with asyncio.timeout(WAIT):
-            while not subscriber.deleted:
-                await subscriber.wakeup.wait()
-                subscriber.wakeup.clear()
+        await _until_deleted(subscriber)
         assert "r" not in hub.feeds
     finally:
         await hub.close()
@@ -274,3 +268,11 @@ async def test_a_feed_of_a_room_written_before_this_process_starts_at_its_end(
     finally:
         await hub.close()
         await store.close()
+
+
+async def _until_deleted(subscriber: Subscriber) -> None:
+    """Wait (with the test's deadline) until the feed tells the subscriber its room is gone."""
+    async with asyncio.timeout(WAIT):
+        while not subscriber.deleted:
+            await subscriber.wakeup.wait()
+            subscriber.wakeup.clear()
