@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 
 from engine.errors import Close
+from server.http.linger import LingeringWebSocketResponse
 
 _aiohttp_reader: Any
 try:  # internals of aiohttp >= 3.11; absent: the plain path is used
@@ -70,7 +71,7 @@ def _direct_queue_class() -> type[Any] | None:
 _DirectQueue = _direct_queue_class()
 
 
-class DirectWebSocketResponse(web.WebSocketResponse):
+class DirectWebSocketResponse(LingeringWebSocketResponse):
     """A `WebSocketResponse` whose binary frames may skip the handler task."""
 
     def __init__(self, **kwargs: Any) -> None:

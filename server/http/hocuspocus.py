@@ -32,6 +32,7 @@ from server.http.connection import MIN_SLEEP_SECONDS
 from server.http.guard import auth_request, check_origin
 from server.http.hocuspocus_peer import DocumentConnection, DocumentSink
 from server.http.hocuspocus_writer import SocketWriter
+from server.http.linger import LingeringWebSocketResponse
 from server.http.ws import WebSocketSink
 from server.metrics import Metrics
 from server.rooms.registry import RoomRegistry
@@ -276,7 +277,7 @@ async def handle_hocuspocus(
     """`/hocuspocus`: one client socket, any number of documents. A browser page from an
     origin not allowed gets HTTP 403 before the upgrade, as on `/rooms`."""
     check_origin(request, config.allowed_origins)
-    ws = web.WebSocketResponse(
+    ws = LingeringWebSocketResponse(
         heartbeat=config.heartbeat_seconds,
         compress=False,
         max_msg_size=config.limits.max_frame_bytes,
@@ -301,4 +302,5 @@ async def handle_hocuspocus(
     finally:
         socket.close_all()
         await writer.closed_down()
+    await ws.lingered()
     return ws

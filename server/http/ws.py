@@ -114,6 +114,7 @@ async def handle_websocket(
         actor = await registry.acquire(room_name)
     except EngineError as exc:  # the error table decides the close code
         await refuse(ws, meaning_of(exc).close, str(exc))
+        await ws.lingered()
         return ws
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -124,6 +125,7 @@ async def handle_websocket(
     )
     conn.client_kind = client_kind(request.headers.get("User-Agent", ""))  # for the console
     await _serve(ws, conn, sink, grant.expires_at, metrics)
+    await ws.lingered()  # the socket closes once the client's close frame is read
     return ws
 
 

@@ -18,9 +18,11 @@ async def test_mutated_frames_close_only_their_connection(server: ServerProcess)
     report = await fuzz_and_check(server, FRAMES, seed)
     assert report.problems == [], f"seed {seed}: {report.problems}"
     # Every frame is answered: the connection stays alive, or is closed with a close code.
-    # A rare refusal loses its close frame in a closing race (1006, about 1 in 10,000
-    # frames; see benchmarks/reliability/README.md); a server that drops connections
-    # without a code does it for nearly every refusal.
+    # The server reads on until the client's close frame, so the code is not lost to the
+    # client's answer finding its socket closed (that race is pinned without timing in
+    # tests/server/test_websocket.py); the margin is for a client starved past the linger
+    # on a loaded machine. A server that drops connections without a code does it for
+    # nearly every refusal.
     assert report.unanswered <= report.refused // 100, f"seed {seed}: {report.line()}"
     assert report.accepted > 0, f"seed {seed}: no frame was ever accepted"
     assert report.connections > 1, f"seed {seed}: no frame was ever refused"

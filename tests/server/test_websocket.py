@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import socket
+import time
+
 import aiohttp
 import pytest
 
@@ -18,6 +23,7 @@ from engine.protocol import (
     encode_awareness,
 )
 from harness.wire import connect, edit
+from server.http.linger import LINGER_SECONDS
 from tests.conftest import ServerProcess, StartServer
 
 
@@ -81,6 +87,111 @@ async def test_malformed_frame_closes_only_that_client(server: ServerProcess) ->
             await writer.sync()
             await writer.send(Update(edit(writer.doc, "still here")))
             await good.wait_text("still here")
+
+
+def _masked_frame(opcode: int, payload: bytes) -> bytes:
+    """A client frame as RFC 6455 wants it: masked (with a zero key, which leaves the
+    payload as it is)."""
+    assert len(payload) < 126
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\x00\x00\x00\x00" + payload
+
+
+class _RawClient:
+    """A blocking WebSocket client that reads only when told to."""
+
+    def __init__(self, url: str, room: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        self.sock.sendall(
+            f"GET /rooms/{room} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.pending = head.split(b"\r\n\r\n", 1)[1]  # the server's SyncStep1 may follow
+
+    def read_until_close_frame(self) -> bytes:
+        """The close frame's payload (code and reason), read within the socket timeout."""
+        while True:
+            closes = [data for opcode, data in _server_frames(self.pending) if opcode == 0x8]
+            if closes:
+                return closes[0]
+            chunk = self.sock.recv(65536)
+            assert chunk, f"the server ended the stream without a close frame: {self.pending!r}"
+            self.pending += chunk
+
+    def ended_within(self, seconds: float) -> bool:
+        """Whether the server ends the TCP stream within `seconds`."""
+        self.sock.settimeout(seconds)
+        try:
+            while chunk := self.sock.recv(65536):
+                self.pending += chunk
+            return True
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            return True
+
+
+def _refuse_then_answer_late(url: str) -> tuple[bytes, bool, bool]:
+    client = _RawClient(url, "late-answer")
+    with client.sock:
+        client.sock.sendall(_masked_frame(0x2, b"\x00\x02\x50ab"))  # runs past the end
+        close = client.read_until_close_frame()
+        ended_before_answer = client.ended_within(0.5)
+        client.sock.sendall(_masked_frame(0x8, close[:2]))  # the client's answer
+        ended_after_answer = client.ended_within(5.0)
+    return close, ended_before_answer, ended_after_answer
+
+
+async def test_a_refused_socket_stays_open_until_the_clients_close_frame(
+    server: ServerProcess,
+) -> None:
+    """After a refusal the server reads on until the client's close frame. A server that
+    ends the TCP stream at once races the client's answer: a client still sending (a
+    fuzzer, any pipelining client) or answering the close finds its socket closing, and
+    a stock aiohttp client then reports 1006 instead of the server's code."""
+    close, ended_before, ended_after = await asyncio.to_thread(_refuse_then_answer_late, server.url)
+    assert int.from_bytes(close[:2], "big") == 4400
+    assert b"past the end" in close
+    assert not ended_before, "the server closed before the client's close frame"
+    assert ended_after, "the server kept the socket after the client's close frame"
+
+
+def _refuse_and_never_answer(url: str) -> tuple[bytes, float]:
+    client = _RawClient(url, "no-answer")
+    with client.sock:
+        client.sock.sendall(_masked_frame(0x2, b"\x00\x02\x50ab"))
+        close = client.read_until_close_frame()
+        started = time.monotonic()
+        assert client.ended_within(LINGER_SECONDS + 5.0)
+        return close, time.monotonic() - started
+
+
+async def test_a_client_that_never_answers_a_close_is_cut_after_the_linger(
+    server: ServerProcess,
+) -> None:
+    close, waited = await asyncio.to_thread(_refuse_and_never_answer, server.url)
+    assert int.from_bytes(close[:2], "big") == 4400
+    assert waited <= LINGER_SECONDS + 2.0
+
+
+def _server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of the whole unmasked frames in `data` (payloads under 64 KiB)."""
+    frames = []
+    while len(data) >= 2:
+        size, at = data[1] & 0x7F, 2
+        if size == 126:
+            size, at = int.from_bytes(data[2:4], "big"), 4
+        if len(data) < at + size:
+            break
+        frames.append((data[0] & 0x0F, data[at : at + size]))
+        data = data[at + size :]
+    return frames
 
 
 async def test_update_that_does_not_apply_is_rejected_and_not_stored(server: ServerProcess) -> None:
