@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import math
 import re
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import partial
@@ -33,7 +32,9 @@ from pycrdt import Array, ArrayEvent, Doc, Map, Text, XmlElement, XmlFragment, X
 from engine.errors import ProtocolError, UpdateRejected
 from engine.live_doc import LiveDoc
 from engine.map_read import map_items
-from engine.update_scan import StructHead, iter_structs
+from engine.quick_roots import quick_root_types
+from engine.struct_read import ARRAY, TEXT, XML
+from engine.struct_roots import place_structs
 
 ROOT_TYPES = ("text", "array", "map", "xml")
 RootType = Text | Array[Any] | Map[Any] | XmlFragment
@@ -43,8 +44,7 @@ _PYCRDT_TYPES: dict[str, type[RootType]] = {
     "map": Map,
     "xml": XmlFragment,
 }
-_XML_REFS = (3, 5, 6)  # YXmlElement, YXmlHook, YXmlText
-_TEXT_KINDS = (4, 5, 6)  # string, embed, format
+_EVIDENCE = {XML: "xml", TEXT: "text", ARRAY: "array"}  # what a struct's own content says
 _PRECEDENCE = ("xml", "text", "map", "array")  # text with attributes also has keyed items
 _EXPONENT = re.compile(r"e([+-])0*(\d)")
 MAX_DEPTH = 256
@@ -115,72 +115,32 @@ def resolve_types(state: bytes, types: Mapping[str, str] | None = None) -> dict[
 
 def root_types(state: bytes) -> dict[str, str]:
     """Each root's type as told by the structs stored under it. Roots holding only
-    deleted content carry no evidence and are left out."""
-    heads = list(iter_structs(state))
-    evidence: dict[str, set[str]] = {}
-    for head, (root, keyed) in zip(heads, _placements(heads), strict=True):
-        if root is None:
+    deleted content carry no evidence and are left out. Most states are decided by the
+    structs that name a root (`quick_root_types`); the others place every struct.
+
+    Raises:
+        ProtocolError: `state` is malformed or nested too deep.
+    """
+    quick = quick_root_types(state)
+    return quick if quick is not None else placed_root_types(state)
+
+
+def placed_root_types(state: bytes) -> dict[str, str]:
+    """`root_types` from every struct's placement (`place_structs`)."""
+    placed = place_structs(state)
+    seen: list[set[str]] = [set() for _ in placed.roots]
+    for evidence, placement in zip(placed.evidence, placed.placement, strict=True):
+        if placement < 0:
             continue
-        seen = evidence.setdefault(root, set())
-        if keyed:
-            seen.add("map")
-        elif head.kind == 7 and head.type_ref in _XML_REFS:
-            seen.add("xml")
-        elif head.kind in _TEXT_KINDS:
-            seen.add("text")
-        elif head.kind != 1:
-            seen.add("array")
+        if placement & 1:
+            seen[placement >> 1].add("map")
+        elif evidence in _EVIDENCE:
+            seen[placement >> 1].add(_EVIDENCE[evidence])
     return {
-        root: next(kind for kind in _PRECEDENCE if kind in seen)
-        for root, seen in evidence.items()
-        if seen
+        root: next(kind for kind in _PRECEDENCE if kind in found)
+        for root, found in zip(placed.roots, seen, strict=True)
+        if found
     }
-
-
-def _placements(heads: list[StructHead]) -> list[tuple[str | None, bool]]:
-    """For each struct: the root it sits directly in (None if nested or collected) and
-    whether it is keyed. Yjs writes a parent only when an item has no origins; the others
-    inherit their left (else right) neighbour's, as in `Item.getMissing`. Chains are
-    followed iteratively, as typing makes them as long as the text."""
-    starts: dict[int, list[int]] = {}
-    where: dict[int, list[int]] = {}
-    for i, head in enumerate(heads):
-        starts.setdefault(head.client, []).append(head.clock)
-        where.setdefault(head.client, []).append(i)
-    for client, clocks in starts.items():  # v1 keeps clock order; a bad update may not
-        order = sorted(range(len(clocks)), key=clocks.__getitem__)
-        starts[client] = [clocks[k] for k in order]
-        where[client] = [where[client][k] for k in order]
-
-    def find(ident: tuple[int, int] | None) -> int | None:
-        if ident is None or ident[0] not in starts:
-            return None
-        k = bisect_right(starts[ident[0]], ident[1]) - 1
-        i = where[ident[0]][k] if k >= 0 else None
-        return i if i is not None and ident[1] < heads[i].clock + heads[i].length else None
-
-    placed: list[tuple[str | None, bool] | None] = [None] * len(heads)
-    for first in range(len(heads)):
-        chain: list[int] = []
-        at: int | None = first
-        while at is not None and placed[at] is None:
-            head = heads[at]
-            if head.kind in (0, 10):
-                placed[at] = (None, False)
-            elif head.origin is None and head.right_origin is None:
-                root = head.parent if isinstance(head.parent, str) else None
-                placed[at] = (root, head.parent_sub is not None)
-            else:
-                chain.append(at)
-                left, right = find(head.origin), find(head.right_origin)
-                if any(n is not None and heads[n].kind == 0 for n in (left, right)):
-                    placed[at] = (None, False)  # next to collected content: collected too
-                    break
-                at = left if left is not None else right
-        result = placed[at] if at is not None else (None, False)
-        for i in chain:
-            placed[i] = result
-    return [p or (None, False) for p in placed]
 
 
 def load_doc(

@@ -49,7 +49,7 @@ def _scan_any(update: bytes, max_nesting: int) -> UpdateShape:
     ranges: dict[int, tuple[int, int]] = {}
     deps: dict[int, int] = {}
     holes: dict[int, tuple[tuple[int, int], ...]] = {}
-    for _ in range(_count(reader)):
+    for _ in range(read_count(reader)):
         structs = reader.varuint()
         client = reader.varuint()
         clock = start = reader.varuint()
@@ -64,9 +64,9 @@ def _scan_any(update: bytes, max_nesting: int) -> UpdateShape:
             holes[client] = holes[client][:-1]
         ranges[client] = (start, clock)
     deleted: dict[int, int] = {}
-    for _ in range(_count(reader)):  # delete set: client, n x (clock, len)
+    for _ in range(read_count(reader)):  # delete set: client, n x (clock, len)
         client = reader.varuint()
-        for _ in range(_count(reader)):
+        for _ in range(read_count(reader)):
             end = reader.varuint() + reader.varuint()
             if end > deleted.get(client, 0):
                 deleted[client] = end
@@ -89,7 +89,7 @@ def read_delete_set(
     """
     reader = Reader(update)
     deps: dict[int, int] = {}
-    for _ in range(_count(reader)):
+    for _ in range(read_count(reader)):
         structs = reader.varuint()
         reader.varuint()  # client
         reader.varuint()  # first clock
@@ -97,9 +97,9 @@ def read_delete_set(
             _skip_struct(reader, max_nesting, deps)
     at = reader.pos
     ranges: list[DeleteRange] = []
-    for _ in range(_count(reader)):
+    for _ in range(read_count(reader)):
         client = reader.varuint()
-        for _ in range(_count(reader)):
+        for _ in range(read_count(reader)):
             clock = reader.varuint()
             ranges.append((client, clock, reader.varuint()))
     reader.expect_end()
@@ -135,7 +135,7 @@ def iter_structs(update: bytes, *, max_nesting: int = MAX_NESTING) -> Iterator[S
     """
     reader = Reader(update)
     known: list[tuple[bytes, int]] = []
-    for _ in range(_count(reader)):
+    for _ in range(read_count(reader)):
         structs = reader.varuint()
         client = reader.varuint()
         clock = reader.varuint()
@@ -149,7 +149,7 @@ def _read_head(
     reader: Reader, client: int, clock: int, max_nesting: int, known: list[tuple[bytes, int]]
 ) -> StructHead:
     """Read one struct as `_skip_struct` does, keeping ids, parent and type ref."""
-    info = _byte(reader)
+    info = read_byte(reader)
     kind = info & _BITS5
     varuint = reader.varuint  # bound once: a big room has hundreds of thousands
     if kind in (0, 10):
@@ -167,7 +167,7 @@ def _read_head(
         at = reader.pos
         type_ref = reader.varuint()
         reader.pos = at
-    length = _skip_content(reader, kind, max_nesting)
+    length = skip_content(reader, kind, max_nesting)
     return StructHead(client, clock, length, kind, origin, right, parent, sub, type_ref)
 
 
@@ -185,7 +185,7 @@ def _client(reader: Reader, known: list[tuple[bytes, int]]) -> int:
     return client
 
 
-def _count(reader: Reader) -> int:
+def read_count(reader: Reader) -> int:
     at = reader.pos
     count = reader.varuint()
     if count > len(reader.buf):
@@ -193,7 +193,7 @@ def _count(reader: Reader) -> int:
     return count
 
 
-def _byte(reader: Reader) -> int:
+def read_byte(reader: Reader) -> int:
     if reader.pos >= len(reader.buf):
         raise ProtocolError(reader.pos, "update is truncated")
     value = reader.buf[reader.pos]
@@ -216,7 +216,7 @@ def _dep(reader: Reader, deps: dict[int, int]) -> None:
 
 def _skip_struct(reader: Reader, max_nesting: int, deps: dict[int, int]) -> int:
     """Skip one struct; returns its length in clock ticks."""
-    info = _byte(reader)
+    info = read_byte(reader)
     kind = info & _BITS5
     if kind in (0, 10):  # GC or Skip: a length
         return reader.varuint()
@@ -231,15 +231,15 @@ def _skip_struct(reader: Reader, max_nesting: int, deps: dict[int, int]) -> int:
             _dep(reader, deps)  # parent item id
         if info & _HAS_PARENT_SUB:
             reader.varbytes()
-    return _skip_content(reader, kind, max_nesting)
+    return skip_content(reader, kind, max_nesting)
 
 
-def _skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
+def skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
     """Skip an item's content; returns its length (UTF-16 units for strings, as Yjs)."""
     if kind == 1:  # deleted: length
         return reader.varuint()
     if kind == 2:  # JSON: n strings
-        count = _count(reader)
+        count = read_count(reader)
         for _ in range(count):
             reader.varbytes()
         return count
@@ -257,8 +257,8 @@ def _skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
             reader.varbytes()
         return 1
     if kind == 8:  # any: n values
-        count = _count(reader)
-        _skip_values(reader, count, max_nesting)
+        count = read_count(reader)
+        skip_values(reader, count, max_nesting)
         return count
     if kind == 9:  # subdocument: guid, options
         reader.varbytes()
@@ -267,7 +267,7 @@ def _skip_content(reader: Reader, kind: int, max_nesting: int) -> int:
     raise ProtocolError(reader.pos, f"unknown content type {kind}")
 
 
-def _skip_values(reader: Reader, count: int, max_nesting: int) -> None:
+def skip_values(reader: Reader, count: int, max_nesting: int) -> None:
     """`count` lib0 values. Strings and byte arrays, what array items and map values
     mostly are, are skipped inline: a big room's snapshot holds hundreds of thousands,
     and the general walk cost several times as much per value."""
@@ -303,7 +303,7 @@ def _skip_any(reader: Reader, max_nesting: int) -> None:
         frame[0] -= 1
         if frame[1]:
             reader.varbytes()  # the member's key
-        tag = _byte(reader)
+        tag = read_byte(reader)
         if tag in _CONSTANT_TAGS:
             continue
         if tag == _INTEGER_TAG:  # signed varint: same continuation bit as varuint
@@ -315,7 +315,7 @@ def _skip_any(reader: Reader, max_nesting: int) -> None:
         elif tag in (119, 116):  # string, bytes
             reader.varbytes()
         elif tag in (118, 117):  # object, array
-            count = _count(reader)
+            count = read_count(reader)
             if len(stack) >= max_nesting:
                 raise ProtocolError(reader.pos, f"value nested deeper than {max_nesting}")
             stack.append([count, int(tag == 118)])
