@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from engine.storage.heads import StoredHead
     from engine.storage.room_dump import RoomDump
 
 T = TypeVar("T")
@@ -55,6 +56,14 @@ class LogStore(Protocol):
         self, room: str, after: int = 0, upto: int | None = None, limit: int | None = None
     ) -> list[tuple[int, bytes]]:
         """Log records with after < seq <= upto, ascending; what trimming left of them."""
+        ...
+
+    def read_heads(
+        self, room: str, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> list[StoredHead]:
+        """What `read` returns, each record's head decoded in place of its bytes (see
+        engine/storage/heads.py): the one read that looks into records, so that a
+        history page costs the fields it lists, not copies of the updates."""
         ...
 
     def first_seq(self, room: str) -> int | None:

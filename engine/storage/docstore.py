@@ -14,21 +14,20 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pycrdt import get_state
 
 from engine.errors import CorruptRecord, HistoryFolded, RoomNotFound, StorageError
 from engine.storage.compaction import CompactionPolicy, Retention, should_compact
 from engine.storage.contract import LogStore, RoomInfo
+from engine.storage.heads import StoredHead
 from engine.storage.records import (
     Snapshot,
-    UpdateHead,
     UpdateRecord,
     pack,
     pack_updates,
     unpack,
-    unpack_update_head,
 )
 from engine.yjs import EMPTY_UPDATE, update_clients
 
@@ -107,11 +106,43 @@ def _record(room: str, seq: int, value: bytes) -> UpdateRecord:
         raise CorruptRecord(room, "log record", seq, str(exc)) from exc
 
 
-def _update_head(room: str, seq: int, value: bytes) -> UpdateHead:
-    try:
-        return unpack_update_head(value)
-    except _READ_ERRORS as exc:
-        raise CorruptRecord(room, "log record", seq, str(exc)) from exc
+def _history_entry(room: str, stored: StoredHead) -> HistoryEntry:
+    head = stored.head
+    if isinstance(head, Exception):
+        raise CorruptRecord(room, "log record", stored.seq, str(head)) from head
+    seq = stored.seq
+    return HistoryEntry(
+        seq, head.ts, head.user, head.size, head.clients, head.restore_of, head.rejected
+    )
+
+
+_P = TypeVar("_P")
+
+
+def _within(
+    read: Callable[[int, int], Sequence[_P]],
+    measure: Callable[[_P], tuple[int, int]],
+    after: int,
+    limit: int | None,
+    max_bytes: int,
+) -> Iterator[_P]:
+    """What `read(after, count)` gives, read in small batches sized by the largest
+    entry seen so far (`measure`: its seq and stored bytes), so a page overshoots its
+    budget by at most one batch of entries (BUDGET_BATCH)."""
+    used = count = largest = 0
+    batch = 1
+    while used < max_bytes and (limit is None or count < limit):
+        want = batch if limit is None else min(batch, limit - count)
+        items = read(after, want)
+        for item in items:
+            after, size = measure(item)
+            used += size
+            largest = max(largest, size)
+            count += 1
+            yield item
+        if len(items) < want:
+            return
+        batch = max(1, min(BUDGET_BATCH, 2 * batch, (max_bytes - used) // max(largest, 1)))
 
 
 class DocStore:
@@ -273,44 +304,33 @@ class DocStore:
         """Stored (seq, record bytes) after `after`, within `max_bytes` when given."""
         if max_bytes is None:
             return self.log.read(room, after, upto, limit)
-        return self._within(room, after, upto, limit, max_bytes)
-
-    def _within(
-        self, room: str, after: int, upto: int | None, limit: int | None, max_bytes: int
-    ) -> Iterator[tuple[int, bytes]]:
-        """Records read in small batches sized by the largest record seen so far, so a
-        page overshoots its budget by at most one batch of records (BUDGET_BATCH)."""
-        used = count = largest = 0
-        batch = 1
-        while used < max_bytes and (limit is None or count < limit):
-            want = batch if limit is None else min(batch, limit - count)
-            pairs = self.log.read(room, after, upto, want)
-            for seq, value in pairs:
-                used += len(value)
-                largest = max(largest, len(value))
-                count += 1
-                after = seq
-                yield seq, value
-            if len(pairs) < want:
-                return
-            batch = max(1, min(BUDGET_BATCH, 2 * batch, (max_bytes - used) // max(largest, 1)))
+        return _within(
+            lambda start, want: self.log.read(room, start, upto, want),
+            lambda pair: (pair[0], len(pair[1])),
+            after,
+            limit,
+            max_bytes,
+        )
 
     def history(
         self, room: str, after: int = 0, limit: int = 100, max_bytes: int | None = None
     ) -> list[HistoryEntry]:
         """The audit trail: who changed the room when, and how much (what retention kept).
-        `max_bytes` bounds the log records read for it, as for `entries`. Sizes come
-        from the records' headers: the updates themselves are never decoded or copied."""
+        `max_bytes` bounds the log records read for it, as for `entries` (counting whole
+        records, so pages end where they would), though only their heads are read: the
+        updates are never copied out of the store (engine/storage/heads.py)."""
         self.require(room)
-        out = []
-        for seq, value in self._values(room, after, None, limit, max_bytes):
-            head = _update_head(room, seq, value)
-            out.append(
-                HistoryEntry(
-                    seq, head.ts, head.user, head.size, head.clients, head.restore_of, head.rejected
-                )
+        if max_bytes is None:
+            heads: Iterable[StoredHead] = self.log.read_heads(room, after, None, limit)
+        else:
+            heads = _within(
+                lambda start, want: self.log.read_heads(room, start, None, want),
+                lambda head: (head.seq, head.size),
+                after,
+                limit,
+                max_bytes,
             )
-        return out
+        return [_history_entry(room, stored) for stored in heads]
 
     def state_at(self, room: str, seq: int) -> bytes:
         """The room as it was right after log entry `seq`, as one Yjs update.

@@ -43,6 +43,7 @@ from typing import TypeVar
 from engine.errors import StorageError
 from engine.names import validate_room_name
 from engine.storage.contract import RoomInfo
+from engine.storage.heads import StoredHead, value_heads
 from engine.storage.kv import KV, Delete, Put
 from engine.storage.log_values import (
     U64,
@@ -267,6 +268,31 @@ class KVLogStore:
                 break
             out.append((seq, value))
         return out
+
+    def read_heads(
+        self, room: str, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> list[StoredHead]:
+        """`read`'s entries as heads, each read from a view of the store's memory inside
+        the read transaction: no update is copied."""
+        room_id = self._room_id(room)
+        if room_id is None:
+            return []
+        recent = self._journal.by_room.get(room_id, ())
+        values = self.kv.scan_views(
+            "log",
+            U64.pack(room_id),
+            lambda key, view: value_heads(key_seq(key), view),
+            start=log_key(room_id, after + 1),
+            limit=limit,
+        )
+        found = [head for heads in values for head in heads]
+        newest = found[-1].seq if found else 0
+        for item in recent:  # as `_with_journal`: an entry folded meanwhile counts once
+            if item.last > newest:
+                found += value_heads(item.last, memoryview(item.value))
+        return [head for head in found if head.seq > after and (upto is None or head.seq <= upto)][
+            :limit
+        ]
 
     def first_seq(self, room: str) -> int | None:
         room_id = self._room_id(room)

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import cbor2
 
 from engine.errors import StorageError
-from engine.storage.records import RecordError, unpack
+from engine.storage.records import HeadReader, RecordError, unpack
 
 U64 = struct.Struct(">Q")
 _ROOM_SEQ = struct.Struct(">QQ")
@@ -76,6 +76,41 @@ def value_entries(last: int, value: bytes) -> list[tuple[int, bytes]]:
     # A torn run: every seq it held reads as the broken value (which fails its checks).
     count = count if 1 <= count <= last else 1
     return [(seq, value) for seq in range(last - count + 1, last + 1)]
+
+
+def value_views(last: int, value: memoryview) -> list[tuple[int, memoryview]]:
+    """`value_entries` without copying: each record a view of `value` (a run's CBOR
+    array is walked, not decoded). Whatever does not read as a whole run (a torn one, a
+    single record that starts with the marker) goes through `value_entries`, so both
+    hand out the same records."""
+    if len(value) < _RUN_HEAD.size or value[:4] != _RUN:
+        return [(last, value)]
+    _, count, crc = _RUN_HEAD.unpack_from(value)
+    body = value[_RUN_HEAD.size :]
+    records = _run_records(body, count) if zlib.crc32(body) == crc else None
+    if records is None:
+        return [(seq, memoryview(record)) for seq, record in value_entries(last, bytes(value))]
+    first = last - count + 1
+    return [(first + i, record) for i, record in enumerate(records)]
+
+
+def _run_records(body: memoryview, count: int) -> list[memoryview] | None:
+    """Views of the `count` byte strings of a run's array (None: not that shape)."""
+    reader = HeadReader(body)
+    try:
+        major, length = reader.head()
+        if major != 4 or length != count:
+            return None
+        records = []
+        for _ in range(count):
+            major, size = reader.head()
+            if major != 2 or reader.at + size > len(body):
+                return None
+            records.append(body[reader.at : reader.at + size])
+            reader.at += size
+    except (ValueError, IndexError):
+        return None
+    return records if reader.at == len(body) else None
 
 
 def flatten(pairs: Iterable[tuple[bytes, bytes]]) -> Iterable[tuple[int, bytes]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,7 +284,7 @@ class UpdateHead:
     rejected: dict[str, Any] | None = None
 
 
-class _HeadReader:
+class HeadReader:
     """Walks a record's CBOR map, skipping the update's bytes instead of copying them:
     the history lists sizes, and a page of megabyte updates should not cost megabytes
     of copies to say how big they were. Knows the item kinds records are written with;
@@ -311,7 +311,8 @@ class _HeadReader:
         return major, int.from_bytes(raw, "big")
 
     def value(self) -> Any:
-        """The next item, decoded (small items only: text, ints, arrays, floats, null)."""
+        """The next item, decoded (small items only: text, bytes, ints, arrays, maps,
+        floats, booleans, null)."""
         start = self.at
         major, arg = self.head()
         if major == 0:
@@ -321,8 +322,13 @@ class _HeadReader:
         if major == 3:
             self.at += arg
             return bytes(self.body[self.at - arg : self.at]).decode("utf-8")
+        if major == 2:
+            self.at += arg
+            return bytes(self.body[self.at - arg : self.at])
         if major == 4:
             return [self.value() for _ in range(arg)]
+        if major == 5:  # a refusal's record: what a rule undid, and why
+            return {self.value(): self.value() for _ in range(arg)}
         if major == 7:
             return self._simple(start, arg)
         raise ValueError(f"unexpected CBOR major type {major}")
@@ -355,12 +361,17 @@ def unpack_update_head(value: bytes | memoryview) -> UpdateHead:
     if zlib.crc32(body) != expected:
         raise RecordError("checksum mismatch (torn or corrupted write)")
     try:
-        fields = _read_head_fields(_HeadReader(body))
-    except (ValueError, IndexError, KeyError, UnicodeDecodeError):
+        fields = read_head_fields(HeadReader(body))
+    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         data = unpack(value)  # a form this walker does not know: decode it all
         fields = {**data, "u": len(data["u"])}
     if fields.get("v") != SCHEMA_VERSION:
         unpack(value)  # raises the error a full decode gives
+    return head_from_fields(fields)
+
+
+def head_from_fields(fields: dict[str, Any]) -> UpdateHead:
+    """The head of a record whose map `fields` holds (the update's size under "u")."""
     restore_of = fields.get("restore_of")
     return UpdateHead(
         float(fields["ts"]),
@@ -372,15 +383,24 @@ def unpack_update_head(value: bytes | memoryview) -> UpdateHead:
     )
 
 
-def _read_head_fields(reader: _HeadReader) -> dict[str, Any]:
-    """The record map's fields, with the update's size under "u"."""
+def read_head_fields(
+    reader: HeadReader, rest: Callable[[int], memoryview] | None = None
+) -> dict[str, Any]:
+    """The record map's fields, with the update's size under "u". With `rest`, the
+    reader holds only the record's start: past the update it goes on in what
+    `rest(offset of the update's end)` hands back (the record's end, read apart)."""
     major, count = reader.head()
     if major != 5:
         raise ValueError("the record is not a map")
     fields: dict[str, Any] = {}
     for _ in range(count):
         key = reader.value()
-        fields[key] = reader.skip_bytes() if key == "u" else reader.value()
+        if key != "u":
+            fields[key] = reader.value()
+            continue
+        fields[key] = reader.skip_bytes()
+        if rest is not None:
+            reader.body, reader.at = rest(reader.at), 0
     if "u" not in fields:
         raise ValueError("the record has no update")
     return fields
