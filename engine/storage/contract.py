@@ -66,6 +66,19 @@ class LogStore(Protocol):
         history page costs the fields it lists, not copies of the updates."""
         ...
 
+    def read_views(
+        self,
+        room: str,
+        take: Callable[[int, memoryview], T],
+        after: int = 0,
+        upto: int | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[int, int, T]]:
+        """`read`, each record handed to `take` with its seq as a view (valid only during
+        the call, as for `KV.scan_views`): (seq, the record's bytes, what `take` gave).
+        Where the store's memory can be read in place (LMDB), no record is copied first."""
+        ...
+
     def first_seq(self, room: str) -> int | None:
         """The oldest seq still in the log (None: the log is empty or trimmed away)."""
         ...

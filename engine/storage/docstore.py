@@ -22,6 +22,7 @@ from engine.errors import CorruptRecord, HistoryFolded, RoomNotFound, StorageErr
 from engine.storage.compaction import CompactionPolicy, Retention, should_compact
 from engine.storage.contract import LogStore, RoomInfo
 from engine.storage.heads import StoredHead
+from engine.storage.record_views import record_or_error
 from engine.storage.records import (
     Snapshot,
     UpdateRecord,
@@ -104,6 +105,15 @@ def _record(room: str, seq: int, value: bytes) -> UpdateRecord:
         return UpdateRecord.from_map(unpack(value), seq)
     except _READ_ERRORS as exc:
         raise CorruptRecord(room, "log record", seq, str(exc)) from exc
+
+
+Decoded = UpdateRecord | Exception
+
+
+def _checked(room: str, seq: int, record: Decoded) -> UpdateRecord:
+    if isinstance(record, Exception):
+        raise CorruptRecord(room, "log record", seq, str(record)) from record
+    return record
 
 
 def _history_entry(room: str, stored: StoredHead) -> HistoryEntry:
@@ -294,23 +304,19 @@ class DocStore:
         With `max_bytes`, the list ends once its records reach that many bytes (always at
         least one record): a page of big updates costs its budget, not `limit` of them.
         """
-        return [
-            _record(room, seq, v) for seq, v in self._values(room, after, upto, limit, max_bytes)
-        ]
-
-    def _values(
-        self, room: str, after: int, upto: int | None, limit: int | None, max_bytes: int | None
-    ) -> Iterable[tuple[int, bytes]]:
-        """Stored (seq, record bytes) after `after`, within `max_bytes` when given."""
         if max_bytes is None:
-            return self.log.read(room, after, upto, limit)
-        return _within(
-            lambda start, want: self.log.read(room, start, upto, want),
-            lambda pair: (pair[0], len(pair[1])),
-            after,
-            limit,
-            max_bytes,
-        )
+            taken: Iterable[tuple[int, int, Decoded]] = self.log.read_views(
+                room, record_or_error, after, upto, limit
+            )
+        else:
+            taken = _within(
+                lambda start, want: self.log.read_views(room, record_or_error, start, upto, want),
+                lambda entry: (entry[0], entry[1]),
+                after,
+                limit,
+                max_bytes,
+            )
+        return [_checked(room, seq, record) for seq, _, record in taken]
 
     def history(
         self, room: str, after: int = 0, limit: int = 100, max_bytes: int | None = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from engine.errors import StorageError
-from engine.storage.log_values import value_views
 from engine.storage.records import (
     SCHEMA_VERSION,
     HeadReader,
@@ -55,14 +54,6 @@ def head_of(record: bytes | memoryview) -> UpdateHead | Exception:
         return unpack_update_head(record)
     except READ_ERRORS as exc:
         return exc
-
-
-def value_heads(last: int, value: memoryview) -> list[StoredHead]:
-    """The heads of the records one log value holds (a record or a run), the last at
-    seq `last`; `value` may be the store's own memory: nothing of it is kept."""
-    return [
-        StoredHead(seq, len(record), head_of(record)) for seq, record in value_views(last, value)
-    ]
 
 
 def head_from_ends(start: bytes, end: bytes, size: int) -> UpdateHead | None:

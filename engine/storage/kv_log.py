@@ -43,7 +43,7 @@ from typing import TypeVar
 from engine.errors import StorageError
 from engine.names import validate_room_name
 from engine.storage.contract import RoomInfo
-from engine.storage.heads import StoredHead, value_heads
+from engine.storage.heads import StoredHead, head_of
 from engine.storage.kv import KV, Delete, Put
 from engine.storage.log_values import (
     U64,
@@ -55,6 +55,7 @@ from engine.storage.log_values import (
     pack_journal,
     unpack_journal,
     value_entries,
+    value_views,
 )
 from engine.storage.records import RoomMeta, pack, unpack
 from engine.storage.room_dump import RoomDump
@@ -274,25 +275,44 @@ class KVLogStore:
     ) -> list[StoredHead]:
         """`read`'s entries as heads, each read from a view of the store's memory inside
         the read transaction: no update is copied."""
+        taken = self.read_views(room, lambda seq, view: head_of(view), after, upto, limit)
+        return [StoredHead(seq, size, head) for seq, size, head in taken]
+
+    def read_views(
+        self,
+        room: str,
+        take: Callable[[int, memoryview], T],
+        after: int = 0,
+        upto: int | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[int, int, T]]:
+        """`read`, each record handed to `take` as a view of the store's memory (valid
+        during the call) and runs walked in place: (seq, record bytes, what `take` gave)."""
         room_id = self._room_id(room)
         if room_id is None:
             return []
-        recent = self._journal.by_room.get(room_id, ())
+        recent = self._journal.by_room.get(room_id, ())  # before the log: see the docstring
+
+        def take_all(last: int, value: memoryview) -> list[tuple[int, int, T]]:
+            return [
+                (seq, len(view), take(seq, view))
+                for seq, view in value_views(last, value)
+                if seq > after and (upto is None or seq <= upto)
+            ]
+
         values = self.kv.scan_views(
             "log",
             U64.pack(room_id),
-            lambda key, view: value_heads(key_seq(key), view),
+            lambda key, view: take_all(key_seq(key), view),
             start=log_key(room_id, after + 1),
-            limit=limit,
+            limit=limit,  # each value holds at least one entry past `after`
         )
-        found = [head for heads in values for head in heads]
-        newest = found[-1].seq if found else 0
+        found = [entry for entries in values for entry in entries]
+        newest = found[-1][0] if found else 0
         for item in recent:  # as `_with_journal`: an entry folded meanwhile counts once
             if item.last > newest:
-                found += value_heads(item.last, memoryview(item.value))
-        return [head for head in found if head.seq > after and (upto is None or head.seq <= upto)][
-            :limit
-        ]
+                found += take_all(item.last, memoryview(item.value))
+        return found[:limit]
 
     def first_seq(self, room: str) -> int | None:
         room_id = self._room_id(room)

@@ -293,6 +293,7 @@ class HeadReader:
     def __init__(self, body: memoryview) -> None:
         self.body = body
         self.at = 0
+        self.update_end = -1  # where the update ended, once `read_head_fields` passed it
 
     def head(self) -> tuple[int, int]:
         """(major type, argument) of the next item, which must have a definite length."""
@@ -399,6 +400,7 @@ def read_head_fields(
             fields[key] = reader.value()
             continue
         fields[key] = reader.skip_bytes()
+        reader.update_end = reader.at
         if rest is not None:
             reader.body, reader.at = rest(reader.at), 0
     if "u" not in fields:

@@ -185,6 +185,20 @@ class RedisLogStore:
                 out.append(StoredHead(seq, int(size), head))
         return out
 
+    def read_views(
+        self,
+        room: str,
+        take: Callable[[int, memoryview], T],
+        after: int = 0,
+        upto: int | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[int, int, T]]:
+        """`read`, each record handed to `take` as a view of the reply's bytes."""
+        return [
+            (seq, len(value), take(seq, memoryview(value)))
+            for seq, value in self.read(room, after, upto, limit)
+        ]
+
     def first_seq(self, room: str) -> int | None:
         first = self._call("read", self.redis.xrange, key("log", room), "-", "+", count=1)
         return seq_of(first[0][0]) if first else None

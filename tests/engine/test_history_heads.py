@@ -55,7 +55,7 @@ def log(every_log: LogStore) -> LogStore:
     return every_log
 
 
-def _write(docs: DocStore, room: str, log_batches: list[list[Any]]) -> None:
+def write_batches(docs: DocStore, room: str, log_batches: list[list[Any]]) -> None:
     """Each batch is one append: a room with several updates in it gets a run, several
     rooms in one append go through the journal (KV stores)."""
     names = [room, f"{room}-b", f"{room}-c"]
@@ -93,7 +93,7 @@ def test_a_page_from_heads_is_the_page_from_whole_records(
 ) -> None:
     docs = DocStore(log, clock=lambda: 7.25)
     room = f"r{next(_rooms)}"
-    _write(docs, room, log_batches)
+    write_batches(docs, room, log_batches)
     page = docs.history(room, after, limit, max_bytes)
     assert page == _from_whole_records(docs, room, after, limit, max_bytes)
 
@@ -107,7 +107,7 @@ def test_paging_through_history_has_no_gap_and_no_duplicate(
 ) -> None:
     docs = DocStore(log, clock=lambda: 7.25)
     room = f"p{next(_rooms)}"
-    _write(docs, room, log_batches)
+    write_batches(docs, room, log_batches)
     last = docs.require(room).last_seq
     seen: list[int] = []
     after = 0
