@@ -29,7 +29,8 @@ NEVER = CompactionPolicy(every_updates=1_000_000)  # the test trims by hand
 
 
 class TrimBeforeRead:
-    """The server's log store, except that its next log `read` first runs `trim`."""
+    """The server's log store, except that its next log read (`read`, or `read_views`
+    as the feed's pages read) first runs `trim`."""
 
     def __init__(self, log: LogStore) -> None:
         self._log = log
@@ -37,13 +38,20 @@ class TrimBeforeRead:
         self.reads_first = 0  # reads that go through before the trim runs
 
     def read(self, *args: Any, **kwargs: Any) -> list[tuple[int, bytes]]:
+        self._before_read()
+        return self._log.read(*args, **kwargs)
+
+    def read_views(self, *args: Any, **kwargs: Any) -> list[tuple[int, int, Any]]:
+        self._before_read()
+        return self._log.read_views(*args, **kwargs)
+
+    def _before_read(self) -> None:
         if self.trim is not None and self.reads_first > 0:
             self.reads_first -= 1
         else:
             trim, self.trim = self.trim, None
             if trim is not None:
                 trim()
-        return self._log.read(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
