@@ -32,8 +32,9 @@ from server.compute_lane import ComputeLane
 from server.config import Config
 from server.delivery import Delivery
 from server.hooks import Hooks
-from server.http.changes import add_change_routes, sse_update
+from server.http.changes import add_change_routes
 from server.http.console import add_console_routes
+from server.http.feed_encoding import sse_update
 from server.http.hocuspocus import handle_hocuspocus
 from server.http.keys import (
     AUTHORIZER,

@@ -32,10 +32,8 @@ Retry-After (server/page_reads.py).
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +41,15 @@ from aiohttp import web
 from engine.errors import ProtocolError
 from engine.storage.records import UpdateRecord
 from server.hooks import Grant
+from server.http.feed_encoding import (
+    ENCODE_BYTES,
+    base64_text,
+    encode_entries,
+    entries_size,
+    groups,
+    sse_event,
+    sse_update_pieces,
+)
 from server.http.keys import CONFIG, FEEDS, METRICS, PAGES, STORE
 from server.http.rest import caller_of, grant_for, int_query, parse_seq
 from server.rooms.feeds import Subscriber
@@ -52,41 +59,6 @@ MAX_WAIT_SECONDS = 60
 PAGE = 1000
 CATCH_UP_BYTES = 1024 * 1024  # read at a time for an SSE catch-up (written event by event)
 TRIM_RETRIES = 8  # first pages read again because a trim landed between snapshot and log
-ENCODE_BYTES = 256 * 1024  # of updates, JSON-encoded at a time off the event loop
-PIECE_RAW_BYTES = 48 * 1024  # of an update, base64-encoded at a time (a multiple of 3)
-
-
-def entry_json(record: UpdateRecord) -> dict[str, Any]:
-    return {
-        "seq": record.seq,
-        "ts": record.ts,
-        "user": record.user,
-        "update": base64.b64encode(record.update).decode(),
-    }
-
-
-def entry_bytes(record: UpdateRecord) -> bytes:
-    """`json.dumps(entry_json(record))`, encoded, without running the JSON encoder over
-    the update: base64 needs no escaping, so its bytes go in as they are. A megabyte
-    update costs one base64 pass and one copy rather than three more passes."""
-    head = json.dumps({"seq": record.seq, "ts": record.ts, "user": record.user})
-    return b"".join((head[:-1].encode(), b', "update": "', *base64_pieces(record.update), b'"}'))
-
-
-def entry_size(record: UpdateRecord) -> int:
-    """`len(entry_bytes(record))`, from the update's length (base64: 4 bytes per 3)."""
-    head = json.dumps({"seq": record.seq, "ts": record.ts, "user": record.user})
-    return len(head.encode()) - 1 + len(b', "update": "') + 4 * -(-len(record.update) // 3) + 2
-
-
-def base64_pieces(update: bytes) -> Iterator[bytes]:
-    """The update base64-encoded `PIECE_RAW_BYTES` at a time. One call over a megabyte
-    holds the interpreter's lock for milliseconds (base64 never lets go of it), so a page
-    encoded in a thread held the event loop, and every room's edits, as long; between
-    pieces the loop gets the lock back within the switch interval."""
-    view = memoryview(update)
-    for start in range(0, len(view), PIECE_RAW_BYTES):
-        yield base64.b64encode(view[start : start + PIECE_RAW_BYTES])
 
 
 async def _start(request: web.Request) -> tuple[str, int, Grant]:
@@ -111,8 +83,8 @@ async def _snapshot_if_trimmed(store: RoomStore, room: str, after: int) -> dict[
     loaded = await store.read(store.docs.load, room)
     if loaded.snapshot_seq <= after:
         return None
-    state = loaded.updates[0]
-    return {"seq": loaded.snapshot_seq, "state": base64.b64encode(state).decode()}
+    state = await asyncio.to_thread(base64_text, loaded.updates[0])
+    return {"seq": loaded.snapshot_seq, "state": state}
 
 
 async def changes(request: web.Request) -> web.StreamResponse:
@@ -191,50 +163,17 @@ async def _json_page(request: web.Request, page: _Page) -> web.StreamResponse:
     head, entries = page
     opening = json.dumps(head)[:-1].encode() + b', "entries": ['
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    response.content_length = len(opening) + await asyncio.to_thread(_entries_size, entries) + 2
+    response.content_length = len(opening) + await asyncio.to_thread(entries_size, entries) + 2
     try:
         await response.prepare(request)
         await response.write(opening)
-        for index, group in enumerate(_groups(entries, ENCODE_BYTES)):
-            await response.write(await asyncio.to_thread(_encode_entries, group, not index))
+        for index, group in enumerate(groups(entries, ENCODE_BYTES)):
+            await response.write(await asyncio.to_thread(encode_entries, group, not index))
         await response.write(b"]}")
         await response.write_eof()
     except ConnectionResetError:
         _cut(request)  # the caller left mid-page: nobody to answer, nothing to log
     return response
-
-
-def _groups(entries: list[UpdateRecord], max_bytes: int) -> Iterator[list[UpdateRecord]]:
-    """Consecutive runs of entries with about `max_bytes` of updates each."""
-    group: list[UpdateRecord] = []
-    size = 0
-    for record in entries:
-        group.append(record)
-        size += len(record.update)
-        if size >= max_bytes:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
-
-
-def _encode_entries(entries: list[UpdateRecord], first: bool = True) -> bytes:
-    """The entries as a page lists them, after a separator unless `first`: the pieces
-    are joined here, in the thread, so the event loop copies no megabytes to send them."""
-    encoded = [entry_bytes(record) for record in entries]
-    return b", ".join(encoded if first else [b"", *encoded])
-
-
-def _entries_size(entries: list[UpdateRecord]) -> int:
-    """The bytes `_encode_entries` gives for all of `entries`, without encoding them: a
-    page then goes out with its Content-Length rather than in HTTP chunks, which aiohttp
-    (on Python before 3.12.9) joins into one more copy of each on the event loop."""
-    return sum(entry_size(record) for record in entries) + 2 * max(len(entries) - 1, 0)
-
-
-def _event(kind: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 async def _stream(request: web.Request) -> web.StreamResponse:
@@ -252,7 +191,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
         page_bytes = min(request.app[CONFIG].limits.page_bytes, CATCH_UP_BYTES)
         snapshot, first = await _first_page(store, room, after, page_bytes)
         if snapshot is not None:
-            await out.send(_event("snapshot", snapshot))
+            await out.send(sse_event("snapshot", snapshot))
             after = snapshot["seq"]
         caught_up = await _catch_up(out, store, room, after, first)
         if caught_up is not None:
@@ -290,7 +229,7 @@ class _Out:
         left = self.expires_in()
         if left is None or left > 0:
             return False
-        await self.send(_event("expired", {"resume_after": after}))
+        await self.send(sse_event("expired", {"resume_after": after}))
         return True
 
 
@@ -322,25 +261,9 @@ async def _catch_up(
             del record
         entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
         if entries and entries[0].seq != after + 1:
-            await out.send(_event("overflow", {"resume_after": after}))
+            await out.send(sse_event("overflow", {"resume_after": after}))
             return None
     return after
-
-
-def sse_update(record: UpdateRecord) -> bytes:
-    """One log entry as the SSE event every subscriber of the room receives (what
-    `_event("update", entry_json(record), record.seq)` writes, see `entry_bytes`)."""
-    return b"".join(sse_update_pieces(record))
-
-
-def sse_update_pieces(record: UpdateRecord) -> Iterator[bytes]:
-    """`sse_update` in pieces (`PIECE_RAW_BYTES` of the update each), base64-encoded as they are
-    asked for: a catch-up writes one piece at a time, so a reader that stalls holds one
-    piece in the server's buffers, not a whole encoded megabyte entry."""
-    head = json.dumps({"seq": record.seq, "ts": record.ts, "user": record.user})
-    yield f'id: {record.seq}\nevent: update\ndata: {head[:-1]}, "update": "'.encode()
-    yield from base64_pieces(record.update)
-    yield b'"}\n\n'
 
 
 async def _write_entries(out: _Out, entries: list[tuple[int, bytes]], after: int) -> int:
@@ -364,13 +287,13 @@ async def _follow(out: _Out, subscriber: Subscriber, after: int, heartbeat: floa
             await out.send(b": heartbeat\n\n")
             continue
         if subscriber.deleted:
-            await out.send(_event("deleted", {"room": subscriber.room}))
+            await out.send(sse_event("deleted", {"room": subscriber.room}))
             return
         if await out.expired(after):
             return
         after = await _write_entries(out, subscriber.take(), after)
         if subscriber.overflowed:
-            await out.send(_event("overflow", {"resume_after": after}))
+            await out.send(sse_event("overflow", {"resume_after": after}))
             return
 
 

@@ -6,13 +6,9 @@ and never build error responses themselves.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
-from typing import Any
 
 from aiohttp import web
 
@@ -25,13 +21,11 @@ from engine.errors import (
     meaning_of,
 )
 from engine.names import validate_room_name
-from engine.rules.refusals import stored_refusals
-from engine.storage.docstore import HistoryEntry
-from engine.storage.retention import folded_summaries
 from server.auth import Authorizer, bearer_token, room_matches
 from server.hooks import Grant
 from server.http.deliveries import consumers
 from server.http.guard import auth_request, check_origin, require_content_type
+from server.http.history import history_page
 from server.http.keys import AUTHORIZER, CONFIG, METRICS, PAGES, REGISTRY, STORE
 from server.http.room_stats import add_details
 
@@ -211,45 +205,17 @@ async def post_update(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     """The audit trail, a page at a time. Counted against the caller's page reads
-    (server/page_reads.py), and encoded off the event loop (a page may list 1000 entries)."""
+    (server/page_reads.py), and read and encoded in one hop off the event loop
+    (server/http/history.py)."""
     room = request.match_info["room"]
     grant = await grant_for(request, room)
     after = int_query(request, "after", 0)
     limit = min(int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
     store = request.app[STORE]
+    page_bytes = request.app[CONFIG].limits.page_bytes
     with request.app[PAGES].admit(caller_of(request, grant) or f"room:{room}"):
-        entries = await store.history(room, after, limit, request.app[CONFIG].limits.page_bytes)
-        meta = await store.info(room)
-        folded = await store.read(folded_summaries, store.docs, room)
-        refusals = await store.read(stored_refusals, store.docs, room)
-        last_seq = meta.last_seq if meta else 0
-        next_after = entries[-1].seq if entries else after
-        page = {
-            "room": room,
-            "last_seq": last_seq,
-            "next_after": next_after,
-            "more": next_after < last_seq,
-            "entries": [
-                _history_json(entry, entry.rejected or refusals.get(entry.seq)) for entry in entries
-            ],
-            **({"folded": [asdict(summary) for summary in folded]} if folded else {}),
-        }
-        body = await asyncio.to_thread(json.dumps, page)
-    return web.Response(body=body.encode(), content_type="application/json")
-
-
-def _history_json(entry: HistoryEntry, refused: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One entry; `rejected` when a rule or Hooks.check undid part of it (the entry
-    holds the attempt merged with its undo)."""
-    return {
-        "seq": entry.seq,
-        "ts": entry.ts,
-        "user": entry.user,
-        "bytes": entry.bytes,
-        "clients": list(entry.clients),
-        **({"restore_of": entry.restore_of} if entry.restore_of is not None else {}),
-        **({"rejected": refused} if refused is not None else {}),
-    }
+        body = await store.read(history_page, store.docs, room, after, limit, page_bytes)
+    return web.Response(body=body, content_type="application/json")
 
 
 async def delete_room(request: web.Request) -> web.Response:

@@ -15,8 +15,8 @@ process (Redis) is noticed by the feed itself within `IDLE_SECONDS`, and ends th
 way. Streams are counted per caller (a token or user), and one caller may hold only so
 many.
 
-Each entry is encoded once (by the hub's `encode`, the SSE event bytes) and the same bytes
-go to every subscriber.
+Each entry is encoded once (by the hub's `encode`, the SSE event bytes, in a thread) and
+the same bytes go to every subscriber.
 
 A new subscriber registers first and then catches up from the log itself; entries it
 then also receives live are skipped by seq, so the hand-over has no gap and no duplicate.
@@ -152,10 +152,18 @@ class RoomFeed:
                 for subscriber in self.subscribers:
                     subscriber.cut()
             self.position = entries[-1].seq
-            encoded = [(entry.seq, self.encode(entry)) for entry in entries]
+            encoded = await asyncio.to_thread(_encode_all, self.encode, entries)
             for subscriber in list(self.subscribers):
                 subscriber.offer(encoded)
         return read
+
+
+def _encode_all(encode: Encoder, entries: list[UpdateRecord]) -> list[Encoded]:
+    """Each entry encoded once for every subscriber, in a reading thread: a restore's
+    commit of a few hundred kilobytes, base64-encoded on the event loop, held every
+    room's edits that long (the encoder works in pieces, so the loop gets the lock back
+    between them)."""
+    return [(entry.seq, encode(entry)) for entry in entries]
 
 
 class FeedHub:

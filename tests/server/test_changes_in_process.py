@@ -20,7 +20,7 @@ from harness.wire import edit
 from server import Config, create_app
 from server.auth import issue_token
 from server.config import Limits
-from server.http.changes import _groups
+from server.http.feed_encoding import groups
 from tests.server.test_changes import open_stream, session
 
 SECRET = "a-secret-of-at-least-thirty-two-bytes!"
@@ -157,9 +157,9 @@ async def test_an_event_stream_replays_then_follows_with_ids(base: str) -> None:
 def test_encoding_groups_end_once_they_reach_their_size() -> None:
     records = [UpdateRecord(seq, 0.0, None, (), b"x" * size)
                for seq, size in enumerate([3, 1, 4, 4, 1], start=1)]  # fmt: skip
-    groups = [[record.seq for record in group] for group in _groups(records, 4)]
-    assert groups == [[1, 2], [3], [4], [5]]
-    assert list(_groups([], 4)) == []
+    seqs = [[record.seq for record in group] for group in groups(records, 4)]
+    assert seqs == [[1, 2], [3], [4], [5]]
+    assert list(groups([], 4)) == []
 
 
 async def test_a_stream_whose_queue_overflows_is_told_where_to_resume(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.storage.records import UpdateRecord
-from server.http.changes import (
-    _encode_entries,
-    _entries_size,
-    _event,
+from server.http.feed_encoding import (
+    encode_entries,
+    entries_size,
     entry_bytes,
     entry_json,
+    sse_event,
     sse_update,
 )
 
@@ -38,15 +38,15 @@ def test_an_entry_is_written_as_the_json_encoder_writes_it(record: UpdateRecord)
 
 @settings(max_examples=300, deadline=None)
 @given(RECORDS)
-def test_an_update_event_is_written_as_any_event(record: UpdateRecord) -> None:
-    assert sse_update(record) == _event("update", entry_json(record), record.seq)
+def test_an_update_event_is_written_as_anyevent(record: UpdateRecord) -> None:
+    assert sse_update(record) == sse_event("update", entry_json(record), record.seq)
 
 
 @settings(max_examples=100, deadline=None)
 @given(RECORDS, st.integers(1, 200))
-def test_an_event_written_in_pieces_is_the_same_event(record: UpdateRecord, piece: int) -> None:
+def test_an_event_written_in_pieces_is_the_sameevent(record: UpdateRecord, piece: int) -> None:
     """Pieces of any size that is a multiple of 3 bytes (base64 needs no padding inside)."""
-    from server.http import changes
+    from server.http import feed_encoding as changes
 
     saved = changes.PIECE_RAW_BYTES
     changes.PIECE_RAW_BYTES = 3 * piece
@@ -54,7 +54,7 @@ def test_an_event_written_in_pieces_is_the_same_event(record: UpdateRecord, piec
         pieces = list(changes.sse_update_pieces(record))
     finally:
         changes.PIECE_RAW_BYTES = saved
-    assert b"".join(pieces) == _event("update", entry_json(record), record.seq)
+    assert b"".join(pieces) == sse_event("update", entry_json(record), record.seq)
     assert all(len(p) <= 4 * piece for p in pieces[1:-1])
 
 
@@ -63,7 +63,7 @@ def test_an_event_written_in_pieces_is_the_same_event(record: UpdateRecord, piec
 def test_a_page_entry_encoded_in_pieces_is_the_same_entry(record: UpdateRecord, piece: int) -> None:
     """A page's entry is base64-encoded a piece at a time too (one call over a megabyte
     holds the interpreter's lock, and so the event loop, for milliseconds)."""
-    from server.http import changes
+    from server.http import feed_encoding as changes
 
     saved = changes.PIECE_RAW_BYTES
     changes.PIECE_RAW_BYTES = 3 * piece
@@ -84,6 +84,6 @@ def test_a_page_is_sent_with_the_length_its_entries_encode_to(
     """A page goes out with a Content-Length worked out before its entries are encoded:
     one byte off and the caller's page is cut short or never ends."""
     groups = [records[:split], records[split:]] if records[split:] else [records]
-    encoded = b"".join(_encode_entries(group, not index) for index, group in enumerate(groups))
-    assert _entries_size(records) == len(encoded)
+    encoded = b"".join(encode_entries(group, not index) for index, group in enumerate(groups))
+    assert entries_size(records) == len(encoded)
     assert json.loads(b"[" + encoded + b"]") == [entry_json(record) for record in records]

@@ -20,7 +20,7 @@ from pycrdt import Doc
 from harness.wire import edit
 from server import Config
 from server.auth import issue_token
-from server.http import changes
+from server.http import changes, feed_encoding
 from server.http.keys import PAGES
 from tests.conftest import StartServer
 from tests.server.test_feed_limits import SECRET, _until, base_of, serve
@@ -121,13 +121,13 @@ async def test_big_pages_are_encoded_off_the_event_loop(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: set[str] = set()
-    encode = changes._encode_entries
+    encode = feed_encoding.encode_entries
 
     def watched(entries: Any, first: bool = True) -> bytes:
         threads.add(threading.current_thread().name)
         return encode(entries, first)
 
-    monkeypatch.setattr(changes, "_encode_entries", watched)
+    monkeypatch.setattr(changes, "encode_entries", watched)
     server, _ = await serve(_big_pages(config))
     try:
         base = base_of(server)
