@@ -319,9 +319,16 @@ class KVLogStore:
         if room_id is None:
             return None
         recent = self._journal.by_room.get(room_id, ())
-        first = self.kv.scan("log", U64.pack(room_id), limit=1)
+        # A view, not a copy: the first value may be a megabyte record or a run of them,
+        # and only where it starts is wanted (history and feed pages ask each time).
+        first = self.kv.scan_views(
+            "log",
+            U64.pack(room_id),
+            lambda key, view: value_views(key_seq(key), view)[0][0],
+            limit=1,
+        )
         if first:
-            return next(iter(flatten(first)))[0]
+            return first[0]
         return value_entries(recent[0].last, recent[0].value)[0][0] if recent else None
 
     # ------------------------------------------------------------------ snapshots

@@ -17,6 +17,7 @@ from engine.errors import CorruptRecord
 from engine.storage import Append, DocStore, LogStore
 from engine.storage.docstore import _within
 from engine.storage.heads import HEAD_WINDOW
+from engine.storage.lmdb_kv import LmdbKV
 from engine.storage.records import UpdateRecord, pack_update, unpack
 from tests.engine.test_history_heads import batches, write_batches
 
@@ -74,6 +75,9 @@ def test_entries_from_views_are_the_records_decoded_whole(
     write_batches(docs, room, log_batches)
     page = docs.entries(room, after, upto, limit, max_bytes)
     assert page == _from_whole_copies(docs, room, after, upto, limit, max_bytes)
+    for name in (room, f"{room}-b", f"{room}-c"):  # where a room's first run starts
+        stored = log.read(name)
+        assert log.first_seq(name) == (stored[0][0] if stored else None)
     assert all(type(record.update) is bytes for record in page)
 
 
@@ -97,7 +101,10 @@ def test_entries_copy_no_record_whole_on_the_kv_stores(
     monkeypatch.setattr("engine.storage.log_values.value_entries", whole)
     if hasattr(log, "kv"):
         monkeypatch.setattr(type(log), "read", whole)
+    if isinstance(getattr(log, "kv", None), LmdbKV):  # first_seq too reads in place
+        monkeypatch.setattr(LmdbKV, "scan", whole)
     assert docs.entries("f", 0) == expected
+    assert log.first_seq("f") == 1
     assert docs.entries("f", 1, max_bytes=1) == expected[1:2]
 
 
