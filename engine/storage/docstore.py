@@ -107,13 +107,13 @@ def _record(room: str, seq: int, value: bytes) -> UpdateRecord:
         raise CorruptRecord(room, "log record", seq, str(exc)) from exc
 
 
-Decoded = UpdateRecord | Exception
+_P = TypeVar("_P")
 
 
-def _checked(room: str, seq: int, record: Decoded) -> UpdateRecord:
-    if isinstance(record, Exception):
-        raise CorruptRecord(room, "log record", seq, str(record)) from record
-    return record
+def _checked(room: str, seq: int, value: _P | Exception) -> _P:
+    if isinstance(value, Exception):
+        raise CorruptRecord(room, "log record", seq, str(value)) from value
+    return value
 
 
 def _history_entry(room: str, stored: StoredHead) -> HistoryEntry:
@@ -124,9 +124,6 @@ def _history_entry(room: str, stored: StoredHead) -> HistoryEntry:
     return HistoryEntry(
         seq, head.ts, head.user, head.size, head.clients, head.restore_of, head.rejected
     )
-
-
-_P = TypeVar("_P")
 
 
 def _within(
@@ -304,19 +301,35 @@ class DocStore:
         With `max_bytes`, the list ends once its records reach that many bytes (always at
         least one record): a page of big updates costs its budget, not `limit` of them.
         """
+        return [record for _, record in self.entries_as(room, record_or_error, after, upto,
+                                                            limit, max_bytes)]  # fmt: skip
+
+    def entries_as(
+        self,
+        room: str,
+        take: Callable[[int, memoryview], _P | Exception],
+        after: int = 0,
+        upto: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
+    ) -> list[tuple[int, _P]]:
+        """`entries`, each record handed to `take` with its seq as a view of the stored
+        bytes (valid only during the call) instead of decoded: a change-feed page is
+        encoded straight from the store's memory. What `take` returns as an exception
+        is raised as the record's `CorruptRecord` (once it is known to be on the page)."""
         if max_bytes is None:
-            taken: Iterable[tuple[int, int, Decoded]] = self.log.read_views(
-                room, record_or_error, after, upto, limit
+            taken: Iterable[tuple[int, int, _P | Exception]] = self.log.read_views(
+                room, take, after, upto, limit
             )
         else:
             taken = _within(
-                lambda start, want: self.log.read_views(room, record_or_error, start, upto, want),
+                lambda start, want: self.log.read_views(room, take, start, upto, want),
                 lambda entry: (entry[0], entry[1]),
                 after,
                 limit,
                 max_bytes,
             )
-        return [_checked(room, seq, record) for seq, _, record in taken]
+        return [(seq, _checked(room, seq, value)) for seq, _, value in taken]
 
     def history(
         self, room: str, after: int = 0, limit: int = 100, max_bytes: int | None = None

@@ -17,6 +17,7 @@ from engine.storage.records import (
     SCHEMA_VERSION,
     HeadReader,
     RecordError,
+    UpdateHead,
     UpdateRecord,
     head_from_fields,
     read_head_fields,
@@ -27,9 +28,9 @@ _CRC_BYTES = 4
 READ_ERRORS = (StorageError, KeyError, TypeError, ValueError)
 
 
-def unpack_update_view(value: bytes | memoryview, seq: int) -> UpdateRecord:
-    """`UpdateRecord.from_map(unpack(value), seq)`, with the update copied out of
-    `value` once (no whole copy of the record first).
+def record_view(value: bytes | memoryview) -> tuple[UpdateHead, memoryview]:
+    """A record's head and a view of its update within `value` (as long as `value`
+    lives: inside the store's read transaction for a view of LMDB's map).
 
     Raises:
         RecordError, SchemaVersionError: as `unpack`.
@@ -44,13 +45,26 @@ def unpack_update_view(value: bytes | memoryview, seq: int) -> UpdateRecord:
     try:
         fields = read_head_fields(reader)
     except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
-        return UpdateRecord.from_map(unpack(view), seq)  # a form the walker does not know
+        record = UpdateRecord.from_map(unpack(view), 0)  # a form the walker does not know
+        head = UpdateHead(record.ts, record.user, record.clients, len(record.update),
+                          record.restore_of, record.rejected)  # fmt: skip
+        return head, memoryview(record.update)
     if fields.get("v") != SCHEMA_VERSION:
         unpack(view)  # raises the error a full decode gives
     head = head_from_fields(fields)
-    update = bytes(body[reader.update_end - head.size : reader.update_end])
+    return head, body[reader.update_end - head.size : reader.update_end]
+
+
+def unpack_update_view(value: bytes | memoryview, seq: int) -> UpdateRecord:
+    """`UpdateRecord.from_map(unpack(value), seq)`, with the update copied out of
+    `value` once (no whole copy of the record first).
+
+    Raises:
+        RecordError, SchemaVersionError: as `unpack`.
+    """
+    head, update = record_view(value)
     return UpdateRecord(
-        seq, head.ts, head.user, head.clients, update, head.restore_of, head.rejected
+        seq, head.ts, head.user, head.clients, bytes(update), head.restore_of, head.rejected
     )
 
 

@@ -32,59 +32,44 @@ Retry-After (server/page_reads.py).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
 from aiohttp import web
 
-from engine.errors import ProtocolError
 from engine.storage.records import UpdateRecord
 from server.hooks import Grant
 from server.http.feed_encoding import (
-    ENCODE_BYTES,
-    base64_text,
-    encode_entries,
-    entries_size,
-    groups,
+    page_chunks,
     sse_event,
     sse_update_pieces,
 )
+from server.http.feed_page import PAGE, JsonPage, check_after, first_records, read_json_page
 from server.http.keys import CONFIG, FEEDS, METRICS, PAGES, STORE
 from server.http.rest import caller_of, grant_for, int_query, parse_seq
 from server.rooms.feeds import Subscriber
 from server.rooms.store import RoomStore
 
 MAX_WAIT_SECONDS = 60
-PAGE = 1000
 CATCH_UP_BYTES = 1024 * 1024  # read at a time for an SSE catch-up (written event by event)
-TRIM_RETRIES = 8  # first pages read again because a trim landed between snapshot and log
 
 
 async def _start(request: web.Request) -> tuple[str, int, Grant]:
     """(room, after, grant) for a valid request, or the error the table maps."""
+    room, after, grant = await _poll_start(request)
+    await request.app[STORE].read(check_after, request.app[STORE].docs, room, after)
+    return room, after, grant
+
+
+async def _poll_start(request: web.Request) -> tuple[str, int, Grant]:
+    """`_start` but for the room's counters, which a JSON page's one read checks."""
     room = request.match_info["room"]
     grant = await grant_for(request, room)
-    info = await request.app[STORE].require(room)
     after = int_query(request, "after", 0)
     last_event = request.headers.get("Last-Event-ID")
     if last_event is not None:
         after = parse_seq(last_event, "Last-Event-ID")
-    if after > info.last_seq:
-        raise ProtocolError(0, f"after={after} is beyond the room's last seq {info.last_seq}")
     return room, after, grant
-
-
-async def _snapshot_if_trimmed(store: RoomStore, room: str, after: int) -> dict[str, Any] | None:
-    """The snapshot to start from when the log no longer holds the entry after `after`."""
-    first = await store.read(store.docs.log.first_seq, room)
-    if first is not None and first <= after + 1:
-        return None
-    loaded = await store.read(store.docs.load, room)
-    if loaded.snapshot_seq <= after:
-        return None
-    state = await asyncio.to_thread(base64_text, loaded.updates[0])
-    return {"seq": loaded.snapshot_seq, "state": state}
 
 
 async def changes(request: web.Request) -> web.StreamResponse:
@@ -94,82 +79,51 @@ async def changes(request: web.Request) -> web.StreamResponse:
 
 
 async def _poll(request: web.Request) -> web.StreamResponse:
-    room, after, grant = await _start(request)
+    room, after, grant = await _poll_start(request)
     store = request.app[STORE]
     wait = min(int_query(request, "wait", 0), MAX_WAIT_SECONDS)
     caller = caller_of(request, grant) or f"room:{room}"
     with request.app[PAGES].admit(caller):  # may be Busy: 503
         page = await _read_page(request, room, after)
-        if page is not None or not wait:
-            return await _json_page(request, page or await _empty_page(store, room, after))
+        if page.entries or page.snapshot is not None or not wait:
+            return await _json_page(request, room, after, page)
     await store.commits.wait(room, after, wait)  # a long-poll's wait holds no page place
     with request.app[PAGES].admit(caller):
-        page = await _read_page(request, room, after)
-        return await _json_page(request, page or await _empty_page(store, room, after))
+        return await _json_page(request, room, after, await _read_page(request, room, after))
 
 
-_Page = tuple[dict[str, Any], list[UpdateRecord]]
-
-
-async def _read_page(request: web.Request, room: str, after: int) -> _Page | None:
-    """(head, entries) of the page after `after`, or None when there is nothing to send."""
+async def _read_page(request: web.Request, room: str, after: int) -> JsonPage:
+    """The page after `after`, read and encoded in one thread hop (server/http/feed_page.py)."""
     store = request.app[STORE]
-    head: dict[str, Any] = {"room": room}
     page_bytes = request.app[CONFIG].limits.page_bytes
-    snapshot, entries = await _first_page(store, room, after, page_bytes)
-    if snapshot is not None:
-        head["snapshot"] = snapshot
-        after = snapshot["seq"]
-    if not entries and snapshot is None:
-        return None
-    return await _with_position(store, head, after, entries), entries
+    durable = store.commits.durable(room)
+    return await store.read(read_json_page, store.docs, room, after, durable, page_bytes)
 
 
-async def _first_page(
-    store: RoomStore, room: str, after: int, max_bytes: int
-) -> tuple[dict[str, Any] | None, list[UpdateRecord]]:
-    """The snapshot to start from (None: the log still continues `after`) and the
-    entries that follow it. A trim landing between the two reads leaves the entries
-    starting past it; they are read again, from the snapshot that trim wrote."""
-    for _ in range(TRIM_RETRIES):
-        snapshot = await _snapshot_if_trimmed(store, room, after)
-        start = snapshot["seq"] if snapshot is not None else after
-        entries = await store.entries(room, start, PAGE, max_bytes=max_bytes)
-        if not entries or entries[0].seq == start + 1:
-            break
-    return snapshot, entries
-
-
-async def _empty_page(store: RoomStore, room: str, after: int) -> _Page:
-    return await _with_position(store, {"room": room}, after, []), []
-
-
-async def _with_position(
-    store: RoomStore, head: dict[str, Any], after: int, entries: list[UpdateRecord]
-) -> dict[str, Any]:
-    info = await store.require(head["room"])
-    next_after = entries[-1].seq if entries else after
-    return head | {
-        "last_seq": info.last_seq,
+async def _json_page(
+    request: web.Request, room: str, after: int, page: JsonPage
+) -> web.StreamResponse:
+    """The page's head with `"entries": [...]`, written with its Content-Length entry
+    by entry (the entries were encoded in the thread; aiohttp joins HTTP chunks, on
+    Python before 3.12.9, into one more copy of each on the event loop)."""
+    head: dict[str, Any] = {"room": room}
+    if page.snapshot is not None:
+        head["snapshot"] = page.snapshot
+        after = page.snapshot["seq"]
+    next_after = page.entries[-1][0] if page.entries else after
+    durable = request.app[STORE].commits.durable(room)
+    head |= {
+        "last_seq": page.last_seq,
         "next_after": next_after,
-        "more": next_after < (store.commits.durable(head["room"]) or info.last_seq),
+        "more": next_after < (durable or page.last_seq),
     }
-
-
-async def _json_page(request: web.Request, page: _Page) -> web.StreamResponse:
-    """The page's head with `"entries": [...]`, encoded in a thread about
-    `ENCODE_BYTES` of entries at a time and written as it goes: a page of megabytes never
-    exists as one string, nor holds the event loop while it is encoded."""
-    head, entries = page
-    opening = json.dumps(head)[:-1].encode() + b', "entries": ['
+    chunks = page_chunks(head, [entry for _, entry in page.entries])
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
-    response.content_length = len(opening) + await asyncio.to_thread(entries_size, entries) + 2
+    response.content_length = sum(map(len, chunks))
     try:
         await response.prepare(request)
-        await response.write(opening)
-        for index, group in enumerate(groups(entries, ENCODE_BYTES)):
-            await response.write(await asyncio.to_thread(encode_entries, group, not index))
-        await response.write(b"]}")
+        for chunk in chunks:
+            await response.write(chunk)
         await response.write_eof()
     except ConnectionResetError:
         _cut(request)  # the caller left mid-page: nobody to answer, nothing to log
@@ -189,7 +143,10 @@ async def _stream(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         out = _Out(request, response, grant.expires_at)
         page_bytes = min(request.app[CONFIG].limits.page_bytes, CATCH_UP_BYTES)
-        snapshot, first = await _first_page(store, room, after, page_bytes)
+        durable = store.commits.durable(room)
+        snapshot, first = await store.read(
+            first_records, store.docs, room, after, durable, page_bytes
+        )
         if snapshot is not None:
             await out.send(sse_event("snapshot", snapshot))
             after = snapshot["seq"]

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from engine.storage.record_views import READ_ERRORS, record_view
 from engine.storage.records import UpdateRecord
 
-ENCODE_BYTES = 256 * 1024  # of updates, JSON-encoded at a time off the event loop
 PIECE_RAW_BYTES = 48 * 1024  # of an update, base64-encoded at a time (a multiple of 3)
 
 
@@ -34,19 +34,43 @@ def entry_bytes(record: UpdateRecord) -> bytes:
 
 def entry_pieces(record: UpdateRecord) -> Iterator[bytes]:
     """`entry_bytes` in pieces, the update base64-encoded `PIECE_RAW_BYTES` at a time."""
-    head = json.dumps({"seq": record.seq, "ts": record.ts, "user": record.user})
+    return entry_pieces_of(record.seq, record.ts, record.user, record.update)
+
+
+def entry_pieces_of(
+    seq: int, ts: float, user: str | None, update: bytes | memoryview
+) -> Iterator[bytes]:
+    """`entry_pieces` of an entry given field by field (its update may be a view)."""
+    head = json.dumps({"seq": seq, "ts": ts, "user": user})
     yield head[:-1].encode() + b', "update": "'
-    yield from base64_pieces(record.update)
+    yield from base64_pieces(update)
     yield b'"}'
 
 
-def entry_size(record: UpdateRecord) -> int:
-    """`len(entry_bytes(record))`, from the update's length (base64: 4 bytes per 3)."""
-    head = json.dumps({"seq": record.seq, "ts": record.ts, "user": record.user})
-    return len(head.encode()) - 1 + len(b', "update": "') + 4 * -(-len(record.update) // 3) + 2
+def encoded_entry(seq: int, record: memoryview) -> bytes | Exception:
+    """The entry as a page lists it, encoded straight from a view of its stored record
+    (`DocStore.entries_as`): the update is never copied out of the store first, and
+    base64 reads it in pieces. Why the record does not read, if it does not."""
+    try:
+        head, update = record_view(record)
+    except READ_ERRORS as exc:
+        return exc
+    return b"".join(entry_pieces_of(seq, head.ts, head.user, update))
 
 
-def base64_pieces(update: bytes) -> Iterator[bytes]:
+def page_chunks(head: dict[str, Any], entries: list[bytes]) -> list[bytes]:
+    """A JSON page: `head` with `"entries": [...]` added, as the chunks to write (the
+    entries as `encoded_entry` gave them, between them their separators)."""
+    chunks = [json.dumps(head)[:-1].encode() + b', "entries": [']
+    for index, entry in enumerate(entries):
+        if index:
+            chunks.append(b", ")
+        chunks.append(entry)
+    chunks.append(b"]}")
+    return chunks
+
+
+def base64_pieces(update: bytes | memoryview) -> Iterator[bytes]:
     """The update base64-encoded `PIECE_RAW_BYTES` at a time. One call over a megabyte
     holds the interpreter's lock for milliseconds (base64 never lets go of it), so a page
     encoded in a thread held the event loop, and every room's edits, as long; between
@@ -60,40 +84,6 @@ def base64_text(data: bytes) -> str:
     """`base64.b64encode(data).decode()`, in pieces (`base64_pieces`): a trimmed room's
     snapshot is the size of the room, and one encode of it held the lock throughout."""
     return b"".join(base64_pieces(data)).decode("ascii")
-
-
-def groups(entries: list[UpdateRecord], max_bytes: int) -> Iterator[list[UpdateRecord]]:
-    """Consecutive runs of entries with about `max_bytes` of updates each."""
-    group: list[UpdateRecord] = []
-    size = 0
-    for record in entries:
-        group.append(record)
-        size += len(record.update)
-        if size >= max_bytes:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
-
-
-def encode_entries(entries: list[UpdateRecord], first: bool = True) -> bytes:
-    """The entries as a page lists them, after a separator unless `first`: the pieces
-    are joined here, in the thread, so the event loop copies no megabytes to send them,
-    and joined once (an entry joined on its own and then again with its separators was
-    two more copies of each megabyte)."""
-    pieces: list[bytes] = []
-    for index, record in enumerate(entries):
-        if index or not first:
-            pieces.append(b", ")
-        pieces += entry_pieces(record)
-    return b"".join(pieces)
-
-
-def entries_size(entries: list[UpdateRecord]) -> int:
-    """The bytes `encode_entries` gives for all of `entries`, without encoding them: a
-    page then goes out with its Content-Length rather than in HTTP chunks, which aiohttp
-    (on Python before 3.12.9) joins into one more copy of each on the event loop."""
-    return sum(entry_size(record) for record in entries) + 2 * max(len(entries) - 1, 0)
 
 
 def sse_event(kind: str, data: dict[str, Any], event_id: int | None = None) -> bytes:

@@ -15,12 +15,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from pycrdt import Doc
 
-from engine.storage.records import UpdateRecord
 from harness.wire import edit
 from server import Config, create_app
 from server.auth import issue_token
 from server.config import Limits
-from server.http.feed_encoding import groups
 from tests.server.test_changes import open_stream, session
 
 SECRET = "a-secret-of-at-least-thirty-two-bytes!"
@@ -152,14 +150,6 @@ async def test_an_event_stream_replays_then_follows_with_ids(base: str) -> None:
         first = await resumed.next()
         assert first is not None and first["id"] == 3
         again.close()
-
-
-def test_encoding_groups_end_once_they_reach_their_size() -> None:
-    records = [UpdateRecord(seq, 0.0, None, (), b"x" * size)
-               for seq, size in enumerate([3, 1, 4, 4, 1], start=1)]  # fmt: skip
-    seqs = [[record.seq for record in group] for group in groups(records, 4)]
-    assert seqs == [[1, 2], [3], [4], [5]]
-    assert list(groups([], 4)) == []
 
 
 async def test_a_stream_whose_queue_overflows_is_told_where_to_resume(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pycrdt import Doc
 from harness.wire import edit
 from server import Config
 from server.auth import issue_token
-from server.http import changes, feed_encoding
+from server.http import feed_encoding, feed_page
 from server.http.keys import PAGES
 from tests.conftest import StartServer
 from tests.server.test_feed_limits import SECRET, _until, base_of, serve
@@ -121,13 +121,13 @@ async def test_big_pages_are_encoded_off_the_event_loop(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: set[str] = set()
-    encode = feed_encoding.encode_entries
+    encode = feed_encoding.encoded_entry
 
-    def watched(entries: Any, first: bool = True) -> bytes:
+    def watched(seq: int, record: memoryview) -> bytes | Exception:
         threads.add(threading.current_thread().name)
-        return encode(entries, first)
+        return encode(seq, record)
 
-    monkeypatch.setattr(changes, "encode_entries", watched)
+    monkeypatch.setattr(feed_page, "encoded_entry", watched)
     server, _ = await serve(_big_pages(config))
     try:
         base = base_of(server)
