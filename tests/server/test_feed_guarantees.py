@@ -3,7 +3,7 @@ storage, LMDB and Redis: entries are served only once durable, a commit made whi
 feed was reading is served at once, and a stream opened while a writer commits has no gap
 and no duplicate.
 
-The one stand-in is a gate around the DocStore's `append_many` and `entries`: it lets the
+The one stand-in is a gate around the DocStore's `append_many` and `entries_as`: it lets the
 real call run, then holds its return, so a test can stop time at "written and readable,
 not yet acknowledged durable" or "read done, result not yet handed back".
 """
@@ -82,7 +82,8 @@ async def gated_server(
     def open_gated(**kwargs: Any) -> DocStore:
         docs = open_store(**kwargs)
         docs.append_many = gates.append.wrap(docs.append_many)  # type: ignore[method-assign]
-        docs.entries = gates.read.wrap(docs.entries)  # type: ignore[method-assign]
+        # every feed read goes through it (`entries` too, and a JSON page's one read)
+        docs.entries_as = gates.read.wrap(docs.entries_as)  # type: ignore[method-assign]
         return docs
 
     with monkeypatch.context() as patched:
