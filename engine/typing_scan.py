@@ -8,8 +8,11 @@ import re
 from engine.update_shape import (
     BITS5,
     HAS_ORIGIN,
+    HAS_ORIGINS,
     HAS_PARENT_SUB,
     HAS_RIGHT_ORIGIN,
+    NO_ROOTS,
+    RootRefs,
     UpdateShape,
     utf16_length,
 )
@@ -57,9 +60,10 @@ def _scan_keystroke(update: bytes) -> UpdateShape | None:
             dep, clock = _value(fields[at]), _value(fields[at + 1])
             if clock > deps.get(dep, -1):
                 deps[dep] = clock
-    start = _value(fields[1])
-    length = len(text) if text.isascii() else utf16_length(text)
-    return UpdateShape({_value(fields[0]): (start, start + length)}, deps, {}, False, {})
+    client, start = _value(fields[0]), _value(fields[1])
+    end = start + (len(text) if text.isascii() else utf16_length(text))
+    refs = RootRefs(NO_ROOTS, {client: end})  # a string placed by its origins
+    return UpdateShape({client: (start, end)}, deps, {}, False, {}, refs)
 
 
 def scan_typing(update: bytes) -> UpdateShape | None:
@@ -80,6 +84,8 @@ def scan_typing(update: bytes) -> UpdateShape | None:
         pos = 1
         ranges: dict[int, tuple[int, int]] = {}
         deps: dict[int, int] = {}
+        named: set[str] = set()
+        unplaced: dict[int, int] = {}
         if update[0]:
             structs, pos = _uint(update, pos)
             client, pos = _uint(update, pos)
@@ -92,12 +98,14 @@ def scan_typing(update: bytes) -> UpdateShape | None:
                 pos += 1
                 if info & BITS5 not in _TYPING_KINDS:
                     return None
-                pos = _typing_refs(update, pos, info, deps)
+                pos = _typing_refs(update, pos, info, deps, named)
                 length, pos = _uint(update, pos)
                 if info & BITS5 == 4:  # a string of `length` bytes
                     text = bytes(update[pos : pos + length])  # a view's slice: copied
                     pos += length
                     length = len(text) if text.isascii() else utf16_length(text)
+                    if info & HAS_ORIGINS:
+                        unplaced[client] = clock + length
                 clock += length
             ranges[client] = (start, clock)
         if update[pos] == 0:  # no deletions
@@ -109,11 +117,13 @@ def scan_typing(update: bytes) -> UpdateShape | None:
         return None
     if pos != end:
         return None
-    return UpdateShape(ranges, deps, deleted, False, {})
+    refs = RootRefs(frozenset(named) if named else NO_ROOTS, unplaced)
+    return UpdateShape(ranges, deps, deleted, False, {}, refs)
 
 
-def _typing_refs(update: bytes, pos: int, info: int, deps: dict[int, int]) -> int:
-    """A struct's origins, or its parent and key, as `_skip_struct` reads them."""
+def _typing_refs(update: bytes, pos: int, info: int, deps: dict[int, int], named: set[str]) -> int:
+    """A struct's origins, or its parent and key, as `_skip_struct` reads them; a root
+    named as its parent goes into `named`."""
     refs = 0
     if info & HAS_ORIGIN:
         refs += 1
@@ -122,8 +132,8 @@ def _typing_refs(update: bytes, pos: int, info: int, deps: dict[int, int]) -> in
     if not refs:
         kind, pos = _uint(update, pos)
         if kind == 1:  # a root type's name
-            size, pos = _uint(update, pos)
-            pos += size
+            name, pos = _string(update, pos)
+            named.add(name)
         else:
             refs = 1  # the parent item's id
     for _ in range(refs):
@@ -131,10 +141,22 @@ def _typing_refs(update: bytes, pos: int, info: int, deps: dict[int, int]) -> in
         clock, pos = _uint(update, pos)
         if clock > deps.get(client, -1):
             deps[client] = clock
-    if not info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) and info & HAS_PARENT_SUB:
-        size, pos = _uint(update, pos)
-        pos += size
+    if not info & HAS_ORIGINS and info & HAS_PARENT_SUB:
+        _, pos = _string(update, pos)
     return pos
+
+
+def _string(update: bytes, pos: int) -> tuple[str, int]:
+    """A varstring (a root name, a key) and the position after it; `_Unusual` when it
+    runs past the end or is not UTF-8 (the general walk then says what it makes of it)."""
+    size, pos = _uint(update, pos)
+    raw = bytes(update[pos : pos + size])
+    if len(raw) != size:
+        raise _Unusual
+    try:
+        return raw.decode("utf-8"), pos + size
+    except UnicodeDecodeError:
+        raise _Unusual from None
 
 
 def _typing_deletes(update: bytes, pos: int) -> tuple[dict[int, int], int]:

@@ -19,10 +19,11 @@ from engine.protocol import Reader
 from engine.typing_scan import scan_typing
 from engine.update_shape import BITS5 as _BITS5
 from engine.update_shape import HAS_ORIGIN as _HAS_ORIGIN
+from engine.update_shape import HAS_ORIGINS as _HAS_ORIGINS
 from engine.update_shape import HAS_PARENT_SUB as _HAS_PARENT_SUB
 from engine.update_shape import HAS_RIGHT_ORIGIN as _HAS_RIGHT_ORIGIN
+from engine.update_shape import NO_ROOTS, TEXT_KINDS, RootRefs, utf16_length
 from engine.update_shape import UpdateShape as UpdateShape
-from engine.update_shape import utf16_length
 
 MAX_NESTING = 256
 _KNOWN_CLIENTS = 8  # client ids remembered per walk for `_client`
@@ -49,15 +50,18 @@ def _scan_any(update: bytes, max_nesting: int) -> UpdateShape:
     ranges: dict[int, tuple[int, int]] = {}
     deps: dict[int, int] = {}
     holes: dict[int, tuple[tuple[int, int], ...]] = {}
+    parents = _Parents()
     for _ in range(read_count(reader)):
         structs = reader.varuint()
         client = reader.varuint()
         clock = start = reader.varuint()
         for _ in range(min(structs, len(update))):
-            skip = reader.pos < len(update) and reader.buf[reader.pos] & _BITS5 == _SKIP
-            length = _skip_struct(reader, max_nesting, deps)
-            if skip:
+            info = reader.buf[reader.pos] if reader.pos < len(update) else 0
+            length = _skip_struct(reader, max_nesting, deps, parents)
+            if info & _BITS5 == _SKIP:
                 holes[client] = (*holes.get(client, ()), (clock, clock + length))
+            elif info & _HAS_ORIGINS and info & _BITS5 in TEXT_KINDS:
+                parents.unplaced_text(client, clock + length)
             clock += length
         if holes.get(client) and holes[client][-1][1] == clock:  # a trailing hole
             clock = holes[client][-1][0]
@@ -72,7 +76,38 @@ def _scan_any(update: bytes, max_nesting: int) -> UpdateShape:
                 deleted[client] = end
     reader.expect_end()
     holes = {client: found for client, found in holes.items() if found}
-    return UpdateShape(ranges, deps, deleted, bool(holes), holes)
+    return UpdateShape(ranges, deps, deleted, bool(holes), holes, parents.refs())
+
+
+class _Parents:
+    """What `_scan_any` gathers for `UpdateShape.refs`: the root names structs give as
+    their parent, whether every name and key is UTF-8 (the walks that decode them,
+    `iter_structs`, reject one that is not), and where strings placed by origins end."""
+
+    __slots__ = ("named", "unplaced", "odd")
+
+    def __init__(self) -> None:
+        self.named: set[bytes] = set()
+        self.unplaced: dict[int, int] = {}
+        self.odd = False  # a name or key that is not UTF-8
+
+    def key(self, raw: bytes) -> None:
+        if not raw.isascii():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.odd = True
+
+    def unplaced_text(self, client: int, end: int) -> None:
+        if end > self.unplaced.get(client, 0):
+            self.unplaced[client] = end
+
+    def refs(self) -> RootRefs | None:
+        try:
+            named = frozenset(raw.decode("utf-8") for raw in self.named) if self.named else None
+        except UnicodeDecodeError:
+            return None
+        return None if self.odd else RootRefs(named or NO_ROOTS, self.unplaced)
 
 
 DeleteRange = tuple[int, int, int]  # client, clock, length
@@ -214,8 +249,11 @@ def _dep(reader: Reader, deps: dict[int, int]) -> None:
         deps[client] = clock
 
 
-def _skip_struct(reader: Reader, max_nesting: int, deps: dict[int, int]) -> int:
-    """Skip one struct; returns its length in clock ticks."""
+def _skip_struct(
+    reader: Reader, max_nesting: int, deps: dict[int, int], parents: _Parents | None = None
+) -> int:
+    """Skip one struct; returns its length in clock ticks. `parents` gathers the root
+    names and keys it gives."""
     info = read_byte(reader)
     kind = info & _BITS5
     if kind in (0, 10):  # GC or Skip: a length
@@ -224,13 +262,17 @@ def _skip_struct(reader: Reader, max_nesting: int, deps: dict[int, int]) -> int:
         _dep(reader, deps)
     if info & _HAS_RIGHT_ORIGIN:
         _dep(reader, deps)
-    if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
+    if not info & _HAS_ORIGINS:
         if reader.varuint() == 1:
-            reader.varbytes()  # root type name
+            name = reader.varbytes()  # root type name
+            if parents is not None:
+                parents.named.add(name)
         else:
             _dep(reader, deps)  # parent item id
         if info & _HAS_PARENT_SUB:
-            reader.varbytes()
+            key = reader.varbytes()
+            if parents is not None:
+                parents.key(key)
     return skip_content(reader, kind, max_nesting)
 
 

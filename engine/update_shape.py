@@ -5,11 +5,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 BITS5 = 0x1F  # the content kind
 HAS_ORIGIN = 0x80
 HAS_RIGHT_ORIGIN = 0x40
 HAS_PARENT_SUB = 0x20
+HAS_ORIGINS = HAS_ORIGIN | HAS_RIGHT_ORIGIN
+TEXT_KINDS = (4, 5, 6)  # string, embed, format: content only a text holds
+
+
+class RootRefs(NamedTuple):
+    """What an update's structs say about the roots they sit in: what the rules' `type`
+    check (engine/rules/types.py) needs, gathered by the scan every update already gets,
+    so that check does not walk the update a second time.
+
+    Attributes:
+        named: the root names structs give as their parent (a struct without origins
+            names its parent: a root by name, or an item).
+        unplaced_text: per client, the end clock of its last string, embed or format
+            that gives only origins (Yjs derives its parent from a neighbour).
+    """
+
+    named: frozenset[str]
+    unplaced_text: dict[int, int]
+
+
+NO_ROOTS: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -23,6 +45,8 @@ class UpdateShape:
         deleted: per client, the end of the highest clock range the update deletes.
         gaps: whether a client's range has holes (Skip structs, from merged updates).
         holes: per client with holes, the holes' clock ranges [start, end) in order.
+        refs: the roots the structs name (None: not gathered, or a root name or key
+            that is not UTF-8, which the walks that decode them reject).
     """
 
     ranges: dict[int, tuple[int, int]]
@@ -30,6 +54,7 @@ class UpdateShape:
     deleted: dict[int, int]
     gaps: bool = False
     holes: dict[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    refs: RootRefs | None = None
 
     @property
     def deletes(self) -> bool:
@@ -60,8 +85,24 @@ class UpdateShape:
 
     def integrates_after(self, clocks: Mapping[int, int]) -> bool:
         """True when a document at state `clocks` has everything this update needs, so
-        applying it leaves nothing pending."""
-        return all(clocks.get(client, 0) >= clock for client, clock in self.needs().items())
+        applying it leaves nothing pending. `needs` without building it: every update a
+        writer sends in a room with rules is asked this twice (before and while it is
+        applied)."""
+        have = clocks.get
+        ranges, all_holes = self.ranges, self.holes
+        for client, (start, _end) in ranges.items():
+            holes = all_holes.get(client)
+            if have(client, 0) < (holes[-1][1] if holes else start):
+                return False
+        for client, clock in self.deps.items():
+            own = ranges.get(client)
+            if not (own and clock < own[1]) and have(client, 0) <= clock:
+                return False
+        for client, end in self.deleted.items():
+            own = ranges.get(client)
+            if not (own and end <= own[1]) and have(client, 0) < end:
+                return False
+        return True
 
     def continues(self, clocks: Mapping[int, int]) -> bool:
         """True when, for some client, the struct a document at `clocks` lacks next is in

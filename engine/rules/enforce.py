@@ -51,6 +51,7 @@ from engine.rules.parts import ProtectedRoot, Writer, by_client_id
 from engine.rules.texts import TEXT_KINDS, GuardedText
 from engine.rules.types import check_types, typed_roots
 from engine.rules.undo import Refusal
+from engine.update_shape import UpdateShape
 from engine.yjs import decode_state_vector
 
 ORIGIN = "rules"
@@ -153,10 +154,15 @@ class RoomRules:
                 array.observe_deep(part.on_events)
                 self.parts.append(part)
 
-    def check_types(self, update: bytes, clocks: Mapping[int, int]) -> None:
+    def check_types(
+        self, update: bytes, clocks: Mapping[int, int], shape: UpdateShape | None = None
+    ) -> None:
         """Before an apply: raises UpdateRejected when the update would change a typed
-        root's type (engine/rules/types.py says why this is refused, not undone)."""
-        self._loose = check_types(update, self.types, clocks)
+        root's type (engine/rules/types.py says why this is refused, not undone).
+        `shape`: the update's scan, when the caller has it (then the update is not
+        walked again unless it names a typed root)."""
+        refs = shape.refs if shape is not None else None
+        self._loose = check_types(update, self.types, clocks, refs)
 
     def start(
         self, writer: Writer, update: bytes = b"", clocks: Mapping[int, int] | None = None

@@ -26,9 +26,10 @@ from collections.abc import Iterable, Mapping
 from engine.errors import ProtocolError, UpdateRejected
 from engine.rules.model import PartRule
 from engine.update_scan import StructHead, iter_structs
+from engine.update_shape import TEXT_KINDS as _TEXT_ONLY
+from engine.update_shape import RootRefs
 
 _NO_PARENT = (0, 1, 10)  # GC, deleted content, skip: fit any type
-_TEXT_ONLY = (4, 5, 6)  # string, embed, format
 
 
 def typed_roots(rules: Iterable[PartRule]) -> dict[str, str]:
@@ -36,15 +37,28 @@ def typed_roots(rules: Iterable[PartRule]) -> dict[str, str]:
     return {rule.root: rule.type for rule in rules if rule.type is not None}
 
 
-def check_types(update: bytes, roots: Mapping[str, str], clocks: Mapping[int, int]) -> bool:
+def check_types(
+    update: bytes,
+    roots: Mapping[str, str],
+    clocks: Mapping[int, int],
+    refs: RootRefs | None = None,
+) -> bool:
     """Raises UpdateRejected ("rule: ROOT must stay a TYPE") when a new struct of the
     update would sit in a typed root as something that type cannot hold. A malformed
     update passes: applying it reports what is wrong.
 
     Returns whether the update holds characters whose parent it does not say (see above).
+
+    `refs`: the update's `UpdateShape.refs`, from the scan the update already had. When
+    its structs name no typed root, none of them can sit in one (a struct continuing
+    from another of the update sits where that one does), so the answer is read from
+    `refs` alone: a keystroke into a text, or a message appended after another, is not
+    walked again.
     """
     if not roots:
         return False
+    if refs is not None and roots.keys().isdisjoint(refs.named):
+        return any(end > clocks.get(client, 0) for client, end in refs.unplaced_text.items())
     loose = False
     placed: list[tuple[int, int, int, str]] = []  # client, start, end, root
     try:

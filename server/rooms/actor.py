@@ -379,7 +379,7 @@ class RoomActor:
                 if self.rules is not None or self.checker is not None:
                     self.guard.require_whole(update, self.doc.clocks)  # judged whole, by its sender
                 if self.rules is not None:
-                    self.rules.check_types(update, self.doc.clocks)
+                    self.rules.check_types(update, self.doc.clocks, self.guard.shape_of(update))
         except ClientIdTaken as exc:
             self.metrics.rejected.labels("client_id").inc()
             if peer is None:

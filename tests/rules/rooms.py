@@ -1,7 +1,8 @@
 """A room's rules without a server: the server's document with `RoomRules`, and one pycrdt
 replica per user, synced by hand. What a user sends is judged as the actor judges it (the
 root types first, then the apply, then the undo of what is forbidden) and relayed to every
-replica with its undo. Each replica's client id is bound to its user, as the server's
+replica with its undo (the `type` rule reads the update's scan, as the actor's rules read
+its guard's). Each replica's client id is bound to its user, as the server's
 guard binds it, so rules by client id see who wrote what."""
 
 from __future__ import annotations
@@ -11,15 +12,25 @@ from typing import Any
 
 from pycrdt import Array, Doc
 
+from engine.errors import ProtocolError
 from engine.rules.authorship import Authorship
 from engine.rules.enforce import RoomRules, Writer
 from engine.rules.model import PartRule
 from engine.rules.owners import SERVER
+from engine.update_scan import UpdateShape, scan_update
 from engine.yjs import decode_state_vector
 
 MODERATOR = "mod"  # the user whose token carries the role "admin"
 
 Change = Callable[[Doc[Any]], object]
+
+
+def _scanned(update: bytes) -> UpdateShape | None:
+    """The scan the actor's guard makes of every update (the rules read it too)."""
+    try:
+        return scan_update(update)
+    except ProtocolError:
+        return None
 
 
 class RulesRoom:
@@ -51,7 +62,7 @@ class RulesRoom:
         """The server judges `user`'s update; the undo it made, if any."""
         roles = frozenset({"admin"}) if user == MODERATOR else frozenset()
         clocks = decode_state_vector(self.doc.get_state())
-        self.rules.check_types(update, clocks)
+        self.rules.check_types(update, clocks, _scanned(update))
         self.rules.start(Writer(user, roles), update, clocks)
         self.doc.apply_update(update)
         outcome = self.rules.finish()

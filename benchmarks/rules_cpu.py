@@ -1,0 +1,171 @@
+"""The chat rules' CPU per edit, in-process: a relative A/B that holds up on a busy machine.
+
+    python -m benchmarks.rules_cpu [--edits 3000] [--rounds 5] [--workload typists]
+    python -m benchmarks.rules_cpu --profile rules [--edits 3000]
+
+Records `--edits` updates once (pycrdt replicas: `typists`, three typists inserting two
+characters at random places into the text root `t`, as workload T's clients do; or `chat`,
+three users appending chat messages to `messages` as the demo does), then applies them,
+one per batch, through a room actor as a writer's updates (`RoomActor.post_update`: its
+guard and rules; a store on `MemoryKV`, so commits cost little and vary less), once with
+the chat demo's rules (`examples/chat-rules.toml`, on an open server as the `ours-rules`
+benchmark server runs them) and once without. Rules off and on alternate, `--rounds`
+times, so a shared machine's drifting load hits both alike; the process CPU time (every
+thread) per edit is printed per run, with the medians and the difference.
+
+The absolute figures are not the server's (no sockets, no protocol framing, no fsync):
+the difference between the two is what the rules add per edit; set against the `ours`
+figure of the real suite (benchmarks/results/FEATURES.md) it says how far the rules are
+from "at most 10 % more server CPU per edit". `--profile rules|off` runs one
+pass under cProfile and prints the top functions by their own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+from benchmarks.paths import REPO
+from engine.rules.model import Rules, load_rules
+from engine.storage import DocStore, KVLogStore, MemoryKV
+from server.config import Config
+from server.metrics import Metrics
+from server.rooms.fanout import LocalFanout
+from server.rooms.registry import RoomRegistry
+from server.rooms.store import RoomStore
+
+CHAT_RULES = REPO / "examples" / "chat-rules.toml"
+ROOM = "bench"
+TYPISTS = 3
+EDIT = "ab"  # what every typist's edit inserts, as workload T's clients do
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.rules_cpu", description=__doc__)
+    p.add_argument("--edits", type=int, default=3000, help="updates per run (default 3000)")
+    p.add_argument("--rounds", type=int, default=5, help="runs per side, interleaved")
+    p.add_argument("--workload", choices=("typists", "chat"), default="typists")
+    p.add_argument("--seed", type=int, default=20240611)
+    p.add_argument("--profile", choices=("rules", "off"), help="one run under cProfile")
+    p.add_argument("--top", type=int, default=25, help="functions --profile prints")
+    return p.parse_args(argv)
+
+
+def record(workload: str, edits: int, seed: int) -> list[bytes]:
+    """The updates `TYPISTS` replicas send for `edits` edits, each replica applying the
+    others' updates at once (so every edit continues from the whole room)."""
+    rand = random.Random(seed)
+    replicas: list[Doc[Any]] = [Doc() for _ in range(TYPISTS)]
+    sent: list[bytes] = []
+    for number in range(edits):
+        doc = replicas[number % TYPISTS]
+        for update in _sent(doc, partial(_edit, workload, rand=rand, number=number)):
+            sent.append(update)
+            for other in replicas:
+                if other is not doc:
+                    other.apply_update(update)
+    return sent
+
+
+def _sent(doc: Doc[Any], edit: Callable[[Doc[Any]], None]) -> list[bytes]:
+    """The updates one transaction of `edit` on `doc` sends."""
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(bytes(event.update)))
+    with doc.transaction():
+        edit(doc)
+    doc.unobserve(subscription)
+    return updates
+
+
+def _edit(workload: str, doc: Doc[Any], *, rand: random.Random, number: int) -> None:
+    if workload == "typists":
+        text = doc.get("t", type=Text)
+        text.insert(rand.randint(0, len(text)), EDIT)
+        return
+    user = f"user{number % TYPISTS}"
+    message = Map({"id": f"m{number}", "user": user, "text": "hello there", "ts": number})
+    doc.get("messages", type=Array).append(message)
+    message["reactions"] = Map()
+
+
+async def apply_all(updates: list[bytes], rules: Rules) -> float:
+    """Apply `updates` one batch each through a fresh room; the process CPU seconds the
+    applies took (loading the room is not counted)."""
+    config = Config(rules=rules)
+    store = RoomStore(DocStore(KVLogStore(MemoryKV())), Metrics())
+    await store.start()
+    registry = RoomRegistry(store, LocalFanout(), config, Metrics())
+    try:
+        actor = await registry.acquire(ROOM)
+        began = time.process_time()
+        for update in updates:  # as a writer's, judged (a refusal raises)
+            await actor.post_update(update, None)
+        return time.process_time() - began
+    finally:
+        await registry.close(5.0)
+        await store.close()
+
+
+def chat_rules() -> Rules:
+    """The chat demo's rules as the `ours-rules` benchmark server holds them (no auth
+    secret: writers are anonymous, so the rules that name users are not judged)."""
+    loaded = load_rules(CHAT_RULES)
+    return Rules(loaded.rules, anonymous_writers=True)
+
+
+def measure(updates: list[bytes], rounds: int) -> dict[str, list[float]]:
+    """µs per edit of each side per round, sides alternating (and swapping who goes
+    first each round)."""
+    sides: dict[str, Rules] = {"off": Rules(), "rules": chat_rules()}
+    runs: dict[str, list[float]] = {name: [] for name in sides}
+    for round_number in range(rounds):
+        order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
+        for name in order:
+            spent = asyncio.run(apply_all(updates, sides[name]))
+            runs[name].append(spent / len(updates) * 1e6)
+            print(f"round {round_number + 1} {name:>5}: {runs[name][-1]:7.1f} µs/edit", flush=True)
+    return runs
+
+
+def summarize(runs: dict[str, list[float]]) -> str:
+    off, on = statistics.median(runs["off"]), statistics.median(runs["rules"])
+    pairs = [rules - plain for plain, rules in zip(runs["off"], runs["rules"], strict=True)]
+    return (
+        f"median µs/edit: off {off:.1f}, rules {on:.1f}; rules add {on - off:+.1f} µs/edit "
+        f"({(on - off) / off * 100:+.1f} % here), per round {', '.join(f'{d:+.1f}' for d in pairs)}"
+    )
+
+
+def profile(updates: list[bytes], side: str, top: int) -> None:
+    rules = chat_rules() if side == "rules" else Rules()
+    profiler = cProfile.Profile()
+    run: Callable[[], float] = lambda: asyncio.run(apply_all(updates, rules))  # noqa: E731
+    profiler.runcall(run)
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    updates = record(args.workload, args.edits, args.seed)
+    size = sum(map(len, updates)) / len(updates)
+    print(f"{len(updates)} {args.workload} updates, {size:.0f} B each")
+    if args.profile:
+        profile(updates, args.profile, args.top)
+        return 0
+    print(summarize(measure(updates, args.rounds)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
