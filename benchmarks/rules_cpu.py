@@ -5,13 +5,14 @@
 
 Records `--edits` updates once (pycrdt replicas: `typists`, three typists inserting two
 characters at random places into the text root `t`, as workload T's clients do; or `chat`,
-three users appending chat messages to `messages` as the demo does), then applies them,
-one per batch, through a room actor as a writer's updates (`RoomActor.post_update`: its
-guard and rules; a store on `MemoryKV`, so commits cost little and vary less), once with
-the chat demo's rules (`examples/chat-rules.toml`, on an open server as the `ours-rules`
-benchmark server runs them) and once without. Rules off and on alternate, `--rounds`
-times, so a shared machine's drifting load hits both alike; the process CPU time (every
-thread) per edit is printed per run, with the medians and the difference.
+three users appending chat messages to `messages` as the demo does), then applies each,
+one per batch, as a writer's update (`RoomActor.post_update`: the guard, the rules, the
+apply, the commit) to two rooms, one with the chat demo's rules
+(`examples/chat-rules.toml`, on an open server as the `ours-rules` benchmark server runs
+them) and one without, each on a store on `MemoryKV`. The two rooms take turns update by
+update (who goes first swapping each time), so a shared machine's load hits both alike;
+the event loop thread's CPU time per edit is printed per round (`--rounds` rounds, fresh
+rooms each), with the medians and the median of the rounds' differences.
 
 The absolute figures are not the server's (no sockets, no protocol framing, no fsync):
 the difference between the two is what the rules add per edit; set against the `ours`
@@ -30,7 +31,8 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -41,6 +43,7 @@ from engine.rules.model import Rules, load_rules
 from engine.storage import DocStore, KVLogStore, MemoryKV
 from server.config import Config
 from server.metrics import Metrics
+from server.rooms.actor import RoomActor
 from server.rooms.fanout import LocalFanout
 from server.rooms.registry import RoomRegistry
 from server.rooms.store import RoomStore
@@ -99,22 +102,39 @@ def _edit(workload: str, doc: Doc[Any], *, rand: random.Random, number: int) -> 
     message["reactions"] = Map()
 
 
-async def apply_all(updates: list[bytes], rules: Rules) -> float:
-    """Apply `updates` one batch each through a fresh room; the process CPU seconds the
-    applies took (loading the room is not counted)."""
-    config = Config(rules=rules)
+@asynccontextmanager
+async def room(rules: Rules) -> AsyncIterator[RoomActor]:
+    """A fresh room's actor on its own in-memory store, holding `rules`."""
     store = RoomStore(DocStore(KVLogStore(MemoryKV())), Metrics())
     await store.start()
-    registry = RoomRegistry(store, LocalFanout(), config, Metrics())
+    registry = RoomRegistry(store, LocalFanout(), Config(rules=rules), Metrics())
     try:
-        actor = await registry.acquire(ROOM)
-        began = time.process_time()
-        for update in updates:  # as a writer's, judged (a refusal raises)
-            await actor.post_update(update, None)
-        return time.process_time() - began
+        yield await registry.acquire(ROOM)
     finally:
         await registry.close(5.0)
         await store.close()
+
+
+async def apply_all(updates: list[bytes], rules: Rules) -> None:
+    """Apply `updates`, one batch each, as a writer's (judged; a refusal raises)."""
+    async with room(rules) as actor:
+        for update in updates:
+            await actor.post_update(update, None)
+
+
+async def one_round(updates: list[bytes], sides: dict[str, Rules]) -> dict[str, float]:
+    """Each update applied in a room of each side, the sides' order swapped every update
+    (so a busy moment of the machine hits both); the event loop thread's CPU seconds
+    each side spent (the commits, on the store's writer thread, cost both alike)."""
+    spent = dict.fromkeys(sides, 0.0)
+    async with room(sides["off"]) as plain, room(sides["rules"]) as judged:
+        actors = {"off": plain, "rules": judged}
+        for number, update in enumerate(updates):
+            for name in sorted(actors, reverse=number % 2 == 1):
+                began = time.thread_time()
+                await actors[name].post_update(update, None)
+                spent[name] += time.thread_time() - began
+    return spent
 
 
 def chat_rules() -> Rules:
@@ -125,33 +145,35 @@ def chat_rules() -> Rules:
 
 
 def measure(updates: list[bytes], rounds: int) -> dict[str, list[float]]:
-    """µs per edit of each side per round, sides alternating (and swapping who goes
-    first each round)."""
+    """µs per edit of each side, per round."""
     sides: dict[str, Rules] = {"off": Rules(), "rules": chat_rules()}
     runs: dict[str, list[float]] = {name: [] for name in sides}
-    for round_number in range(rounds):
-        order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
-        for name in order:
-            spent = asyncio.run(apply_all(updates, sides[name]))
-            runs[name].append(spent / len(updates) * 1e6)
-            print(f"round {round_number + 1} {name:>5}: {runs[name][-1]:7.1f} µs/edit", flush=True)
+    for number in range(rounds):
+        spent = asyncio.run(one_round(updates, sides))
+        for name, seconds in spent.items():
+            runs[name].append(seconds / len(updates) * 1e6)
+        off, rules = runs["off"][-1], runs["rules"][-1]
+        print(f"round {number + 1}: off {off:7.1f}, rules {rules:7.1f} µs/edit", flush=True)
     return runs
 
 
 def summarize(runs: dict[str, list[float]]) -> str:
+    """The medians, and the median of each round's difference (a round's two runs are
+    next to each other in time: the least disturbed measure of what the rules add)."""
     off, on = statistics.median(runs["off"]), statistics.median(runs["rules"])
     pairs = [rules - plain for plain, rules in zip(runs["off"], runs["rules"], strict=True)]
+    added = statistics.median(pairs)
     return (
-        f"median µs/edit: off {off:.1f}, rules {on:.1f}; rules add {on - off:+.1f} µs/edit "
-        f"({(on - off) / off * 100:+.1f} % here), per round {', '.join(f'{d:+.1f}' for d in pairs)}"
+        f"median µs/edit: off {off:.1f}, rules {on:.1f}; rules add {added:+.1f} µs/edit "
+        f"(median of rounds; {added / off * 100:+.1f} % here), "
+        f"per round {', '.join(f'{d:+.1f}' for d in pairs)}"
     )
 
 
 def profile(updates: list[bytes], side: str, top: int) -> None:
     rules = chat_rules() if side == "rules" else Rules()
     profiler = cProfile.Profile()
-    run: Callable[[], float] = lambda: asyncio.run(apply_all(updates, rules))  # noqa: E731
-    profiler.runcall(run)
+    profiler.runcall(asyncio.run, apply_all(updates, rules))
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(top)
 
 

@@ -193,13 +193,12 @@ class RoomRules:
 
     def stop(self) -> list[tuple[ProtectedRoot | GuardedText, Refusal]]:
         """Stop judging; what was refused, for `undo` (or dropped, when the whole update
-        is undone another way)."""
+        is undone another way). One pass per root: asked after every apply."""
+        refused: list[tuple[ProtectedRoot | GuardedText, Refusal]] = []
         for part in self.parts:
             part.judge_inside_entries()
-        refused: list[tuple[ProtectedRoot | GuardedText, Refusal]] = [
-            (part, part.refusal) for part in self.parts if part.refusal is not None
-        ]
-        for part in self.parts:
+            if part.refusal is not None:
+                refused.append((part, part.refusal))
             part.writer, part.refusal = None, None
             part.old_authors = unknown_authors
             if part.entries is not None:

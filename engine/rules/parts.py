@@ -295,10 +295,13 @@ class ProtectedRoot:
 
     def judge_inside_entries(self) -> None:
         """After the apply: changes inside root entries whose authors are their client
-        ids' users (an entry's item is read from its position, which an observer cannot)."""
+        ids' users (an entry's item is read from its position, which an observer cannot).
+        Asked after every apply: most change no entry's inside, and cost nothing here."""
+        if not self.inside:
+            return
         pending, self.inside = self.inside, []
         writer = self.writer
-        if not pending or writer is None:
+        if writer is None:
             return
         for at, before, keys in pending:
             author = entry_author(self.root, at, self.authorship)

@@ -375,11 +375,12 @@ class RoomActor:
         """
         try:
             if not server:
-                self.guard.check(user, update, self.doc.clocks)
+                clocks = self.doc.clocks  # a view, read once for the checks before the apply
+                self.guard.check(user, update, clocks)
                 if self.rules is not None or self.checker is not None:
-                    self.guard.require_whole(update, self.doc.clocks)  # judged whole, by its sender
+                    self.guard.require_whole(update, clocks)  # judged whole, by its sender
                 if self.rules is not None:
-                    self.rules.check_types(update, self.doc.clocks, self.guard.shape_of(update))
+                    self.rules.check_types(update, clocks, self.guard.shape_of(update))
         except ClientIdTaken as exc:
             self.metrics.rejected.labels("client_id").inc()
             if peer is None:
