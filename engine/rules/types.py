@@ -58,7 +58,10 @@ def check_types(
     if not roots:
         return False
     if refs is not None and roots.keys().isdisjoint(refs.named):
-        return any(end > clocks.get(client, 0) for client, end in refs.unplaced_text.items())
+        for client, end in refs.unplaced_text.items():
+            if end > clocks.get(client, 0):
+                return True
+        return False
     loose = False
     placed: list[tuple[int, int, int, str]] = []  # client, start, end, root
     try:
