@@ -97,9 +97,8 @@ def _edit(workload: str, doc: Doc[Any], *, rand: random.Random, number: int) -> 
         text.insert(rand.randint(0, len(text)), EDIT)
         return
     user = f"user{number % TYPISTS}"
-    message = Map({"id": f"m{number}", "user": user, "text": "hello there", "ts": number})
-    doc.get("messages", type=Array).append(message)
-    message["reactions"] = Map()
+    fields = {"id": f"m{number}", "user": user, "text": "hello there", "ts": number}
+    doc.get("messages", type=Array).append(Map({**fields, "reactions": Map()}))  # as the demo
 
 
 @asynccontextmanager

@@ -98,6 +98,7 @@ class ProtectedRoot:
         self.authored: list[AuthoredRange] = []  # what the last undo wrote, and for whom
         self.deepest = sorted(self.patterns, key=len, reverse=True)
         self.copy: Any = copy_of(root)
+        self.judged_inserts: dict[int, Any] = {}  # the copies the judge made of new entries
         self.writer: Writer | None = None
         self.refusal: Refusal | None = None
         self.loose = False  # the update may put characters into this (array) root
@@ -112,6 +113,7 @@ class ProtectedRoot:
     # ------------------------------------------------------------ events
 
     def on_events(self, events: list[Any]) -> None:
+        self.judged_inserts.clear()
         ordered = sorted(events, key=lambda event: len(event.path))
         views: dict[Path, list[Any]] = {}
         for event in ordered:
@@ -141,15 +143,22 @@ class ProtectedRoot:
         return current
 
     def _refresh(self, events: list[Any], views: dict[Path, list[Any]]) -> None:
-        """Bring the copy up to date with what the transaction changed."""
+        """Bring the copy up to date with what the transaction changed. A new entry the
+        judge copied already (reading it as it is after the transaction, as here) is not
+        copied again, nor is one copied here twice: reading a shared type is most of what
+        judging an appended message costs."""
         if isinstance(self.root, Array):
             view = views.get(())
             items = list(self.copy.items) if view is None else list(view)
+            fresh: set[int] = set()
             for at, item in enumerate(items):
                 if item is NEW:
-                    items[at] = copy_of(self.root[at])
-            for at in {event.path[0] for event in events if event.path}:
+                    judged = self.judged_inserts.get(at, MISSING)
+                    items[at] = copy_of(self.root[at]) if judged is MISSING else judged
+                    fresh.add(at)
+            for at in {event.path[0] for event in events if event.path} - fresh:
                 items[at] = copy_of(self.root[at])
+            self.judged_inserts.clear()
             self.copy = ArrayCopy(items)
             return
         entries = dict(self.copy.items)
@@ -206,6 +215,8 @@ class ProtectedRoot:
             else:
                 for value in op["insert"]:
                     new = copy_of(value)
+                    if not path:
+                        self.judged_inserts[post] = new  # the copy's entry too (_refresh)
                     reason = self._first(rules, self._adding, path, post, new)
                     if reason is not None:
                         self._refuse(reason).add(UndoOp(path, "remove", post))
