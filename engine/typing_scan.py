@@ -104,8 +104,8 @@ def scan_typing(update: bytes) -> UpdateShape | None:
                     text = bytes(update[pos : pos + length])  # a view's slice: copied
                     pos += length
                     length = len(text) if text.isascii() else utf16_length(text)
-                    if info & HAS_ORIGINS:
-                        unplaced[client] = clock + length
+                    if info & HAS_ORIGINS and clock + length > unplaced.get(client, 0):
+                        unplaced[client] = clock + length  # as the general walk keeps it
                 clock += length
             ranges[client] = (start, clock)
         if update[pos] == 0:  # no deletions

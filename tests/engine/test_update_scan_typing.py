@@ -150,3 +150,9 @@ def test_long_varuints_table_stays_bounded_and_right() -> None:
         assert _uint(bytes(encoded) + b"\x00", 0) == (value, len(encoded))
         assert _uint(bytes(encoded), 0) == (value, len(encoded))  # now from the table
         assert len(_LONG_UINTS) <= _LONG_UINTS_KEPT
+
+
+def test_an_empty_string_placed_by_its_neighbour_scans_alike() -> None:
+    """A damaged update whose string is empty and placed by a right origin only: the
+    general walk keeps no end for it, nor may the fast path (found by the test above)."""
+    same_as_general(bytes.fromhex("0101010044000200016100"))
