@@ -44,6 +44,7 @@ from server.http.keys import (
     HOOKS,
     LANE,
     METRICS,
+    PAGE_RATE,
     PAGES,
     REGISTRY,
     ROOMS,
@@ -54,6 +55,7 @@ from server.http.versions import add_version_routes
 from server.http.ws import handle_websocket
 from server.metrics import Metrics
 from server.operations import operations
+from server.page_rate import PageRate
 from server.page_reads import PageReads
 from server.rooms.access import Rooms
 from server.rooms.fanout import Fanout, LocalFanout
@@ -92,6 +94,8 @@ def create_app(
             "--webhook needs --webhook-secret (or PERFORMER_WEBHOOK_SECRET) to sign its "
             "requests; pass --webhook-unsigned to send them unsigned"
         )
+    if config.limits.page_bytes_per_second < 0:
+        raise ConfigError("--page-bytes-per-second must be a whole number >= 0 (0: no limit)")
     app = web.Application(
         middlewares=[engine_errors], client_max_size=config.limits.max_update_bytes
     )
@@ -165,6 +169,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[LANE] = ComputeLane(config.compute)
     app[METRICS].watch_compute_lane(app[LANE])
     app[PAGES] = PageReads(config.limits.page_reads_per_caller)
+    limits = config.limits
+    app[PAGE_RATE] = PageRate(limits.page_bytes_per_second, limits.page_bytes)
+    app[METRICS].watch_pages(app[PAGES], app[PAGE_RATE])
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     store.deleted_listeners.append(app[LANE].cache.forget)
     try:

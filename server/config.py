@@ -29,6 +29,9 @@ class Limits:
     page_bytes: int = 4 * MIB  # a change-feed or history page ends early past this
     streams_per_caller: int = 32  # open change-feed streams per user or token
     page_reads_per_caller: int = 2  # change/history pages read at once per caller
+    # bytes of change/history pages (SSE catch-up too) per second per caller, in bursts
+    # of one page (server/page_rate.py); 0: no limit
+    page_bytes_per_second: int = 32 * MIB
     stream_write_seconds: float = 30.0  # a change-feed write blocked this long ends it
 
 

@@ -13,6 +13,8 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from server.compute_lane import ComputeLane
+    from server.page_rate import PageRate
+    from server.page_reads import PageReads
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
@@ -112,6 +114,10 @@ class Metrics:
         """Export the lane's own counts (JSON views and restores) at each scrape."""
         self.registry.register(_LaneCollector(lane))
 
+    def watch_pages(self, reads: PageReads, rate: PageRate) -> None:
+        """Export the change/history page limits' refusals and pauses at each scrape."""
+        self.registry.register(_PagesCollector(reads, rate))
+
     def observe_commit(self, seconds: float, updates: int, size: int) -> None:
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(updates)
@@ -166,4 +172,30 @@ class _LaneCollector(Collector):
         )  # fmt: skip
         yield CounterMetricFamily(
             "performer_compute_jobs", "Jobs handed to a worker", value=lane.jobs
+        )
+
+
+class _PagesCollector(Collector):
+    """Change-feed and history pages refused by each per-caller limit, and pages started
+    after a pause (server/page_reads.py, server/page_rate.py keep plain counts)."""
+
+    def __init__(self, reads: PageReads, rate: PageRate) -> None:
+        self.reads = reads
+        self.rate = rate
+
+    def collect(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            "performer_pages_refused",
+            "Change-feed and history pages refused with 503 + Retry-After, by the limit "
+            "reached (reads: pages at once, rate: bytes per second)",
+            labels=["reason"],
+        )
+        refused.add_metric(["reads"], self.reads.refused)
+        refused.add_metric(["rate"], self.rate.refused)
+        yield refused
+        yield CounterMetricFamily(
+            "performer_pages_paused",
+            "Pages started after a pause of under a second: their caller was just past "
+            "--page-bytes-per-second",
+            value=self.rate.paused,
         )

@@ -22,6 +22,7 @@ class PageReads:
     def __init__(self, per_caller: int) -> None:
         self.per_caller = per_caller
         self.reading: dict[str, int] = {}
+        self.refused = 0  # pages answered 503 (server/metrics.py exports the count)
 
     @contextmanager
     def admit(self, caller: str) -> Iterator[None]:
@@ -32,6 +33,7 @@ class PageReads:
         """
         held = self.reading.get(caller, 0)
         if held >= self.per_caller:
+            self.refused += 1
             raise Busy(
                 f"at most {self.per_caller} change or history pages at a time per caller",
                 RETRY_AFTER_SECONDS,

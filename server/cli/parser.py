@@ -90,6 +90,9 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
         help="open change-feed streams one user or token may hold")  # fmt: skip
     add("--page-reads-per-caller", type=int, default=limits.page_reads_per_caller,
         help="change-feed and history pages one user or token may read at once")  # fmt: skip
+    add("--page-bytes-per-second", type=non_negative_int, default=limits.page_bytes_per_second,
+        metavar="N", help="bytes of change-feed and history pages one user or token may take "
+                          "per second, per process (0: no limit)")  # fmt: skip
     compute = DEFAULTS.compute
     add("--compute-workers", type=int, default=compute.workers,
         help="worker processes for JSON views and restores")  # fmt: skip
@@ -173,6 +176,16 @@ def positive_int(raw: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number >= 1")
+    return value
+
+
+def non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number >= 0 (0: no limit)")
     return value
 
 

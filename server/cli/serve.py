@@ -34,6 +34,7 @@ def config_from(args: argparse.Namespace) -> Config:
         page_bytes=args.page_bytes,
         streams_per_caller=args.streams_per_caller,
         page_reads_per_caller=args.page_reads_per_caller,
+        page_bytes_per_second=args.page_bytes_per_second,
     )
     compute = ComputeLimits(
         workers=args.compute_workers,

@@ -27,6 +27,11 @@ page ends after 1000 entries or about `page_bytes` of them (at least one entry),
 `"more": true`: ask again with `after=next_after`. One caller may be reading
 `page_reads_per_caller` pages (here and in `/history`) at once; the next gets 503 with
 Retry-After (server/page_reads.py).
+
+Pages here and in `/history`, and an SSE catch-up's events, count against the caller's
+`page_bytes_per_second` (server/page_rate.py): just past it a page starts after a pause
+of under a second, further past it the request gets 503 with Retry-After, and an SSE
+catch-up already answered pauses between its pages instead.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from server.http.feed_encoding import (
     sse_update_pieces,
 )
 from server.http.feed_page import PAGE, JsonPage, check_after, first_records, read_json_page
-from server.http.keys import CONFIG, FEEDS, METRICS, PAGES, STORE
+from server.http.keys import CONFIG, FEEDS, METRICS, PAGE_RATE, PAGES, STORE
 from server.http.rest import caller_of, grant_for, int_query, parse_seq
 from server.rooms.feeds import Subscriber
 from server.rooms.store import RoomStore
@@ -84,12 +89,13 @@ async def _poll(request: web.Request) -> web.StreamResponse:
     wait = min(int_query(request, "wait", 0), MAX_WAIT_SECONDS)
     caller = caller_of(request, grant) or f"room:{room}"
     with request.app[PAGES].admit(caller):  # may be Busy: 503
+        await request.app[PAGE_RATE].admit(caller)  # may pause, or be Busy: 503
         page = await _read_page(request, room, after)
         if page.entries or page.snapshot is not None or not wait:
-            return await _json_page(request, room, after, page)
+            return await _json_page(request, caller, after, page)
     await store.commits.wait(room, after, wait)  # a long-poll's wait holds no page place
     with request.app[PAGES].admit(caller):
-        return await _json_page(request, room, after, await _read_page(request, room, after))
+        return await _json_page(request, caller, after, await _read_page(request, room, after))
 
 
 async def _read_page(request: web.Request, room: str, after: int) -> JsonPage:
@@ -101,11 +107,13 @@ async def _read_page(request: web.Request, room: str, after: int) -> JsonPage:
 
 
 async def _json_page(
-    request: web.Request, room: str, after: int, page: JsonPage
+    request: web.Request, caller: str, after: int, page: JsonPage
 ) -> web.StreamResponse:
     """The page's head with `"entries": [...]`, written with its Content-Length entry
     by entry (the entries were encoded in the thread; aiohttp joins HTTP chunks, on
-    Python before 3.12.9, into one more copy of each on the event loop)."""
+    Python before 3.12.9, into one more copy of each on the event loop), and charged
+    to `caller`'s bytes per second."""
+    room = request.match_info["room"]
     head: dict[str, Any] = {"room": room}
     if page.snapshot is not None:
         head["snapshot"] = page.snapshot
@@ -120,6 +128,7 @@ async def _json_page(
     chunks = page_chunks(head, [entry for _, entry in page.entries])
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.content_length = sum(map(len, chunks))
+    request.app[PAGE_RATE].charge(caller, response.content_length)
     try:
         await response.prepare(request)
         for chunk in chunks:
@@ -133,7 +142,9 @@ async def _json_page(
 async def _stream(request: web.Request) -> web.StreamResponse:
     room, after, grant = await _start(request)
     store, hub = request.app[STORE], request.app[FEEDS]
-    subscriber = await hub.subscribe(room, caller_of(request, grant))  # may be Busy: 503
+    caller = caller_of(request, grant)
+    await request.app[PAGE_RATE].admit(caller or f"room:{room}")  # may be Busy: 503
+    subscriber = await hub.subscribe(room, caller)  # may be Busy: 503
     request.app[METRICS].feed_subscribers.inc()
     try:
         response = web.StreamResponse(
@@ -141,14 +152,14 @@ async def _stream(request: web.Request) -> web.StreamResponse:
                      "X-Accel-Buffering": "no"}
         )  # fmt: skip
         await response.prepare(request)
-        out = _Out(request, response, grant.expires_at)
+        out = _Out(request, response, grant.expires_at, caller or f"room:{room}")
         page_bytes = min(request.app[CONFIG].limits.page_bytes, CATCH_UP_BYTES)
         durable = store.commits.durable(room)
         snapshot, first = await store.read(
             first_records, store.docs, room, after, durable, page_bytes
         )
         if snapshot is not None:
-            await out.send(sse_event("snapshot", snapshot))
+            await out.send_caught_up(sse_event("snapshot", snapshot))
             after = snapshot["seq"]
         caught_up = await _catch_up(out, store, room, after, first)
         if caught_up is not None:
@@ -163,20 +174,32 @@ async def _stream(request: web.Request) -> web.StreamResponse:
 
 
 class _Out:
-    """The stream's writes: each bounded in time, and none after the token expired."""
+    """The stream's writes: each bounded in time, and none after the token expired;
+    the catch-up's charged to `caller`'s bytes per second (server/page_rate.py)."""
 
     def __init__(
-        self, request: web.Request, response: web.StreamResponse, expires_at: float | None
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        expires_at: float | None,
+        caller: str,
     ) -> None:
         self.request = request
         self.response = response
         self.expires_at = expires_at
+        self.caller = caller
+        self.rate = request.app[PAGE_RATE]
         self.write_seconds = request.app[CONFIG].limits.stream_write_seconds
 
     async def send(self, data: bytes) -> None:
         """Write, or raise TimeoutError when the reader has not taken it in time."""
         async with asyncio.timeout(self.write_seconds):
             await self.response.write(data)
+
+    async def send_caught_up(self, data: bytes) -> None:
+        """`send` an event read from the log, charged like a page's bytes."""
+        self.rate.charge(self.caller, len(data))
+        await self.send(data)
 
     def expires_in(self) -> float | None:
         return None if self.expires_at is None else self.expires_at - time.time()
@@ -213,9 +236,10 @@ async def _catch_up(
             if await out.expired(after):
                 return None
             for piece in sse_update_pieces(record):
-                await out.send(piece)
+                await out.send_caught_up(piece)
             after = record.seq
             del record
+        await out.rate.pace(out.caller)  # past its bytes per second: the next page waits
         entries = await store.entries(room, after, PAGE, max_bytes=page_bytes)
         if entries and entries[0].seq != after + 1:
             await out.send(sse_event("overflow", {"resume_after": after}))

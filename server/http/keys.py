@@ -10,6 +10,7 @@ from server.compute_lane import ComputeLane
 from server.config import Config
 from server.hooks import Hooks
 from server.metrics import Metrics
+from server.page_rate import PageRate
 from server.page_reads import PageReads
 from server.rooms.access import Rooms
 from server.rooms.feeds import FeedHub
@@ -24,6 +25,7 @@ FEEDS = web.AppKey("feeds", FeedHub)
 COMPUTE = web.AppKey("compute", Compute)  # big rooms' snapshots only
 LANE = web.AppKey("lane", ComputeLane)  # JSON views and restores, bounded
 PAGES = web.AppKey("pages", PageReads)  # change and history pages in flight, per caller
+PAGE_RATE = web.AppKey("page_rate", PageRate)  # bytes of pages per second, per caller
 REGISTRY = web.AppKey("registry", RoomRegistry)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", Metrics)

@@ -26,7 +26,7 @@ from server.hooks import Grant
 from server.http.deliveries import consumers
 from server.http.guard import auth_request, check_origin, require_content_type
 from server.http.history import history_page
-from server.http.keys import AUTHORIZER, CONFIG, METRICS, PAGES, REGISTRY, STORE
+from server.http.keys import AUTHORIZER, CONFIG, METRICS, PAGE_RATE, PAGES, REGISTRY, STORE
 from server.http.room_stats import add_details
 
 log = logging.getLogger(__name__)
@@ -205,16 +205,19 @@ async def post_update(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     """The audit trail, a page at a time. Counted against the caller's page reads
-    (server/page_reads.py), and read and encoded in one hop off the event loop
-    (server/http/history.py)."""
+    (server/page_reads.py) and bytes per second (server/page_rate.py), and read and
+    encoded in one hop off the event loop (server/http/history.py)."""
     room = request.match_info["room"]
     grant = await grant_for(request, room)
     after = int_query(request, "after", 0)
     limit = min(int_query(request, "limit", 100), MAX_HISTORY_LIMIT)
-    store = request.app[STORE]
+    store, rate = request.app[STORE], request.app[PAGE_RATE]
     page_bytes = request.app[CONFIG].limits.page_bytes
-    with request.app[PAGES].admit(caller_of(request, grant) or f"room:{room}"):
+    caller = caller_of(request, grant) or f"room:{room}"
+    with request.app[PAGES].admit(caller):
+        await rate.admit(caller)  # may pause, or be Busy: 503
         body = await store.read(history_page, store.docs, room, after, limit, page_bytes)
+    rate.charge(caller, len(body))
     return web.Response(body=body, content_type="application/json")
 
 
