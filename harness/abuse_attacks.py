@@ -83,7 +83,8 @@ async def _attack(url: str, sizes: AbuseSizes, conn: Connection) -> None:
     pages = tally.statuses.setdefault("pages", Counter())
     attacks = [asyncio.create_task(_compute(url, sizes, compute, stop, i))
                for i in range(sizes.compute_callers)]  # fmt: skip
-    attacks += [asyncio.create_task(_pages(url, pages, tally.page_bytes, stop, route))
+    attacks += [asyncio.create_task(_pages(url, pages, tally.page_bytes, stop, route,
+                                           polite=i != IMPOLITE_READER))
                 for i in range(sizes.page_readers) for route in ("changes", "history")]  # fmt: skip
     expiring = [asyncio.create_task(_expiring(url, sizes, tally, i)) for i in range(sizes.expiring)]
     held = await _streams(url, sizes, tally)
@@ -133,14 +134,23 @@ async def _compute(
 
 
 PAGE_READERS = {"changes": "pager", "history": "auditor"}  # one user (and token) per route
+IMPOLITE_READER = 0  # of each route's readers, the one that asks again at once after a 503
 
 
 async def _pages(
-    url: str, statuses: Counter[int], sizes_seen: list[int], stop: asyncio.Event, route: str
+    url: str,
+    statuses: Counter[int],
+    sizes_seen: list[int],
+    stop: asyncio.Event,
+    route: str,
+    *,
+    polite: bool,
 ) -> None:
     """Page through `route` from the start, again and again. Each route's readers are a
     user of their own: sharing one caller's page places, the quick history pages used to
-    take them all and the change feed's megabyte pages were hardly ever read."""
+    take them all and the change feed's megabyte pages were hardly ever read. A polite
+    reader waits `Retry-After` after a 503, as a stock client does; an impolite one asks
+    again at once, and all it should get for it is more 503s, each cheap to answer."""
     reader = issue_token(SECRET, "bulk", read_only=True, user=PAGE_READERS[route])
     async with aiohttp.ClientSession() as http:
         while not stop.is_set():
@@ -151,9 +161,10 @@ async def _pages(
                     body = await response.read()
                     statuses[response.status] += 1
                     sizes_seen.append(len(body))
-                if response.status == 503:  # past the caller's pages: wait as told
-                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-                    break
+                if response.status == 503:  # past the caller's pages or bytes per second
+                    if polite:
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    continue  # the same page again
                 if response.status != 200:
                     break
                 page = _page_head(body)

@@ -205,3 +205,18 @@ def test_bad_values_are_refused_at_start() -> None:
         assert done.returncode == 2, bad
         assert "--page-bytes-per-second" in done.stderr, done.stderr
         assert "is not a whole number >= 0 (0: no limit)" in done.stderr, done.stderr
+
+
+async def test_history_pages_count_too(server_factory: StartServer, backend: list[str]) -> None:
+    rate, page = 200, 5_000  # a page of heads is about 1.1 x its records' budget
+    base = _start(server_factory, backend, "--page-bytes", str(page),
+                  "--page-bytes-per-second", str(rate))  # fmt: skip
+    await _fill(base, "big", 100, 10)
+    async with asyncio.timeout(DEADLINE), aiohttp.ClientSession() as http:
+        url = f"{base}/v1/rooms/big/history?after=0&limit=1000&token={_reader('dave')}"
+        status, size, _ = await _get(http, url)
+        assert status == 200 and size > page + 1.5 * rate  # owes more than a second
+        status, _, retry_after = await _get(http, url.replace("history", "changes"))
+        assert status == 503 and retry_after is not None
+        await asyncio.sleep(int(retry_after))
+        assert (await _get(http, url))[0] == 200
