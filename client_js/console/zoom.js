@@ -12,6 +12,11 @@ export const MIN_WIDTH = 0.05
 const ZOOM_FACTOR = 2
 const PAN_FRACTION = 0.5
 const DRAG_PX = 4
+/**
+ * How close (seconds) a span's end must come to an end of everything to count as at it: epoch seconds carry ~0.2 µs
+ * of rounding, so a span panned onto the end by halves can stop an ulp short and leave the newest edit out.
+ */
+const AT_END = 1e-3
 
 /**
  * Everything loaded, as a span (at least MIN_WIDTH wide, so one edit still has room).
@@ -32,8 +37,8 @@ export function clampSpan (span, full) {
   const width = Math.max(MIN_WIDTH, span.to - span.from)
   if (width >= full.to - full.from) return null
   // at an end, that end exactly (the newest edit sits at full.to: rounding must not leave it out)
-  if (span.from <= full.from) return { from: full.from, to: full.from + width }
-  if (span.from + width >= full.to) return { from: full.to - width, to: full.to }
+  if (span.from <= full.from + AT_END) return { from: full.from, to: full.from + width }
+  if (span.from + width >= full.to - AT_END) return { from: full.to - width, to: full.to }
   return { from: span.from, to: span.from + width }
 }
 

@@ -56,3 +56,17 @@ test('a span at an end ends exactly there, so the newest edit (at the very end) 
   assert.equal(selectSpan(real, real, 0.5, 1)?.to, real.to)
   assert.equal(panSpan(/** @type {any} */ (span), real, -9)?.from, real.from)
 })
+
+test('zooming in on the middle and panning onto either end reaches that end exactly, whatever the epoch rounding', () => {
+  let seed = 7
+  const random = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 }
+  for (let i = 0; i < 2000; i++) {
+    const from = 1796575222 + random() * 1000
+    const full = { from, to: from + 0.1 + random() * 5 }
+    const middle = /** @type {any} */ (zoomSpan(full, full, 0.5))
+    const later = /** @type {any} */ (panSpan(panSpan(/** @type {any} */ (panSpan(middle, full, -0.5)), full, 0.5) ?? middle, full, 0.5))
+    assert.equal(later.to, full.to, `later from ${JSON.stringify(full)}`)
+    const earlier = /** @type {any} */ (panSpan(/** @type {any} */ (panSpan(middle, full, 0.5)), full, -1))
+    assert.equal(earlier.from, full.from, `earlier from ${JSON.stringify(full)}`)
+  }
+})
