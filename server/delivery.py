@@ -173,6 +173,15 @@ class Delivery:
         self._parked_rooms.pop(room, None)
         self._ensure(room)
 
+    def _probe_later(self) -> None:
+        """A room parked just now failed its whole schedule: the first probe comes a
+        `probe_seconds` later, not at the next scan. (Rooms found parked at start, by an
+        earlier process, are probed at once: the receiver may be back.)"""
+        probe = self.consumer.probe_seconds
+        now = asyncio.get_running_loop().time()
+        if probe is not None and self._next_probe <= now:
+            self._next_probe = now + probe
+
     async def _probe(self) -> None:
         """Try one parked room's batch once; if the consumer takes it, unpark them all."""
         room = next(iter(self._parked_rooms))
@@ -252,6 +261,7 @@ class Delivery:
             parked = Parked(room, first, last, attempts, str(exc)[:500])
             await self.store.write(self.store.docs.set_meta, room, self.parked_key, parked.encode())
             self._parked_rooms[room] = parked
+            self._probe_later()
             self.metrics.parked_rooms.labels(self.consumer.name).set(len(self._parked_rooms))
             log.error("%s: room %r parked after %d attempts (resumed when a probe gets "
                       "through, or by `performer webhooks --retry`)",

@@ -221,5 +221,25 @@ async def test_a_probe_that_fails_leaves_the_rooms_parked(rig: Rig) -> None:
         await delivery.close()
 
 
+async def test_a_room_parked_just_now_is_first_probed_a_probe_interval_later(rig: Rig) -> None:
+    """The receiver has just failed the whole schedule: probing it at the next scan is
+    pointless (and an operator's `--retry` would race it)."""
+    consumer = Scripted(max_attempts=1)
+    consumer.failures = 1000
+    consumer.probe_seconds = 1.0
+    delivery = rig.delivery(consumer, scan_seconds=0.05)
+    await delivery.start()
+    try:
+        await rig.commit("a")
+        await until(lambda: len(parked_rooms(rig.store.docs, NAME)) == 1, "parked")
+        parked_at = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.5)  # ten scans
+        assert len(consumer.calls) == 1, consumer.calls
+        await until(lambda: len(consumer.calls) == 2, "probed")
+        assert asyncio.get_running_loop().time() - parked_at >= 0.9
+    finally:
+        await delivery.close()
+
+
 def test_a_lease_outlives_a_scan() -> None:
     assert LEASE_SECONDS > 2.0  # a live process renews it long before it runs out
