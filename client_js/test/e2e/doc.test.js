@@ -99,7 +99,7 @@ test('two tabs edit with formatting, go offline, come back and converge, with a 
   await typeAtEnd(alice.page, 'Hello ')
   await alice.page.getByTestId('bold-button').click()
   await alice.page.keyboard.type('world')
-  await waitFor(async () => (await editorHtml(bob.page)).includes('<strong>world</strong>'), { timeoutMs: DEADLINE, what: 'bob sees the bold word' })
+  await waitFor(async () => (await editorHtml(bob.page)).includes('<strong>world</strong>'), { timeoutMs: DEADLINE, what: async () => `bob sees the bold word (alice: ${await editorHtml(alice.page)}, bob: ${await editorHtml(bob.page)})` })
   await waitFor(async () => (await bob.page.locator('.collaboration-carets__label').allTextContents()).includes('alice'), { timeoutMs: DEADLINE, what: "alice's caret at bob" })
 
   await alice.context.setOffline(true)

@@ -5,7 +5,8 @@
 /**
  * @template T
  * @param {() => T | Promise<T>} probe returns a truthy value when done
- * @param {{ timeoutMs?: number, intervalMs?: number, what?: string }} [options]
+ * @param {{ timeoutMs?: number, intervalMs?: number, what?: string | (() => string | Promise<string>) }} [options]
+ *   `what` names the condition in the timeout's error; a function is asked at the timeout (to say what it saw)
  * @returns {Promise<T>}
  */
 export async function waitFor (probe, { timeoutMs = 10000, intervalMs = 25, what = 'condition' } = {}) {
@@ -20,7 +21,8 @@ export async function waitFor (probe, { timeoutMs = 10000, intervalMs = 25, what
       lastError = error
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`)
+      const named = typeof what === 'function' ? await what() : what
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${named}${lastError ? `: ${String(lastError)}` : ''}`)
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
