@@ -46,6 +46,7 @@ NOT_CHECKED = "not checked"
 MUTMUT = [sys.executable, "-m", "mutmut"]
 MAX_EXAMPLES_VARIABLE = "MUTATION_MAX_EXAMPLES"  # read by tests/conftest.py
 RECHECK_SECONDS = 60
+NODE_PACKAGES = ["tests/interop/node_modules"]  # installed by `make test`, not tracked
 
 
 def tracked_files() -> list[str]:
@@ -65,6 +66,9 @@ def prepare(name: str, module: str, tests: list[str]) -> Path:
         target = scratch / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relative, target)
+    for packages in NODE_PACKAGES:  # the Node replicas some tests start resolve them here
+        if (ROOT / packages).is_dir():
+            (scratch / packages).symlink_to(ROOT / packages, target_is_directory=True)
     config = (
         "\n[tool.mutmut]\n"
         f"source_paths = [{json.dumps(module)}]\n"
