@@ -101,10 +101,28 @@ def _one_line(diff: str) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+def _changes_in(baseline: str) -> dict[tuple[str, str], str]:
+    """(target, mutant) -> the change its reason was written for (the comment above it). A
+    mutant's name is its function and a number: once the source changes, a name may stand
+    for another change, and a reason kept by name alone would describe the wrong mutant."""
+    changes: dict[tuple[str, str], str] = {}
+    target, comment = "", None
+    for line in baseline.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            target, comment = line[1:-1], None
+        elif line.startswith("# - "):
+            comment = line[2:]
+        elif line.startswith('"') and " = " in line and comment is not None:
+            changes[(target, json.loads(line.split(" = ", 1)[0]))] = comment
+            comment = None
+    return changes
+
+
 def write_baseline() -> str:
     kept: dict[str, dict[str, str]] = (
         tomllib.loads(BASELINE.read_text()) if BASELINE.exists() else {}
     )
+    kept_changes = _changes_in(BASELINE.read_text()) if BASELINE.exists() else {}
     targets = tomllib.loads(TARGETS.read_text())
     out = [
         "# Mutants `make mutate` did not detect, each with the reason it is accepted",
@@ -124,10 +142,13 @@ def write_baseline() -> str:
             f" detected ({result['score']}%)"
         )
         for mutant, found in sorted(result["undetected"].items()):
+            change = _one_line(found["diff"])
             reason = kept.get(name, {}).get(mutant, UNGUARDED)
+            if kept_changes.get((name, mutant)) != change:
+                reason = UNGUARDED  # written for another change: source moved, names shifted
             if reason in (UNREACHED, UNGUARDED):  # not written by hand: classify again
                 reason = classify(found["diff"], found["status"])
-            out.append(f"# {_one_line(found['diff'])}")
+            out.append(f"# {change}")
             out.append(f"{json.dumps(mutant, ensure_ascii=False)} = {json.dumps(reason)}")
         out.append("")
     text = "\n".join(out)
