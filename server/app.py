@@ -29,7 +29,7 @@ from server.auth import Authorizer
 from server.change_hooks import ChangeHookConsumer
 from server.compute import Compute
 from server.compute_lane import ComputeLane
-from server.config import Config
+from server.config import Config, Limits
 from server.delivery import Delivery
 from server.hooks import Hooks
 from server.http.changes import add_change_routes
@@ -47,6 +47,7 @@ from server.http.keys import (
     PAGE_RATE,
     PAGES,
     REGISTRY,
+    RESTORE_RATE,
     ROOMS,
     STORE,
 )
@@ -57,6 +58,7 @@ from server.metrics import Metrics
 from server.operations import operations
 from server.page_rate import PageRate
 from server.page_reads import PageReads
+from server.restore_rate import RestoreRate
 from server.rooms.access import Rooms
 from server.rooms.fanout import Fanout, LocalFanout
 from server.rooms.feeds import FeedHub
@@ -94,8 +96,7 @@ def create_app(
             "--webhook needs --webhook-secret (or PERFORMER_WEBHOOK_SECRET) to sign its "
             "requests; pass --webhook-unsigned to send them unsigned"
         )
-    if config.limits.page_bytes_per_second < 0:
-        raise ConfigError("--page-bytes-per-second must be a whole number >= 0 (0: no limit)")
+    _check_rates(config.limits)
     app = web.Application(
         middlewares=[engine_errors], client_max_size=config.limits.max_update_bytes
     )
@@ -122,6 +123,16 @@ def create_app(
             "to users, per-user rules) cannot hold"
         )
     return app
+
+
+def _check_rates(limits: Limits) -> None:
+    for flag, value in (
+        ("--page-bytes-per-second", limits.page_bytes_per_second),
+        ("--pages-per-second", limits.pages_per_second),
+        ("--restore-bytes-per-second", limits.restore_bytes_per_second),
+    ):
+        if value < 0:
+            raise ConfigError(f"{flag} must be a whole number >= 0 (0: no limit)")
 
 
 def open_storage(
@@ -170,8 +181,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[METRICS].watch_compute_lane(app[LANE])
     app[PAGES] = PageReads(config.limits.page_reads_per_caller)
     limits = config.limits
-    app[PAGE_RATE] = PageRate(limits.page_bytes_per_second, limits.page_bytes)
+    app[PAGE_RATE] = PageRate.of(limits)
     app[METRICS].watch_pages(app[PAGES], app[PAGE_RATE])
+    app[RESTORE_RATE] = RestoreRate(limits.restore_bytes_per_second)
+    app[METRICS].watch_restores(app[RESTORE_RATE])
     store.deleted_listeners.append(app[FEEDS].room_deleted)
     store.deleted_listeners.append(app[LANE].cache.forget)
     try:

@@ -32,6 +32,12 @@ class Limits:
     # bytes of change/history pages (SSE catch-up too) per second per caller, in bursts
     # of one page (server/page_rate.py); 0: no limit
     page_bytes_per_second: int = 32 * MIB
+    # pages per second per caller, however small: each counts for at least
+    # page_bytes_per_second / pages_per_second bytes; 0: no such minimum
+    pages_per_second: int = 128
+    # bytes of restores' edits per second per room, in bursts of 4 s of it
+    # (server/restore_rate.py); 0: no limit
+    restore_bytes_per_second: int = 256 * 1024
     stream_write_seconds: float = 30.0  # a change-feed write blocked this long ends it
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from server.compute_lane import ComputeLane
     from server.page_rate import PageRate
     from server.page_reads import PageReads
+    from server.restore_rate import RestoreRate
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
@@ -118,6 +119,10 @@ class Metrics:
         """Export the change/history page limits' refusals and pauses at each scrape."""
         self.registry.register(_PagesCollector(reads, rate))
 
+    def watch_restores(self, rate: RestoreRate) -> None:
+        """Export the restore rate's refusals and pauses at each scrape."""
+        self.registry.register(_RestoresCollector(rate))
+
     def observe_commit(self, seconds: float, updates: int, size: int) -> None:
         self.commit_seconds.observe(seconds)
         self.commit_batch.observe(updates)
@@ -197,5 +202,26 @@ class _PagesCollector(Collector):
             "performer_pages_paused",
             "Pages started after a pause of under a second: their caller was just past "
             "--page-bytes-per-second",
+            value=self.rate.paused,
+        )
+
+
+class _RestoresCollector(Collector):
+    """Restores refused or paused by their room's bytes per second (server/restore_rate.py)."""
+
+    def __init__(self, rate: RestoreRate) -> None:
+        self.rate = rate
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "performer_restores_refused",
+            "Restores refused with 503 + Retry-After: their room was past "
+            "--restore-bytes-per-second",
+            value=self.rate.refused,
+        )
+        yield CounterMetricFamily(
+            "performer_restores_paused",
+            "Restores started after a pause of under a second: their room was just past "
+            "--restore-bytes-per-second",
             value=self.rate.paused,
         )

@@ -5,8 +5,12 @@ pages back to back: two read tokens paging a room of large updates kept most of 
 busy moving bytes, and every other room's edits waited behind it. Each caller (the same
 key the page places use: a user, else a token, else the room) has a token bucket of
 `Limits.page_bytes_per_second`, holding at most one full page (`Limits.page_bytes`).
-Every page's bytes (JSON bodies, SSE catch-up events) are charged once they are known;
-a page is only started while the caller owes nothing.
+Every page's bytes (JSON bodies, SSE catch-up events) are charged once they are known,
+each page for at least a `Limits.pages_per_second`th of the rate: a page costs more than
+its bytes (a request parsed, authorized, read on a thread and answered), and a reader
+asking for hundreds of tiny history pages a second was never held back by the byte rate
+(in the abuse harness, 8 % of the server's interpreter time). A page is only started
+while the caller owes nothing.
 
 A caller owing less than a second's worth (`PACE_SECONDS`) is paused on the server for
 that long and then served: `Retry-After` counts whole seconds, so answering 503 to a
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.errors import Busy
+from server.config import Limits
 
 PACE_SECONDS = 1.0  # a caller owing less is paused on the server instead of refused
 
@@ -37,16 +42,35 @@ class _Bucket:
 
 
 class PageRate:
-    """The buckets, by caller. `rate` 0 turns the limit off."""
+    """The buckets, by caller. `rate` 0 turns the limit off; `min_charge`: what the
+    smallest page counts for."""
 
-    def __init__(self, rate: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    subject = "bytes of change or history pages per second per caller"
+
+    def __init__(
+        self,
+        rate: int,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        min_charge: int = 0,
+    ) -> None:
         self.rate = rate
         self.burst = burst
         self.clock = clock
+        self.min_charge = min_charge
         self.buckets: dict[str, _Bucket] = {}
         self.refused = 0  # pages answered 503 (server/metrics.py exports the counts)
         self.paused = 0  # pages started after a pause (a stream's included)
         self._swept_at = 0
+
+    @classmethod
+    def of(cls, limits: Limits) -> PageRate:
+        """The page rate `limits` set: each page counts for at least a
+        `pages_per_second`th of `page_bytes_per_second`."""
+        per_page = limits.pages_per_second
+        rate = limits.page_bytes_per_second
+        return cls(rate, limits.page_bytes, min_charge=rate // per_page if per_page else 0)
 
     def owed_seconds(self, caller: str) -> float:
         """How long until `caller` owes nothing (0: it may start a page now)."""
@@ -69,7 +93,7 @@ class PageRate:
         if wait > PACE_SECONDS:
             self.refused += 1
             raise Busy(
-                f"past {self.rate} bytes of change or history pages per second per caller",
+                f"past {self.rate} {self.subject}",
                 math.ceil(wait),
             )
         self.paused += 1
@@ -84,13 +108,13 @@ class PageRate:
             await asyncio.sleep(wait)
 
     def charge(self, caller: str, size: int) -> None:
-        """Count `size` bytes sent (or about to be) to `caller`."""
+        """Count `size` bytes sent (or about to be) to `caller`, at least `min_charge`."""
         if not self.rate:
             return
         bucket = self._refilled(caller)
         if bucket is None:
             bucket = self.buckets[caller] = _Bucket(float(self.burst), self.clock())
-        bucket.tokens -= size
+        bucket.tokens -= max(size, self.min_charge)
         if len(self.buckets) > 2 * self._swept_at + 64:
             self._sweep()
 

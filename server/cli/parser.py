@@ -93,6 +93,13 @@ def _serve(serve_cmd: argparse.ArgumentParser) -> None:
     add("--page-bytes-per-second", type=non_negative_int, default=limits.page_bytes_per_second,
         metavar="N", help="bytes of change-feed and history pages one user or token may take "
                           "per second, per process (0: no limit)")  # fmt: skip
+    add("--pages-per-second", type=non_negative_int, default=limits.pages_per_second,
+        metavar="N", help="change-feed and history pages one user or token may take per "
+                          "second however small, per process (0: no such limit)")  # fmt: skip
+    add("--restore-bytes-per-second", type=non_negative_int,
+        default=limits.restore_bytes_per_second, metavar="N",
+        help="bytes restores may write to one room per second, per process "
+             "(0: no limit)")  # fmt: skip
     compute = DEFAULTS.compute
     add("--compute-workers", type=int, default=compute.workers,
         help="worker processes for JSON views and restores")  # fmt: skip

@@ -35,6 +35,8 @@ def config_from(args: argparse.Namespace) -> Config:
         streams_per_caller=args.streams_per_caller,
         page_reads_per_caller=args.page_reads_per_caller,
         page_bytes_per_second=args.page_bytes_per_second,
+        pages_per_second=args.pages_per_second,
+        restore_bytes_per_second=args.restore_bytes_per_second,
     )
     compute = ComputeLimits(
         workers=args.compute_workers,

@@ -12,6 +12,7 @@ from server.hooks import Hooks
 from server.metrics import Metrics
 from server.page_rate import PageRate
 from server.page_reads import PageReads
+from server.restore_rate import RestoreRate
 from server.rooms.access import Rooms
 from server.rooms.feeds import FeedHub
 from server.rooms.registry import RoomRegistry
@@ -26,6 +27,7 @@ COMPUTE = web.AppKey("compute", Compute)  # big rooms' snapshots only
 LANE = web.AppKey("lane", ComputeLane)  # JSON views and restores, bounded
 PAGES = web.AppKey("pages", PageReads)  # change and history pages in flight, per caller
 PAGE_RATE = web.AppKey("page_rate", PageRate)  # bytes of pages per second, per caller
+RESTORE_RATE = web.AppKey("restore_rate", RestoreRate)  # bytes of restores per second, per room
 REGISTRY = web.AppKey("registry", RoomRegistry)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", Metrics)

@@ -38,7 +38,7 @@ from engine.update_scan import UpdateShape, scan_update
 from engine.yjs import EMPTY_UPDATE
 from server.compute_lane import CallerGone
 from server.http.guard import require_content_type
-from server.http.keys import CONFIG, LANE, REGISTRY, STORE
+from server.http.keys import CONFIG, LANE, REGISTRY, RESTORE_RATE, STORE
 from server.http.rest import LABEL_PREFIX, caller_of, grant_for, int_query, resolve_at
 
 MAX_VERSION_NAME = 100
@@ -187,6 +187,8 @@ async def restore(request: web.Request) -> web.Response:
     info = await store.require(room)
     target_seq = _seq_field(await _json_body(request), info.last_seq)
     types = _types(request)
+    rate = request.app[RESTORE_RATE]
+    await rate.admit(room)  # may pause, or be Busy: 503 (server/restore_rate.py)
     lane = request.app[LANE]
     with lane.admit(caller_of(request, grant), room):
         try:
@@ -205,6 +207,7 @@ async def restore(request: web.Request) -> web.Response:
         return web.json_response(
             {"seq": actor.last_seq, "restore_of": target_seq, "changed": False}
         )
+    rate.charge(room, len(update))  # a restore that changes nothing costs nothing
     seq = await actor.post_update(
         update, grant.user, restore_of=target_seq, server=True, shape=shape
     )

@@ -220,3 +220,25 @@ async def test_history_pages_count_too(server_factory: StartServer, backend: lis
         assert status == 503 and retry_after is not None
         await asyncio.sleep(int(retry_after))
         assert (await _get(http, url))[0] == 200
+
+
+async def test_tiny_pages_are_held_to_pages_per_second(
+    server_factory: StartServer, backend: list[str]
+) -> None:
+    """A page counts for at least a `--pages-per-second`th of the byte rate: a reader of
+    tiny history pages is paced like one of big pages, and other users are not."""
+    base = _start(server_factory, backend, "--page-bytes", "100000",
+                  "--page-bytes-per-second", "100000", "--pages-per-second", "10")  # fmt: skip
+    await _fill(base, "big", 3, 10)
+    url = f"{base}/v1/rooms/big/history?after=0&limit=1&token="
+    async with asyncio.timeout(DEADLINE), aiohttp.ClientSession() as http:
+        started = time.monotonic()
+        for _ in range(20):  # ~200-byte pages: 4 kB in all, far within the byte rate
+            status, size, _ = await _get(http, url + _reader("tiny"))
+            assert status == 200 and size < 1_000
+        assert time.monotonic() - started >= 0.8  # 10 at once (the bucket), then 10/s
+        other = time.monotonic()
+        assert (await _get(http, url + _reader("someone-else")))[0] == 200
+        assert time.monotonic() - other < 0.5
+        counts = await _counts(http, base)
+        assert counts["paused_total"] >= 8 and counts['refused_total{reason="rate"}'] == 0
