@@ -7,6 +7,9 @@ Fails (exit 1) when the probe room's p99 edit latency under attack passes
 503, one token gets every stream it asks for, or a stream outlives its token::
 
     python -m benchmarks.reliability.abuse --probes 200
+
+`--serve-arg` passes a flag on to the server, for an A/B of one of its limits under the
+same attacks (e.g. `--serve-arg=--restore-bytes-per-second=0` turns that one off).
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-p99-ratio", type=float, default=2.0)
     parser.add_argument("--max-rss-growth-mib", type=float, default=150.0)
     parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--serve-arg", action="append", default=[], metavar="FLAG",
+                        help="one more flag for the server (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     sizes = AbuseSizes(**{name: getattr(args, name) for name in asdict(defaults)})
     with tempfile.TemporaryDirectory(prefix="abuse-") as tmp:
-        server = ServerProcess(Path(tmp) / "data", ["--auth-secret", SECRET])  # as the README
+        flags = ["--auth-secret", SECRET, *args.serve_arg]  # as the README
+        server = ServerProcess(Path(tmp) / "data", flags)
         server.start()
         try:
             report = asyncio.run(run_abuse(server, sizes))
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         argv=argv,
         result={
             "sizes": asdict(sizes),
+            "serve_args": args.serve_arg,
             "probe": {
                 phase: {"p50_ms": times.p50_ms, "p99_ms": times.p99_ms, "n": len(times.samples)}
                 for phase, times in (("quiet", report.quiet), ("attacked", report.attacked))
