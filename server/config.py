@@ -34,7 +34,7 @@ class Limits:
     page_bytes_per_second: int = 32 * MIB
     # pages per second per caller, however small: each counts for at least
     # page_bytes_per_second / pages_per_second bytes; 0: no such minimum
-    pages_per_second: int = 128
+    pages_per_second: int = 32
     # bytes of restores' edits per second per room, in bursts of 4 s of it
     # (server/restore_rate.py); 0: no limit
     restore_bytes_per_second: int = 256 * 1024

@@ -6,7 +6,7 @@ busy moving bytes, and every other room's edits waited behind it. Each caller (t
 key the page places use: a user, else a token, else the room) has a token bucket of
 `Limits.page_bytes_per_second`, holding at most one full page (`Limits.page_bytes`).
 Every page's bytes (JSON bodies, SSE catch-up events) are charged once they are known,
-each page for at least a `Limits.pages_per_second`th of the rate: a page costs more than
+each JSON page for at least a `Limits.pages_per_second`th of the rate: a page costs more than
 its bytes (a request parsed, authorized, read on a thread and answered), and a reader
 asking for hundreds of tiny history pages a second was never held back by the byte rate
 (in the abuse harness, 8 % of the server's interpreter time). A page is only started
@@ -107,14 +107,19 @@ class PageRate:
             self.paused += 1
             await asyncio.sleep(wait)
 
+    def charge_page(self, caller: str, size: int) -> None:
+        """`charge` a JSON page of `size` bytes: at least `min_charge` (an SSE catch-up's
+        events are charged their bytes; its stream counts against `streams_per_caller`)."""
+        self.charge(caller, max(size, self.min_charge))
+
     def charge(self, caller: str, size: int) -> None:
-        """Count `size` bytes sent (or about to be) to `caller`, at least `min_charge`."""
+        """Count `size` bytes sent (or about to be) to `caller`."""
         if not self.rate:
             return
         bucket = self._refilled(caller)
         if bucket is None:
             bucket = self.buckets[caller] = _Bucket(float(self.burst), self.clock())
-        bucket.tokens -= max(size, self.min_charge)
+        bucket.tokens -= size
         if len(self.buckets) > 2 * self._swept_at + 64:
             self._sweep()
 

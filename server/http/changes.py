@@ -128,7 +128,7 @@ async def _json_page(
     chunks = page_chunks(head, [entry for _, entry in page.entries])
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     response.content_length = sum(map(len, chunks))
-    request.app[PAGE_RATE].charge(caller, response.content_length)
+    request.app[PAGE_RATE].charge_page(caller, response.content_length)
     try:
         await response.prepare(request)
         for chunk in chunks:

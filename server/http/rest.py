@@ -217,7 +217,7 @@ async def history(request: web.Request) -> web.Response:
     with request.app[PAGES].admit(caller):
         await rate.admit(caller)  # may pause, or be Busy: 503
         body = await store.read(history_page, store.docs, room, after, limit, page_bytes)
-    rate.charge(caller, len(body))
+    rate.charge_page(caller, len(body))
     return web.Response(body=body, content_type="application/json")
 
 
