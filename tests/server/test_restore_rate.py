@@ -2,7 +2,7 @@
 `performer serve` over LMDB and over Redis: a room past its rate gets 503 with a
 Retry-After after which its next restore is served, and nothing is written meanwhile;
 another room is restored all the while; a restore that changes nothing is neither written
-nor charged; a bad value is refused at start."""
+nor charged; a negative value (of this or `--pages-per-second`) is refused at start."""
 
 from __future__ import annotations
 
@@ -110,13 +110,14 @@ async def test_a_restore_that_changes_nothing_writes_nothing_and_costs_nothing(
         assert (status, body["changed"]) == (200, True), body
 
 
-def test_a_negative_restore_rate_is_refused_at_start() -> None:
+@pytest.mark.parametrize("flag", ["--restore-bytes-per-second", "--pages-per-second"])
+def test_a_negative_rate_is_refused_at_start(flag: str) -> None:
     started = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--restore-bytes-per-second", "-1"],
+        [sys.executable, "-m", "server", "serve", flag, "-1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert started.returncode == 2
-    assert "--restore-bytes-per-second" in started.stderr
+    assert flag in started.stderr
