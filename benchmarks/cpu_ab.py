@@ -63,6 +63,10 @@ def run_ref(directory: Path, rooms: int, seconds: float, seed: int) -> dict[str,
         "other_busy_cores": metrics.get("other_busy_cores"),
         "loadgen_processes": metrics.get("loadgen_processes"),
         "loadgen_cpu_pct_each": metrics.get("loadgen_cpu_pct_each"),
+        # why edits left late: the machine (run-queue wait) or the load process's loop
+        "send_lag_p99_ms": metrics.get("send_lag_p99_ms"),
+        "loadgen_runqueue_wait_pct": metrics.get("runqueue_wait_pct"),
+        "loadgen_loop_delay_p99_ms": metrics.get("loop_delay_p99_ms"),
         "failures": case["failures"],
     }
 

@@ -47,7 +47,10 @@ TEXT = """## How it is measured
   server's CPU is read over that common window. Server CPU % is of one core; the
   busiest load process's own CPU (% of one core) and how late edits left against
   their schedule are recorded, and a step where the client was the bottleneck
-  is marked. The server's CPU is its own process's; the load processes' is not
+  is marked. Each result also records why edits left late: the load processes'
+  run-queue wait (% of the window runnable but without a core, from
+  /proc/self/schedstat), their event-loop delay p99 and their GC pauses (the
+  worst process's). The server's CPU is its own process's; the load processes' is not
   in it (nothing is pinned or reniced: every server gets the same clients).
 - **BIG big room:** see the section's note; the peer here is y-websocket with its
   own LevelDB persistence (`YPERSISTENCE`), since a server that keeps nothing has

@@ -139,6 +139,12 @@ function merge (rs, cpu) {
     server_cpu_pct: (100 * cpu.server_cpu_s) / cpu.wall_s,
     send_lag_p50_ms: lag.p50_ms,
     send_lag_p99_ms: lag.p99_ms,
+    // the worst shard's, to tell a late send's cause (see LoopMeter)
+    loop_delay_p99_ms: max(rs, 'loop_delay_p99_ms'),
+    loop_delay_max_ms: max(rs, 'loop_delay_max_ms'),
+    gc_pause_ms: max(rs, 'gc_pause_ms'),
+    gc_pause_max_ms: max(rs, 'gc_pause_max_ms'),
+    runqueue_wait_pct: max(rs, 'runqueue_wait_pct'),
     failures
   }
 }

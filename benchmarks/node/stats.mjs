@@ -1,5 +1,6 @@
 // Small measurement helpers shared by the workloads.
 import { readFileSync } from 'node:fs'
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 
 /** Deterministic PRNG (mulberry32) so every run makes the same edits. */
 export function rng (seed) {
@@ -96,4 +97,51 @@ export async function waitUntil (done, timeoutMs, everyMs = 5) {
     await sleep(everyMs)
   }
   return true
+}
+
+/** Run-queue wait of this process so far, ms (/proc/self/schedstat: run ns, wait ns, slices). */
+function runQueueWaitMs () {
+  try {
+    return Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]) / 1e6
+  } catch {
+    return null // no schedstat (kernel without CONFIG_SCHEDSTATS)
+  }
+}
+
+/**
+ * Why edits may leave late: this process's event-loop delay, its GC pauses and the
+ * time it was runnable but waiting for a core (another process had it). Late sends
+ * with a large run-queue wait are the machine's; with a large loop delay but little
+ * wait, this process's own work (or GC) held the loop.
+ */
+export class LoopMeter {
+  start () {
+    this.eld = monitorEventLoopDelay({ resolution: 1 })
+    this.eld.enable()
+    this.gcMs = 0
+    this.gcMaxMs = 0
+    this.gc = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        this.gcMs += e.duration
+        this.gcMaxMs = Math.max(this.gcMaxMs, e.duration)
+      }
+    })
+    this.gc.observe({ entryTypes: ['gc'] })
+    this.wait0 = runQueueWaitMs()
+    this.t0 = performance.now()
+  }
+
+  stop () {
+    this.eld.disable()
+    this.gc.disconnect()
+    const wallMs = performance.now() - this.t0
+    const wait = runQueueWaitMs()
+    return {
+      loop_delay_p99_ms: this.eld.percentile(99) / 1e6,
+      loop_delay_max_ms: this.eld.max / 1e6,
+      gc_pause_ms: this.gcMs,
+      gc_pause_max_ms: this.gcMaxMs,
+      runqueue_wait_pct: wait === null || this.wait0 === null ? null : (100 * (wait - this.wait0)) / wallMs
+    }
+  }
 }

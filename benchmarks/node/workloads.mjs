@@ -4,7 +4,7 @@
 // failure rather than a number.
 import { SimClient, connectAll } from './client.mjs'
 import { EditTracker } from './tracker.mjs'
-import { Samples, CpuMeter, rng, waitUntil, sleep, rssMiB } from './stats.mjs'
+import { Samples, CpuMeter, LoopMeter, rng, waitUntil, sleep, rssMiB } from './stats.mjs'
 import { barrier, shardRooms } from './shards.mjs'
 
 const EDIT = 'ab' // every edit inserts this small string
@@ -62,6 +62,8 @@ export async function edits (cfg) {
   await barrier(cfg, 'ready')
   const meter = new CpuMeter(server.pid, server.clkTck)
   meter.start()
+  const loop = new LoopMeter()
+  loop.start()
   const t0 = performance.now()
   const deadline = t0 + durationMs
   // In closed loop a writer's observer is the next client; with dedicated
@@ -92,6 +94,7 @@ export async function edits (cfg) {
   const converged = await waitUntil(() => trackers.every((t) => t.lost() === 0) && saved(), convergeMs)
   const tEnd = Math.max(...trackers.map((t) => t.lastArrival), lastSend)
   const cpu = meter.stop()
+  const loopStats = loop.stop()
   await barrier(cfg, 'measured')
   const failures = []
   const lost = trackers.reduce((a, t) => a + t.lost(), 0)
@@ -123,6 +126,7 @@ export async function edits (cfg) {
     loadgen_cpu_pct: (100 * cpu.loadgen_cpu_s) / cpu.wall_s,
     send_lag_p50_ms: lagSummary.p50_ms,
     send_lag_p99_ms: lagSummary.p99_ms,
+    ...loopStats,
     ...(cfg.shard ? { latency_samples_ms: samples.values(), send_lag_samples_ms: lag.values() } : {}),
     failures
   }
