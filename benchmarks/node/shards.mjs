@@ -145,6 +145,7 @@ function merge (rs, cpu) {
     gc_pause_ms: max(rs, 'gc_pause_ms'),
     gc_pause_max_ms: max(rs, 'gc_pause_max_ms'),
     runqueue_wait_pct: max(rs, 'runqueue_wait_pct'),
+    major_page_faults: sum(rs, 'major_page_faults'),
     failures
   }
 }

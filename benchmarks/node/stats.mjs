@@ -109,8 +109,8 @@ function runQueueWaitMs () {
 }
 
 /**
- * Why edits may leave late: this process's event-loop delay, its GC pauses and the
- * time it was runnable but waiting for a core (another process had it). Late sends
+ * Why edits may leave late: this process's event-loop delay, its GC pauses, its major
+ * page faults and the time it was runnable but waiting for a core (another process had it). Late sends
  * with a large run-queue wait are the machine's; with a large loop delay but little
  * wait, this process's own work (or GC) held the loop.
  */
@@ -128,6 +128,7 @@ export class LoopMeter {
     })
     this.gc.observe({ entryTypes: ['gc'] })
     this.wait0 = runQueueWaitMs()
+    this.faults0 = process.resourceUsage().majorPageFault
     this.t0 = performance.now()
   }
 
@@ -141,7 +142,9 @@ export class LoopMeter {
       loop_delay_max_ms: this.eld.max / 1e6,
       gc_pause_ms: this.gcMs,
       gc_pause_max_ms: this.gcMaxMs,
-      runqueue_wait_pct: wait === null || this.wait0 === null ? null : (100 * (wait - this.wait0)) / wallMs
+      runqueue_wait_pct: wait === null || this.wait0 === null ? null : (100 * (wait - this.wait0)) / wallMs,
+      // a page read back from disk stops the whole process for as long as the disk takes
+      major_page_faults: process.resourceUsage().majorPageFault - this.faults0
     }
   }
 }
