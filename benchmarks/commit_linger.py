@@ -2,7 +2,7 @@
 updates per LMDB transaction, for the writer thread of each git ref.
 
     python -m benchmarks.commit_linger --refs main,HEAD [--rooms 100] [--rate 15]
-        [--seconds 5] [--rounds 3] [--linger-ms 2]
+        [--seconds 5] [--rounds 3] [--linger-ms 0,1,2]
 
 No sockets, no documents: R rooms each receive edits as a Poisson stream (`--rate`
 per room per second; typists: 3 clients x 5/s = 15) and behave as the room actor
@@ -11,7 +11,8 @@ commit. Every ref's `server/rooms/committer.py` (exported as in `cpu_ab`) runs o
 real LMDB store with fsync in a fresh process; refs alternate round by round. The
 edit-to-durable latency is the part of an edit's p50/p99 the linger decides; the
 process CPU per edit and the updates per transaction show what the linger buys.
-`--linger-ms` sets every ref's linger (default: each ref's own).
+`--linger-ms` runs every ref at each of these lingers (default: each ref's own), all
+alternated alike.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=15.0, help="edits/s per room")
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--linger-ms", type=float, help="override every ref's linger")
+    p.add_argument("--linger-ms", help="comma list of lingers to run every ref at")
     p.add_argument("--seed", type=int, default=20240611)
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -118,20 +119,13 @@ async def _child(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_ref(directory: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_ref(directory: Path, args: argparse.Namespace, linger_ms: float | None) -> dict[str, Any]:
     """One measurement in a fresh process importing `engine`/`server` from `directory`."""
-    cfg = {k: getattr(args, k) for k in ("rooms", "rate", "seconds", "linger_ms", "seed")}
+    cfg = {k: getattr(args, k) for k in ("rooms", "rate", "seconds", "seed")}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(directory), str(REPO)])}
+    child = json.dumps({**cfg, "linger_ms": linger_ms})
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.commit_linger",
-            "--refs",
-            "-",
-            "--child",
-            json.dumps(cfg),
-        ],
+        [sys.executable, "-m", "benchmarks.commit_linger", "--refs", "-", "--child", child],
         env=env,
         cwd=directory,
         capture_output=True,
@@ -149,20 +143,21 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(_child(json.loads(args.child)))))
         return 0
     refs = [r.strip() for r in args.refs.split(",") if r.strip()]
+    lingers = [float(x) for x in args.linger_ms.split(",")] if args.linger_ms else [None]
     exported = {ref: install.ours_snapshot(ref)[0] for ref in refs}
-    runs: dict[str, list[dict[str, Any]]] = {ref: [] for ref in refs}
+    variants = [(ref, linger) for ref in refs for linger in lingers]
+    runs: dict[tuple[str, float | None], list[dict[str, Any]]] = {v: [] for v in variants}
     for round_no in range(args.rounds):
-        order = refs if round_no % 2 == 0 else refs[::-1]
-        for ref in order:
-            run = run_ref(exported[ref], args)
-            runs[ref].append(run)
+        for ref, linger in variants if round_no % 2 == 0 else variants[::-1]:
+            run = run_ref(exported[ref], args, linger)
+            runs[ref, linger].append(run)
             print(json.dumps({"ref": ref, **run}), flush=True)
-    for ref in refs:
-        med = {k: statistics.median(r[k] for r in runs[ref]) for k in runs[ref][0]}
+    for (ref, _), done in runs.items():
+        med = {k: statistics.median(r[k] for r in done) for k in done[0]}
         print(
             f"{ref}: linger {med['linger_ms']:.1f} ms, p50 {med['p50_ms']:.2f} ms, "
             f"p99 {med['p99_ms']:.2f} ms, {med['updates_per_write']:.1f} updates/write, "
-            f"CPU {med['cpu_us_per_edit']:.0f} µs/edit (medians of {len(runs[ref])})"
+            f"CPU {med['cpu_us_per_edit']:.0f} µs/edit (medians of {len(done)})"
         )
     return 0
 
