@@ -67,6 +67,7 @@ def run_ref(directory: Path, rooms: int, seconds: float, seed: int) -> dict[str,
         "send_lag_p99_ms": metrics.get("send_lag_p99_ms"),
         "loadgen_runqueue_wait_pct": metrics.get("runqueue_wait_pct"),
         "loadgen_loop_delay_p99_ms": metrics.get("loop_delay_p99_ms"),
+        "loadgen_loop_delay_max_ms": metrics.get("loop_delay_max_ms"),
         "failures": case["failures"],
     }
 
