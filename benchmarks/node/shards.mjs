@@ -146,6 +146,8 @@ function merge (rs, cpu) {
     gc_pause_max_ms: max(rs, 'gc_pause_max_ms'),
     runqueue_wait_pct: max(rs, 'runqueue_wait_pct'),
     major_page_faults: sum(rs, 'major_page_faults'),
+    loop_stalls: rs.flatMap((r, shard) => (r.loop_stalls || []).map((st) => ({ shard, ...st })))
+      .sort((a, b) => b.late_ms - a.late_ms).slice(0, 5),
     failures
   }
 }

@@ -130,11 +130,13 @@ export class LoopMeter {
     this.wait0 = runQueueWaitMs()
     this.faults0 = process.resourceUsage().majorPageFault
     this.t0 = performance.now()
+    this.stalls = new StallLog(this.t0)
   }
 
   stop () {
     this.eld.disable()
     this.gc.disconnect()
+    this.stalls.stop()
     const wallMs = performance.now() - this.t0
     const wait = runQueueWaitMs()
     return {
@@ -144,7 +146,56 @@ export class LoopMeter {
       gc_pause_max_ms: this.gcMaxMs,
       runqueue_wait_pct: wait === null || this.wait0 === null ? null : (100 * (wait - this.wait0)) / wallMs,
       // a page read back from disk stops the whole process for as long as the disk takes
-      major_page_faults: process.resourceUsage().majorPageFault - this.faults0
+      major_page_faults: process.resourceUsage().majorPageFault - this.faults0,
+      loop_stalls: this.stalls.worst()
     }
+  }
+}
+
+const STALL_TICK_MS = 10
+const STALL_MS = 50
+const STALLS_KEPT = 5
+
+/**
+ * The loop's longest stops, each with what it was: a 10 ms tick that comes more than
+ * 50 ms late records when (s into the window), how late (ms), how much of that this
+ * process waited for a core (run-queue ms) and how much CPU it used meanwhile (its own
+ * work or GC). Waiting ~ late: the machine; CPU ~ late: this process.
+ */
+class StallLog {
+  constructor (t0) {
+    this.t0 = t0
+    this.found = []
+    this.last = performance.now()
+    this.wait = runQueueWaitMs()
+    this.cpu = process.cpuUsage()
+    this.timer = setInterval(() => this._tick(), STALL_TICK_MS)
+  }
+
+  _tick () {
+    const now = performance.now()
+    const wait = runQueueWaitMs()
+    const cpu = process.cpuUsage()
+    const late = now - this.last - STALL_TICK_MS
+    if (late > STALL_MS) {
+      const used = process.cpuUsage(this.cpu)
+      this.found.push({
+        at_s: (this.last - this.t0) / 1000,
+        late_ms: late,
+        runqueue_ms: wait === null || this.wait === null ? null : wait - this.wait,
+        cpu_ms: (used.user + used.system) / 1000
+      })
+    }
+    this.last = now
+    this.wait = wait
+    this.cpu = cpu
+  }
+
+  stop () {
+    clearInterval(this.timer)
+  }
+
+  worst () {
+    return this.found.sort((a, b) => b.late_ms - a.late_ms).slice(0, STALLS_KEPT)
   }
 }
