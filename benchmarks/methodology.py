@@ -40,9 +40,10 @@ TEXT = """## How it is measured
   count; "final states seen" checks every client ends with every peer's last state.
 - **T typists:** open loop at typing pace: every client inserts one character
   5 times/s (each gap 200 ms x U(0.5, 1.5)) into its room's text, R rooms of 3,
-  R stepped 25, 50, 100, 200, 400 (each step on a restarted server, 10 s); then
-  one busy room, 10 clients x 20 edits/s. The rooms of a step are dealt out to
-  one load generator process per 50 rooms (a room's clients share a process, so
+  R stepped 25, 50, 100, 200, 400 (each step on a restarted server, 10 s, after
+  2 s of typing that is not measured); then one busy room, 10 clients x 20
+  edits/s (also after 2 s unmeasured). The rooms of a step are dealt out to one
+  load generator process per 50 rooms (a room's clients share a process, so
   latency stays on one clock); the processes start typing together and the
   server's CPU is read over that common window. Server CPU % is of one core; the
   busiest load process's own CPU (% of one core) and how late edits left against

@@ -301,6 +301,9 @@ def _client_bound(r: Result) -> bool:
 TYPIST_RATE = 5  # edits/s per client
 BUSY_CLIENTS, BUSY_RATE = 10, 20
 JITTER = 0.5  # every gap is the mean gap x U(0.5, 1.5)
+# Typing before the measured window (nothing of it counted): the first second's burst of
+# every process compiling its hot code at once is not the steady state being measured.
+WARMUP_S = 2
 P99_STOP_MS = 1000.0
 # Rooms of typists one load generator process drives: one Node process is one core, and
 # from about 100 rooms a single one was busy enough to set the latency it measured.
@@ -323,8 +326,9 @@ def typists_step(
         900,
         rooms=rooms,
         clientsPerRoom=3,
-        maxEdits=int(TYPIST_RATE * sizes.typist_s * 2) + 10,
+        maxEdits=int(TYPIST_RATE * (sizes.typist_s + WARMUP_S) * 2) + 10,
         rate=TYPIST_RATE,
+        warmupMs=WARMUP_S * 1000,
         jitter=JITTER,
         editText="x",
         durationMs=sizes.typist_s * 1000,
@@ -364,8 +368,9 @@ def typists(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
         300,
         rooms=1,
         clientsPerRoom=BUSY_CLIENTS,
-        maxEdits=int(BUSY_RATE * sizes.busy_s * 2) + 10,
+        maxEdits=int(BUSY_RATE * (sizes.busy_s + WARMUP_S) * 2) + 10,
         rate=BUSY_RATE,
+        warmupMs=WARMUP_S * 1000,
         jitter=JITTER,
         editText="x",
         durationMs=sizes.busy_s * 1000,

@@ -59,6 +59,8 @@ export async function edits (cfg) {
   await connectAll(all, 25, cfg.connectTimeoutMs || 30000)
   const trackers = roomClients.map((cs) => new EditTracker(cs, maxEdits, samples))
   const rand = rng(cfg.shard ? seed + cfg.shard.index : seed)
+  if (cfg.rate && cfg.warmupMs) await warmUp(trackers, writers, cfg, rand, editText)
+  const before = counts(trackers)
   await barrier(cfg, 'ready')
   const meter = new CpuMeter(server.pid, server.clkTck)
   meter.start()
@@ -103,8 +105,9 @@ export async function edits (cfg) {
   if (!trackers.every((t) => t.sameText())) failures.push('clients diverged')
   failures.push(...closedBy(all).map((s) => `closed: ${s}`))
   if (failures.length === 0) await verifyRooms(server, trackers, failures, editText)
-  const updates = trackers.reduce((a, t) => a + t.totalEdits(), 0)
-  const deliveries = trackers.reduce((a, t) => a + t.deliveries, 0)
+  const after = counts(trackers)
+  const updates = after.updates - before.updates
+  const deliveries = after.deliveries - before.deliveries
   const elapsed = (tEnd - t0) / 1000
   all.forEach((c) => c.close())
   const lagSummary = lag.summary()
@@ -112,7 +115,7 @@ export async function edits (cfg) {
     clients: all.length,
     updates,
     deliveries,
-    expected_deliveries: trackers.reduce((a, t) => a + t.expectedDeliveries(), 0),
+    expected_deliveries: after.expected - before.expected,
     lost,
     converged,
     elapsed_s: elapsed,
@@ -132,6 +135,32 @@ export async function edits (cfg) {
   }
 }
 
+/** Edits made, deliveries seen and deliveries due so far, over all rooms. */
+function counts (trackers) {
+  return {
+    updates: trackers.reduce((a, t) => a + t.totalEdits(), 0),
+    deliveries: trackers.reduce((a, t) => a + t.deliveries, 0),
+    expected: trackers.reduce((a, t) => a + t.expectedDeliveries(), 0)
+  }
+}
+
+/**
+ * Type for `cfg.warmupMs` before the measured window, measuring nothing. In its first
+ * second every load process compiles its hot code (V8's optimizing compiler runs on
+ * threads of its own) and the server meets its first edits, all at once: on two quiet
+ * cores that burst kept the load processes 50-115 ms from a core, 0.6-0.85 s into the
+ * window, which was the whole of the 100-room step's send lag p99 (44-90 ms).
+ */
+async function warmUp (trackers, writers, cfg, rand, editText) {
+  const measured = trackers.map((t) => t.samples)
+  const discard = new Samples(1 << 12)
+  for (const t of trackers) t.samples = discard
+  const until = performance.now() + cfg.warmupMs
+  await openLoop(trackers, writers, cfg.rate, cfg.maxEdits, until, rand, { jitter: cfg.jitter || 0, editText })
+  await waitUntil(() => trackers.every((t) => t.lost() === 0), cfg.convergeTimeoutMs || 60000)
+  trackers.forEach((t, i) => { t.samples = measured[i] })
+}
+
 /**
  * Each writer edits at `rate`/s on its own schedule until the deadline. With
  * `jitter` j every gap is interval x U(1 - j, 1 + j); `lag` collects how late each
@@ -146,7 +175,7 @@ async function openLoop (trackers, writers, rate, maxEdits, deadline, rand, opts
     for (let s = 0; s < writers; s++) {
       let due = performance.now() + rand() * interval
       jobs.push((async () => {
-        for (let k = 0; k < maxEdits; k++) {
+        for (let k = t.count[s]; k < maxEdits; k++) {
           if (due >= deadline) break
           const wait = due - performance.now()
           if (wait > 0) await sleep(wait)
