@@ -99,6 +99,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
     process.kill()
 
 
+@pytest.fixture(params=["lmdb", "redis"])
+def backend_flags(request: pytest.FixtureRequest) -> list[str]:
+    """The `performer serve` flags that choose the backend: a test using it runs on both."""
+    if request.param == "lmdb":
+        return []
+    redis: RedisProcess = request.getfixturevalue("redis_server")
+    return ["--redis", redis.url]
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     """A real webhook receiver on a loopback port (tests/server/receiver.py)."""

@@ -15,25 +15,14 @@ import time
 from typing import Any
 
 import aiohttp
-import pytest
 from pycrdt import Doc
 
 from harness.wire import edit
 from server.auth import issue_token
 from tests.conftest import ROOT, StartServer
-from tests.redis_process import RedisProcess
 
 SECRET = "a-secret-of-at-least-thirty-two-bytes!"
 DEADLINE = 60.0
-
-
-@pytest.fixture(params=["lmdb", "redis"])
-def backend(request: pytest.FixtureRequest) -> list[str]:
-    """The flags that choose the backend."""
-    if request.param == "lmdb":
-        return []
-    redis: RedisProcess = request.getfixturevalue("redis_server")
-    return ["--redis", redis.url]
 
 
 async def _fill(base: str, room: str, count: int, size: int) -> None:
@@ -68,15 +57,15 @@ async def _counts(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
     return {name: float(value) for name, value in found}
 
 
-def _start(server_factory: StartServer, backend: list[str], *flags: str) -> str:
-    return server_factory("--auth-secret", SECRET, *backend, *flags).url
+def _start(server_factory: StartServer, backend_flags: list[str], *flags: str) -> str:
+    return server_factory("--auth-secret", SECRET, *backend_flags, *flags).url
 
 
 async def test_past_its_rate_a_caller_gets_503_and_an_honest_retry_after(
-    server_factory: StartServer, backend: list[str]
+    server_factory: StartServer, backend_flags: list[str]
 ) -> None:
     rate, page = 100_000, 200_000
-    base = _start(server_factory, backend, "--page-bytes", str(page),
+    base = _start(server_factory, backend_flags, "--page-bytes", str(page),
                   "--page-bytes-per-second", str(rate))  # fmt: skip
     await _fill(base, "big", 3, 300_000)  # one entry a page, about 400 kB of JSON
     async with asyncio.timeout(DEADLINE), aiohttp.ClientSession() as http:
@@ -104,9 +93,9 @@ async def test_past_its_rate_a_caller_gets_503_and_an_honest_retry_after(
 
 
 async def test_a_caller_within_its_rate_is_never_refused_nor_paused(
-    server_factory: StartServer, backend: list[str]
+    server_factory: StartServer, backend_flags: list[str]
 ) -> None:
-    base = _start(server_factory, backend, "--page-bytes", "100000",
+    base = _start(server_factory, backend_flags, "--page-bytes", "100000",
                   "--page-bytes-per-second", "400000")  # fmt: skip
     await _fill(base, "big", 20, 1_000)
     token = _reader("carol")
@@ -142,10 +131,10 @@ async def _catch_up(http: aiohttp.ClientSession, base: str, token: str, last: in
 
 
 async def test_sse_catch_ups_count_and_are_paced_per_user(
-    server_factory: StartServer, backend: list[str]
+    server_factory: StartServer, backend_flags: list[str]
 ) -> None:
     rate, entries = 150_000, 5
-    base = _start(server_factory, backend, "--page-bytes", "60000",
+    base = _start(server_factory, backend_flags, "--page-bytes", "60000",
                   "--page-bytes-per-second", str(rate))  # fmt: skip
     await _fill(base, "big", entries, 50_000)  # about 67 kB an event, 335 kB a stream
     async with asyncio.timeout(DEADLINE), aiohttp.ClientSession() as http:
@@ -159,13 +148,13 @@ async def test_sse_catch_ups_count_and_are_paced_per_user(
 
 
 async def test_a_flood_of_parallel_pages_is_held_to_the_rate(
-    server_factory: StartServer, backend: list[str]
+    server_factory: StartServer, backend_flags: list[str]
 ) -> None:
     """Four readers of one user fetch pages as fast as answers come, ignoring
     Retry-After: the bytes they get stay within burst + rate x time (+ the pages in
     flight), and another user is served meanwhile."""
     rate, page, seconds = 300_000, 150_000, 3.0
-    base = _start(server_factory, backend, "--page-bytes", str(page),
+    base = _start(server_factory, backend_flags, "--page-bytes", str(page),
                   "--page-bytes-per-second", str(rate))  # fmt: skip
     await _fill(base, "big", 4, 100_000)
     got: list[int] = []
@@ -207,9 +196,11 @@ def test_bad_values_are_refused_at_start() -> None:
         assert "is not a whole number >= 0 (0: no limit)" in done.stderr, done.stderr
 
 
-async def test_history_pages_count_too(server_factory: StartServer, backend: list[str]) -> None:
+async def test_history_pages_count_too(
+    server_factory: StartServer, backend_flags: list[str]
+) -> None:
     rate, page = 200, 5_000  # a page of heads is about 1.1 x its records' budget
-    base = _start(server_factory, backend, "--page-bytes", str(page),
+    base = _start(server_factory, backend_flags, "--page-bytes", str(page),
                   "--page-bytes-per-second", str(rate))  # fmt: skip
     await _fill(base, "big", 100, 10)
     async with asyncio.timeout(DEADLINE), aiohttp.ClientSession() as http:
@@ -223,11 +214,11 @@ async def test_history_pages_count_too(server_factory: StartServer, backend: lis
 
 
 async def test_tiny_pages_are_held_to_pages_per_second(
-    server_factory: StartServer, backend: list[str]
+    server_factory: StartServer, backend_flags: list[str]
 ) -> None:
     """A page counts for at least a `--pages-per-second`th of the byte rate: a reader of
     tiny history pages is paced like one of big pages, and other users are not."""
-    base = _start(server_factory, backend, "--page-bytes", "100000",
+    base = _start(server_factory, backend_flags, "--page-bytes", "100000",
                   "--page-bytes-per-second", "100000", "--pages-per-second", "10")  # fmt: skip
     await _fill(base, "big", 3, 10)
     url = f"{base}/v1/rooms/big/history?after=0&limit=1&token="

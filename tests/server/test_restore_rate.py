@@ -18,20 +18,16 @@ from pycrdt import Doc
 from harness.wire import edit
 from server.auth import issue_token
 from tests.conftest import ROOT, StartServer
-from tests.redis_process import RedisProcess
 
 SECRET = "a-secret-of-at-least-thirty-two-bytes!"
 RATE = 50_000  # bytes per second; the bucket holds 4 s of it
 BIG = 350_000  # one restore re-inserting this much text owes 3 s at once
 
 
-@pytest.fixture(params=["lmdb", "redis"])
-def backend(request: pytest.FixtureRequest) -> list[str]:
-    """The flags that choose the backend."""
-    if request.param == "lmdb":
-        return []
-    redis: RedisProcess = request.getfixturevalue("redis_server")
-    return ["--redis", redis.url]
+def _serve(server_factory: StartServer, backend_flags: list[str]) -> str:
+    """A server with auth and the restore rate set to `RATE`; its base URL."""
+    flags = ["--restore-bytes-per-second", str(RATE)]
+    return server_factory("--auth-secret", SECRET, *backend_flags, *flags).url
 
 
 async def _room(http: aiohttp.ClientSession, base: str, room: str, token: str) -> None:
@@ -63,11 +59,9 @@ async def _last_seq(http: aiohttp.ClientSession, base: str, room: str, token: st
 
 
 async def test_a_room_past_its_restore_rate_gets_503_and_nothing_is_written(
-    server_factory: StartServer, backend: list[str]
+    server_factory: StartServer, backend_flags: list[str]
 ) -> None:
-    base = server_factory(
-        "--auth-secret", SECRET, *backend, "--restore-bytes-per-second", str(RATE)
-    ).url
+    base = _serve(server_factory, backend_flags)
     token = issue_token(SECRET, "*", user="restorer")
     async with asyncio.timeout(60), aiohttp.ClientSession() as http:
         for room in ("flooded", "other"):
@@ -90,11 +84,9 @@ async def test_a_room_past_its_restore_rate_gets_503_and_nothing_is_written(
 
 
 async def test_a_restore_that_changes_nothing_writes_nothing_and_costs_nothing(
-    server_factory: StartServer, backend: list[str]
+    server_factory: StartServer, backend_flags: list[str]
 ) -> None:
-    base = server_factory(
-        "--auth-secret", SECRET, *backend, "--restore-bytes-per-second", str(RATE)
-    ).url
+    base = _serve(server_factory, backend_flags)
     token = issue_token(SECRET, "*", user="restorer")
     async with asyncio.timeout(60), aiohttp.ClientSession() as http:
         await _room(http, base, "same", token)
