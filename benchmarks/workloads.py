@@ -206,7 +206,7 @@ def cold_sync(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     if case["failures"]:
         return [case]
     server.restart()
-    persists = server.kind.base == "ours"
+    persists = server.kind.durable
     expect = live["expect_chars"] if persists else None
     cfg: dict[str, Any] = {"roomPrefix": "cold-"}
     if expect is not None:
@@ -214,7 +214,8 @@ def cold_sync(server: RunningServer, sizes: Sizes, seed: int) -> list[Case]:
     after = _run(server, "join", 600, **cfg)
     case["failures"] += after.pop("failures", [])
     case["metrics"].update(
-        restart_sync_ms=after.get("sync_ms") if after.get("chars") else None,
+        restart_sync_ms=after.get("content_ms") if after.get("chars") else None,
+        restart_sync_step_ms=after.get("sync_ms"),
         restart_bytes=after.get("bytes_received"),
         restart_chars=after.get("chars"),
         restart_server_cpu_s=after.get("server_cpu_s"),

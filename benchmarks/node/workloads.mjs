@@ -217,9 +217,11 @@ export async function join (cfg) {
   const meter = new CpuMeter(cfg.server.pid, cfg.server.clkTck)
   meter.start()
   await c.connect(cfg.connectTimeoutMs || 120000)
+  const contentAt = await untilChars(c, cfg.expectChars, cfg.contentTimeoutMs || 60000)
   const cpu = meter.stop()
   const result = {
     sync_ms: c.syncedAt - c.t0,
+    content_ms: contentAt - c.t0,
     bytes_received: c.bytesAtSync,
     chars: c.text.length,
     ...cpu,
@@ -230,6 +232,22 @@ export async function join (cfg) {
   }
   c.close()
   return result
+}
+
+/**
+ * When the joined client's text has `expect` chars (now, if it had them at sync): a
+ * server may answer the sync before it has loaded a stored room and send the content
+ * after, so "joined" means "has the room". Gives up at the deadline (the caller's
+ * length check then reports it).
+ */
+function untilChars (c, expect, timeoutMs) {
+  if (expect === undefined || c.text.length >= expect) return Promise.resolve(c.syncedAt)
+  return new Promise((resolve) => {
+    const done = () => { clearTimeout(timer); c.doc.off('update', check); resolve(performance.now()) }
+    const check = () => { if (c.text.length >= expect) done() }
+    const timer = setTimeout(done, timeoutMs)
+    c.doc.on('update', check)
+  })
 }
 
 /** RSS with `rooms` rooms loaded (one client each, a few edits), then after all leave. */
