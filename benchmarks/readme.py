@@ -111,9 +111,10 @@ def classic(rows: list[Row]) -> str:
 
     def cold(s: str) -> str:
         r = _find(mine, "C", s)
-        if r is not None and not r["ok"] and "sync_ms" in r["metrics"]:
+        if r is not None and not r["ok"] and (r["metrics"].get("sync_ms") or {}).get("median"):
             # joined live, then lost the room across the restart: say what came back
-            return f"{_num(r, 'sync_ms')} · FAILED ({r['failures'][0].splitlines()[0]})"
+            live = _num({**r, "ok": True}, "sync_ms")
+            return f"{live} · FAILED ({r['failures'][0].splitlines()[0]})"
         if r is None or not r["ok"]:
             return _num(r, "x")
         after = f"{_num(r, 'restart_sync_ms')} (kept)" if KINDS[s].durable else "not kept [1]"
