@@ -14,7 +14,10 @@ against a server with auth on:
 4. expiry: SSE subscribers with tokens that expire after a few seconds, which must get
    an `expired` event and be closed.
 
-Measured: probe latency before (quiet) and during the attacks, the server's RSS, how
+Measured: probe latency before (quiet) and during the attacks, and optionally in a
+control phase between them: with idle-priority processes spinning on the machine and no
+attack (`harness.busy`: what co-located CPU load alone does to the probe, since on a small
+machine the attacking clients share the server's cores); the server's RSS, how
 late its event loop woke its timer (the `performer_loop_stall_seconds` histogram, quiet and
 attacked: the loop's own stalls, which a shared machine's noise does not make up), and
 what each attack got back (statuses, bytes, streams accepted, expired events).
@@ -36,6 +39,7 @@ import aiohttp
 from pycrdt import Doc, Map
 
 from harness.abuse_attacks import ATTACKER_NICE, SECRET, AbuseSizes, AttackTally, attacker_main
+from harness.busy import BusyLoad
 from harness.common import Server, pid_of, rss_kib
 from harness.isolation import Latencies, probe
 from harness.wire import connect, edit
@@ -65,6 +69,8 @@ class LoopStalls:
 class AbuseReport:
     quiet: Latencies
     attacked: Latencies
+    control: Latencies | None = None  # with `control_busy` idle-priority spinners, no attack
+    control_busy: int = 0
     rss_mib: list[float] = field(default_factory=list)
     statuses: dict[str, Counter[int]] = field(default_factory=dict)
     page_bytes: list[int] = field(default_factory=list)  # body sizes of feed/history pages
@@ -78,9 +84,13 @@ class AbuseReport:
     def problems(self, max_ratio: float, max_growth_mib: float, sizes: AbuseSizes) -> list[str]:
         out = []
         if self.attacked.p99_ms > max_ratio * self.quiet.p99_ms:
+            floor = ""
+            if self.control is not None:
+                floor = (f" ({self.control_busy} idle-priority spinners that never touch the "
+                         f"server alone: {self.control.p99_ms:.1f} ms)")  # fmt: skip
             out.append(
                 f"probe p99 {self.attacked.p99_ms:.1f} ms under attack > {max_ratio:g} x "
-                f"quiet {self.quiet.p99_ms:.1f} ms"
+                f"quiet {self.quiet.p99_ms:.1f} ms{floor}"
             )
         growth = max(self.rss_mib) - self.rss_mib[0] if self.rss_mib else 0.0
         if growth > max_growth_mib:
@@ -103,8 +113,14 @@ class AbuseReport:
         pages = f"n={len(self.page_bytes)} max_bytes={max(self.page_bytes, default=0)}"
         streams = f"one_token_accepted={self.streams_accepted}"
         streams += f" subscribers_at_end={self.subscribers_at_end} expired={self.expired}"
+        control = []
+        if self.control is not None:
+            control = [
+                f"RESULT abuse probe control busy={self.control_busy} {self.control.summary()}"
+            ]
         return [
             f"RESULT abuse probe quiet {self.quiet.summary()}",
+            *control,
             f"RESULT abuse probe attacked {self.attacked.summary()}",
             f"RESULT abuse rss {rss}",
             f"RESULT abuse statuses {statuses}",
@@ -222,13 +238,18 @@ class Attacker:
         return self._conn.recv()
 
 
-async def run_abuse(server: Server, sizes: AbuseSizes) -> AbuseReport:
+async def run_abuse(server: Server, sizes: AbuseSizes, control_busy: int = 0) -> AbuseReport:
+    """The phases: quiet, then (with `control_busy`) the control, then attacked."""
     await prepare(server, sizes)
     report = AbuseReport(Latencies(), Latencies())
     before = await _stall_histogram(server)
     await _probes(server, sizes.probes, report.quiet)
     quiet_end = await _stall_histogram(server)
     report.stalls_quiet = _stalls_between(before, quiet_end)
+    if control_busy:
+        report.control, report.control_busy = Latencies(), control_busy
+        with BusyLoad(control_busy):
+            await _probes(server, sizes.probes, report.control)
     stop = asyncio.Event()
     report.rss_mib.append(rss_kib(pid_of(server)) / 1024)
     sampler = asyncio.create_task(_rss(server, report, stop))

@@ -2,7 +2,8 @@
 `harness.abuse`).
 
 Fails (exit 1) when the probe room's p99 edit latency under attack passes
-`--max-p99-ratio` (2) times its quiet p99, the server's RSS grows more than
+`--max-p99-ratio` (2) times its quiet p99 (the control phase, `--control-busy`, says
+how much of that the machine's co-located load alone accounts for), the server's RSS grows more than
 `--max-rss-growth-mib` (150) during the attacks, the compute flood is never refused with
 503, one token gets every stream it asks for, or a stream outlives its token::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from dataclasses import asdict
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=value)
     parser.add_argument("--max-p99-ratio", type=float, default=2.0)
     parser.add_argument("--max-rss-growth-mib", type=float, default=150.0)
+    parser.add_argument("--control-busy", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="before the attacks, probe again while N idle-priority "
+                             "processes spin and nothing attacks (default: one per core; "
+                             "0: skip)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--serve-arg", action="append", default=[], metavar="FLAG",
                         help="one more flag for the server (repeatable)")  # fmt: skip
@@ -43,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         server = ServerProcess(Path(tmp) / "data", flags)
         server.start()
         try:
-            report = asyncio.run(run_abuse(server, sizes))
+            report = asyncio.run(run_abuse(server, sizes, args.control_busy))
         finally:
             server.kill()
     problems = report.problems(args.max_p99_ratio, args.max_rss_growth_mib, sizes)
@@ -61,8 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             "serve_args": args.serve_arg,
             "probe": {
                 phase: {"p50_ms": times.p50_ms, "p99_ms": times.p99_ms, "n": len(times.samples)}
-                for phase, times in (("quiet", report.quiet), ("attacked", report.attacked))
+                for phase, times in (
+                    ("quiet", report.quiet),
+                    ("control", report.control),
+                    ("attacked", report.attacked),
+                )
+                if times is not None
             },
+            "control_busy": report.control_busy,
             "loop_stalls": {
                 "quiet": asdict(report.stalls_quiet),
                 "attacked": asdict(report.stalls_attacked),
