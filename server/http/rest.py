@@ -40,7 +40,8 @@ async def engine_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Every EngineError becomes the status the one error table gives it (a `Busy` one
-    also says when to come back, in `Retry-After`)."""
+    also says when to come back, in `Retry-After`); a client that left mid-request is
+    logged at INFO, not as a server error."""
     try:
         return await handler(request)
     except Busy as exc:
@@ -52,6 +53,11 @@ async def engine_errors(
         if status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc)
         return web.json_response({"error": str(exc)}, status=status)
+    except ConnectionResetError as exc:
+        # The client left mid-request (its body half sent): nothing was applied and
+        # nobody is there to answer. Not a server error, so no traceback at ERROR.
+        log.info("%s %s: the client left: %s", request.method, request.path, exc)
+        raise web.HTTPBadRequest(text="the connection closed before the request was read") from None
 
 
 async def grant_for(request: web.Request, room: str, *, write: bool = False) -> Grant:

@@ -1,9 +1,14 @@
 """Malformed input is a 400 with a reason, never a 500: odd `?at=` values, a 5,000-digit
-Last-Event-ID, JSON bodies nested past any parser's stack, a room nested 3,000 deep.
+Last-Event-ID, JSON bodies nested past any parser's stack, a room nested 3,000 deep, a
+client that leaves halfway through its body.
 And version names: bounded per room (on LMDB and on Redis) and listed in pages."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,7 @@ from pycrdt import Doc, Map
 from harness.wire import edit
 from server import Config, create_app
 from server.config import Limits
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, StartServer
 from tests.redis_process import RedisProcess
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -123,3 +128,34 @@ async def test_version_names_are_bounded_and_listed_in_pages(small_limits: str) 
         assert names == [f"v{i}" for i in range(5)]
         status, body = await call(http, "GET", f"{room}/versions?after=nope")
         assert status == 404
+
+
+def _post_half_then_reset(server: ServerProcess, path: str, content_type: str) -> None:
+    """A POST announcing a 1 MB body that sends 1,000 bytes of it, then resets the
+    connection (SO_LINGER 0): a client killed mid-upload."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+        sock.sendall(f"{head}Content-Length: 1000000\r\n\r\n".encode() + b"{" * 1000)
+        time.sleep(0.2)  # the handler is now reading the body
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
+    server_factory: StartServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server = server_factory(env={"PERFORMER_LOG": "INFO"})
+    room = f"{server.url}/v1/rooms/left"
+    async with aiohttp.ClientSession() as http:
+        assert (await call(http, "POST", f"{room}/update", data=edit(Doc(), "x"),
+                           headers=OCTET))[0] == 200  # fmt: skip
+        for path, kind in (("update", OCTET["Content-Type"]), ("restore", "application/json")):
+            await asyncio.to_thread(_post_half_then_reset, server, f"/v1/rooms/left/{path}", kind)
+        err, end = "", time.monotonic() + 20
+        while err.count("the client left") < 2:
+            assert time.monotonic() < end, f"the server did not log both departures: {err!r}"
+            await asyncio.sleep(0.1)
+            err += capfd.readouterr().err
+        assert "Traceback" not in err and "Error handling request" not in err, err
+        status, body = await call(http, "GET", f"{room}/json")
+        assert status == 200 and body["seq"] == 1  # nothing of the half bodies was applied
