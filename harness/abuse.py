@@ -30,15 +30,15 @@ work on the same loop or the same cores.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from pycrdt import Doc, Map
 
-from harness.abuse_attacks import ATTACKER_NICE, SECRET, AbuseSizes, AttackTally, attacker_main
+from harness.abuse_attacks import SECRET, AbuseSizes, AttackTally
+from harness.attacker_link import Attacker
 from harness.busy import BusyLoad
 from harness.common import Server, pid_of, rss_kib
 from harness.isolation import Latencies, probe
@@ -191,55 +191,15 @@ async def _probes(server: Server, count: int, times: Latencies) -> None:
             await probe(writer, reader, n, times)
 
 
-class Attacker:
-    """The attacks, in a spawned process at `ATTACKER_NICE` (see harness.abuse_attacks)."""
-
-    def __init__(self, server: Server, sizes: AbuseSizes) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=attacker_main,
-            args=(server.url, asdict(sizes), child, ATTACKER_NICE),
-            name="abuse-attacker",
-            daemon=True,
-        )
-
-    async def start(self) -> None:
-        """Start the attacks; returns once they all run (the streams are open)."""
-        self._process.start()
-        await self._expect("ready")
-
-    async def finish(self) -> None:
-        """Let the expiring streams end (they must, by their tokens' expiry)."""
-        self._conn.send("finish")
-        await self._expect("expired")
-
-    async def stop(self) -> AttackTally:
-        self._conn.send("stop")
-        raw = await self._receive()
-        await asyncio.to_thread(self._process.join, DEADLINE)
-        return AttackTally.from_dict(raw)
-
-    def kill(self) -> None:
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join(DEADLINE)
-
-    async def _expect(self, word: str) -> None:
-        said = await self._receive()
-        if said != word:
-            raise RuntimeError(f"the attacker said {said!r}, expected {word!r}")
-
-    async def _receive(self) -> Any:
-        async with asyncio.timeout(DEADLINE * 2):
-            ready = await asyncio.to_thread(self._conn.poll, DEADLINE * 2)
-        if not ready:
-            raise TimeoutError("the attacker process did not answer")
-        return self._conn.recv()
-
-
-async def run_abuse(server: Server, sizes: AbuseSizes, control_busy: int = 0) -> AbuseReport:
-    """The phases: quiet, then (with `control_busy`) the control, then attacked."""
+async def run_abuse(
+    server: Server,
+    sizes: AbuseSizes,
+    control_busy: int = 0,
+    attacker: Attacker | None = None,
+) -> AbuseReport:
+    """The phases: quiet, then (with `control_busy`) the control, then attacked. The
+    attacks come from `attacker` (another machine's: `RemoteAttacker`), else from a
+    process spawned here."""
     await prepare(server, sizes)
     report = AbuseReport(Latencies(), Latencies())
     before = await _stall_histogram(server)
@@ -253,7 +213,7 @@ async def run_abuse(server: Server, sizes: AbuseSizes, control_busy: int = 0) ->
     stop = asyncio.Event()
     report.rss_mib.append(rss_kib(pid_of(server)) / 1024)
     sampler = asyncio.create_task(_rss(server, report, stop))
-    attacker = Attacker(server, sizes)
+    attacker = attacker or Attacker(server.url, sizes)
     try:
         async with asyncio.timeout(DEADLINE * 5):
             await attacker.start()

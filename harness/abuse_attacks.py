@@ -20,10 +20,12 @@ import json
 import os
 import random
 import socket
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection, Listener
 from typing import Any
 
 import aiohttp
@@ -71,9 +73,32 @@ class AttackTally:
 
 
 def attacker_main(url: str, sizes: dict[str, int], conn: Connection, nice: int) -> None:
-    """The attacker process's entry point (spawned by `harness.abuse.Attacker`)."""
+    """The attacker process's entry point (spawned by `harness.attacker_link.Attacker`)."""
     os.nice(nice)
     asyncio.run(_attack(url, AbuseSizes(**sizes), conn))
+
+
+def serve_attacks(address: tuple[str, int], key: bytes, runs: int | None = None) -> None:
+    """Wait at `address` for harnesses on other machines (`RemoteAttacker`), one run at a
+    time: each sends the server's URL and the sizes, then drives the attacks as a local
+    harness drives its spawned process. `runs`: stop after that many (None: forever)."""
+    with Listener(address, authkey=key) as listener:
+        print(f"ATTACKER listening on {address[0]}:{listener.address[1]}", flush=True)
+        done = 0
+        while runs is None or done < runs:
+            try:
+                conn = listener.accept()
+            except (AuthenticationError, EOFError, OSError) as exc:  # a wrong key, a probe
+                print(f"ATTACKER refused a connection: {exc!r}", file=sys.stderr, flush=True)
+                continue
+            with conn:
+                url, sizes = conn.recv()
+                try:
+                    asyncio.run(_attack(url, AbuseSizes(**sizes), conn))
+                except (EOFError, OSError):
+                    pass  # the harness went away: its attacks ended with it
+            done += 1
+            print(f"ATTACKER run {done} on {url} ended", flush=True)
 
 
 async def _attack(url: str, sizes: AbuseSizes, conn: Connection) -> None:
