@@ -8,6 +8,9 @@
 // `LISTENING http://HOST:PORT` like our server. On SIGTERM the server's destroy
 // stores every loaded document; the extension does not wait for its own writes, so
 // the wrapper closes the database (which finishes queued statements) before exiting.
+// Hocuspocus's own signal handler (`stopOnSignals`, on by default) is turned off: it
+// exits as soon as destroy returns, before that last write has run, and a room whose
+// debounced store was still pending at SIGTERM came back empty (1 restart in 8-10 here).
 import { Server } from '@hocuspocus/server'
 import { SQLite } from '@hocuspocus/extension-sqlite'
 
@@ -19,6 +22,7 @@ const server = new Server({
   port: 0,
   address: host,
   quiet: true,
+  stopOnSignals: false, // ours below closes the database first
   extensions: [sqlite],
 })
 await server.listen()
