@@ -78,14 +78,14 @@ def attacker_main(url: str, sizes: dict[str, int], conn: Connection, nice: int) 
     asyncio.run(_attack(url, AbuseSizes(**sizes), conn))
 
 
-def serve_attacks(address: tuple[str, int], key: bytes, runs: int | None = None) -> None:
+def serve_attacks(address: tuple[str, int], key: bytes) -> None:
     """Wait at `address` for harnesses on other machines (`RemoteAttacker`), one run at a
-    time: each sends the server's URL and the sizes, then drives the attacks as a local
-    harness drives its spawned process. `runs`: stop after that many (None: forever)."""
+    time, until killed: each sends the server's URL and the sizes, then drives the attacks
+    as a local harness drives its spawned process."""
     with Listener(address, authkey=key) as listener:
         print(f"ATTACKER listening on {address[0]}:{listener.address[1]}", flush=True)
         done = 0
-        while runs is None or done < runs:
+        while True:
             try:
                 conn = listener.accept()
             except (AuthenticationError, EOFError, OSError) as exc:  # a wrong key, a probe

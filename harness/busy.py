@@ -2,8 +2,8 @@
 share of an attacked probe's latency.
 
 On a small machine the attacking clients can only run on the server's cores, and on the
-2-core VM the harness was built on a process that merely spins, at the lowest CPU
-priority Linux offers (SCHED_IDLE), raised the quiet probe's p99 from 1.7 ms to 5-8 ms,
+2-core VM the harness was built on, a process that merely spins at the lowest CPU
+priority Linux offers (SCHED_IDLE) raised the quiet probe's p99 from 1.7 ms to 5-8 ms,
 even pinned to the other core while the server and the probe had one to themselves. An
 attacked p99 read without that figure beside it blames the server for the machine.
 `BusyLoad` is that control: `count` processes spinning at SCHED_IDLE (nice 19 where the
@@ -55,9 +55,9 @@ class BusyLoad:
             process = context.Process(target=spin, args=(event,), name=f"busy-{index}", daemon=True)
             process.start()
             self._processes.append(process)
-        for event in started:
-            if not event.wait(START_TIMEOUT_SECONDS):
-                raise TimeoutError("a busy process did not start spinning")
+        if not all(event.wait(START_TIMEOUT_SECONDS) for event in started):
+            self.__exit__(None, None, None)  # no spinner outlives a failed start
+            raise TimeoutError("a busy process did not start spinning")
         return self
 
     def __exit__(
